@@ -1,0 +1,1 @@
+"""The `optikube` command line."""

@@ -1,0 +1,1 @@
+"""Shared pytest configuration. Tier fixtures live next to the tests that need them."""

@@ -1,0 +1,3 @@
+"""optikube trainer: techniques that really change a model, and the stages torchrun launches."""
+
+__version__ = "0.1.0"

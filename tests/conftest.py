@@ -1,1 +1,24 @@
 """Shared pytest configuration. Tier fixtures live next to the tests that need them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from optikube_operator.envtest import ControlPlane
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """One real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok with
+    2 CPU + 2 GPU fake nodes) on 127.0.0.1 for the whole session; stopped, no process left, at the end.
+
+    Binaries come from OPTIKUBE_ASSETS or the project's build cache (`make controlplane`).
+    """
+    from optikube_operator.envtest import ControlPlane
+
+    with ControlPlane() as plane:
+        yield plane

@@ -1,0 +1,92 @@
+"""Best trial, Pareto front and the rule that picks the final pipeline's params.
+
+The rule (documented in docs/tuning.md):
+
+1. Candidates are the succeeded trials that report every objective and meet every constraint of
+   ``spec.tuning.selection.constraints``.
+2. Among the candidates' Pareto front (over all objectives), pick the best value of the
+   primary objective; ties go to the next objectives in order, then to the lowest trial number.
+3. When no trial meets the constraints, the same choice is made over all succeeded trials and
+   the result says the constraints were not met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optikube_operator.core.observed import ObservedTrial, TrialState
+from optikube_operator.core.settings import Direction, Objective, TuningSettings
+
+
+@dataclass(frozen=True)
+class Selection:
+    trial: ObservedTrial
+    constraints_met: bool
+
+
+def _complete(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> list[ObservedTrial]:
+    return [
+        trial
+        for trial in trials
+        if trial.state is TrialState.SUCCEEDED
+        and all(objective.metric in trial.values for objective in settings.objectives)
+    ]
+
+
+def _oriented(objective: Objective, value: float) -> float:
+    """Larger is better after orientation."""
+    return value if objective.direction is Direction.MAXIMIZE else -value
+
+
+def dominates(settings: TuningSettings, a: ObservedTrial, b: ObservedTrial) -> bool:
+    better_somewhere = False
+    for objective in settings.objectives:
+        va = _oriented(objective, a.values[objective.metric])
+        vb = _oriented(objective, b.values[objective.metric])
+        if va < vb:
+            return False
+        better_somewhere = better_somewhere or va > vb
+    return better_somewhere
+
+
+def pareto_front(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> list[ObservedTrial]:
+    complete = _complete(settings, trials)
+    front = [t for t in complete if not any(dominates(settings, other, t) for other in complete)]
+    return sorted(front, key=lambda trial: trial.number)
+
+
+def _ranking_key(settings: TuningSettings, trial: ObservedTrial) -> tuple[float, ...]:
+    keys = [-_oriented(o, trial.values[o.metric]) for o in settings.objectives]
+    return (*keys, float(trial.number))
+
+
+def select(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> Selection | None:
+    complete = _complete(settings, trials)
+    if not complete:
+        return None
+    candidates = [t for t in complete if all(c.met(t.values) for c in settings.constraints)]
+    constraints_met = bool(candidates)
+    pool = pareto_front(settings, candidates if candidates else complete)
+    best = min(pool, key=lambda trial: _ranking_key(settings, trial))
+    return Selection(trial=best, constraints_met=constraints_met)
+
+
+def best_trial(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:
+    """The best trial by the primary objective alone (ties: lowest number)."""
+    complete = _complete(settings, trials)
+    if not complete:
+        return None
+    primary = settings.primary
+    return min(complete, key=lambda t: (-_oriented(primary, t.values[primary.metric]), t.number))
+
+
+def goal_reached(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:
+    if settings.goal is None:
+        return None
+    goal = settings.goal
+    for trial in sorted(_complete(settings, trials), key=lambda t: t.number):
+        meets = all(c.met(trial.values) for c in settings.constraints)
+        if meets and settings.primary.reaches(trial.values[settings.primary.metric], goal):
+            return trial
+    return None

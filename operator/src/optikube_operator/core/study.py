@@ -1,0 +1,263 @@
+"""Optuna study management: samplers, pruners and a study rebuilt from recorded trials.
+
+The study is never the source of truth. It is rebuilt in memory from the observed trials each
+time the core needs it (cheap: a few milliseconds at 500 trials), so a restarted operator or CLI
+continues the same search. Two things make this deterministic and restart-safe:
+
+* every suggestion uses a fresh sampler seeded from (job seed, trial number), so the params of
+  trial k depend only on the trials recorded before it, not on how many times anybody asked;
+* the system attributes a sampler writes while suggesting (CMA-ES's optimizer state, NSGA-II's
+  generation) are returned with the suggestion, recorded with the trial, and put back on rebuild.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.storages import InMemoryStorage
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState as OptunaState
+
+from optikube_operator.core.observed import ObservedTrial, TrialState
+from optikube_operator.core.pruning import make_pruner, rung_attrs
+from optikube_operator.core.settings import Direction, Param, TuningSettings
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes", "nsga2")
+
+
+class TuningError(ValueError):
+    """A search setting the core cannot turn into a study; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    params: dict[str, Any]
+    sampler_attrs: dict[str, Any]
+
+
+def distribution(param: Param) -> BaseDistribution:
+    path = f'spec.tuning.searchSpace["{param.name}"]'
+    if param.type == "categorical":
+        if not param.choices:
+            raise TuningError(f"{path}.choices: a categorical parameter needs choices")
+        return CategoricalDistribution(list(param.choices))
+    if param.low is None or param.high is None:
+        raise TuningError(f"{path}: {param.type} parameters need low and high")
+    if param.type == "int":
+        step = 1 if param.step is None else int(param.step)
+        return IntDistribution(int(param.low), int(param.high), log=param.log, step=step)
+    if param.type == "float":
+        return FloatDistribution(float(param.low), float(param.high), log=param.log, step=param.step)
+    raise TuningError(f"{path}.type: {param.type!r} is not one of float, int, categorical")
+
+
+def distributions(settings: TuningSettings) -> dict[str, BaseDistribution]:
+    return {param.name: distribution(param) for param in settings.search_space}
+
+
+def trial_seed(seed: int, number: int) -> int:
+    return (seed * 1_000_003 + number * 7919 + 17) % (2**32)
+
+
+def make_sampler(settings: TuningSettings, number: int) -> optuna.samplers.BaseSampler:
+    kind = settings.sampler_type
+    seed = trial_seed(settings.sampler_seed, number)
+    startup = int(settings.sampler.get("startupTrials") or 10)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "tpe":
+        # constant_liar keeps parallel trials apart; multivariate models parameter interactions.
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True
+        )
+    if kind == "gp":
+        try:
+            import torch  # noqa: F401  (Optuna's GP sampler is written in torch)
+        except ImportError as error:
+            raise TuningError(
+                "spec.tuning.sampler.type: gp needs torch where the operator runs "
+                "(install optikube[trainer]); use tpe otherwise"
+            ) from error
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    if kind == "cmaes":
+        population = settings.sampler.get("populationSize")
+        return optuna.samplers.CmaEsSampler(
+            seed=seed,
+            n_startup_trials=startup,
+            popsize=None if population is None else int(population),
+            warn_independent_sampling=False,
+        )
+    if kind == "nsga2":
+        population = int(settings.sampler.get("populationSize") or 8)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    if kind == "grid":
+        raise TuningError("grid suggestions come from grid_points, not from a sampler")
+    raise TuningError(f"spec.tuning.sampler.type: {kind!r} is not one of {', '.join(SAMPLERS)}")
+
+
+def _objective_values(settings: TuningSettings, trial: ObservedTrial) -> list[float] | None:
+    values = [trial.values.get(objective.metric) for objective in settings.objectives]
+    if any(value is None or not math.isfinite(float(value)) for value in values):
+        return None
+    return [float(value) for value in values if value is not None]
+
+
+def _primary_series(settings: TuningSettings, trial: ObservedTrial) -> dict[int, float]:
+    metric = settings.primary.metric
+    return {
+        int(step): float(values[metric]) for step, values in trial.intermediate.items() if metric in values
+    }
+
+
+def _frozen(
+    settings: TuningSettings,
+    trial: ObservedTrial,
+    dists: Mapping[str, BaseDistribution],
+    *,
+    single_objective: bool,
+    extra_attrs: Mapping[str, Any],
+) -> FrozenTrial:
+    params = dict(trial.params)
+    usable = set(params) == set(dists) and all(
+        dists[name]._contains(dists[name].to_internal_repr(value)) for name, value in params.items()
+    )
+    if not usable:
+        # Recorded under another search space: keep its number (Hyperband brackets and grid
+        # bookkeeping depend on dense numbers) but let it inform nothing.
+        return optuna.trial.create_trial(state=OptunaState.FAIL)
+    intermediate = _primary_series(settings, trial)
+    attrs = {**trial.sampler_attrs, **extra_attrs}
+    values = _objective_values(settings, trial)
+    common: dict[str, Any] = {
+        "params": params,
+        "distributions": dict(dists),
+        "intermediate_values": intermediate,
+        "system_attrs": attrs,
+    }
+    if trial.state is TrialState.SUCCEEDED and values is not None:
+        return optuna.trial.create_trial(
+            state=OptunaState.COMPLETE, values=values[:1] if single_objective else values, **common
+        )
+    if trial.state is TrialState.PRUNED:
+        return optuna.trial.create_trial(state=OptunaState.PRUNED, **common)
+    if trial.state.active:
+        return optuna.trial.create_trial(state=OptunaState.RUNNING, **common)
+    return optuna.trial.create_trial(state=OptunaState.FAIL, **common)
+
+
+def build_study(
+    settings: TuningSettings,
+    trials: Iterable[ObservedTrial],
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    for_pruning: bool = False,
+    judged: int | None = None,
+) -> optuna.Study:
+    """An in-memory study holding ``trials`` in number order (Optuna numbers == ours)."""
+    dists = distributions(settings)
+    directions = [settings.primary] if for_pruning else list(settings.objectives)
+    pruner = make_pruner(settings) if for_pruning else optuna.pruners.NopPruner()
+    study = optuna.create_study(
+        storage=InMemoryStorage(),
+        sampler=sampler or optuna.samplers.RandomSampler(seed=settings.sampler_seed),
+        pruner=pruner,
+        study_name=settings.job_name,
+        directions=[objective.direction.value for objective in directions],
+    )
+    ordered = sorted(trials, key=lambda trial: trial.number)
+    frozen: list[FrozenTrial] = []
+    for trial in ordered:
+        while len(frozen) < trial.number:  # a hole in the numbering: keep numbers aligned
+            frozen.append(optuna.trial.create_trial(state=OptunaState.FAIL))
+        frozen.append(_frozen(settings, trial, dists, single_objective=for_pruning, extra_attrs={}))
+    study.add_trials(frozen)
+    if for_pruning:
+        _restore_rungs(settings, study, ordered, judged)
+    return study
+
+
+def _restore_rungs(
+    settings: TuningSettings, study: optuna.Study, trials: Sequence[ObservedTrial], judged: int | None
+) -> None:
+    """Put back the rung records successive halving and Hyperband keep on trials."""
+    storage = study._storage
+    stored = storage.get_all_trials(study._study_id, deepcopy=False)
+    for trial in trials:
+        frozen = stored[trial.number]
+        series = _primary_series(settings, trial)
+        if not series:
+            continue
+        # The newest step of the trial being judged is judged live by the pruner, not restored.
+        if trial.number == judged:
+            series = {step: value for step, value in series.items() if step < max(series)}
+        for key, value in rung_attrs(study, frozen, series).items():
+            storage.set_trial_system_attr(frozen._trial_id, key, value)
+
+
+def suggest(settings: TuningSettings, trials: Sequence[ObservedTrial], number: int) -> Suggestion:
+    """The params for trial ``number``, given every recorded trial (new ones included)."""
+    sampler = make_sampler(settings, number)
+    study = build_study(settings, trials, sampler=sampler)
+    if len(study._storage.get_all_trials(study._study_id, deepcopy=False)) != number:
+        raise ValueError(f"trial numbers are not dense: cannot suggest trial {number}")
+    trial = study.ask(distributions(settings))
+    frozen = study._storage.get_trial(trial._trial_id)
+    return Suggestion(params=dict(frozen.params), sampler_attrs=dict(frozen.system_attrs))
+
+
+def grid_points(settings: TuningSettings) -> list[dict[str, Any]]:
+    """Every grid point, in an order shuffled by the seed (so a truncated grid is a fair sample)."""
+    axes: list[list[Any]] = []
+    for param in settings.search_space:
+        path = f'spec.tuning.searchSpace["{param.name}"]'
+        if param.type == "categorical":
+            axes.append(list(param.choices))
+        elif param.type == "int" and param.low is not None and param.high is not None:
+            axes.append(list(range(int(param.low), int(param.high) + 1, int(param.step or 1))))
+        elif param.type == "float" and param.step and param.low is not None and param.high is not None:
+            count = math.floor((param.high - param.low) / param.step + 1e-9) + 1
+            axes.append([round(param.low + i * param.step, 12) for i in range(count)])
+        else:
+            raise TuningError(f"{path}: grid search needs choices, an int range or a float step")
+    names = [param.name for param in settings.search_space]
+    points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+    random.Random(settings.sampler_seed).shuffle(points)
+    return points
+
+
+def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in params.items()))
+
+
+def unvisited_grid_points(settings: TuningSettings, trials: Iterable[ObservedTrial]) -> list[dict[str, Any]]:
+    seen = {_key(trial.params) for trial in trials}
+    return [point for point in grid_points(settings) if _key(point) not in seen]
+
+
+def should_prune_trial(settings: TuningSettings, trials: Sequence[ObservedTrial], number: int) -> bool:
+    if settings.pruner_type == "none":
+        return False
+    target = next((trial for trial in trials if trial.number == number), None)
+    if target is None or not target.state.active or not _primary_series(settings, target):
+        return False
+    study = build_study(settings, trials, for_pruning=True, judged=number)
+    frozen = study._storage.get_all_trials(study._study_id, deepcopy=False)[number]
+    return bool(study.pruner.prune(study, frozen))
+
+
+def direction_sign(direction: Direction) -> float:
+    return 1.0 if direction is Direction.MAXIMIZE else -1.0

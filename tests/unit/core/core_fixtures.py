@@ -1,0 +1,58 @@
+"""Specs and observed states for the core's unit tests."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from optikube_operator.core import ObservedTrial, TrialState
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+BASE_SPEC: dict[str, Any] = {
+    "seed": 7,
+    "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+    "training": {"epochs": 9, "learningRate": 0.01, "batchSize": 64},
+    "model": {"builtin": {"name": "mlp"}, "params": {"width": 32}},
+    "tuning": {
+        "sampler": {"type": "tpe"},
+        "pruner": {"type": "none"},
+        "maxTrials": 6,
+        "parallelTrials": 2,
+        "maxFailedTrials": 2,
+        "searchSpace": {
+            "training.learningRate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            "model.params.width": {"type": "int", "low": 16, "high": 128, "step": 16},
+        },
+    },
+}
+
+
+def spec(**tuning: Any) -> dict[str, Any]:
+    result = copy.deepcopy(BASE_SPEC)
+    result["tuning"].update(tuning)
+    return result
+
+
+def trial(
+    number: int,
+    state: TrialState,
+    accuracy: float | None = None,
+    *,
+    curve: list[float] | None = None,
+    started: timedelta = timedelta(0),
+    params: dict[str, Any] | None = None,
+    **values: float,
+) -> ObservedTrial:
+    final = dict(values)
+    if accuracy is not None:
+        final["accuracy"] = accuracy
+    return ObservedTrial(
+        number=number,
+        params=params or {"training.learningRate": 0.001 * (number + 1), "model.params.width": 16 * (1 + number % 8)},
+        state=state,
+        intermediate={step: {"accuracy": value} for step, value in enumerate(curve or [])},
+        values=final,
+        start_time=T0 + started,
+    )

@@ -50,7 +50,8 @@ def trial(
         final["accuracy"] = accuracy
     return ObservedTrial(
         number=number,
-        params=params or {"training.learningRate": 0.001 * (number + 1), "model.params.width": 16 * (1 + number % 8)},
+        params=params
+        or {"training.learningRate": 0.001 * (number + 1), "model.params.width": 16 * (1 + number % 8)},
         state=state,
         intermediate={step: {"accuracy": value} for step, value in enumerate(curve or [])},
         values=final,

@@ -161,9 +161,7 @@ def test_grid_search_is_exhausted() -> None:
     starts = _starts(decide(spec(**grid), ObservedState(start_time=T0), T0))
     points = [dict(s.params) for s in starts]
     assert len(points) == 4 and len({tuple(sorted(p.items())) for p in points}) == 4
-    finished = tuple(
-        trial(s.number, S.SUCCEEDED, 0.5 + s.number / 10, params=dict(s.params)) for s in starts
-    )
+    finished = tuple(trial(s.number, S.SUCCEEDED, 0.5 + s.number / 10, params=dict(s.params)) for s in starts)
     (action,) = decide(spec(**grid), ObservedState(trials=finished, start_time=T0), T0)
     assert isinstance(action, StartPipeline)
     assert action.search_ended is FinishReason.SEARCH_SPACE_EXHAUSTED and action.trial_number == 3

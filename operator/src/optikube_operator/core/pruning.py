@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
 
 from optikube_operator.core.settings import TuningSettings
 
@@ -59,8 +58,8 @@ def make_pruner(settings: TuningSettings) -> optuna.pruners.BasePruner:
     raise ValueError(f"spec.tuning.pruner.type: {kind!r} is not one of {', '.join(PRUNERS)}")
 
 
-def _halving_parameters(study: optuna.Study, trial: FrozenTrial) -> tuple[int, int, int] | None:
-    """(min_resource, reduction_factor, min_early_stopping_rate) judging ``trial``, if halving."""
+def _halving_parameters(study: optuna.Study, number: int) -> tuple[int, int, int] | None:
+    """(min_resource, reduction_factor, min_early_stopping_rate) judging trial ``number``, if halving."""
     pruner = study.pruner
     if isinstance(pruner, optuna.pruners.HyperbandPruner):
         # Private but stable across Optuna 4 and 5: brackets are built lazily from the resources.
@@ -68,7 +67,10 @@ def _halving_parameters(study: optuna.Study, trial: FrozenTrial) -> tuple[int, i
             pruner._try_initialization(study)
         if not pruner._pruners:
             return None
-        pruner = pruner._pruners[pruner._get_bracket_id(study, trial)]
+        # The bracket depends only on the study name and the trial number.
+        numbered = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)
+        numbered.number = number
+        pruner = pruner._pruners[pruner._get_bracket_id(study, numbered)]
     if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner):
         min_resource = pruner._min_resource
         if min_resource is None or min_resource == "auto":
@@ -77,9 +79,9 @@ def _halving_parameters(study: optuna.Study, trial: FrozenTrial) -> tuple[int, i
     return None
 
 
-def rung_attrs(study: optuna.Study, trial: FrozenTrial, series: Mapping[int, float]) -> dict[str, float]:
+def rung_attrs(study: optuna.Study, number: int, series: Mapping[int, float]) -> dict[str, float]:
     """The ``completed_rung_<k>`` records successive halving would have written for ``series``."""
-    parameters = _halving_parameters(study, trial)
+    parameters = _halving_parameters(study, number)
     if parameters is None:
         return {}
     min_resource, reduction, rate = parameters

@@ -97,7 +97,6 @@ def make_sampler(settings: TuningSettings, number: int) -> optuna.samplers.BaseS
         population = settings.sampler.get("populationSize")
         return optuna.samplers.CmaEsSampler(
             seed=seed,
-            n_startup_trials=startup,
             popsize=None if population is None else int(population),
             warn_independent_sampling=False,
         )
@@ -183,29 +182,21 @@ def build_study(
     for trial in ordered:
         while len(frozen) < trial.number:  # a hole in the numbering: keep numbers aligned
             frozen.append(optuna.trial.create_trial(state=OptunaState.FAIL))
-        frozen.append(_frozen(settings, trial, dists, single_objective=for_pruning, extra_attrs={}))
+        rungs = _rungs(settings, study, trial, judged) if for_pruning else {}
+        frozen.append(_frozen(settings, trial, dists, single_objective=for_pruning, extra_attrs=rungs))
     study.add_trials(frozen)
-    if for_pruning:
-        _restore_rungs(settings, study, ordered, judged)
     return study
 
 
-def _restore_rungs(
-    settings: TuningSettings, study: optuna.Study, trials: Sequence[ObservedTrial], judged: int | None
-) -> None:
-    """Put back the rung records successive halving and Hyperband keep on trials."""
-    storage = study._storage
-    stored = storage.get_all_trials(study._study_id, deepcopy=False)
-    for trial in trials:
-        frozen = stored[trial.number]
-        series = _primary_series(settings, trial)
-        if not series:
-            continue
-        # The newest step of the trial being judged is judged live by the pruner, not restored.
-        if trial.number == judged:
-            series = {step: value for step, value in series.items() if step < max(series)}
-        for key, value in rung_attrs(study, frozen, series).items():
-            storage.set_trial_system_attr(frozen._trial_id, key, value)
+def _rungs(
+    settings: TuningSettings, study: optuna.Study, trial: ObservedTrial, judged: int | None
+) -> dict[str, float]:
+    """The rung records successive halving and Hyperband keep on trials, rebuilt from reports."""
+    series = _primary_series(settings, trial)
+    # The newest step of the trial being judged is judged live by the pruner, not restored.
+    if trial.number == judged and series:
+        series = {step: value for step, value in series.items() if step < max(series)}
+    return rung_attrs(study, trial.number, series) if series else {}
 
 
 def suggest(settings: TuningSettings, trials: Sequence[ObservedTrial], number: int) -> Suggestion:

@@ -1,0 +1,117 @@
+"""`spec.compression` and `spec.quantization`: what makes the trained model smaller and faster."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from optikube_operator.api.base import ApiModel, Rule
+from optikube_operator.api.model import ModelSpec
+
+
+class Distillation(ApiModel):
+    """Train a smaller student to imitate the trained model (the teacher)."""
+
+    student: ModelSpec = Field(description="The student network, written like spec.model.")
+    temperature: float = Field(4.0, gt=0, le=100, description="Softmax temperature of the soft targets.")
+    alpha: float = Field(
+        0.7, ge=0, le=1, description="Weight of the teacher's soft targets; 1 - alpha weighs the true labels."
+    )
+    epochs: int = Field(5, ge=1, le=10000, description="Epochs of student training.")
+
+
+class Pruning(ApiModel):
+    """Remove weights (unstructured) or whole channels and neurons (structured), then fine-tune."""
+
+    method: Literal["structured", "unstructured"] = Field(
+        "structured",
+        description="structured removes channels/neurons so the model really shrinks and speeds up;"
+        " unstructured zeroes individual weights (smaller when compressed, same dense speed).",
+    )
+    sparsity: float = Field(0.5, gt=0, lt=1, description="Fraction of weights (or channels) to remove.")
+    iterative_steps: int = Field(1, ge=1, le=100, description="Prune in this many steps, fine-tuning between them.")
+    fine_tune_epochs: int = Field(2, ge=0, le=10000, description="Epochs of fine-tuning after pruning.")
+
+
+class LowRank(ApiModel):
+    """Factorize linear and conv layers with a truncated SVD. Set at most one of rankRatio and energy."""
+
+    rank_ratio: float | None = Field(
+        None, gt=0, le=1, description="Kept rank as a fraction of the full rank; 0.5 when neither is set."
+    )
+    energy: float | None = Field(
+        None, gt=0, le=1, description="Keep the smallest rank whose singular values hold this share of the energy."
+    )
+    fine_tune_epochs: int = Field(1, ge=0, le=10000, description="Epochs of fine-tuning after factorizing.")
+
+    RULES = (
+        Rule(
+            cel="!(has(self.rankRatio) && has(self.energy))",
+            message="set rankRatio or energy, not both",
+            check=lambda s: s.rank_ratio is None or s.energy is None,
+            field="energy",
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _default_rank_ratio(self) -> LowRank:
+        if self.rank_ratio is None and self.energy is None:
+            self.rank_ratio = 0.5
+        return self
+
+
+class WeightSharing(ApiModel):
+    """Cluster each layer's weights with k-means so that they share a few values."""
+
+    clusters: int = Field(16, ge=2, le=65536, description="Distinct values per layer (k of k-means).")
+    fine_tune_epochs: int = Field(0, ge=0, le=10000, description="Epochs of fine-tuning the shared values.")
+
+
+class CompressionSpec(ApiModel):
+    """Compression steps, run in this order: distillation, pruning, lowRank, weightSharing. Set at least one."""
+
+    distillation: Distillation | None = Field(None, description="Knowledge distillation to a smaller student.")
+    pruning: Pruning | None = Field(None, description="Structured or unstructured pruning.")
+    low_rank: LowRank | None = Field(None, description="Low-rank (SVD) factorization.")
+    weight_sharing: WeightSharing | None = Field(None, description="Weight sharing by k-means clustering.")
+
+    RULES = (
+        Rule(
+            cel="has(self.distillation) || has(self.pruning) || has(self.lowRank) || has(self.weightSharing)",
+            message="set at least one of distillation, pruning, lowRank or weightSharing (or omit compression)",
+            check=lambda s: any(
+                block is not None for block in (s.distillation, s.pruning, s.low_rank, s.weight_sharing)
+            ),
+        ),
+    )
+
+
+class QuantizationSpec(ApiModel):
+    """Lower-precision weights and activations, after compression."""
+
+    method: Literal["dynamic", "static", "weightOnly", "qat"] = Field(
+        description="dynamic: int8 weights, activations quantized on the fly; static: int8 with activation"
+        " ranges calibrated on training batches; weightOnly: int8 or int4 weights; qat: quantization-aware"
+        " training (fake quantization while fine-tuning), then int8."
+    )
+    bits: Literal[4, 8] = Field(8, description="Weight bits: 8, or 4 with weightOnly.")
+    calibration_batches: int = Field(8, ge=1, le=10000, description="Training batches used to calibrate (static).")
+    qat_epochs: int | None = Field(
+        None, ge=1, le=10000, description="Epochs of quantization-aware training (qat only; required there)."
+    )
+
+    RULES = (
+        Rule(
+            cel="self.method == 'qat' ? has(self.qatEpochs) : !has(self.qatEpochs)",
+            message="qatEpochs is required with method qat and allowed only there",
+            check=lambda s: (s.method == "qat") == (s.qat_epochs is not None),
+            field="qatEpochs",
+        ),
+        Rule(
+            cel="self.bits == 8 || self.method == 'weightOnly'",
+            message="4 bits are supported only by method weightOnly",
+            check=lambda s: s.bits == 8 or s.method == "weightOnly",
+            field="bits",
+        ),
+    )

@@ -1,0 +1,148 @@
+"""OptimizationJob: the resource users write. `spec` ties the concept modules together."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from optikube_operator.api.base import ApiModel, Rule
+from optikube_operator.api.compression import CompressionSpec, QuantizationSpec
+from optikube_operator.api.data import DataSpec
+from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.objectives import Objective
+from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
+from optikube_operator.api.resources import ArtifactsSpec, CleanupSpec, ResourcesSpec
+from optikube_operator.api.status import OptimizationJobStatus
+from optikube_operator.api.training import TrainingSpec
+from optikube_operator.api.tuning import TuningSpec
+
+GROUP = "optikube.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+# Trials are named <job>-<number>; Jobs, Services and pod hostnames derive from that, and a DNS
+# label (63 characters) must still fit the suffixes.
+MAX_JOB_NAME = 40
+
+
+class ObjectMeta(ApiModel):
+    """The parts of Kubernetes object metadata optikube reads; everything else passes through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = Field(None, description="Object name.")
+    generate_name: str | None = Field(None, description="Prefix of a generated name.")
+    namespace: str | None = Field(None, description="Namespace.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+
+
+class OptimizationJobSpec(ApiModel):
+    """What to optimize and how: data, model, objectives, tuning, training, compression, quantization."""
+
+    suspend: bool = Field(
+        False, description="Pause: running trials are stopped and no new ones start until it is set to false."
+    )
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed of data splits, initialization and the sampler.")
+    data: DataSpec = Field(description="The data set, its preprocessing and splits.")
+    model: ModelSpec = Field(description="The network to optimize.")
+    objectives: list[Objective] = Field(
+        min_length=1, max_length=4,
+        description="What to optimize, one entry per metric; the first is the primary objective. Several"
+        " objectives make a multi-objective search with a Pareto front.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["metric"]},
+    )
+    tuning: TuningSpec | None = Field(
+        None, description="Hyperparameter search; omit it to run the pipeline once with the values as written."
+    )
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="How models are trained.")
+    compression: CompressionSpec | None = Field(None, description="Compression after training; omit for none.")
+    quantization: QuantizationSpec | None = Field(None, description="Quantization after compression; omit for none.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pods, GPUs and scheduling.")
+    artifacts: ArtifactsSpec | None = Field(
+        None, description="Durable storage for models and reports; without it outputs live in the pods only."
+    )
+    cleanup: CleanupSpec = Field(default_factory=CleanupSpec, description="What to delete when finished.")
+
+    def primary_objective(self) -> Objective:
+        return self.objectives[0]
+
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+
+def _search_key_rule() -> Rule:
+    paths = sorted(tunable_fields(OptimizationJobSpec))
+    prefixes = " || ".join(f"k.startsWith('{prefix}')" for prefix in FREE_PARAM_PREFIXES)
+    return Rule(
+        cel=f"!has(self.tuning) || self.tuning.searchSpace.all(k, {prefixes} || k in {json.dumps(paths)})",
+        message="every searchSpace key must name a tunable spec field, e.g. training.learningRate or"
+        " model.params.width",
+        field="tuning.searchSpace",
+    )
+
+
+OptimizationJobSpec.RULES = (
+    _search_key_rule(),
+    Rule(
+        cel="size(self.objectives) == 1 || !has(self.tuning) || self.tuning.pruner.type == 'none'",
+        message="pruning needs a single objective; use pruner type none with several objectives",
+        check=lambda s: len(s.objectives) == 1 or s.tuning is None or s.tuning.pruner.type == "none",
+        field="tuning.pruner.type",
+    ),
+    Rule(
+        cel="size(self.objectives) == 1 || !has(self.tuning) || self.tuning.sampler.type != 'cmaes'",
+        message="the cmaes sampler supports a single objective only; use nsga2, tpe or random",
+        check=lambda s: len(s.objectives) == 1 or s.tuning is None or s.tuning.sampler.type != "cmaes",
+        field="tuning.sampler.type",
+    ),
+    Rule(
+        cel="!has(self.tuning) || !has(self.tuning.goal) || size(self.objectives) == 1",
+        message="goal applies to a single objective; with several use selection.constraints",
+        check=lambda s: s.tuning is None or s.tuning.goal is None or len(s.objectives) == 1,
+        field="tuning.goal",
+    ),
+    Rule(
+        cel="!has(self.training.earlyStopping) || self.data.validationSplit > 0.0",
+        message="early stopping needs a validation set: set data.validationSplit > 0",
+        check=lambda s: s.training.early_stopping is None or s.data.validation_split > 0,
+        field="training.earlyStopping",
+    ),
+    Rule(
+        cel="!has(self.data.preprocessing.text) || self.data.preprocessing.text.tokenizer != 'pretrained'"
+        " || has(self.model.huggingface)",
+        message="the pretrained tokenizer needs a Hugging Face model (spec.model.huggingface)",
+        check=lambda s: s.data.preprocessing.text is None
+        or s.data.preprocessing.text.tokenizer != "pretrained"
+        or s.model.huggingface is not None,
+        field="data.preprocessing.text.tokenizer",
+    ),
+    Rule(
+        cel="self.training.mixedPrecision == 'none' || self.resources.gpusPerProcess > 0",
+        message="mixed precision needs GPUs: set resources.gpusPerProcess > 0",
+        check=lambda s: s.training.mixed_precision == "none" or s.resources.gpus_per_process > 0,
+        field="training.mixedPrecision",
+    ),
+)
+
+
+class OptimizationJob(ApiModel):
+    """A model optimization: tuning, training, compression and quantization of one model."""
+
+    api_version: Literal["optikube.io/v1alpha1"] = Field(API_VERSION, description="optikube.io/v1alpha1.")
+    kind: Literal["OptimizationJob"] = Field("OptimizationJob", description="OptimizationJob.")
+    metadata: ObjectMeta = Field(default_factory=lambda: ObjectMeta(), description="Standard object metadata.")
+    spec: OptimizationJobSpec = Field(description="What to optimize and how.")
+    status: OptimizationJobStatus | None = Field(None, description="Observed state, written by the operator.")
+
+    RULES = (
+        Rule(
+            cel=f"self.metadata.name.size() <= {MAX_JOB_NAME}",
+            message=f"metadata.name must be at most {MAX_JOB_NAME} characters: trial Jobs and Services are"
+            " named after it",
+            check=lambda s: s.metadata.name is None or len(s.metadata.name) <= MAX_JOB_NAME,
+            field="metadata.name",
+            crd_field_path=False,
+        ),
+    )

@@ -1,0 +1,73 @@
+"""`spec.model` (and the distillation student): which network to build and with which arguments."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from optikube_operator.api.base import ApiModel, FreeValue, Rule, count_set
+
+
+class BuiltinModel(ApiModel):
+    """A network that ships with optikube; its size is set by `params` (e.g. width, depth)."""
+
+    name: Literal["mlp", "cnn", "textTransformer"] = Field(
+        description="mlp: fully connected (params width, depth); cnn: small convolutional net (params"
+        " channels, depth); textTransformer: small transformer encoder (params dim, layers, heads)."
+    )
+
+
+class TorchvisionModel(ApiModel):
+    """A torchvision classification model, optionally pretrained, for transfer learning."""
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$", max_length=64,
+        description="Builder name in torchvision.models, e.g. resnet18, mobilenet_v3_small.",
+    )
+    pretrained: bool = Field(True, description="Start from ImageNet weights (from weightsPath or a download).")
+    weights_path: str | None = Field(
+        None, max_length=1024, description="Local state_dict file with the pretrained weights (no download)."
+    )
+    freeze_backbone: bool = Field(
+        False, description="Train only the new classification head; the pretrained layers stay fixed."
+    )
+
+
+class HuggingFaceModel(ApiModel):
+    """A Hugging Face sequence-classification model (e.g. DistilBERT), optionally pretrained."""
+
+    name: str = Field(min_length=1, max_length=256, description="Model id on the Hub, e.g. distilbert-base-uncased.")
+    pretrained: bool = Field(True, description="Load pretrained weights (else only the architecture).")
+    local_path: str | None = Field(
+        None, max_length=1024, description="Folder with a saved model and tokenizer (no download)."
+    )
+    freeze_backbone: bool = Field(False, description="Train only the classification head.")
+
+
+class ModelSpec(ApiModel):
+    """The network to optimize. Set exactly one of builtin, torchvision, huggingface or importPath."""
+
+    builtin: BuiltinModel | None = Field(None, description="A built-in network.")
+    torchvision: TorchvisionModel | None = Field(None, description="A torchvision model.")
+    huggingface: HuggingFaceModel | None = Field(None, description="A Hugging Face model.")
+    import_path: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=256,
+        description="`module:function` in the trainer image; called as function(num_classes=..., input_shape=...,"
+        " **params) and must return a torch.nn.Module.",
+    )
+    params: dict[str, FreeValue] = Field(
+        default_factory=dict, max_length=64,
+        description="Keyword arguments of the model builder; each is tunable as model.params.<name>.",
+    )
+
+    RULES = (
+        Rule(
+            cel="[has(self.builtin), has(self.torchvision), has(self.huggingface), has(self.importPath)]"
+            ".filter(x, x).size() == 1",
+            message="set exactly one model source: builtin, torchvision, huggingface or importPath",
+            check=lambda s: count_set(s.builtin, s.torchvision, s.huggingface, s.import_path) == 1,
+        ),
+    )

@@ -1,0 +1,148 @@
+"""`status` of an OptimizationJob: written by the operator only, bounded so it always fits in etcd.
+
+The full trial history lives in the OptimizationTrial objects; the status keeps counts, the best trial,
+a bounded Pareto front and the trials running now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from optikube_operator.api.base import ApiModel, FreeValue
+
+JobPhase = Literal[
+    "Pending", "Tuning", "Training", "Compressing", "Quantizing", "Evaluating", "Succeeded", "Failed", "Suspended"
+]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
+MAX_PARETO_POINTS = 32
+MAX_RUNNING_TRIALS = 64
+MAX_CONDITIONS = 16
+MAX_MESSAGE = 1024
+
+MetricValues = dict[str, float]
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition (Ready, Succeeded, Failed, Suspended...)."""
+
+    type: str = Field(max_length=64, description="Condition type, e.g. Succeeded.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        "", max_length=128,
+        description="CamelCase reason, e.g. GoalReached, MaxTrialsReached, SearchSpaceExhausted, DeadlineExceeded,"
+        " TooManyFailures.",
+    )
+    message: str = Field("", max_length=MAX_MESSAGE, description="Human-readable details.")
+    last_transition_time: datetime | None = Field(None, description="When the status last changed.")
+    observed_generation: int | None = Field(None, ge=0, description="The spec generation this condition is about.")
+
+
+class TrialCounts(ApiModel):
+    """Trials by state."""
+
+    pending: int = Field(0, ge=0, description="Created, not yet running.")
+    running: int = Field(0, ge=0, description="Running now.")
+    succeeded: int = Field(0, ge=0, description="Finished with final values.")
+    pruned: int = Field(0, ge=0, description="Stopped early by the pruner.")
+    failed: int = Field(0, ge=0, description="Failed or timed out.")
+    completed: int = Field(0, ge=0, description="succeeded + pruned + failed.")
+
+
+class TrialSummary(ApiModel):
+    """A trial's parameters and objective values."""
+
+    number: int = Field(ge=0, description="Trial number, from 0.")
+    params: dict[str, FreeValue] = Field(
+        default_factory=dict, max_length=32, description="Parameter values by search-space key."
+    )
+    values: MetricValues = Field(default_factory=dict, max_length=16, description="Objective values by metric.")
+
+
+class BestTrial(TrialSummary):
+    """The best trial so far."""
+
+    objective_value: float | None = Field(None, description="Value of the primary objective (the Best column).")
+
+
+class RunningTrial(ApiModel):
+    """A trial that is running now, with its latest intermediate values."""
+
+    number: int = Field(ge=0, description="Trial number.")
+    name: str = Field(max_length=253, description="Name of its OptimizationTrial.")
+    start_time: datetime | None = Field(None, description="When it started running.")
+    epoch: int = Field(0, ge=0, description="Latest reported epoch.")
+    values: MetricValues = Field(default_factory=dict, max_length=16, description="Latest intermediate values.")
+
+
+class Progress(ApiModel):
+    """How far the job is."""
+
+    percent: float = Field(0.0, ge=0, le=100, description="Estimated completion, 0-100.")
+    eta_seconds: int | None = Field(None, ge=0, description="Estimated seconds to completion.")
+
+
+class LatencyMs(ApiModel):
+    """Inference latency in milliseconds."""
+
+    batch1_p50: float | None = Field(None, ge=0, description="Median at batch size 1.")
+    batch1_p90: float | None = Field(None, ge=0, description="90th percentile at batch size 1.")
+    batch32_p50: float | None = Field(None, ge=0, description="Median at batch size 32.")
+    batch32_p90: float | None = Field(None, ge=0, description="90th percentile at batch size 32.")
+
+
+class ModelMeasurement(ApiModel):
+    """Measurements of one model (the results.json shape)."""
+
+    metrics: MetricValues = Field(default_factory=dict, max_length=16, description="Task metrics on the test split.")
+    parameters: int | None = Field(None, ge=0, description="Parameter count (non-zero for unstructured pruning).")
+    size_bytes: int | None = Field(None, ge=0, description="Size of the saved model.")
+    macs: int | None = Field(None, ge=0, description="Multiply-accumulates per example.")
+    latency_ms: LatencyMs | None = Field(None, description="Inference latency.")
+
+
+class Results(ApiModel):
+    """Baseline (trained, uncompressed) vs optimized model."""
+
+    baseline: ModelMeasurement | None = Field(None, description="The trained model before compression.")
+    optimized: ModelMeasurement | None = Field(None, description="The final optimized model.")
+    size_ratio: float | None = Field(None, ge=0, description="optimized / baseline size on disk (Size ratio column).")
+    speedup: float | None = Field(None, ge=0, description="baseline / optimized batch-1 latency (Speedup column).")
+
+
+class ArtifactsStatus(ApiModel):
+    """Where the outputs are."""
+
+    location: str | None = Field(None, max_length=1024, description="Root folder or URI of this job's outputs.")
+    model: str | None = Field(None, max_length=1024, description="The optimized model.")
+    results: str | None = Field(None, max_length=1024, description="results.json.")
+    report: str | None = Field(None, max_length=1024, description="The HTML report.")
+
+
+class OptimizationJobStatus(ApiModel):
+    """Observed state of an OptimizationJob."""
+
+    observed_generation: int | None = Field(None, ge=0, description="The spec generation last acted on.")
+    phase: JobPhase = Field("Pending", description="Lifecycle phase.")
+    stage: str | None = Field(None, max_length=64, description="The pipeline stage running now (Stage column).")
+    message: str | None = Field(None, max_length=MAX_MESSAGE, description="Human-readable summary of the state.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=MAX_CONDITIONS, description="Conditions, one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    trial_counts: TrialCounts = Field(default_factory=TrialCounts, description="Trials by state.")
+    best_trial: BestTrial | None = Field(None, description="The best trial so far.")
+    pareto_front: list[TrialSummary] = Field(
+        default_factory=list, max_length=MAX_PARETO_POINTS,
+        description=f"Pareto-optimal trials (several objectives), at most {MAX_PARETO_POINTS}.",
+    )
+    running_trials: list[RunningTrial] = Field(
+        default_factory=list, max_length=MAX_RUNNING_TRIALS, description="Trials running now."
+    )
+    progress: Progress | None = Field(None, description="Completion estimate.")
+    results: Results | None = Field(None, description="Baseline vs optimized measurements.")
+    artifacts: ArtifactsStatus | None = Field(None, description="Where the outputs are.")
+    start_time: datetime | None = Field(None, description="When the job started.")
+    completion_time: datetime | None = Field(None, description="When the job succeeded or failed.")

@@ -89,8 +89,12 @@ def _stop_all(trials: tuple[ObservedTrial, ...] | list[ObservedTrial], reason: S
 def _as_stopped(trial: ObservedTrial, reason: StopReason | None) -> ObservedTrial:
     if reason is None:
         return trial
-    state = TrialState.PRUNED if reason is StopReason.PRUNED else TrialState.TIMED_OUT
-    return replace(trial, state=state)
+    states = {
+        StopReason.PRUNED: TrialState.PRUNED,
+        StopReason.TIMED_OUT: TrialState.TIMED_OUT,
+        StopReason.JOB_FINISHED: TrialState.STOPPED,
+    }
+    return replace(trial, state=states[reason])
 
 
 def _trial_stops(settings: TuningSettings, observed: ObservedState, now: datetime) -> list[StopTrial]:

@@ -16,6 +16,8 @@ class TrialState(enum.StrEnum):
     PRUNED = "Pruned"
     FAILED = "Failed"
     TIMED_OUT = "TimedOut"
+    # stopped because the search ended (goal reached, pipeline started) before it finished
+    STOPPED = "Stopped"
 
     @property
     def active(self) -> bool:

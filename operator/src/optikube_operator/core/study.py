@@ -151,7 +151,7 @@ def _frozen(
         return optuna.trial.create_trial(
             state=OptunaState.COMPLETE, values=values[:1] if single_objective else values, **common
         )
-    if trial.state is TrialState.PRUNED:
+    if trial.state in (TrialState.PRUNED, TrialState.STOPPED):
         return optuna.trial.create_trial(state=OptunaState.PRUNED, **common)
     if trial.state.active:
         return optuna.trial.create_trial(state=OptunaState.RUNNING, **common)

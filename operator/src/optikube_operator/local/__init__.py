@@ -1,0 +1,1 @@
+"""Local mode: the orchestration core driving `torchrun` subprocesses on this machine."""

@@ -69,7 +69,8 @@ def gpu_job(name: str, completions: int) -> dict[str, Any]:
 
 
 def test_fake_nodes_offer_cpus_and_gpus(control_plane: ControlPlane, api: Any) -> None:
-    nodes = client.CoreV1Api(api).list_node().items
+    core: Any = client.CoreV1Api(api)
+    nodes = core.list_node().items
     gpu_nodes = [n for n in nodes if n.metadata.labels.get(GPU_PRESENT_LABEL) == "true"]
     cpu_nodes = [n for n in nodes if n not in gpu_nodes]
     assert len(gpu_nodes) >= 2 and len(cpu_nodes) >= 2
@@ -84,7 +85,8 @@ def test_fake_nodes_offer_cpus_and_gpus(control_plane: ControlPlane, api: Any) -
 
 
 def test_indexed_gpu_job_pods_are_scheduled_onto_gpu_nodes(namespace: str, api: Any) -> None:
-    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    core: Any = client.CoreV1Api(api)
+    batch: Any = client.BatchV1Api(api)
     gpu_nodes = {n.metadata.name for n in core.list_node(label_selector=f"{GPU_PRESENT_LABEL}=true").items}
     batch.create_namespaced_job(namespace, gpu_job("train", completions=3))
 
@@ -117,7 +119,7 @@ def test_indexed_gpu_job_pods_are_scheduled_onto_gpu_nodes(namespace: str, api: 
 
 
 def test_gpu_pod_without_toleration_is_unschedulable(namespace: str, api: Any) -> None:
-    core = client.CoreV1Api(api)
+    core: Any = client.CoreV1Api(api)
     job = gpu_job("untolerated", completions=1)
     pod_spec = job["spec"]["template"]["spec"]
     del pod_spec["tolerations"]
@@ -134,7 +136,7 @@ def test_gpu_pod_without_toleration_is_unschedulable(namespace: str, api: Any) -
 
 
 def test_garbage_collector_deletes_dependents(namespace: str, api: Any) -> None:
-    core = client.CoreV1Api(api)
+    core: Any = client.CoreV1Api(api)
     owner = core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
     reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
     core.create_namespaced_config_map(
@@ -163,7 +165,7 @@ def token_client(control_plane: ControlPlane, token: str) -> client.ApiClient:
 def test_service_account_without_rbac_is_forbidden(
     control_plane: ControlPlane, namespace: str, api: Any
 ) -> None:
-    core = client.CoreV1Api(api)
+    core: Any = client.CoreV1Api(api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "trainer"}})
     request = {"spec": {"audiences": [], "expirationSeconds": 600}}
     token = core.create_namespaced_service_account_token("trainer", namespace, request).status.token
@@ -176,7 +178,8 @@ def test_service_account_without_rbac_is_forbidden(
 
 
 def test_audience_bound_token_passes_token_review_only_for_its_audience(namespace: str, api: Any) -> None:
-    core, authn = client.CoreV1Api(api), client.AuthenticationV1Api(api)
+    core: Any = client.CoreV1Api(api)
+    authn: Any = client.AuthenticationV1Api(api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "reporter"}})
     request = {"spec": {"audiences": ["optikube.io"], "expirationSeconds": 600}}
     token = core.create_namespaced_service_account_token("reporter", namespace, request).status.token

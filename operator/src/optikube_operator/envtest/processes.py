@@ -82,7 +82,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def terminate_all(
-    pids: list[int], grace_seconds: float = 10.0, reap: Callable[[], None] | None = None
+    pids: list[int], grace_seconds: float = 10.0, reap: Callable[[], object] | None = None
 ) -> None:
     """SIGTERM every process group, wait up to grace_seconds, then SIGKILL what is left."""
     for pid in pids:

@@ -1,0 +1,86 @@
+"""Knowledge distillation: a smaller student learns from a trained teacher's softened outputs.
+
+loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y)
+(the T^2 factor keeps the soft-target gradients on the same scale as the hard-label ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from optikube_trainer._spec_access import as_plain, spec_get
+
+LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class DistillationConfig:
+    student: dict[str, Any]
+    temperature: float = 4.0
+    alpha: float = 0.7
+    epochs: int = 5
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"compression.distillation.temperature: expected > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"compression.distillation.alpha: expected 0..1, got {self.alpha}")
+        if not self.student:
+            raise ValueError("compression.distillation.student: a student model spec is required")
+
+    @classmethod
+    def from_spec(cls, block: Any) -> DistillationConfig:
+        return cls(
+            student=as_plain(spec_get(block, "student", {})),
+            temperature=float(spec_get(block, "temperature", 4.0)),
+            alpha=float(spec_get(block, "alpha", 0.7)),
+            epochs=int(spec_get(block, "epochs", 5)),
+        )
+
+
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor,
+                      *, temperature: float, alpha: float) -> Tensor:
+    soft = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=-1),
+        F.log_softmax(teacher_logits / temperature, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * temperature**2 * soft + (1.0 - alpha) * hard
+
+
+def distillation_loss_fn(teacher: nn.Module, config: DistillationConfig) -> LossFn:
+    """A `fit` loss function that queries the frozen teacher on each batch."""
+    teacher.eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+
+    def loss_fn(student: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        with torch.no_grad():
+            teacher_logits = teacher(inputs)
+        return distillation_loss(
+            student(inputs), teacher_logits, targets, temperature=config.temperature, alpha=config.alpha
+        )
+
+    return loss_fn
+
+
+def student_model_spec(config: DistillationConfig, teacher_spec: Any) -> dict[str, Any]:
+    """The student's model spec: the spec's `student` block, with `params` merged as a model's
+    params (a student may name only `params` to shrink the teacher's own architecture)."""
+    student = dict(config.student)
+    params = dict(student.pop("params", {}) or {})
+    if not any(key in student for key in ("builtin", "torchvision", "huggingface", "importPath")):
+        student = {k: v for k, v in as_plain(teacher_spec).items() if k != "params"}
+        params = {**(as_plain(spec_get(teacher_spec, "params", {})) or {}), **params}
+    elif isinstance(student.get("builtin"), dict) and "params" in student["builtin"]:
+        params = {**student["builtin"].pop("params"), **params}
+    student["params"] = params
+    return student

@@ -1,0 +1,168 @@
+"""Low-rank factorization: each Linear (and Conv2d) weight W is replaced by the product of two
+thinner layers from its truncated SVD, only where that really saves parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from optikube_trainer._spec_access import spec_get
+
+
+@dataclass(frozen=True)
+class LowRankConfig:
+    """Keep `rank_ratio` of each layer's full rank, or the smallest rank holding `energy` of the
+    squared singular values (energy wins when both are set)."""
+
+    rank_ratio: float | None = 0.5
+    energy: float | None = None
+    fine_tune_epochs: int = 1
+    include_conv: bool = True
+
+    def __post_init__(self) -> None:
+        if self.energy is None and self.rank_ratio is None:
+            raise ValueError("compression.lowRank: set rankRatio or energy")
+        if self.energy is not None and not 0.0 < self.energy <= 1.0:
+            raise ValueError(f"compression.lowRank.energy: expected 0 < energy <= 1, got {self.energy}")
+        if self.rank_ratio is not None and not 0.0 < self.rank_ratio <= 1.0:
+            raise ValueError(f"compression.lowRank.rankRatio: expected 0 < ratio <= 1, got {self.rank_ratio}")
+
+    @classmethod
+    def from_spec(cls, block: Any) -> LowRankConfig:
+        energy = spec_get(block, "energy")
+        ratio = spec_get(block, "rankRatio")
+        return cls(
+            rank_ratio=float(ratio) if ratio is not None else (None if energy is not None else 0.5),
+            energy=float(energy) if energy is not None else None,
+            fine_tune_epochs=int(spec_get(block, "fineTuneEpochs", 1)),
+            include_conv=bool(spec_get(block, "includeConv", True)),
+        )
+
+
+@dataclass
+class FactorizedLayer:
+    rank: int
+    full_rank: int
+    parameters_before: int
+    parameters_after: int
+    energy_kept: float
+
+
+@dataclass
+class LowRankSummary:
+    layers: dict[str, FactorizedLayer] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def changes(self) -> dict[str, Any]:
+        before = sum(layer.parameters_before for layer in self.layers.values())
+        after = sum(layer.parameters_after for layer in self.layers.values())
+        return {
+            "factorizedLayers": len(self.layers),
+            "factorizedParametersBefore": before,
+            "factorizedParametersAfter": after,
+            "ranks": {name: layer.rank for name, layer in self.layers.items()},
+            "skipped": self.skipped,
+        }
+
+
+def choose_rank(singular_values: Tensor, config: LowRankConfig) -> int:
+    full = singular_values.numel()
+    if config.energy is not None:
+        cumulative = torch.cumsum(singular_values.double() ** 2, 0)
+        share = cumulative / cumulative[-1].clamp_min(1e-30)
+        return int(torch.searchsorted(share, torch.tensor(config.energy, dtype=share.dtype)).item()) + 1
+    assert config.rank_ratio is not None
+    return max(1, round(full * config.rank_ratio))
+
+
+def _factor(matrix: Tensor, config: LowRankConfig) -> tuple[Tensor, Tensor, int, float]:
+    """Return (left, right, rank, energy kept) with left @ right ~= matrix."""
+    u, s, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
+    rank = min(choose_rank(s, config), s.numel())
+    root = torch.sqrt(s[:rank])
+    left = (u[:, :rank] * root).float()
+    right = (root[:, None] * vh[:rank]).float()
+    energy = float((s[:rank] ** 2).sum() / (s**2).sum().clamp_min(1e-30))
+    return left, right, rank, energy
+
+
+def _factor_linear(layer: nn.Linear, config: LowRankConfig) -> tuple[nn.Module, FactorizedLayer] | str:
+    out_f, in_f = layer.weight.shape
+    left, right, rank, energy = _factor(layer.weight, config)
+    before = out_f * in_f
+    after = rank * (in_f + out_f)
+    if after >= before:
+        return f"rank {rank} would not save parameters ({after} >= {before})"
+    first = nn.Linear(in_f, rank, bias=False)
+    second = nn.Linear(rank, out_f, bias=layer.bias is not None)
+    with torch.no_grad():
+        first.weight.copy_(right)
+        second.weight.copy_(left)
+        if layer.bias is not None:
+            second.bias.copy_(layer.bias)
+    bias = out_f if layer.bias is not None else 0
+    info = FactorizedLayer(rank, min(out_f, in_f), before + bias, after + bias, energy)
+    return nn.Sequential(first, second), info
+
+
+def _factor_conv(layer: nn.Conv2d, config: LowRankConfig) -> tuple[nn.Module, FactorizedLayer] | str:
+    if layer.groups != 1:
+        return "grouped convolution"
+    out_c, in_c, kh, kw = layer.weight.shape
+    left, right, rank, energy = _factor(layer.weight.reshape(out_c, in_c * kh * kw), config)
+    before = out_c * in_c * kh * kw
+    after = rank * (in_c * kh * kw + out_c)
+    if after >= before:
+        return f"rank {rank} would not save parameters ({after} >= {before})"
+    # A kxk conv into `rank` channels, then a 1x1 conv back out: the spatial filter bank is shared.
+    first = nn.Conv2d(
+        in_c, rank, (kh, kw), stride=layer.stride, padding=layer.padding,  # type: ignore[arg-type]
+        dilation=layer.dilation, bias=False, padding_mode=layer.padding_mode,  # type: ignore[arg-type]
+    )
+    second = nn.Conv2d(rank, out_c, 1, bias=layer.bias is not None)
+    with torch.no_grad():
+        first.weight.copy_(right.reshape(rank, in_c, kh, kw))
+        second.weight.copy_(left.reshape(out_c, rank, 1, 1))
+        if layer.bias is not None and second.bias is not None:
+            second.bias.copy_(layer.bias)
+    bias = out_c if layer.bias is not None else 0
+    info = FactorizedLayer(rank, min(out_c, in_c * kh * kw), before + bias, after + bias, energy)
+    return nn.Sequential(first, second), info
+
+
+def factorize_low_rank_(
+    model: nn.Module, config: LowRankConfig, *, ignored_layers: Sequence[nn.Module] = ()
+) -> LowRankSummary:
+    """Replace eligible layers of `model` in place by their truncated-SVD factorization
+    (`ignored_layers`, typically the output layer, stay as they are)."""
+    summary = LowRankSummary()
+    ignored = {id(layer) for layer in ignored_layers}
+    replacements: list[tuple[nn.Module, str, nn.Module]] = []
+    for parent_name, parent in model.named_modules():
+        for child_name, child in parent.named_children():
+            full_name = f"{parent_name}.{child_name}" if parent_name else child_name
+            if isinstance(parent, nn.MultiheadAttention):
+                continue  # attention calls out_proj's weight directly, not the module
+            result: tuple[nn.Module, FactorizedLayer] | str
+            if id(child) in ignored:
+                summary.skipped[full_name] = "ignored"
+                continue
+            if type(child) is nn.Linear:
+                result = _factor_linear(child, config)
+            elif type(child) is nn.Conv2d and config.include_conv:
+                result = _factor_conv(child, config)
+            else:
+                continue
+            if isinstance(result, str):
+                summary.skipped[full_name] = result
+                continue
+            replacement, info = result
+            replacements.append((parent, child_name, replacement))
+            summary.layers[full_name] = info
+    for parent, child_name, replacement in replacements:
+        setattr(parent, child_name, replacement)
+    return summary

@@ -1,0 +1,161 @@
+"""Magnitude pruning: unstructured (zeroed weights, masks made permanent) and structured
+(channels and neurons really removed, so MACs and parameters drop)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import prune as torch_prune
+
+from optikube_trainer._spec_access import spec_get
+from optikube_trainer.compression._torch_pruning_adapter import count_macs_and_params, remove_channels
+
+PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    method: Literal["structured", "unstructured"] = "structured"
+    sparsity: float = 0.5
+    scope: Literal["global", "layer"] = "layer"
+    fine_tune_epochs: int = 2
+
+    def __post_init__(self) -> None:
+        if self.method not in ("structured", "unstructured"):
+            raise ValueError(
+                f"compression.pruning.method: expected structured|unstructured, got {self.method!r}"
+            )
+        if not 0.0 < self.sparsity < 1.0:
+            raise ValueError(f"compression.pruning.sparsity: expected 0 < sparsity < 1, got {self.sparsity}")
+        if self.scope not in ("global", "layer"):
+            raise ValueError(f"compression.pruning.scope: expected global|layer, got {self.scope!r}")
+
+    @classmethod
+    def from_spec(cls, block: Any) -> PruningConfig:
+        return cls(
+            method=spec_get(block, "method", "structured"),
+            sparsity=float(spec_get(block, "sparsity", 0.5)),
+            scope=spec_get(block, "scope", "layer"),
+            fine_tune_epochs=int(spec_get(block, "fineTuneEpochs", 2)),
+        )
+
+
+@dataclass
+class PruningSummary:
+    method: str
+    target_sparsity: float
+    parameters_before: int
+    parameters_after: int
+    macs_before: int
+    macs_after: int
+    weight_sparsity: float
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
+
+    def changes(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {
+            "method": data["method"],
+            "targetSparsity": self.target_sparsity,
+            "parametersBefore": self.parameters_before,
+            "parametersAfter": self.parameters_after,
+            "macsBefore": self.macs_before,
+            "macsAfter": self.macs_after,
+            "weightSparsity": round(self.weight_sparsity, 4),
+            "layerSparsity": {k: round(v, 4) for k, v in self.layer_sparsity.items()},
+        }
+
+
+def _prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, PRUNABLE)]
+
+
+def _effective_weight(module: nn.Module) -> Tensor:
+    weight = module.weight
+    assert isinstance(weight, Tensor)
+    return weight
+
+
+def weight_sparsity(model: nn.Module) -> tuple[float, dict[str, float]]:
+    """Share of exactly-zero weights over all prunable layers, and per layer."""
+    zeros = total = 0
+    per_layer: dict[str, float] = {}
+    for name, module in _prunable_layers(model):
+        weight = _effective_weight(module).detach()
+        layer_zeros = int((weight == 0).sum())
+        per_layer[name] = layer_zeros / weight.numel()
+        zeros += layer_zeros
+        total += weight.numel()
+    return (zeros / total if total else 0.0), per_layer
+
+
+def output_layers(model: nn.Module, example_inputs: Tensor) -> list[nn.Module]:
+    """Layers that produce the model's output: their width is the task's and must not shrink."""
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        out = model(example_inputs)
+        model.train(was_training)
+    out_dim = out.shape[-1] if isinstance(out, Tensor) else None
+    last = None
+    for _, module in _prunable_layers(model):
+        if isinstance(module, nn.Linear) and module.out_features == out_dim:
+            last = module
+    return [last] if last is not None else []
+
+
+def prune_(model: nn.Module, config: PruningConfig, example_inputs: Tensor) -> PruningSummary:
+    """Prune `model` in place by magnitude. Unstructured pruning leaves masks attached so that
+    fine-tuning keeps pruned weights at zero; call `make_pruning_permanent_` afterwards."""
+    macs_before, params_before = count_macs_and_params(model, example_inputs)
+    if config.method == "structured":
+        remove_channels(
+            model,
+            example_inputs,
+            ratio=config.sparsity,
+            ignored_layers=output_layers(model, example_inputs),
+            global_pruning=config.scope == "global",
+        )
+        macs_after, params_after = count_macs_and_params(model, example_inputs)
+    else:
+        # Zeroed weights are still stored and multiplied: counts do not change.
+        _mask_smallest_weights(model, config.sparsity, global_scope=config.scope == "global")
+        macs_after, params_after = macs_before, params_before
+    sparsity, per_layer = weight_sparsity(model)
+    return PruningSummary(
+        method=config.method,
+        target_sparsity=config.sparsity,
+        parameters_before=params_before,
+        parameters_after=params_after,
+        macs_before=macs_before,
+        macs_after=macs_after,
+        weight_sparsity=sparsity,
+        layer_sparsity=per_layer,
+    )
+
+
+def _mask_smallest_weights(model: nn.Module, sparsity: float, *, global_scope: bool) -> None:
+    layers = _prunable_layers(model)
+    if not layers:
+        raise ValueError("compression.pruning: the model has no Linear or Conv layer to prune")
+    if global_scope:
+        magnitudes = torch.cat([_effective_weight(m).detach().abs().flatten() for _, m in layers])
+        threshold = torch.kthvalue(magnitudes, max(1, int(sparsity * magnitudes.numel()))).values
+        for _, module in layers:
+            keep = _effective_weight(module).detach().abs() > threshold
+            torch_prune.custom_from_mask(module, "weight", keep)
+    else:
+        for _, module in layers:
+            torch_prune.l1_unstructured(module, "weight", amount=sparsity)
+
+
+def make_pruning_permanent_(model: nn.Module) -> int:
+    """Fold pruning masks into the weights and drop the masks; returns how many layers it fixed."""
+    fixed = 0
+    for _, module in _prunable_layers(model):
+        if torch_prune.is_pruned(module) and hasattr(module, "weight_mask"):
+            torch_prune.remove(module, "weight")
+            fixed += 1
+    return fixed

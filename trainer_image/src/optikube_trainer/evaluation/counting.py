@@ -1,0 +1,30 @@
+"""Parameter and MAC counts of any model form (float, pruned, codebook, quantized)."""
+
+from __future__ import annotations
+
+from torch import Tensor, fx, nn
+
+from optikube_trainer.compression._torch_pruning_adapter import count_macs_and_params
+
+
+def stored_parameters(model: nn.Module) -> int:
+    """Number of stored weight values: parameters, plus int8 weights that a graph-mode quantized
+    model keeps as buffers (their count does not change by quantizing)."""
+    total = sum(p.numel() for p in model.parameters())
+    if isinstance(model, fx.GraphModule):
+        total += sum(b.numel() for name, b in model.named_buffers() if name.startswith("_frozen_param"))
+        total += sum(
+            b.numel() for name, b in model.named_buffers()
+            if name.endswith("bias") and not name.startswith("_")
+        )
+    return total
+
+
+def count_macs(model: nn.Module, example_inputs: Tensor) -> int | None:
+    """MACs of one forward pass over `example_inputs`; None where the counter cannot trace the
+    model (graph-mode quantized models keep the MACs of the float model they came from)."""
+    try:
+        macs, _ = count_macs_and_params(model, example_inputs)
+    except Exception:
+        return None
+    return macs

@@ -1,0 +1,40 @@
+"""The quantization block of the spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from optikube_trainer._spec_access import spec_get
+
+Method = Literal["dynamic", "static", "weightOnly", "qat"]
+METHODS: tuple[str, ...] = ("dynamic", "static", "weightOnly", "qat")
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    method: Method = "dynamic"
+    calibration_batches: int = 8
+    qat_epochs: int = 2
+    # "auto": graph-mode (pt2e) QAT for models with convolutions, torchao's Linear QAT otherwise.
+    qat_backend: Literal["auto", "pt2e", "torchao"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            choices = ", ".join(METHODS)
+            raise ValueError(f"quantization.method: expected one of {choices}, got {self.method!r}")
+        if self.calibration_batches < 1:
+            raise ValueError(
+                f"quantization.calibrationBatches: expected >= 1, got {self.calibration_batches}"
+            )
+        if self.qat_backend not in ("auto", "pt2e", "torchao"):
+            raise ValueError(f"quantization.qatBackend: expected auto|pt2e|torchao, got {self.qat_backend!r}")
+
+    @classmethod
+    def from_spec(cls, block: Any) -> QuantizationConfig:
+        return cls(
+            method=spec_get(block, "method", "dynamic"),
+            calibration_batches=int(spec_get(block, "calibrationBatches", 8)),
+            qat_epochs=int(spec_get(block, "qatEpochs", 2)),
+            qat_backend=spec_get(block, "qatBackend", "auto"),
+        )

@@ -1,0 +1,37 @@
+"""Post-training INT8 of Linear layers with torchao's `quantize_`: dynamic activations + int8
+weights, or int8 weights only. Weights become torchao Int8Tensor (int8 data + per-row scales)."""
+
+from __future__ import annotations
+
+from torch import nn
+from torchao.core.config import AOBaseConfig
+from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
+
+from optikube_trainer.evaluation.size import weight_bytes
+from optikube_trainer.quantization._summary import QuantizationSummary
+
+
+def _quantized_linear_count(model: nn.Module) -> int:
+    return sum(
+        1 for m in model.modules()
+        if isinstance(m, nn.Linear) and type(m.weight).__name__ not in ("Parameter", "Tensor")
+    )
+
+
+def _quantize_linears_(model: nn.Module, config: AOBaseConfig, method: str) -> QuantizationSummary:
+    if not any(isinstance(m, nn.Linear) for m in model.modules()):
+        raise ValueError(f"quantization.method={method}: the model has no Linear layer to quantize")
+    model.eval()
+    before = weight_bytes(model)
+    quantize_(model, config)
+    return QuantizationSummary(method, "torchao", _quantized_linear_count(model), before, weight_bytes(model))
+
+
+def quantize_dynamic_int8_(model: nn.Module) -> QuantizationSummary:
+    """INT8 weights and per-token INT8 activations computed at run time; no calibration data."""
+    return _quantize_linears_(model, Int8DynamicActivationInt8WeightConfig(), "dynamic")
+
+
+def quantize_weight_only_int8_(model: nn.Module) -> QuantizationSummary:
+    """INT8 weights dequantized inside the matmul; activations stay float."""
+    return _quantize_linears_(model, Int8WeightOnlyConfig(), "weightOnly")

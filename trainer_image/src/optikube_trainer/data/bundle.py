@@ -1,0 +1,81 @@
+"""DataBundle: the three splits plus what models need to size themselves, and its loaders."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+SPLITS = ("train", "val", "test")
+
+
+class ShardSampler(Sampler[int]):
+    """Rank r sees samples r, r+W, r+2W, ... in order: disjoint, complete, no padding duplicates.
+
+    Used for evaluation, where every sample must count exactly once over all ranks.
+    """
+
+    def __init__(self, length: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, length, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class DataBundle:
+    train: Dataset[tuple[torch.Tensor, torch.Tensor]]
+    val: Dataset[tuple[torch.Tensor, torch.Tensor]]
+    test: Dataset[tuple[torch.Tensor, torch.Tensor]]
+    num_classes: int
+    input_shape: tuple[int, ...]
+    task: str  # "image" | "tabular" | "text"
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    vocab_size: int | None = None  # text only
+    pad_id: int = 0  # text only
+    class_names: list[str] = field(default_factory=list)
+    fold: int | None = None
+
+    def split(self, name: str) -> Dataset[tuple[torch.Tensor, torch.Tensor]]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+        dataset: Dataset[tuple[torch.Tensor, torch.Tensor]] = getattr(self, name)
+        return dataset
+
+    def per_rank_batch(self, batch_size: int) -> int:
+        """``batch_size`` is the global batch: each of the W ranks takes an equal share."""
+        return max(1, math.ceil(batch_size / self.world_size))
+
+    def loader(
+        self, split: str, batch_size: int, *, shuffle: bool | None = None, distributed: bool = True
+    ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        """A loader over one split.
+
+        distributed=True: ``batch_size`` is global; train uses a seeded DistributedSampler (call
+        ``loader.sampler.set_epoch``), val/test a ShardSampler, so ranks see disjoint shards.
+        distributed=False: this rank sees the whole split with batches of ``batch_size``.
+        """
+        dataset = self.split(split)
+        shuffle = (split == "train") if shuffle is None else shuffle
+        length = len(dataset)  # type: ignore[arg-type]
+        if not distributed:
+            generator = torch.Generator().manual_seed(self.seed)
+            return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        per_rank = self.per_rank_batch(batch_size)
+        sampler: Sampler[int]
+        if split == "train":
+            # even with one process: the same seeded permutation makes 1- and N-process runs comparable
+            sampler = DistributedSampler(
+                dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle, seed=self.seed
+            )
+        else:
+            sampler = ShardSampler(length, self.rank, self.world_size)
+        return DataLoader(dataset, batch_size=per_rank, sampler=sampler)

@@ -1,0 +1,120 @@
+"""load_data / load_folds: raw data -> deterministic splits -> train-fitted preprocessing -> DataBundle."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from optikube_trainer.config import DataSource, DataSpec
+from optikube_trainer.data.augment import AugmentedDataset
+from optikube_trainer.data.builtin import load_builtin
+from optikube_trainer.data.bundle import DataBundle
+from optikube_trainer.data.external import load_huggingface, load_torchvision
+from optikube_trainer.data.files import load_file
+from optikube_trainer.data.preprocess import FeatureSelector, Normalizer
+from optikube_trainer.data.raw import RawData
+from optikube_trainer.data.splits import kfold_indices, split_indices
+from optikube_trainer.data.synthetic import load_synthetic
+from optikube_trainer.data.text import build_text_encoder
+from optikube_trainer.dist import RunContext
+
+Split = Dataset[tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_raw(source: DataSource, seed: int) -> RawData:
+    if source.builtin is not None:
+        return load_builtin(source.builtin)
+    if source.synthetic is not None:
+        return load_synthetic(source.synthetic, seed)
+    if source.file is not None:
+        return load_file(source.file)
+    if source.torchvision is not None:
+        return load_torchvision(source.torchvision)
+    if source.huggingface is not None:
+        return load_huggingface(source.huggingface)
+    raise ValueError("data.source: no source given")
+
+
+def _tensor_split(x: np.ndarray, y: np.ndarray, dtype: torch.dtype) -> Split:
+    dataset = TensorDataset(torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=torch.long))
+    return cast(Split, dataset)
+
+
+def build_bundle(
+    raw: RawData,
+    spec: DataSpec,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    seed: int,
+    ctx: RunContext | None = None,
+    fold: int | None = None,
+) -> DataBundle:
+    """Fit every preprocessing step on ``train_idx`` only, then transform the three splits."""
+    pre = spec.preprocessing
+    y = raw.labels
+    vocab_size: int | None = None
+    pad_id = 0
+    if raw.task == "text":
+        assert raw.texts is not None
+        texts = raw.texts
+        encoder = build_text_encoder(pre.text).fit([texts[i] for i in train_idx])
+        x = encoder.encode(texts)
+        vocab_size, pad_id, dtype = encoder.size, encoder.pad_id, torch.long
+    else:
+        assert raw.features is not None
+        x = raw.features
+        if pre.feature_selection is not None:
+            if raw.task != "tabular":
+                raise ValueError("data.preprocessing.featureSelection applies to tabular data only")
+            x = FeatureSelector(pre.feature_selection).fit(x[train_idx], y[train_idx]).transform(x)
+        x = Normalizer(pre.normalization).fit(x[train_idx]).transform(x)
+        dtype = torch.float32
+    train = _tensor_split(x[train_idx], y[train_idx], dtype)
+    if pre.augmentation is not None and pre.augmentation.enabled:
+        if raw.task != "image":
+            raise ValueError("data.preprocessing.augmentation applies to image data only")
+        train = AugmentedDataset(
+            torch.as_tensor(x[train_idx]), torch.as_tensor(y[train_idx]), pre.augmentation
+        )
+    return DataBundle(
+        train=train,
+        val=_tensor_split(x[val_idx], y[val_idx], dtype),
+        test=_tensor_split(x[test_idx], y[test_idx], dtype),
+        num_classes=raw.num_classes,
+        input_shape=tuple(int(d) for d in x.shape[1:]),
+        task=raw.task,
+        seed=seed,
+        rank=ctx.rank if ctx is not None else 0,
+        world_size=ctx.world_size if ctx is not None else 1,
+        vocab_size=vocab_size,
+        pad_id=pad_id,
+        class_names=raw.class_names,
+        fold=fold,
+    )
+
+
+def load_data(
+    spec: DataSpec, seed: int, ctx: RunContext | None = None, *, raw: RawData | None = None
+) -> DataBundle:
+    raw = raw if raw is not None else load_raw(spec.source, seed)
+    idx = split_indices(raw.labels, validation=spec.validation_split, test=spec.test_split, seed=seed)
+    return build_bundle(raw, spec, idx.train, idx.val, idx.test, seed=seed, ctx=ctx)
+
+
+def load_folds(
+    spec: DataSpec, seed: int, ctx: RunContext | None = None, *, raw: RawData | None = None
+) -> list[DataBundle]:
+    """One bundle per fold of ``spec.crossValidation.folds`` over the non-test data; test stays held out."""
+    raw = raw if raw is not None else load_raw(spec.source, seed)
+    idx = split_indices(raw.labels, validation=spec.validation_split, test=spec.test_split, seed=seed)
+    pool = np.sort(np.concatenate([idx.train, idx.val]))
+    folds = kfold_indices(raw.labels, pool, spec.cross_validation.folds, seed)
+    return [
+        build_bundle(raw, spec, tr, va, idx.test, seed=seed, ctx=ctx, fold=i)
+        for i, (tr, va) in enumerate(folds)
+    ]

@@ -1,0 +1,219 @@
+"""Progress events from rank 0 to the operator or the local CLI (architecture "Contract 3").
+
+Every method may be called on every rank: only rank 0 sends, and the prune decision is broadcast
+so that all ranks stop at the same epoch. Without ``OPTIKUBE_REPORT_URL`` the events are printed
+as JSON lines on stdout. A push that fails is logged and never fails the training: the final
+payload also lands in ``<outputDir>/results.json`` and ``/dev/termination-log``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+REPORT_URL_ENV = "OPTIKUBE_REPORT_URL"
+REPORT_TOKEN_FILE_ENV = "OPTIKUBE_REPORT_TOKEN_FILE"
+TERMINATION_LOG = Path("/dev/termination-log")
+# Kubernetes keeps at most 4096 bytes of a termination message
+TERMINATION_LOG_LIMIT = 4096
+
+Broadcast = Callable[[bool], bool]
+
+
+def _json_safe(value: Any) -> Any:
+    """Turn NaN/inf into None and tensors/numpy scalars into numbers so json.dumps never fails."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+class Reporter:
+    def __init__(
+        self,
+        *,
+        rank: int,
+        trial: int | None,
+        url: str | None = None,
+        token_file: str | None = None,
+        broadcast: Broadcast | None = None,
+        output_dir: Path | None = None,
+        termination_log: Path = TERMINATION_LOG,
+        stream: TextIO | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+    ) -> None:
+        self.rank = rank
+        self.trial = trial
+        self.url = url
+        self.token_file = token_file
+        self._broadcast = broadcast or (lambda flag: flag)
+        self.output_dir = output_dir
+        self.termination_log = termination_log
+        self.stream = stream or sys.stdout
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.sent: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_env(
+        cls, *, rank: int, trial: int | None, output_dir: Path | None, broadcast: Broadcast | None = None
+    ) -> Reporter:
+        return cls(
+            rank=rank,
+            trial=trial,
+            url=os.environ.get(REPORT_URL_ENV) or None,
+            token_file=os.environ.get(REPORT_TOKEN_FILE_ENV) or None,
+            broadcast=broadcast,
+            output_dir=output_dir,
+        )
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # --- events -------------------------------------------------------------------------------
+
+    def intermediate(
+        self, epoch: int, values: Mapping[str, float], *, stage: str = "train", step: int | None = None
+    ) -> bool:
+        """Report one epoch's objective values; returns True on every rank when told to prune."""
+        prune = False
+        if self.is_main:
+            reply = self.send(
+                {
+                    "type": "intermediate",
+                    "trial": self.trial,
+                    "stage": stage,
+                    "epoch": epoch,
+                    "step": epoch if step is None else step,
+                    "values": dict(values),
+                }
+            )
+            prune = bool(reply.get("prune", False))
+        return self._broadcast(prune)
+
+    def stage(
+        self,
+        stage: str,
+        status: str,
+        *,
+        duration_s: float | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> None:
+        if self.is_main:
+            self.send(
+                {
+                    "type": "stage",
+                    "trial": self.trial,
+                    "stage": stage,
+                    "status": status,
+                    "durationSeconds": duration_s,
+                    "summary": dict(summary or {}),
+                }
+            )
+
+    def final(self, values: Mapping[str, float], results: Mapping[str, Any]) -> None:
+        if not self.is_main:
+            return
+        event = {"type": "final", "trial": self.trial, "values": dict(values), "results": dict(results)}
+        self._persist(event, results_payload=results)
+        self.send(event)
+
+    def pruned(self, epoch: int, values: Mapping[str, float] | None = None) -> None:
+        if not self.is_main:
+            return
+        event = {"type": "pruned", "trial": self.trial, "epoch": epoch, "values": dict(values or {})}
+        self._persist(event, results_payload=None)
+        self.send(event)
+
+    def failed(self, message: str) -> None:
+        if not self.is_main:
+            return
+        event = {"type": "failed", "trial": self.trial, "message": message[-2000:]}
+        self._persist(event, results_payload=None)
+        self.send(event)
+
+    # --- transport ----------------------------------------------------------------------------
+
+    def _token(self) -> str | None:
+        if not self.token_file:
+            return None
+        try:
+            # read on every send: projected service-account tokens are rotated by the kubelet
+            return Path(self.token_file).read_text().strip()
+        except OSError as error:
+            log.warning("cannot read report token file %s: %s", self.token_file, error)
+            return None
+
+    def send(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """POST one event (rank 0 only); returns the decoded reply, ``{}`` when there is none."""
+        payload = _json_safe(event)
+        self.sent.append(payload)
+        if not self.url:
+            self.stream.write(json.dumps(payload, sort_keys=True) + "\n")
+            self.stream.flush()
+            return {}
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        token = self._token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        delay = 0.5
+        for attempt in range(1, self.retries + 1):
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    text = response.read().decode() or "{}"
+                reply = json.loads(text)
+                return reply if isinstance(reply, dict) else {}
+            except urllib.error.HTTPError as error:
+                # 4xx means the endpoint refused this event: retrying will not help
+                log.warning("report endpoint answered %s to a %s event", error.code, payload.get("type"))
+                if error.code < 500:
+                    return {}
+            except (urllib.error.URLError, OSError, json.JSONDecodeError) as error:
+                log.warning("report push %d/%d failed: %s", attempt, self.retries, error)
+            if attempt < self.retries:
+                time.sleep(delay)
+                delay *= 2
+        return {}
+
+    def _persist(self, event: Mapping[str, Any], *, results_payload: Mapping[str, Any] | None) -> None:
+        payload = _json_safe(event)
+        if results_payload is not None and self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "results.json").write_text(json.dumps(_json_safe(results_payload), indent=2))
+        if self.termination_log.exists():
+            text = json.dumps(payload)
+            if len(text.encode()) > TERMINATION_LOG_LIMIT:
+                # keep what the operator needs: the type, the trial and the objective values
+                slim = {
+                    k: payload[k] for k in ("type", "trial", "values", "message", "epoch") if k in payload
+                }
+                text = json.dumps(slim)[:TERMINATION_LOG_LIMIT]
+            try:
+                self.termination_log.write_text(text)
+            except OSError as error:
+                log.warning("cannot write %s: %s", self.termination_log, error)

@@ -1,0 +1,279 @@
+"""The training loop: DDP, penalties, mixed precision, clipping, early stopping, checkpoints, curves."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: N817
+from torch.utils.data import DataLoader, DistributedSampler
+
+from optikube_trainer.config import TrainingSpec
+from optikube_trainer.data.bundle import DataBundle
+from optikube_trainer.dist import RunContext, all_reduce_max, all_reduce_sum, any_rank, broadcast_object
+from optikube_trainer.training.checkpoint import load_checkpoint, save_checkpoint
+from optikube_trainer.training.diagnosis import diagnose
+from optikube_trainer.training.optim import Penalty, build_optimizer, build_scheduler
+
+# (model, inputs, targets) -> loss, or (loss, logits) so that training accuracy can be recorded
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+EpochCallback = Callable[[int, dict[str, float]], bool]
+
+
+def cross_entropy_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(inputs), targets)
+
+
+def _empty_curves() -> dict[str, dict[str, list[float]]]:
+    return {"train": {"loss": [], "accuracy": []}, "validation": {"loss": [], "accuracy": []}}
+
+
+@dataclass
+class FitResult:
+    curves: dict[str, dict[str, list[float]]]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    pruned: bool
+    diagnosis: dict[str, Any]
+    best_metrics: dict[str, float] = field(default_factory=dict)  # validation metrics at best_epoch
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    samples_per_second: float = math.nan  # training samples over all ranks per second of training steps
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DDP) else model
+
+
+def _autocast(ctx: RunContext, precision: str) -> AbstractContextManager[Any]:
+    if ctx.device.type != "cuda" or precision == "none":
+        return nullcontext()  # mixed precision is a GPU feature; CPU runs stay in float32
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _batches(loader: DataLoader[Any], device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    non_blocking = device.type == "cuda"
+    for inputs, targets in loader:
+        yield inputs.to(device, non_blocking=non_blocking), targets.to(device, non_blocking=non_blocking)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: DataLoader[Any], ctx: RunContext, *, num_classes: int | None = None
+) -> dict[str, float]:
+    """Accuracy, macro F1 and mean cross-entropy over every rank's shard (all ranks get the same numbers)."""
+    module = unwrap(model)
+    was_training = module.training
+    module.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    seen_classes = 0
+    for inputs, targets in _batches(loader, ctx.device):
+        logits = module(inputs).float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
+        pairs.append((targets, logits.argmax(dim=1)))
+        seen_classes = max(seen_classes, logits.shape[1])
+    module.train(was_training)
+    classes = int(all_reduce_max(torch.tensor(num_classes or seen_classes, device=ctx.device)).item())
+    confusion = torch.zeros(classes * classes, dtype=torch.float64, device=ctx.device)
+    for targets, predictions in pairs:
+        confusion += torch.bincount(targets * classes + predictions, minlength=classes * classes).double()
+    totals = all_reduce_sum(torch.cat([confusion, loss_sum.reshape(1)]))
+    matrix = totals[:-1].reshape(classes, classes)
+    count = float(matrix.sum())
+    if count == 0:
+        return {"accuracy": math.nan, "f1": math.nan, "valLoss": math.nan, "samples": 0.0}
+    true_positive = matrix.diag()
+    predicted, actual = matrix.sum(dim=0), matrix.sum(dim=1)
+    f1_per_class = 2 * true_positive / (predicted + actual).clamp(min=1)
+    present = actual > 0  # macro F1 over the classes that occur in this split
+    return {
+        "accuracy": float(true_positive.sum() / count),
+        "f1": float(f1_per_class[present].mean()),
+        "valLoss": float(totals[-1] / count),
+        "samples": count,
+    }
+
+
+@dataclass
+class _State:
+    epoch: int = 0  # next epoch to run
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=_empty_curves)
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    best_weights: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+
+
+def _resume(directory: Path | None, ctx: RunContext) -> dict[str, Any] | None:
+    state = load_checkpoint(directory, ctx)
+    epoch = torch.tensor(state["epoch"] if state else -1, device=ctx.device)
+    highest = int(all_reduce_max(epoch.clone()).item())
+    lowest = -int(all_reduce_max(-epoch).item())
+    if highest != lowest:
+        # the ranks disagree (no shared volume): everyone takes rank 0's copy
+        state = broadcast_object(state)  # type: ignore[assignment]
+    return state
+
+
+def fit(
+    model: nn.Module,
+    bundle: DataBundle,
+    training: TrainingSpec,
+    ctx: RunContext,
+    *,
+    epochs: int | None = None,
+    loss_fn: LossFn | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    checkpoint_dir: Path | None = None,
+) -> FitResult:
+    """Train ``model`` in place; wraps in DDP when world_size > 1 and returns the plain module's results.
+
+    ``on_epoch_end(epoch, metrics)`` runs on every rank after each epoch; True from any rank stops
+    training on all ranks (a prune). With ``checkpoint_dir`` every epoch is checkpointed and a run
+    started again with the same directory resumes after the last finished epoch.
+    """
+    total_epochs = epochs if epochs is not None else training.epochs
+    loss_fn = loss_fn or cross_entropy_loss
+    model.to(ctx.device)
+    ddp_model: nn.Module = model
+    if ctx.distributed:
+        ddp_model = DDP(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+    optimizer = build_optimizer(model, training)
+    scheduler = build_scheduler(optimizer, training, total_epochs)
+    penalty = Penalty(model, training.regularization.l1, training.regularization.l2)
+    scaler = (
+        torch.amp.GradScaler("cuda")
+        if (ctx.device.type == "cuda" and training.mixed_precision == "fp16")
+        else None
+    )
+    train_loader = bundle.loader("train", training.batch_size)
+    val_loader = bundle.loader("val", training.batch_size)
+    clip = training.gradient_clip_norm
+    patience, min_delta = training.early_stopping.patience, training.early_stopping.min_delta
+
+    state = _State()
+    saved = _resume(checkpoint_dir, ctx)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler") is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and saved.get("scaler") is not None:
+            scaler.load_state_dict(saved["scaler"])
+        state = _State(**saved["loop"])
+
+    stopped_early = pruned = False
+    last: dict[str, float] = {}
+    step_seconds, step_samples = 0.0, 0.0
+    while state.epoch < total_epochs and not (stopped_early or pruned):
+        epoch = state.epoch
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
+        ddp_model.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss * n, correct, n
+        started = time.perf_counter()
+        for inputs, targets in _batches(train_loader, ctx.device):
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(ctx, training.mixed_precision):
+                output: Any = (
+                    loss_fn(ddp_model, inputs, targets) if loss_fn is not cross_entropy_loss else None
+                )
+                if output is None:
+                    logits = ddp_model(inputs)
+                    loss = F.cross_entropy(logits, targets)
+                elif isinstance(output, tuple):
+                    loss, logits = output
+                else:
+                    loss, logits = output, None
+                objective = loss + penalty() if penalty.active else loss
+            if scaler is not None:
+                scaler.scale(objective).backward()
+                if clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                objective.backward()
+                if clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip)
+                optimizer.step()
+            n = targets.shape[0]
+            sums[0] += loss.detach().double() * n
+            if logits is not None:
+                sums[1] += (logits.detach().argmax(dim=1) == targets).sum()
+            else:
+                sums[1] += math.nan
+            sums[2] += n
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)
+        step_seconds += time.perf_counter() - started
+        all_reduce_sum(sums)
+        step_samples += float(sums[2])
+        train_loss, train_acc = float(sums[0] / sums[2]), float(sums[1] / sums[2])
+        val = evaluate(model, val_loader, ctx, num_classes=bundle.num_classes)
+        learning_rate = float(optimizer.param_groups[0]["lr"])
+        if scheduler is not None:
+            scheduler.step()
+        state.curves["train"]["loss"].append(train_loss)
+        state.curves["train"]["accuracy"].append(train_acc)
+        state.curves["validation"]["loss"].append(val["valLoss"])
+        state.curves["validation"]["accuracy"].append(val["accuracy"])
+        last = {
+            "epoch": float(epoch),
+            "trainLoss": train_loss,
+            "trainAccuracy": train_acc,
+            "learningRate": learning_rate,
+            **val,
+        }
+        if val["valLoss"] < state.best_loss - min_delta or state.best_epoch < 0:
+            state.best_loss, state.best_epoch, state.best_metrics = val["valLoss"], epoch, dict(last)
+            state.bad_epochs = 0
+            if patience > 0:
+                state.best_weights = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                }
+        else:
+            state.bad_epochs += 1
+            stopped_early = patience > 0 and state.bad_epochs >= patience
+        state.epoch = epoch + 1
+        if checkpoint_dir is not None:
+            save_checkpoint(
+                checkpoint_dir,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "loop": copy.copy(state.__dict__),
+                },
+                ctx,
+            )
+        if on_epoch_end is not None:
+            pruned = any_rank(bool(on_epoch_end(epoch, dict(last))), ctx.device)
+    if stopped_early and state.best_weights is not None:
+        # early stopping keeps the best validation weights, not the last ones
+        model.load_state_dict(state.best_weights)
+    return FitResult(
+        curves=state.curves,
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        stopped_early=stopped_early,
+        pruned=pruned,
+        diagnosis=diagnose(state.curves, state.best_epoch),
+        best_metrics=state.best_metrics,
+        last_metrics=last,
+        samples_per_second=step_samples / step_seconds if step_seconds > 0 else math.nan,
+    )

@@ -4,29 +4,102 @@
 # at the versions pinned in hack/versions.env.
 #
 # Output: $OPTIKUBE_ASSETS_CACHE/<key>/{kube-apiserver,...}; prints that directory last.
-# A finished directory carries a .complete stamp, so a second run costs nothing.
+#
+# - OPTIKUBE_ASSETS=<dir>: use pre-built binaries from <dir> instead (as envtest does with
+#   KUBEBUILDER_ASSETS); they are checked with --version and nothing is built.
+# - A finished directory carries a .complete stamp naming the build recipe, so a second run
+#   costs nothing. Without it, each binary is checked with --version and only the missing or
+#   wrong ones are (re)built, so an interrupted build resumes where it stopped.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
+# Bump when the way a binary is built changes (flags, ldflags): the stamp then no longer
+# matches and every binary is re-verified, rebuilding those whose --version is wrong.
+RECIPE=2
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+
+log() { printf '[build-controlplane] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Prints what `name --version` (or its equivalent) reports.
+version_of() { # dir name
+  local bin="$1/$2"
+  case "$2" in
+    kubectl) "$bin" version --client 2>/dev/null | head -n1 ;;
+    helm) "$bin" version --short 2>/dev/null ;;
+    *) "$bin" --version 2>/dev/null | head -n1 ;;
+  esac
+}
+
+expected_version() { # name
+  case "$1" in
+    etcd) echo "etcd Version: ${ETCD_VERSION#v}" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler) echo "Kubernetes ${KUBERNETES_VERSION}" ;;
+    kubectl) echo "Client Version: ${KUBERNETES_VERSION}" ;;
+    kwok) echo "kwok version ${KWOK_VERSION}" ;;
+    helm) echo "${HELM_VERSION}" ;;
+  esac
+}
+
+# True when dir/name runs and reports exactly the pinned version.
+verified() { # dir name
+  [[ -x "$1/$2" ]] || return 1
+  local got want
+  got="$(version_of "$1" "$2" || true)"
+  want="$(expected_version "$2")"
+  [[ "$got" == "$want" || "$got" == "$want "* ]]
+}
+
+if [[ -n "${OPTIKUBE_ASSETS:-}" ]]; then
+  dir="$(cd "$OPTIKUBE_ASSETS" 2>/dev/null && pwd)" || die "OPTIKUBE_ASSETS=$OPTIKUBE_ASSETS is not a directory"
+  for name in "${BINARIES[@]}"; do
+    [[ -x "$dir/$name" ]] || die "OPTIKUBE_ASSETS=$dir has no executable $name"
+    verified "$dir" "$name" ||
+      log "warning: $dir/$name reports '$(version_of "$dir" "$name" || true)', pinned is '$(expected_version "$name")'"
+  done
+  echo "$dir"
+  exit 0
+fi
+
 cache_root="${OPTIKUBE_ASSETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/optikube/controlplane}"
 key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
 out="$cache_root/$key"
-if [[ -f "$out/.complete" ]]; then
+stamp="$out/.complete"
+if [[ "$(cat "$stamp" 2>/dev/null)" == "recipe=$RECIPE" ]]; then
   echo "$out"
   exit 0
 fi
 mkdir -p "$out"
+
+# Two builds of the same key (make and a test run, say) must not interleave.
+if command -v flock >/dev/null; then
+  exec 9>"$cache_root/.$key.lock"
+  flock 9
+  if [[ "$(cat "$stamp" 2>/dev/null)" == "recipe=$RECIPE" ]]; then
+    echo "$out"
+    exit 0
+  fi
+fi
+
+command -v go >/dev/null || die "Go is required to build the control plane (or set OPTIKUBE_ASSETS)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
-log() { printf '[build-controlplane] %s\n' "$*" >&2; }
+needs() { # name: true when it is missing or reports the wrong version
+  if verified "$out" "$1"; then
+    log "$1 is already built: $(version_of "$out" "$1")"
+    return 1
+  fi
+  return 0
+}
 
 build_kubernetes() {
-  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  local minor="${KUBERNETES_VERSION#v1.}"
+  minor="${minor%%.*}"
   local staging_version="v0.${KUBERNETES_VERSION#v1.}"
   local mod="$work/kubernetes"
   mkdir -p "$mod"
@@ -41,8 +114,8 @@ build_kubernetes() {
     {
       echo "require k8s.io/kubernetes ${KUBERNETES_VERSION}"
       echo "replace ("
-      grep -E '^\s+k8s.io/[a-z0-9-]+ => ./staging/' "$gomod" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}' \
-        | grep -v -E 'sample-(apiserver|cli-plugin|controller)'
+      grep -E '^\s+k8s.io/[a-z0-9-]+ => ./staging/' "$gomod" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}' |
+        grep -v -E 'sample-(apiserver|cli-plugin|controller)'
       echo ")"
     } >>go.mod
     cat >tools.go <<GO
@@ -58,10 +131,11 @@ import (
 )
 GO
     go mod tidy -e >/dev/null 2>&1 || true
+    # Without these, --version prints v0.0.0-master and clients' version checks misbehave.
     local pkg=k8s.io/component-base/version
     local ldflags="-s -w -X ${pkg}.gitVersion=${KUBERNETES_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
     ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    for cmd in "$@"; do
       log "building $cmd ${KUBERNETES_VERSION}"
       go build -tags tools -trimpath -ldflags "$ldflags" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
     done
@@ -93,14 +167,28 @@ GO
   )
 }
 
-install_tool() { # name module@version
+install_tool() { # name module@version [extra ldflags]
   log "installing $1 ($2)"
-  GOBIN="$out" go install -trimpath -ldflags "-s -w" "$2"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w ${3:-}" "$2"
 }
 
-build_etcd
-install_tool kwok "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
-install_tool helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
-build_kubernetes
-touch "$out/.complete"
+if needs etcd; then build_etcd; fi
+if needs kwok; then install_tool kwok "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"; fi
+# helm's source only knows its minor version (v3.21); the patch version comes from ldflags.
+if needs helm; then
+  install_tool helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}" \
+    "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+fi
+k8s_cmds=()
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  if needs "$cmd"; then k8s_cmds+=("$cmd"); fi
+done
+if ((${#k8s_cmds[@]})); then build_kubernetes "${k8s_cmds[@]}"; fi
+
+for name in "${BINARIES[@]}"; do
+  verified "$out" "$name" || die "$out/$name reports '$(version_of "$out" "$name" || true)', expected '$(expected_version "$name")'"
+  printf '%s: %s\n' "$name" "$(version_of "$out" "$name")"
+done >"$out/versions.txt"
+echo "recipe=$RECIPE" >"$stamp"
+log "control plane binaries ready in $out"
 echo "$out"

@@ -1,0 +1,86 @@
+"""`optikube run FILE`: the job of a manifest, run on this machine with local torchrun processes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from optikube_operator.api import OptimizationJob, SpecError, load_job
+from optikube_operator.core.settings import read_settings
+from optikube_operator.core.study import TuningError, distributions, grid_points, make_sampler
+from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
+from optikube_operator.local.outputs import write_outputs
+from optikube_operator.local.progress import RichProgress
+
+EXIT_SPEC_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def preflight(job: OptimizationJob) -> None:
+    """Search settings the core cannot use fail here, before any process starts."""
+    settings = read_settings(job.spec.to_dict(), job.metadata.name or "optikube")
+    if not settings.search_space:
+        return
+    distributions(settings)
+    if settings.sampler_type == "grid":
+        grid_points(settings)
+    else:
+        make_sampler(settings, 0)
+
+
+@click.command("run")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default: runs/<job name>).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Trials at once; overrides spec.tuning.parallelTrials.",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in the output directory.")
+def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> None:
+    """Run FILE's OptimizationJob here: tuning trials, then the final pipeline."""
+    console = Console(stderr=False)
+    try:
+        job = load_job(file)
+        preflight(job)
+    except SpecError as error:
+        for problem in error.errors:
+            click.echo(f"{file}: {problem}", err=True)
+        sys.exit(EXIT_SPEC_ERROR)
+    except TuningError as error:
+        click.echo(f"{file}: {error}", err=True)
+        sys.exit(EXIT_SPEC_ERROR)
+    out = output or Path("runs") / (job.metadata.name or "optikube")
+    spec = job.spec.to_dict()
+    try:
+        backend = LocalBackend(job, LocalOptions(output_dir=out, parallel=parallel, resume=resume))
+    except RunExistsError as error:
+        click.echo(str(error), err=True)
+        sys.exit(EXIT_SPEC_ERROR)
+    with RichProgress(spec, console) as progress:
+        backend.progress = progress
+        state = asyncio.run(backend.run())
+    results = write_outputs(spec, state, out)
+    if backend.interrupted:
+        console.print(f"interrupted; continue with: optikube run {file} --output {out} --resume")
+        sys.exit(EXIT_INTERRUPTED)
+    outcome = state.finished
+    best = results.get("bestTrial") or {}
+    console.print(f"[bold]{outcome.get('reason')}[/bold] {outcome.get('message', '')}".rstrip())
+    if best:
+        console.print(f"best trial {best.get('number')}: {best.get('values')} with {best.get('params')}")
+    console.print(
+        f"results: {out / 'results.json'}  report: {out / 'report.html'}  study: {out / 'study.db'}"
+    )
+    sys.exit(0 if outcome.get("succeeded") else 1)

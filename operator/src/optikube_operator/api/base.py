@@ -9,6 +9,7 @@ at a glance that they say the same thing.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
@@ -51,7 +52,9 @@ class ApiModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
-        use_attribute_docstrings=False,
+        # YAML already carries types: "yes" is not a boolean and "3" is not an integer here, as
+        # for the apiserver. Timestamps opt out (they arrive as RFC 3339 strings).
+        strict=True,
     )
     RULES: ClassVar[tuple[Rule, ...]] = ()
 
@@ -120,5 +123,7 @@ Quantity = Annotated[
 
 # A free-form JSON value (model params, trial params): the CRD keeps it as it is.
 FreeValue = Annotated[Any, WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True})]
+
+Timestamp = Annotated[datetime, Field(strict=False)]
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -6,12 +6,11 @@ a bounded Pareto front and the trials running now.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from optikube_operator.api.base import ApiModel, FreeValue
+from optikube_operator.api.base import ApiModel, FreeValue, Timestamp
 
 JobPhase = Literal[
     "Pending", "Tuning", "Training", "Compressing", "Quantizing", "Evaluating", "Succeeded", "Failed", "Suspended"
@@ -36,7 +35,7 @@ class Condition(ApiModel):
         " TooManyFailures.",
     )
     message: str = Field("", max_length=MAX_MESSAGE, description="Human-readable details.")
-    last_transition_time: datetime | None = Field(None, description="When the status last changed.")
+    last_transition_time: Timestamp | None = Field(None, description="When the status last changed.")
     observed_generation: int | None = Field(None, ge=0, description="The spec generation this condition is about.")
 
 
@@ -72,7 +71,7 @@ class RunningTrial(ApiModel):
 
     number: int = Field(ge=0, description="Trial number.")
     name: str = Field(max_length=253, description="Name of its OptimizationTrial.")
-    start_time: datetime | None = Field(None, description="When it started running.")
+    start_time: Timestamp | None = Field(None, description="When it started running.")
     epoch: int = Field(0, ge=0, description="Latest reported epoch.")
     values: MetricValues = Field(default_factory=dict, max_length=16, description="Latest intermediate values.")
 
@@ -144,5 +143,5 @@ class OptimizationJobStatus(ApiModel):
     progress: Progress | None = Field(None, description="Completion estimate.")
     results: Results | None = Field(None, description="Baseline vs optimized measurements.")
     artifacts: ArtifactsStatus | None = Field(None, description="Where the outputs are.")
-    start_time: datetime | None = Field(None, description="When the job started.")
-    completion_time: datetime | None = Field(None, description="When the job succeeded or failed.")
+    start_time: Timestamp | None = Field(None, description="When the job started.")
+    completion_time: Timestamp | None = Field(None, description="When the job succeeded or failed.")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue
+from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue, Timestamp
 from optikube_operator.api.job import ObjectMeta
 from optikube_operator.api.status import MAX_MESSAGE, MetricValues
 
@@ -51,8 +50,8 @@ class OptimizationTrialStatus(ApiModel):
         description=f"Per-epoch values for pruning; the latest {MAX_INTERMEDIATE_VALUES} are kept.",
     )
     final_values: MetricValues = Field(default_factory=dict, max_length=16, description="Final values by metric.")
-    start_time: datetime | None = Field(None, description="When the trial started running.")
-    completion_time: datetime | None = Field(None, description="When the trial ended.")
+    start_time: Timestamp | None = Field(None, description="When the trial started running.")
+    completion_time: Timestamp | None = Field(None, description="When the trial ended.")
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed or was pruned.")
 
 

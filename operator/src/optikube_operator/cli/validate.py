@@ -1,0 +1,52 @@
+"""`optikube validate FILE...`: offline validation with the same rules the apiserver and operator apply."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import yaml
+from rich.console import Console
+
+from optikube_operator.api.validation import FieldError, load_documents, validate_manifest
+
+
+def validate_file(path: Path) -> tuple[int, list[FieldError]]:
+    """(number of documents, errors) of one file; in a multi-document file messages name the document."""
+    try:
+        documents = load_documents(path)
+    except (OSError, yaml.YAMLError) as exc:
+        return 0, [FieldError("", f"cannot read: {exc}")]
+    if not documents:
+        return 0, [FieldError("", "no YAML document found")]
+    errors: list[FieldError] = []
+    for index, document in enumerate(documents):
+        suffix = f" (document {index + 1})" if len(documents) > 1 else ""
+        errors += [FieldError(e.path, e.message + suffix) for e in validate_manifest(document)]
+    return len(documents), errors
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def validate(files: tuple[Path, ...], quiet: bool) -> None:
+    """Validate OptimizationJob and OptimizationTrial manifests (multi-document YAML allowed).
+
+    Prints one `FILE: <field path>: <message>` line per problem; exits 1 if any file is invalid.
+    """
+    console = Console(highlight=False, soft_wrap=True)
+    invalid = 0
+    for path in files:
+        count, errors = validate_file(path)
+        for error in errors:
+            # Plain click.echo: these lines are for grep and editors, not for styling.
+            click.echo(f"{path}: {error}")
+        if errors:
+            invalid += 1
+        elif not quiet:
+            noun = "document" if count == 1 else "documents"
+            console.print(f"[green]ok[/green] {path} ({count} {noun})")
+    if not quiet and len(files) > 1:
+        console.print(f"{len(files) - invalid}/{len(files)} files valid")
+    sys.exit(1 if invalid else 0)

@@ -1,0 +1,75 @@
+"""The invalid corpus is rejected offline, naming the expected field; every example is valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from optikube_operator.api import validate_manifest
+from optikube_operator.cli.validate import validate
+
+from api_corpus_cases import CORPUS, EXAMPLES, corpus_cases, names_field
+
+CASES = corpus_cases()
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
+
+
+def test_corpus_is_large_and_covers_both_server_outcomes() -> None:
+    assert len(CASES) >= 50
+    assert sum(case.server for case in CASES) >= 40
+    assert sum(not case.server for case in CASES) >= 8  # what only optikube validate can see
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_validate_manifest_names_the_expected_field(case) -> None:  # type: ignore[no-untyped-def]
+    errors = validate_manifest(yaml.safe_load(case.path.read_text()))
+    assert errors, f"{case.name} was accepted"
+    # One mistake per file: every error must be about the expected field.
+    assert all(names_field(e.path, case.expect) for e in errors), [str(e) for e in errors]
+
+
+def test_cli_rejects_every_corpus_file_with_file_and_field() -> None:
+    result = CliRunner().invoke(validate, [str(case.path) for case in CASES])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    for case in CASES:
+        mine = [line for line in lines if line.startswith(f"{case.path}: ")]
+        assert mine, f"no error line for {case.name}"
+        assert any(line.startswith(f"{case.path}: {case.expect}") for line in mine), mine
+    assert "ok " not in result.output
+
+
+def test_cli_accepts_every_example() -> None:
+    assert len(EXAMPLE_FILES) >= 5
+    result = CliRunner().invoke(validate, [str(path) for path in EXAMPLE_FILES])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == len(EXAMPLE_FILES)
+
+
+def test_cli_multi_document_file_fails_if_one_document_does(tmp_path: Path) -> None:
+    good = (EXAMPLES / "quickstart.yaml").read_text()
+    bad = (CORPUS / "training-zero-epochs.yaml").read_text()
+    both = tmp_path / "both.yaml"
+    both.write_text(good + "\n---\n" + bad)
+    result = CliRunner().invoke(validate, [str(both)])
+    assert result.exit_code == 1
+    assert f"{both}: spec.training.epochs: " in result.output
+    assert "(document 2)" in result.output
+
+    two_good = tmp_path / "two.yaml"
+    two_good.write_text(good + "\n---\n" + good)
+    result = CliRunner().invoke(validate, [str(two_good)])
+    assert result.exit_code == 0, result.output
+    assert "2 documents" in result.output
+
+
+def test_cli_reports_unreadable_input(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec: [unclosed\n")
+    result = CliRunner().invoke(validate, [str(broken), str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1
+    assert f"{broken}: cannot read" in result.output
+    assert "missing.yaml: cannot read" in result.output

@@ -22,13 +22,19 @@ from pathlib import Path
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+# Looked up once here: the child must not load libraries between fork and exec. Linux only;
+# elsewhere the atexit and signal handlers are the only safety net.
+_prctl = getattr(ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True), "prctl", None)
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    if _prctl is None:
+        return None
+    prctl = _prctl
+
     # Runs in the child between fork and exec: only async-signal-safe calls, nothing imported.
     def setup() -> None:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
 
@@ -56,6 +62,14 @@ def spawn(argv: list[str], log_path: Path, *, detached: bool = False) -> subproc
 
 def pid_alive(pid: int) -> bool:
     """True while pid exists and is not a zombie."""
+    if not Path("/proc/self/stat").exists():  # no procfs: existence is all we can tell
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):

@@ -3,6 +3,7 @@ Job controller, the garbage collector, RBAC and service-account tokens."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -167,14 +168,42 @@ def test_service_account_without_rbac_is_forbidden(
 ) -> None:
     core: Any = client.CoreV1Api(api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "trainer"}})
-    request = {"spec": {"audiences": [], "expirationSeconds": 600}}
-    token = core.create_namespaced_service_account_token("trainer", namespace, request).status.token
+    token = control_plane.service_account_token(namespace, "trainer", expiration_seconds=600)
 
     with token_client(control_plane, token) as as_trainer, pytest.raises(ApiException) as refused:
-        client.CoreV1Api(as_trainer).list_namespaced_pod(namespace)
+        trainer_core: Any = client.CoreV1Api(as_trainer)
+        trainer_core.list_namespaced_pod(namespace)
     # 403, not 401: the token authenticated, and RBAC denied the request.
     assert refused.value.status == 403
     assert f"system:serviceaccount:{namespace}:trainer" in str(refused.value.body)
+
+
+def test_service_account_kubeconfig_gets_exactly_what_rbac_grants(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    control_plane.kubectl("create", "serviceaccount", "reader", "-n", namespace)
+    kubeconfig = control_plane.service_account_kubeconfig(namespace, "reader")
+
+    def as_reader(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(control_plane.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", "-n", namespace, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    denied = as_reader("get", "pods")
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    control_plane.kubectl("create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", namespace)
+    control_plane.kubectl(
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=pod-reader",
+        f"--serviceaccount={namespace}:reader",
+        "-n",
+        namespace,
+    )
+    allowed = as_reader("get", "pods")
+    assert allowed.returncode == 0, allowed.stderr
+    still_denied = as_reader("get", "configmaps")
+    assert still_denied.returncode != 0 and "forbidden" in still_denied.stderr.lower()
 
 
 def test_audience_bound_token_passes_token_review_only_for_its_audience(namespace: str, api: Any) -> None:

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from optikube_operator.envtest import pki
-from optikube_operator.envtest.kubeconfig import render_kubeconfig, write_kubeconfig
+from optikube_operator.envtest.kubeconfig import render_kubeconfig, render_token_kubeconfig, write_kubeconfig
 from optikube_operator.envtest.layout import ADMIN, CONTROLLER_MANAGER
 
 
@@ -66,3 +66,12 @@ def test_kubeconfig_inlines_credentials_and_selects_its_context(tmp_path: Path, 
 def test_kubeconfig_refuses_a_plain_http_server(ca: pki.KeyPair) -> None:
     with pytest.raises(ValueError, match="server"):
         render_kubeconfig("http://127.0.0.1:8080", ca.cert_pem, b"", b"", "admin")
+
+
+def test_token_kubeconfig_carries_the_token(ca: pki.KeyPair) -> None:
+    document = render_token_kubeconfig(
+        "https://127.0.0.1:6443", ca.cert_pem, "abc", "system:serviceaccount:n:s"
+    )
+    assert document["users"] == [{"name": "system:serviceaccount:n:s", "user": {"token": "abc"}}]
+    with pytest.raises(ValueError, match="token"):
+        render_token_kubeconfig("https://127.0.0.1:6443", ca.cert_pem, "", "u")

@@ -19,7 +19,11 @@ from typing import Any
 
 from optikube_operator.envtest import flags, pki, processes
 from optikube_operator.envtest.assets import find_assets
-from optikube_operator.envtest.kubeconfig import render_kubeconfig, write_kubeconfig
+from optikube_operator.envtest.kubeconfig import (
+    render_kubeconfig,
+    render_token_kubeconfig,
+    write_kubeconfig,
+)
 from optikube_operator.envtest.kwok import FakeNode, default_nodes, render_kwok_config
 from optikube_operator.envtest.layout import ADMIN, CLIENT_IDENTITIES, Layout
 from optikube_operator.envtest.ports import LOOPBACK, Ports
@@ -306,6 +310,25 @@ class ControlPlane:
                 interval=0.1,
             )
         return name
+
+    def service_account_token(
+        self, namespace: str, name: str, audiences: Sequence[str] = (), expiration_seconds: int = 3600
+    ) -> str:
+        """A token for an existing ServiceAccount, from the TokenRequest API (as a kubelet gets one)."""
+        from kubernetes import client
+
+        request = {"spec": {"audiences": list(audiences), "expirationSeconds": expiration_seconds}}
+        with self.api_client() as api:
+            core: Any = client.CoreV1Api(api)
+            response = core.create_namespaced_service_account_token(name, namespace, request)
+        return str(response.status.token)
+
+    def service_account_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 3600) -> Path:
+        """A kubeconfig acting as namespace/name, to run code (an operator) with only its RBAC."""
+        token = self.service_account_token(namespace, name, expiration_seconds=expiration_seconds)
+        user = f"system:serviceaccount:{namespace}:{name}"
+        document = render_token_kubeconfig(self.server, self.layout.ca_cert.read_bytes(), token, user)
+        return write_kubeconfig(self.layout.root / f"sa-{namespace}-{name}.kubeconfig", document)
 
 
 def _has_default_sa(core: Any, namespace: str) -> bool:

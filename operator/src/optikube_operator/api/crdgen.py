@@ -8,6 +8,7 @@ always-present block defaulted to `{}` so that the apiserver fills in its defaul
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,24 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         return node
     target = dict(defs[ref_holder["$ref"].rsplit("/", 1)[-1]])
     siblings = {k: v for k, v in node.items() if k not in ("$ref", "allOf")}
-    return {**target, **siblings}
+    merged = {**target, **siblings}
+    merged["description"] = _combine(siblings.get("description", ""), target.get("description", ""))
+    return merged
+
+
+# A field description about a block mostly restates the block's docstring; it is kept only when it
+# says what leaving the block out means, or how the block is written.
+_FIELD_ROLE = re.compile(r"\bomit\b|without it|written like", re.IGNORECASE)
+
+
+def _combine(field_doc: str, model_doc: str) -> str:
+    """The description of a field whose type is a model: the model's docstring, plus the field's role."""
+    field_doc, model_doc = field_doc.strip(), " ".join(model_doc.split())
+    if not model_doc:
+        return field_doc
+    if field_doc and _FIELD_ROLE.search(field_doc) and model_doc not in field_doc:
+        return f"{field_doc} {model_doc}"
+    return model_doc
 
 
 def _unwrap_nullable(node: dict[str, Any]) -> tuple[dict[str, Any], bool]:

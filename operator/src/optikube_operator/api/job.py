@@ -39,7 +39,8 @@ class ObjectMeta(ApiModel):
 
 
 class OptimizationJobSpec(ApiModel):
-    """What to optimize and how: data, model, objectives, tuning, training, compression, quantization."""
+    """What to optimize and how: data, model, objectives, tuning, training, compression, quantization,
+    resources, artifacts and cleanup."""
 
     suspend: bool = Field(
         False, description="Pause: running trials are stopped and no new ones start until it is set to false."

@@ -46,7 +46,7 @@ class HuggingFaceModel(ApiModel):
 
 
 class ModelSpec(ApiModel):
-    """The network to optimize. Set exactly one of builtin, torchvision, huggingface or importPath."""
+    """A network: set exactly one of builtin, torchvision, huggingface or importPath; params go to its builder."""
 
     builtin: BuiltinModel | None = Field(None, description="A built-in network.")
     torchvision: TorchvisionModel | None = Field(None, description="A torchvision model.")

@@ -174,7 +174,7 @@ class Selection(ApiModel):
 
 
 class TuningSpec(ApiModel):
-    """The hyperparameter search. Omit spec.tuning to run the pipeline once with the spec as written."""
+    """The hyperparameter search (Optuna): sampler, pruner, budget and search space."""
 
     sampler: Sampler = Field(default_factory=Sampler, description="The search strategy.")
     pruner: Pruner = Field(default_factory=Pruner, description="Early stopping of unpromising trials.")

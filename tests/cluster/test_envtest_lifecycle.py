@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from optikube_operator.envtest import ControlPlane, FakeNode
+from optikube_operator.envtest.ports import Ports
 from optikube_operator.envtest.processes import pid_alive
 from optikube_operator.envtest.sockets import listening_sockets
 
@@ -37,8 +40,27 @@ def test_every_listener_is_on_loopback(control_plane: ControlPlane) -> None:
     assert set(control_plane.ports.all()) <= {s.port for s in listeners}
 
 
-def test_stop_leaves_no_process_and_no_files() -> None:
-    plane = ControlPlane(nodes=[FakeNode("solo-cpu"), FakeNode("solo-gpu", gpus=2)]).start()
+def test_stop_leaves_no_process_and_no_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first ports handed out include one another process holds: etcd cannot bind it, and
+    # the control plane must start over on fresh ports.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    allocate = Ports.allocate
+    handed_out: list[Ports] = []
+
+    def allocate_once_taken() -> Ports:
+        ports = allocate() if handed_out else dataclasses.replace(allocate(), etcd_client=taken)
+        handed_out.append(ports)
+        return ports
+
+    monkeypatch.setattr(Ports, "allocate", staticmethod(allocate_once_taken))
+    try:
+        plane = ControlPlane(nodes=[FakeNode("solo-cpu"), FakeNode("solo-gpu", gpus=2)]).start()
+    finally:
+        squatter.close()
+    assert len(handed_out) == 2 and plane.ports == handed_out[1]
     pids, root = plane.pids, plane.layout.root
     assert len(pids) == 5 and all(pid_alive(p) for p in pids)
     assert "solo-gpu" in plane.kubectl("get", "nodes", "-o", "name").stdout

@@ -42,6 +42,13 @@ class ControlPlaneError(RuntimeError):
     pass
 
 
+class PortTakenError(ControlPlaneError):
+    """A component could not bind the port picked for it."""
+
+
+START_ATTEMPTS = 3
+
+
 class KubectlError(subprocess.CalledProcessError):
     def __str__(self) -> str:
         return f"{super().__str__()}\nstderr:\n{self.stderr}"
@@ -137,10 +144,26 @@ class ControlPlane:
             return self
         # Resolve (and, on a first run, build) the binaries before creating anything.
         self._bin_dir = self.bin_dir
-        if self._root is None:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._start_once()
+                break
+            except PortTakenError:
+                # Another process bound one of our free ports before its server did: new ports.
+                if attempt == START_ATTEMPTS:
+                    raise
+        if self.detached:
+            # It is meant to outlive this process: `python -m optikube_operator.envtest down` stops it.
+            processes.unregister_cleanup(id(self))
+        return self
+
+    def _start_once(self) -> None:
+        if self._own_root:
             self._root = Path(tempfile.mkdtemp(prefix="optikube-envtest-"))
         layout = self.layout
+        shutil.rmtree(layout.etcd_data, ignore_errors=True)  # a given root may hold an old attempt
         layout.make_dirs()
+        self.components = []
         self.ports = ports = Ports.allocate()
         self._started = True
         processes.register_cleanup(id(self), self.stop)
@@ -173,12 +196,9 @@ class ControlPlane:
             )
             self.stop()
             if isinstance(error, NotReadyError | ControlPlaneError):
-                raise ControlPlaneError(f"control plane failed to start: {error}\n{logs}") from error
+                kind = PortTakenError if "address already in use" in logs else ControlPlaneError
+                raise kind(f"control plane failed to start: {error}\n{logs}") from error
             raise
-        if self.detached:
-            # It is meant to outlive this process: `python -m optikube_operator.envtest down` stops it.
-            processes.unregister_cleanup(id(self))
-        return self
 
     def stop(self) -> None:
         """Stops every process (SIGTERM, then SIGKILL) and removes the temp dir it created."""

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from api_corpus_cases import CORPUS, EXAMPLES, corpus_cases, names_field
 from click.testing import CliRunner
 
 from optikube_operator.api import validate_manifest
 from optikube_operator.cli.validate import validate
-
-from api_corpus_cases import CORPUS, EXAMPLES, corpus_cases, names_field
 
 CASES = corpus_cases()
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))

@@ -9,9 +9,9 @@ at a glance that they say the same thing.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainValidator, WithJsonSchema
@@ -95,17 +95,17 @@ def duration_seconds(text: str) -> float:
 
 
 # Kubernetes resource quantity (`500m`, `2Gi`, `1`), the same pattern Kubernetes' own CRDs use.
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
+_NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
 
 
 def _parse_quantity(value: object) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise PydanticCustomError("quantity", "must be a quantity such as 500m, 2Gi or 4")
     if isinstance(value, str) and not re.fullmatch(QUANTITY_PATTERN, value):
-        raise PydanticCustomError("quantity", "must be a quantity such as 500m, 2Gi or 4, got {value!r}",
-                                  {"value": value})
+        raise PydanticCustomError(
+            "quantity", "must be a quantity such as 500m, 2Gi or 4, got {value!r}", {"value": value}
+        )
     return value
 
 

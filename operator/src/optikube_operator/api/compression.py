@@ -30,7 +30,9 @@ class Pruning(ApiModel):
         " unstructured zeroes individual weights (smaller when compressed, same dense speed).",
     )
     sparsity: float = Field(0.5, gt=0, lt=1, description="Fraction of weights (or channels) to remove.")
-    iterative_steps: int = Field(1, ge=1, le=100, description="Prune in this many steps, fine-tuning between them.")
+    iterative_steps: int = Field(
+        1, ge=1, le=100, description="Prune in this many steps, fine-tuning between them."
+    )
     fine_tune_epochs: int = Field(2, ge=0, le=10000, description="Epochs of fine-tuning after pruning.")
 
 
@@ -41,7 +43,10 @@ class LowRank(ApiModel):
         None, gt=0, le=1, description="Kept rank as a fraction of the full rank; 0.5 when neither is set."
     )
     energy: float | None = Field(
-        None, gt=0, le=1, description="Keep the smallest rank whose singular values hold this share of the energy."
+        None,
+        gt=0,
+        le=1,
+        description="Keep the smallest rank whose singular values hold this share of the energy.",
     )
     fine_tune_epochs: int = Field(1, ge=0, le=10000, description="Epochs of fine-tuning after factorizing.")
 
@@ -69,9 +74,11 @@ class WeightSharing(ApiModel):
 
 
 class CompressionSpec(ApiModel):
-    """Compression steps, run in this order: distillation, pruning, lowRank, weightSharing. Set at least one."""
+    """Steps run in the order distillation, pruning, lowRank, weightSharing. Set at least one."""
 
-    distillation: Distillation | None = Field(None, description="Knowledge distillation to a smaller student.")
+    distillation: Distillation | None = Field(
+        None, description="Knowledge distillation to a smaller student."
+    )
     pruning: Pruning | None = Field(None, description="Structured or unstructured pruning.")
     low_rank: LowRank | None = Field(None, description="Low-rank (SVD) factorization.")
     weight_sharing: WeightSharing | None = Field(None, description="Weight sharing by k-means clustering.")
@@ -79,7 +86,7 @@ class CompressionSpec(ApiModel):
     RULES = (
         Rule(
             cel="has(self.distillation) || has(self.pruning) || has(self.lowRank) || has(self.weightSharing)",
-            message="set at least one of distillation, pruning, lowRank or weightSharing (or omit compression)",
+            message="set at least one of distillation, pruning, lowRank or weightSharing",
             check=lambda s: any(
                 block is not None for block in (s.distillation, s.pruning, s.low_rank, s.weight_sharing)
             ),
@@ -96,7 +103,9 @@ class QuantizationSpec(ApiModel):
         " training (fake quantization while fine-tuning), then int8."
     )
     bits: Literal[4, 8] = Field(8, description="Weight bits: 8, or 4 with weightOnly.")
-    calibration_batches: int = Field(8, ge=1, le=10000, description="Training batches used to calibrate (static).")
+    calibration_batches: int = Field(
+        8, ge=1, le=10000, description="Training batches used to calibrate (static)."
+    )
     qat_epochs: int | None = Field(
         None, ge=1, le=10000, description="Epochs of quantization-aware training (qat only; required there)."
     )

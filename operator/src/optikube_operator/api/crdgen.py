@@ -106,9 +106,25 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return _ordered(out)
 
 
-_KEY_ORDER = ["description", "type", "format", "enum", "default", "minimum", "exclusiveMinimum", "maximum",
-              "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "minProperties",
-              "maxProperties", "required"]
+_KEY_ORDER = [
+    "description",
+    "type",
+    "format",
+    "enum",
+    "default",
+    "minimum",
+    "exclusiveMinimum",
+    "maximum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+]
 
 
 def _ordered(node: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +155,10 @@ def _root_schema(model: type[BaseModel], description: str) -> dict[str, Any]:
         "description": description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "APIVersion of this object: optikube.io/v1alpha1."},
+            "apiVersion": {
+                "type": "string",
+                "description": "APIVersion of this object: optikube.io/v1alpha1.",
+            },
             "kind": {"type": "string", "description": "Kind of this object."},
             "metadata": {"type": "object"},
             "spec": _model_schema(model, "spec"),
@@ -226,14 +245,18 @@ def render(crd: dict[str, Any]) -> str:
 
 def rendered_crds() -> dict[str, str]:
     """File name -> YAML text of every CRD."""
-    return {
-        f"{crd['metadata']['name']}.yaml": render(crd) for crd in (job_crd(), trial_crd())
-    }
+    return {f"{crd['metadata']['name']}.yaml": render(crd) for crd in (job_crd(), trial_crd())}
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=CRD_DIR,
-              show_default=True, help="Folder to write the CRDs to.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=CRD_DIR,
+    show_default=True,
+    help="Folder to write the CRDs to.",
+)
 @click.option("--check", is_flag=True, help="Exit 1 if a committed CRD differs instead of writing.")
 def main(out_dir: Path, check: bool) -> None:
     """Write (or check) the CRDs generated from the API models."""

@@ -31,11 +31,13 @@ class FileSource(ApiModel):
 
     path: str = Field(min_length=1, max_length=1024, description="Path of the file or folder inside the pod.")
     format: Literal["csv", "npz", "imagefolder"] = Field(
-        description="csv: one row per example; npz: arrays `x` and `y`; imagefolder: one sub-folder per class."
+        description="csv: one row per example; npz: arrays `x` and `y`; imagefolder: a sub-folder per class."
     )
     target_column: str = Field("label", max_length=256, description="Column holding the label (csv only).")
     text_column: str | None = Field(
-        None, max_length=256, description="Column holding raw text; set it for text classification (csv only)."
+        None,
+        max_length=256,
+        description="Column holding raw text; set it for text classification (csv only).",
     )
 
 
@@ -43,7 +45,8 @@ class TorchvisionSource(ApiModel):
     """A torchvision data set (needs internet or a pre-populated `root`)."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z][A-Za-z0-9]*$", max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z0-9]*$",
+        max_length=64,
         description="Class name in torchvision.datasets, e.g. CIFAR10, MNIST, FashionMNIST.",
     )
     root: str = Field("/data", max_length=1024, description="Folder holding (or receiving) the data set.")
@@ -54,8 +57,12 @@ class HuggingFaceSource(ApiModel):
     """A Hugging Face Hub data set (needs internet or a local cache)."""
 
     name: str = Field(min_length=1, max_length=256, description="Data set id on the Hub, e.g. imdb.")
-    config: str | None = Field(None, max_length=128, description="Data set configuration name, if it has several.")
-    split: str = Field("train", max_length=64, description="Split to load; validation/test are carved from it.")
+    config: str | None = Field(
+        None, max_length=128, description="Data set configuration name, if it has several."
+    )
+    split: str = Field(
+        "train", max_length=64, description="Split to load; validation/test are carved from it."
+    )
     text_column: str = Field("text", max_length=256, description="Column holding the input text.")
     label_column: str = Field("label", max_length=256, description="Column holding the integer label.")
 
@@ -89,7 +96,9 @@ class FeatureSelection(ApiModel):
         " features with the highest ANOVA F-score."
     )
     threshold: float = Field(0.0, ge=0, description="Variance threshold (varianceThreshold only).")
-    k: int | None = Field(None, ge=1, le=100_000, description="Features to keep (kBest only; required there).")
+    k: int | None = Field(
+        None, ge=1, le=100_000, description="Features to keep (kBest only; required there)."
+    )
 
     RULES = (
         Rule(
@@ -112,7 +121,9 @@ class Augmentation(ApiModel):
 
     horizontal_flip: bool = Field(False, description="Flip left-right with probability 0.5.")
     vertical_flip: bool = Field(False, description="Flip top-bottom with probability 0.5.")
-    rotation_degrees: float = Field(0.0, ge=0, le=180, description="Rotate by a random angle in [-d, d] degrees.")
+    rotation_degrees: float = Field(
+        0.0, ge=0, le=180, description="Rotate by a random angle in [-d, d] degrees."
+    )
     random_crop: RandomCrop | None = Field(None, description="Random crop after padding; omit to disable.")
 
 
@@ -125,7 +136,9 @@ class TextPreprocessing(ApiModel):
         " tokenizer (only with spec.model.huggingface).",
     )
     vocab_size: int = Field(5000, ge=100, le=1_000_000, description="Most frequent tokens kept (word/char).")
-    max_length: int = Field(64, ge=4, le=4096, description="Sequences are truncated or padded to this length.")
+    max_length: int = Field(
+        64, ge=4, le=4096, description="Sequences are truncated or padded to this length."
+    )
     lowercase: bool = Field(True, description="Lowercase before tokenizing.")
     remove_stop_words: bool = Field(False, description="Drop English stop words (scikit-learn's list).")
     extra_stop_words: list[str] = Field(
@@ -141,7 +154,9 @@ class Preprocessing(ApiModel):
         description="Feature scaling of tabular data and images: standard (zero mean, unit variance),"
         " minmax (to [0, 1]) or none. Ignored for text.",
     )
-    feature_selection: FeatureSelection | None = Field(None, description="Feature selection; omit to keep all.")
+    feature_selection: FeatureSelection | None = Field(
+        None, description="Feature selection; omit to keep all."
+    )
     augmentation: Augmentation | None = Field(None, description="Image augmentation; omit to disable.")
     text: TextPreprocessing | None = Field(None, description="Tokenization; used when the data are text.")
 
@@ -158,7 +173,9 @@ class DataSpec(ApiModel):
     source: DataSource = Field(description="Where the examples come from.")
     preprocessing: Preprocessing = Field(default_factory=Preprocessing, description="Preprocessing steps.")
     validation_split: float = Field(
-        0.2, ge=0, le=0.5,
+        0.2,
+        ge=0,
+        le=0.5,
         description="Fraction of the training data held out to score trials and drive early stopping.",
     )
     test_split: float = Field(

@@ -64,8 +64,14 @@ def _constraints(node: dict[str, Any]) -> str:
         parts.append(f"{'>' if node.get('exclusiveMinimum') else '>='} {node['minimum']}")
     if "maximum" in node:
         parts.append(f"{'<' if node.get('exclusiveMaximum') else '<='} {node['maximum']}")
-    for key, label in (("minLength", "length >="), ("maxLength", "length <="), ("minItems", "items >="),
-                       ("maxItems", "items <="), ("minProperties", "entries >="), ("maxProperties", "entries <=")):
+    for key, label in (
+        ("minLength", "length >="),
+        ("maxLength", "length <="),
+        ("minItems", "items >="),
+        ("maxItems", "items <="),
+        ("minProperties", "entries >="),
+        ("maxProperties", "entries <="),
+    ):
         if key in node:
             parts.append(f"{label} {node[key]}")
     if "pattern" in node and not node.get("x-kubernetes-int-or-string"):
@@ -103,14 +109,22 @@ def _render_section(path: str, node: dict[str, Any], linked: set[str]) -> list[s
             if f"{path}.{name}{suffix}" in linked:
                 kind = f"[{kind}](#{_anchor(path + '.' + name + suffix)})"
                 break
-        default = f"`{json.dumps(child['default'])}`" if "default" in child else ("required" if name in required else "")
-        lines.append(f"| `{name}` | {kind} | {_cell(default)} | {_cell(_constraints(child))} |"
-                     f" {_cell(child.get('description', ''))} |")
+        default = (
+            f"`{json.dumps(child['default'])}`"
+            if "default" in child
+            else ("required" if name in required else "")
+        )
+        lines.append(
+            f"| `{name}` | {kind} | {_cell(default)} | {_cell(_constraints(child))} |"
+            f" {_cell(child.get('description', ''))} |"
+        )
     rules = node.get("x-kubernetes-validations", [])
     if rules:
         lines += ["", "Rules:", ""]
         lines += [f"- {_cell(rule['message'])}" for rule in rules if len(rule["rule"]) < 400]
-        lines += [f"- {_cell(rule['message'])} (see Tunable fields)" for rule in rules if len(rule["rule"]) >= 400]
+        lines += [
+            f"- {_cell(rule['message'])} (see Tunable fields)" for rule in rules if len(rule["rule"]) >= 400
+        ]
     return [*lines, ""]
 
 
@@ -118,9 +132,15 @@ def _render_kind(title: str, crd: dict[str, Any], prefix: str = "") -> list[str]
     names = crd["spec"]["names"]
     version = crd["spec"]["versions"][0]
     columns = ", ".join(c["name"] for c in version["additionalPrinterColumns"])
-    lines = [f"## {title}", "", _cell(_schema(crd).get("description", "")), "",
-             f"Plural `{names['plural']}`, short names {', '.join(f'`{s}`' for s in names['shortNames'])},"
-             f" `kubectl get` columns: {columns}.", ""]
+    lines = [
+        f"## {title}",
+        "",
+        _cell(_schema(crd).get("description", "")),
+        "",
+        f"Plural `{names['plural']}`, short names {', '.join(f'`{s}`' for s in names['shortNames'])},"
+        f" `kubectl get` columns: {columns}.",
+        "",
+    ]
     for part in ("spec", "status"):
         sections = list(_sections(prefix + part, _schema(crd)["properties"][part]))
         linked = {path for path, _ in sections}
@@ -130,11 +150,16 @@ def _render_kind(title: str, crd: dict[str, Any], prefix: str = "") -> list[str]
 
 
 def _render_tunable() -> list[str]:
-    lines = ["## Tunable fields", "",
-             "A `spec.tuning.searchSpace` key is one of these paths, or any name under "
-             + " or ".join(f"`{prefix}<name>`" for prefix in FREE_PARAM_PREFIXES)
-             + ". A path inside an optional block (e.g. `compression.pruning`) needs that block in the spec.", "",
-             "| Path | Kind | Values |", "| --- | --- | --- |"]
+    lines = [
+        "## Tunable fields",
+        "",
+        "A `spec.tuning.searchSpace` key is one of these paths, or any name under "
+        + " or ".join(f"`{prefix}<name>`" for prefix in FREE_PARAM_PREFIXES)
+        + ". A path inside an optional block (e.g. `compression.pruning`) needs that block in the spec.",
+        "",
+        "| Path | Kind | Values |",
+        "| --- | --- | --- |",
+    ]
     for path, field in sorted(tunable_fields(OptimizationJobSpec).items()):
         values = ", ".join(f"`{c}`" for c in field.choices) if field.choices else ""
         lines.append(f"| `{path}` | {field.kind} | {values} |")
@@ -142,14 +167,24 @@ def _render_tunable() -> list[str]:
 
 
 def render() -> str:
-    lines = [INTRO, *_render_kind("OptimizationJob", job_crd()), *_render_tunable(),
-             *_render_kind("OptimizationTrial", trial_crd(), prefix="OptimizationTrial.")]
+    lines = [
+        INTRO,
+        *_render_kind("OptimizationJob", job_crd()),
+        *_render_tunable(),
+        *_render_kind("OptimizationTrial", trial_crd(), prefix="OptimizationTrial."),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 
 @click.command()
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=DOC_PATH,
-              show_default=True, help="Markdown file to write.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DOC_PATH,
+    show_default=True,
+    help="Markdown file to write.",
+)
 @click.option("--check", is_flag=True, help="Exit 1 if the committed file differs instead of writing.")
 def main(out_path: Path, check: bool) -> None:
     """Write (or check) the API reference generated from the CRD schemas."""

@@ -45,21 +45,29 @@ class OptimizationJobSpec(ApiModel):
     suspend: bool = Field(
         False, description="Pause: running trials are stopped and no new ones start until it is set to false."
     )
-    seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed of data splits, initialization and the sampler.")
+    seed: int = Field(
+        42, ge=0, le=2**31 - 1, description="Seed of data splits, initialization and the sampler."
+    )
     data: DataSpec = Field(description="The data set, its preprocessing and splits.")
     model: ModelSpec = Field(description="The network to optimize.")
     objectives: list[Objective] = Field(
-        min_length=1, max_length=4,
+        min_length=1,
+        max_length=4,
         description="What to optimize, one entry per metric; the first is the primary objective. Several"
         " objectives make a multi-objective search with a Pareto front.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["metric"]},
     )
     tuning: TuningSpec | None = Field(
-        None, description="Hyperparameter search; omit it to run the pipeline once with the values as written."
+        None,
+        description="Hyperparameter search; omit it to run the pipeline once with the values as written.",
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="How models are trained.")
-    compression: CompressionSpec | None = Field(None, description="Compression after training; omit for none.")
-    quantization: QuantizationSpec | None = Field(None, description="Quantization after compression; omit for none.")
+    compression: CompressionSpec | None = Field(
+        None, description="Compression after training; omit for none."
+    )
+    quantization: QuantizationSpec | None = Field(
+        None, description="Quantization after compression; omit for none."
+    )
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pods, GPUs and scheduling.")
     artifacts: ArtifactsSpec | None = Field(
         None, description="Durable storage for models and reports; without it outputs live in the pods only."
@@ -114,9 +122,11 @@ OptimizationJobSpec.RULES = (
         cel="!has(self.data.preprocessing.text) || self.data.preprocessing.text.tokenizer != 'pretrained'"
         " || has(self.model.huggingface)",
         message="the pretrained tokenizer needs a Hugging Face model (spec.model.huggingface)",
-        check=lambda s: s.data.preprocessing.text is None
-        or s.data.preprocessing.text.tokenizer != "pretrained"
-        or s.model.huggingface is not None,
+        check=lambda s: (
+            s.data.preprocessing.text is None
+            or s.data.preprocessing.text.tokenizer != "pretrained"
+            or s.model.huggingface is not None
+        ),
         field="data.preprocessing.text.tokenizer",
     ),
     Rule(
@@ -131,9 +141,13 @@ OptimizationJobSpec.RULES = (
 class OptimizationJob(ApiModel):
     """A model optimization: tuning, training, compression and quantization of one model."""
 
-    api_version: Literal["optikube.io/v1alpha1"] = Field(API_VERSION, description="optikube.io/v1alpha1.")
+    api_version: Literal["optikube.io/v1alpha1"] = Field(
+        "optikube.io/v1alpha1", description="optikube.io/v1alpha1."
+    )
     kind: Literal["OptimizationJob"] = Field("OptimizationJob", description="OptimizationJob.")
-    metadata: ObjectMeta = Field(default_factory=lambda: ObjectMeta(), description="Standard object metadata.")
+    metadata: ObjectMeta = Field(
+        default_factory=lambda: ObjectMeta(), description="Standard object metadata."
+    )
     spec: OptimizationJobSpec = Field(description="What to optimize and how.")
     status: OptimizationJobStatus | None = Field(None, description="Observed state, written by the operator.")
 

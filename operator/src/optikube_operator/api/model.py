@@ -22,10 +22,13 @@ class TorchvisionModel(ApiModel):
     """A torchvision classification model, optionally pretrained, for transfer learning."""
 
     name: str = Field(
-        pattern=r"^[a-z][a-z0-9_]*$", max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=64,
         description="Builder name in torchvision.models, e.g. resnet18, mobilenet_v3_small.",
     )
-    pretrained: bool = Field(True, description="Start from ImageNet weights (from weightsPath or a download).")
+    pretrained: bool = Field(
+        True, description="Start from ImageNet weights (from weightsPath or a download)."
+    )
     weights_path: str | None = Field(
         None, max_length=1024, description="Local state_dict file with the pretrained weights (no download)."
     )
@@ -37,7 +40,9 @@ class TorchvisionModel(ApiModel):
 class HuggingFaceModel(ApiModel):
     """A Hugging Face sequence-classification model (e.g. DistilBERT), optionally pretrained."""
 
-    name: str = Field(min_length=1, max_length=256, description="Model id on the Hub, e.g. distilbert-base-uncased.")
+    name: str = Field(
+        min_length=1, max_length=256, description="Model id on the Hub, e.g. distilbert-base-uncased."
+    )
     pretrained: bool = Field(True, description="Load pretrained weights (else only the architecture).")
     local_path: str | None = Field(
         None, max_length=1024, description="Folder with a saved model and tokenizer (no download)."
@@ -46,7 +51,7 @@ class HuggingFaceModel(ApiModel):
 
 
 class ModelSpec(ApiModel):
-    """A network: set exactly one of builtin, torchvision, huggingface or importPath; params go to its builder."""
+    """A network: exactly one of builtin, torchvision, huggingface or importPath; params go to its builder."""
 
     builtin: BuiltinModel | None = Field(None, description="A built-in network.")
     torchvision: TorchvisionModel | None = Field(None, description="A torchvision model.")
@@ -55,11 +60,13 @@ class ModelSpec(ApiModel):
         None,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
         max_length=256,
-        description="`module:function` in the trainer image; called as function(num_classes=..., input_shape=...,"
+        description="`module:function` in the trainer image, called as function(num_classes=...,"
+        " input_shape=...,"
         " **params) and must return a torch.nn.Module.",
     )
     params: dict[str, FreeValue] = Field(
-        default_factory=dict, max_length=64,
+        default_factory=dict,
+        max_length=64,
         description="Keyword arguments of the model builder; each is tunable as model.params.<name>.",
     )
 

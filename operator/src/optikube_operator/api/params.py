@@ -17,9 +17,18 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 # Subtrees that describe the search itself or where the job runs, not the model: never tunable.
-NOT_TUNABLE = frozenset({
-    "suspend", "seed", "objectives", "tuning", "resources", "artifacts", "cleanup", "data.source",
-})
+NOT_TUNABLE = frozenset(
+    {
+        "suspend",
+        "seed",
+        "objectives",
+        "tuning",
+        "resources",
+        "artifacts",
+        "cleanup",
+        "data.source",
+    }
+)
 # Free-form builder arguments: any key below these prefixes is tunable.
 FREE_PARAM_PREFIXES = ("model.params.", "compression.distillation.student.params.")
 

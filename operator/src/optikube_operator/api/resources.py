@@ -14,7 +14,9 @@ GPU_RESOURCE = "nvidia.com/gpu"
 class Toleration(ApiModel):
     """A Kubernetes toleration, copied to every trainer pod."""
 
-    key: str | None = Field(None, max_length=316, description="Taint key; empty with operator Exists matches all.")
+    key: str | None = Field(
+        None, max_length=316, description="Taint key; empty with operator Exists matches all."
+    )
     operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
     value: str | None = Field(None, max_length=63, description="Taint value (operator Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
@@ -42,14 +44,20 @@ class ResourcesSpec(ApiModel):
         1, ge=1, le=64, description="torchrun processes per pod (usually one per GPU)."
     )
     gpus_per_process: int = Field(
-        0, ge=0, le=8, description="GPUs per process; the pod requests processesPerWorker x this nvidia.com/gpu."
+        0,
+        ge=0,
+        le=8,
+        description="GPUs per process; the pod requests processesPerWorker x this nvidia.com/gpu.",
     )
     image: str | None = Field(
-        None, max_length=512, description="Trainer image (your own for importPath models); the operator's default"
-        " otherwise.",
+        None,
+        max_length=512,
+        description="Trainer image (your own for importPath models); the operator's default otherwise.",
     )
     requests: dict[str, Quantity] = Field(
-        default_factory=dict, max_length=16, description="Resource requests of each pod, e.g. cpu: 2, memory: 4Gi."
+        default_factory=dict,
+        max_length=16,
+        description="Resource requests of each pod, e.g. cpu: 2, memory: 4Gi.",
     )
     limits: dict[str, Quantity] = Field(
         default_factory=dict, max_length=16, description="Resource limits of each pod."
@@ -61,15 +69,21 @@ class ResourcesSpec(ApiModel):
         default_factory=list, max_length=32, description="Taints the pods tolerate (e.g. GPU nodes)."
     )
     affinity: dict[str, FreeValue] = Field(
-        default_factory=dict, description="A Kubernetes affinity (nodeAffinity, podAffinity, podAntiAffinity)."
+        default_factory=dict,
+        description="A Kubernetes affinity (nodeAffinity, podAffinity, podAntiAffinity).",
     )
     priority_class_name: str | None = Field(None, max_length=253, description="PriorityClass of the pods.")
     queue_name: str | None = Field(
-        None, pattern=DNS_LABEL_PATTERN, max_length=63,
-        description="Kueue LocalQueue; set as the kueue.x-k8s.io/queue-name label so Kueue admits runs as a whole.",
+        None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=63,
+        description="Kueue LocalQueue; set as the kueue.x-k8s.io/queue-name label so Kueue admits runs"
+        " as a whole.",
     )
     service_account_name: str | None = Field(
-        None, pattern=DNS_LABEL_PATTERN, max_length=253,
+        None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
         description="Service account of the pods (for image pulls or storage access); it needs no RBAC.",
     )
 
@@ -92,7 +106,9 @@ class PvcLocation(ApiModel):
 
     claim_name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=253, description="Name of the PVC.")
     sub_path: str = Field(
-        "", max_length=1024, pattern=r"^([^/.][^/]*(/[^/]+)*)?$",
+        "",
+        max_length=1024,
+        pattern=r"^([^/.][^/]*(/[^/]+)*)?$",
         description="Folder inside the volume (relative, no '..').",
     )
 
@@ -102,7 +118,9 @@ class ArtifactsSpec(ApiModel):
 
     pvc: PvcLocation | None = Field(None, description="A PVC mounted into every trainer pod.")
     uri: str | None = Field(
-        None, pattern=r"^(s3|gs|az|file)://.+$", max_length=1024,
+        None,
+        pattern=r"^(s3|gs|az|file)://.+$",
+        max_length=1024,
         description="Object storage prefix (s3://, gs://, az://) the final artifacts are uploaded to.",
     )
 
@@ -124,5 +142,3 @@ class CleanupSpec(ApiModel):
     keep_trial_pods: Literal["none", "failed", "all"] = Field(
         "failed", description="Trial pods kept after their trial ends: none, failed (for debugging) or all."
     )
-
-

@@ -13,7 +13,15 @@ from pydantic import Field
 from optikube_operator.api.base import ApiModel, FreeValue, Timestamp
 
 JobPhase = Literal[
-    "Pending", "Tuning", "Training", "Compressing", "Quantizing", "Evaluating", "Succeeded", "Failed", "Suspended"
+    "Pending",
+    "Tuning",
+    "Training",
+    "Compressing",
+    "Quantizing",
+    "Evaluating",
+    "Succeeded",
+    "Failed",
+    "Suspended",
 ]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
 MAX_PARETO_POINTS = 32
@@ -30,13 +38,17 @@ class Condition(ApiModel):
     type: str = Field(max_length=64, description="Condition type, e.g. Succeeded.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(
-        "", max_length=128,
-        description="CamelCase reason, e.g. GoalReached, MaxTrialsReached, SearchSpaceExhausted, DeadlineExceeded,"
+        "",
+        max_length=128,
+        description="CamelCase reason, e.g. GoalReached, MaxTrialsReached, SearchSpaceExhausted,"
+        " DeadlineExceeded,"
         " TooManyFailures.",
     )
     message: str = Field("", max_length=MAX_MESSAGE, description="Human-readable details.")
     last_transition_time: Timestamp | None = Field(None, description="When the status last changed.")
-    observed_generation: int | None = Field(None, ge=0, description="The spec generation this condition is about.")
+    observed_generation: int | None = Field(
+        None, ge=0, description="The spec generation this condition is about."
+    )
 
 
 class TrialCounts(ApiModel):
@@ -57,13 +69,17 @@ class TrialSummary(ApiModel):
     params: dict[str, FreeValue] = Field(
         default_factory=dict, max_length=32, description="Parameter values by search-space key."
     )
-    values: MetricValues = Field(default_factory=dict, max_length=16, description="Objective values by metric.")
+    values: MetricValues = Field(
+        default_factory=dict, max_length=16, description="Objective values by metric."
+    )
 
 
 class BestTrial(TrialSummary):
     """The best trial so far."""
 
-    objective_value: float | None = Field(None, description="Value of the primary objective (the Best column).")
+    objective_value: float | None = Field(
+        None, description="Value of the primary objective (the Best column)."
+    )
 
 
 class RunningTrial(ApiModel):
@@ -73,7 +89,9 @@ class RunningTrial(ApiModel):
     name: str = Field(max_length=253, description="Name of its OptimizationTrial.")
     start_time: Timestamp | None = Field(None, description="When it started running.")
     epoch: int = Field(0, ge=0, description="Latest reported epoch.")
-    values: MetricValues = Field(default_factory=dict, max_length=16, description="Latest intermediate values.")
+    values: MetricValues = Field(
+        default_factory=dict, max_length=16, description="Latest intermediate values."
+    )
 
 
 class Progress(ApiModel):
@@ -95,8 +113,12 @@ class LatencyMs(ApiModel):
 class ModelMeasurement(ApiModel):
     """Measurements of one model (the results.json shape)."""
 
-    metrics: MetricValues = Field(default_factory=dict, max_length=16, description="Task metrics on the test split.")
-    parameters: int | None = Field(None, ge=0, description="Parameter count (non-zero for unstructured pruning).")
+    metrics: MetricValues = Field(
+        default_factory=dict, max_length=16, description="Task metrics on the test split."
+    )
+    parameters: int | None = Field(
+        None, ge=0, description="Parameter count (non-zero for unstructured pruning)."
+    )
     size_bytes: int | None = Field(None, ge=0, description="Size of the saved model.")
     macs: int | None = Field(None, ge=0, description="Multiply-accumulates per example.")
     latency_ms: LatencyMs | None = Field(None, description="Inference latency.")
@@ -107,14 +129,20 @@ class Results(ApiModel):
 
     baseline: ModelMeasurement | None = Field(None, description="The trained model before compression.")
     optimized: ModelMeasurement | None = Field(None, description="The final optimized model.")
-    size_ratio: float | None = Field(None, ge=0, description="optimized / baseline size on disk (Size ratio column).")
-    speedup: float | None = Field(None, ge=0, description="baseline / optimized batch-1 latency (Speedup column).")
+    size_ratio: float | None = Field(
+        None, ge=0, description="optimized / baseline size on disk (Size ratio column)."
+    )
+    speedup: float | None = Field(
+        None, ge=0, description="baseline / optimized batch-1 latency (Speedup column)."
+    )
 
 
 class ArtifactsStatus(ApiModel):
     """Where the outputs are."""
 
-    location: str | None = Field(None, max_length=1024, description="Root folder or URI of this job's outputs.")
+    location: str | None = Field(
+        None, max_length=1024, description="Root folder or URI of this job's outputs."
+    )
     model: str | None = Field(None, max_length=1024, description="The optimized model.")
     results: str | None = Field(None, max_length=1024, description="results.json.")
     report: str | None = Field(None, max_length=1024, description="The HTML report.")
@@ -125,16 +153,23 @@ class OptimizationJobStatus(ApiModel):
 
     observed_generation: int | None = Field(None, ge=0, description="The spec generation last acted on.")
     phase: JobPhase = Field("Pending", description="Lifecycle phase.")
-    stage: str | None = Field(None, max_length=64, description="The pipeline stage running now (Stage column).")
-    message: str | None = Field(None, max_length=MAX_MESSAGE, description="Human-readable summary of the state.")
+    stage: str | None = Field(
+        None, max_length=64, description="The pipeline stage running now (Stage column)."
+    )
+    message: str | None = Field(
+        None, max_length=MAX_MESSAGE, description="Human-readable summary of the state."
+    )
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=MAX_CONDITIONS, description="Conditions, one per type.",
+        default_factory=list,
+        max_length=MAX_CONDITIONS,
+        description="Conditions, one per type.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     trial_counts: TrialCounts = Field(default_factory=TrialCounts, description="Trials by state.")
     best_trial: BestTrial | None = Field(None, description="The best trial so far.")
     pareto_front: list[TrialSummary] = Field(
-        default_factory=list, max_length=MAX_PARETO_POINTS,
+        default_factory=list,
+        max_length=MAX_PARETO_POINTS,
         description=f"Pareto-optimal trials (several objectives), at most {MAX_PARETO_POINTS}.",
     )
     running_trials: list[RunningTrial] = Field(

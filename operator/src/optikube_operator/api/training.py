@@ -20,7 +20,8 @@ class Scheduler(ApiModel):
     """Learning-rate schedule over the epochs."""
 
     type: Literal["none", "cosine", "step"] = Field(
-        "none", description="none: constant; cosine: cosine decay to 0; step: multiply by gamma every stepEpochs."
+        "none",
+        description="none: constant; cosine: cosine decay to 0; step: multiply by gamma every stepEpochs.",
     )
     step_epochs: int = Field(10, ge=1, le=10000, description="Epochs between decays (step only).")
     gamma: float = Field(0.1, gt=0, le=1, description="Decay factor (step only).")
@@ -31,7 +32,9 @@ class Regularization(ApiModel):
     """Penalties and noise that fight overfitting."""
 
     l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on the weights (sum of absolute values).")
-    l2: float = Field(0.0, ge=0, le=1, description="L2 penalty on the weights (decoupled weight decay with adamw).")
+    l2: float = Field(
+        0.0, ge=0, le=1, description="L2 penalty on the weights (decoupled weight decay with adamw)."
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability in the model's dropout layers.")
 
 
@@ -52,9 +55,12 @@ class TrainingSpec(ApiModel):
     learning_rate: float = Field(1e-3, gt=0, le=10, description="Initial learning rate.")
     scheduler: Scheduler = Field(default_factory=Scheduler, description="Learning-rate schedule.")
     regularization: Regularization = Field(default_factory=Regularization, description="L1, L2 and dropout.")
-    early_stopping: EarlyStopping | None = Field(None, description="Early stopping; omit to train all epochs.")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="Early stopping; omit to train all epochs."
+    )
     mixed_precision: Literal["none", "bf16", "fp16"] = Field(
-        "none", description="Autocast precision on GPU: none, bf16 or fp16 (with loss scaling). Ignored on CPU."
+        "none",
+        description="Autocast precision on GPU: none, bf16 or fp16 (with loss scaling). Ignored on CPU.",
     )
     gradient_clip_norm: float = Field(0.0, ge=0, description="Clip the gradient norm to this value; 0 = off.")
     checkpoint_every_epochs: int = Field(

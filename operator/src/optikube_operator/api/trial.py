@@ -46,10 +46,13 @@ class OptimizationTrialStatus(ApiModel):
 
     phase: TrialPhase = Field("Pending", description="Pending, Running, Succeeded, Pruned or Failed.")
     intermediate_values: list[IntermediateValue] = Field(
-        default_factory=list, max_length=MAX_INTERMEDIATE_VALUES,
+        default_factory=list,
+        max_length=MAX_INTERMEDIATE_VALUES,
         description=f"Per-epoch values for pruning; the latest {MAX_INTERMEDIATE_VALUES} are kept.",
     )
-    final_values: MetricValues = Field(default_factory=dict, max_length=16, description="Final values by metric.")
+    final_values: MetricValues = Field(
+        default_factory=dict, max_length=16, description="Final values by metric."
+    )
     start_time: Timestamp | None = Field(None, description="When the trial started running.")
     completion_time: Timestamp | None = Field(None, description="When the trial ended.")
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed or was pruned.")
@@ -60,6 +63,8 @@ class OptimizationTrial(ApiModel):
 
     api_version: Literal["optikube.io/v1alpha1"] = Field("optikube.io/v1alpha1", description="API version.")
     kind: Literal["OptimizationTrial"] = Field("OptimizationTrial", description="Kind.")
-    metadata: ObjectMeta = Field(default_factory=lambda: ObjectMeta(), description="Standard object metadata.")
+    metadata: ObjectMeta = Field(
+        default_factory=lambda: ObjectMeta(), description="Standard object metadata."
+    )
     spec: OptimizationTrialSpec = Field(description="What the trial runs.")
     status: OptimizationTrialStatus | None = Field(None, description="Observed state.")

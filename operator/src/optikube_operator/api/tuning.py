@@ -57,11 +57,17 @@ class Pruner(ApiModel):
         " percentile: like median at another percentile; successiveHalving; hyperband. Pruning needs a"
         " single objective.",
     )
-    startup_trials: int = Field(2, ge=0, le=1000, description="Trials that run to the end before pruning starts.")
+    startup_trials: int = Field(
+        2, ge=0, le=1000, description="Trials that run to the end before pruning starts."
+    )
     warmup_steps: int = Field(1, ge=0, le=10000, description="Epochs of each trial that are never pruned.")
     percentile: float = Field(25.0, gt=0, lt=100, description="Percentile kept by the percentile pruner.")
-    min_resource: int = Field(1, ge=1, le=10000, description="Epochs before the first rung (successiveHalving, hyperband).")
-    reduction_factor: int = Field(3, ge=2, le=10, description="Fraction 1/factor of trials promoted per rung.")
+    min_resource: int = Field(
+        1, ge=1, le=10000, description="Epochs before the first rung (successiveHalving, hyperband)."
+    )
+    reduction_factor: int = Field(
+        3, ge=2, le=10, description="Fraction 1/factor of trials promoted per rung."
+    )
     max_resource: int | None = Field(
         None, ge=1, le=10000, description="Epochs of a full trial (hyperband); defaults to training.epochs."
     )
@@ -75,10 +81,15 @@ class Parameter(ApiModel):
     )
     low: float | None = Field(None, description="Smallest value (float, int).")
     high: float | None = Field(None, description="Largest value, inclusive (float, int).")
-    step: float | None = Field(None, gt=0, description="Spacing of the values (float, int; int defaults to 1).")
+    step: float | None = Field(
+        None, gt=0, description="Spacing of the values (float, int; int defaults to 1)."
+    )
     log: bool = Field(False, description="Sample on a log scale (float, int); needs low > 0.")
     choices: list[FreeValue] | None = Field(
-        None, min_length=1, max_length=256, description="The values of a categorical parameter (numbers, strings or booleans)."
+        None,
+        min_length=1,
+        max_length=256,
+        description="The values of a categorical parameter (numbers, strings or booleans).",
     )
 
     RULES = (
@@ -110,8 +121,10 @@ class Parameter(ApiModel):
             cel="self.type != 'int' || [has(self.low) ? self.low : 0.0, has(self.high) ? self.high : 0.0,"
             " has(self.step) ? self.step : 1.0].all(v, double(int(v)) == v)",
             message="low, high and step of an int parameter must be whole numbers",
-            check=lambda s: s.type != "int"
-            or all(float(v).is_integer() for v in (s.low or 0.0, s.high or 0.0, s.step or 1.0)),
+            check=lambda s: (
+                s.type != "int"
+                or all(float(v).is_integer() for v in (s.low or 0.0, s.high or 0.0, s.step or 1.0))
+            ),
             field="low",
         ),
         Rule(
@@ -127,10 +140,12 @@ class Parameter(ApiModel):
             field="choices",
         ),
         Rule(
-            cel="self.type != 'categorical' || !(has(self.low) || has(self.high) || has(self.step) || self.log)",
+            cel="self.type != 'categorical'"
+            " || !(has(self.low) || has(self.high) || has(self.step) || self.log)",
             message="low, high, step and log are only for float and int parameters",
-            check=lambda s: s.type != "categorical"
-            or (s.low is None and s.high is None and s.step is None and not s.log),
+            check=lambda s: (
+                s.type != "categorical" or (s.low is None and s.high is None and s.step is None and not s.log)
+            ),
             field="type",
         ),
     )
@@ -167,7 +182,8 @@ class Selection(ApiModel):
     """How the final configuration is chosen among the finished trials (matters with several objectives)."""
 
     constraints: list[Constraint] = Field(
-        default_factory=list, max_length=8,
+        default_factory=list,
+        max_length=8,
         description="Among the Pareto-optimal trials that satisfy every constraint, the best on the primary"
         " objective wins; without constraints it is simply the best on the primary objective.",
     )
@@ -178,7 +194,9 @@ class TuningSpec(ApiModel):
 
     sampler: Sampler = Field(default_factory=Sampler, description="The search strategy.")
     pruner: Pruner = Field(default_factory=Pruner, description="Early stopping of unpromising trials.")
-    max_trials: int = Field(20, ge=1, le=10000, description="Trials to run in total (pruned and failed count too).")
+    max_trials: int = Field(
+        20, ge=1, le=10000, description="Trials to run in total (pruned and failed count too)."
+    )
     parallel_trials: int = Field(1, ge=1, le=64, description="Trials running at the same time.")
     max_failed_trials: int = Field(
         3, ge=0, le=10000, description="The job fails when more trials than this have failed."
@@ -186,13 +204,16 @@ class TuningSpec(ApiModel):
     max_duration: Duration | None = Field(
         None, description="Stop starting trials after this long, e.g. 2h (Go duration syntax)."
     )
-    trial_timeout: Duration | None = Field(None, description="A trial running longer than this fails, e.g. 15m.")
+    trial_timeout: Duration | None = Field(
+        None, description="A trial running longer than this fails, e.g. 15m."
+    )
     goal: float | None = Field(
         None, description="Stop tuning as soon as a trial reaches this value of the primary objective."
     )
     selection: Selection | None = Field(None, description="Rule for choosing among several objectives.")
     search_space: dict[str, Parameter] = Field(
-        min_length=1, max_length=32,
+        min_length=1,
+        max_length=32,
         description="Parameters to tune, keyed by a dotted path into this spec (training.learningRate,"
         " compression.pruning.sparsity, model.params.width); each trial runs the spec with the sampled values"
         " set at those paths.",
@@ -208,7 +229,7 @@ class TuningSpec(ApiModel):
         Rule(
             cel="self.sampler.type != 'grid' || self.searchSpace.all(k, self.searchSpace[k].type != 'float'"
             " || has(self.searchSpace[k].step))",
-            message="the grid sampler needs finite choices: give every float parameter a step (or use categorical)",
+            message="the grid sampler needs finite choices: give each float parameter a step",
             check=lambda s: s.sampler.type != "grid" or all(p.is_finite() for p in s.search_space.values()),
             field="searchSpace",
         ),

@@ -27,7 +27,10 @@ from optikube_operator.api.params import apply_params, is_free_param, missing_bl
 from optikube_operator.api.trial import OptimizationTrial
 from optikube_operator.api.tuning import SEARCH_KEY_PATTERN, Parameter
 
-KINDS: dict[str, type[ApiModel]] = {"OptimizationJob": OptimizationJob, "OptimizationTrial": OptimizationTrial}
+KINDS: dict[str, type[ApiModel]] = {
+    "OptimizationJob": OptimizationJob,
+    "OptimizationTrial": OptimizationTrial,
+}
 TUNABLE = tunable_fields(OptimizationJobSpec)
 
 
@@ -181,7 +184,9 @@ def search_space_errors(spec: OptimizationJobSpec, raw_spec: dict[str, Any]) -> 
             continue
         block = missing_block(OptimizationJobSpec, raw_spec, key)
         if block is not None:
-            yield FieldError(base, f"spec.{block} is not set, so tuning {key} would have no effect; add the block")
+            yield FieldError(
+                base, f"spec.{block} is not set, so tuning {key} would have no effect; add the block"
+            )
             continue
         misfit = _type_fit(key, parameter)
         if misfit:
@@ -206,8 +211,9 @@ def validate_manifest(obj: Any) -> list[FieldError]:
     model = KINDS.get(obj.get("kind", ""))
     if model is None:
         return [FieldError("kind", f"must be one of {', '.join(KINDS)}, got {obj.get('kind')!r}")]
-    if not isinstance(obj.get("metadata"), dict) or not (obj["metadata"].get("name")
-                                                        or obj["metadata"].get("generateName")):
+    if not isinstance(obj.get("metadata"), dict) or not (
+        obj["metadata"].get("name") or obj["metadata"].get("generateName")
+    ):
         return [FieldError("metadata.name", "required field is missing")]
     parsed, errors = _schema_errors(model, obj)
     if parsed is None:
@@ -238,7 +244,9 @@ def load_job(source: str | Path | dict[str, Any]) -> OptimizationJob:
             raise SpecError([FieldError("", f"not valid YAML: {exc}")], where) from exc
         jobs = [d for d in documents if d.get("kind") == "OptimizationJob"]
         if len(jobs) != 1:
-            raise SpecError([FieldError("kind", f"expected one OptimizationJob document, found {len(jobs)}")], where)
+            raise SpecError(
+                [FieldError("kind", f"expected one OptimizationJob document, found {len(jobs)}")], where
+            )
         obj = jobs[0]
     errors = validate_manifest(obj)
     if errors:

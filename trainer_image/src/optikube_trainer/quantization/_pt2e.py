@@ -56,6 +56,7 @@ def convert(prepared: fx.GraphModule) -> fx.GraphModule:
     move_exported_model_to_eval(prepared)
     quantized = convert_pt2e(prepared)
     drop_unused_attributes(quantized)
+    allow_exported_model_train_eval(quantized)  # evaluation code calls .eval() on any model
     return quantized
 
 

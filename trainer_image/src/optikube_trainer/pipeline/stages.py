@@ -1,0 +1,170 @@
+"""The compression and quantization stages of the pipeline, each applying one technique from the
+spec to a trained model (fine-tuning with `fit` where the spec asks for it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from optikube_trainer.compression import (
+    DistillationConfig,
+    LowRankConfig,
+    PruningConfig,
+    WeightSharingConfig,
+    distillation_loss_fn,
+    factorize_low_rank_,
+    make_pruning_permanent_,
+    prune_,
+    share_weights_,
+    student_model_spec,
+)
+from optikube_trainer.compression.pruning import output_layers
+from optikube_trainer.config import ModelSpec, Spec
+from optikube_trainer.data import DataBundle
+from optikube_trainer.dist import RunContext
+from optikube_trainer.evaluation import count_macs, stored_parameters
+from optikube_trainer.models import build_model
+from optikube_trainer.quantization import QuantizationConfig, quantize
+from optikube_trainer.training.loop import fit
+
+STAGE_ORDER = ("distillation", "pruning", "lowRank", "weightSharing", "quantization")
+
+
+@dataclass
+class StageOutcome:
+    model: nn.Module
+    changes: dict[str, Any]
+    curves: dict[str, dict[str, list[float]]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Stage = Callable[[nn.Module, Spec, DataBundle, RunContext], StageOutcome]
+
+
+def sample_inputs(bundle: DataBundle, count: int = 32, split: str = "val") -> Tensor:
+    """The first `count` inputs of a split, identical on every rank."""
+    inputs, _ = next(iter(bundle.loader(split, count, shuffle=False, distributed=False)))
+    return inputs
+
+
+def enabled_stages(spec: Spec) -> list[str]:
+    compression = spec.compression
+    blocks = {
+        "distillation": compression.distillation if compression else None,
+        "pruning": compression.pruning if compression else None,
+        "lowRank": compression.low_rank if compression else None,
+        "weightSharing": compression.weight_sharing if compression else None,
+        "quantization": spec.quantization,
+    }
+    return [name for name in STAGE_ORDER if blocks[name] is not None]
+
+
+def _fine_tune(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext, epochs: int,
+               **kwargs: Any) -> dict[str, dict[str, list[float]]] | None:
+    if epochs <= 0:
+        return None
+    return fit(model, bundle, spec.training, ctx, epochs=epochs, **kwargs).curves
+
+
+def _counts(model: nn.Module, example: Tensor) -> tuple[int, int | None]:
+    return stored_parameters(model), count_macs(model, example)
+
+
+def distill(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    assert spec.compression is not None and spec.compression.distillation is not None
+    config = DistillationConfig.from_spec(spec.compression.distillation)
+    student_spec = ModelSpec.model_validate(student_model_spec(config, spec.model))
+    torch.manual_seed(ctx.seed)  # every rank builds the same initial student
+    student = build_model(student_spec, bundle, dropout=spec.training.regularization.dropout)
+    example = sample_inputs(bundle, 2).to(ctx.device)
+    teacher_params, teacher_macs = _counts(model.to(ctx.device), example)
+    loss_fn = distillation_loss_fn(model, config)
+    curves = _fine_tune(student, spec, bundle, ctx, config.epochs, loss_fn=loss_fn)
+    student_params, student_macs = _counts(student, example)
+    changes = {
+        "student": student_spec.model_dump(by_alias=True, exclude_none=True),
+        "temperature": config.temperature, "alpha": config.alpha, "epochs": config.epochs,
+        "parametersBefore": teacher_params, "parametersAfter": student_params,
+        "macsBefore": teacher_macs, "macsAfter": student_macs,
+    }
+    return StageOutcome(student, changes, curves)
+
+
+def prune(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    assert spec.compression is not None and spec.compression.pruning is not None
+    config = PruningConfig.from_spec(spec.compression.pruning)
+    model.to(ctx.device)
+    summary = prune_(model, config, sample_inputs(bundle, 2).to(ctx.device))
+    curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
+    make_pruning_permanent_(model)
+    return StageOutcome(model, summary.changes(), curves)
+
+
+def low_rank(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    assert spec.compression is not None and spec.compression.low_rank is not None
+    config = LowRankConfig.from_spec(spec.compression.low_rank)
+    example = sample_inputs(bundle, 2).to(ctx.device)
+    model.to(ctx.device)
+    before = _counts(model, example)
+    summary = factorize_low_rank_(model, config, ignored_layers=output_layers(model, example))
+    curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
+    after = _counts(model, example)
+    changes = {**summary.changes(), "parametersBefore": before[0], "parametersAfter": after[0],
+               "macsBefore": before[1], "macsAfter": after[1]}
+    return StageOutcome(model, changes, curves)
+
+
+def share_weights(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    assert spec.compression is not None and spec.compression.weight_sharing is not None
+    config = WeightSharingConfig.from_spec(spec.compression.weight_sharing)
+    model.to(ctx.device)
+    summary = share_weights_(model, config)
+    curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
+    return StageOutcome(model, summary.changes(), curves)
+
+
+def _calibration(bundle: DataBundle, batch_size: int, batches: int) -> Callable[[], Iterator[Tensor]]:
+    def batches_of_train() -> Iterator[Tensor]:
+        # not distributed and not shuffled: every rank calibrates on the same data, same result
+        loader = bundle.loader("train", batch_size, shuffle=False, distributed=False)
+        for index, (inputs, _) in enumerate(loader):
+            if index >= batches:
+                return
+            yield inputs
+
+    return batches_of_train
+
+
+def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    assert spec.quantization is not None
+    config = QuantizationConfig.from_spec(spec.quantization)
+    example = sample_inputs(bundle, 4)
+    macs = count_macs(model.to("cpu"), example[:1])  # quantizing keeps the MAC count
+    curves: list[dict[str, dict[str, list[float]]] | None] = []
+
+    def train(prepared: nn.Module) -> None:
+        curves.append(_fine_tune(prepared, spec, bundle, ctx, config.qat_epochs))
+        prepared.to("cpu")
+
+    model.eval()
+    quantized, summary = quantize(
+        model, config, example_inputs=example,
+        calibration=_calibration(bundle, spec.training.batch_size, config.calibration_batches),
+        train=train,
+    )
+    if not isinstance(quantized, torch.fx.GraphModule):
+        quantized.to("cpu")
+    return StageOutcome(quantized, summary.changes(), curves[0] if curves else None, {"macs": macs})
+
+
+STAGES: dict[str, Stage] = {
+    "distillation": distill,
+    "pruning": prune,
+    "lowRank": low_rank,
+    "weightSharing": share_weights,
+    "quantization": quantize_stage,
+}

@@ -13,7 +13,7 @@ from optikube_operator.api import OptimizationJob, SpecError, load_job
 from optikube_operator.core.settings import read_settings
 from optikube_operator.core.study import TuningError, distributions, grid_points, make_sampler
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
-from optikube_operator.local.outputs import write_outputs
+from optikube_operator.local.outputs import STUDY_FILE, write_outputs
 from optikube_operator.local.progress import RichProgress
 
 EXIT_SPEC_ERROR = 2
@@ -80,7 +80,6 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> 
     console.print(f"[bold]{outcome.get('reason')}[/bold] {outcome.get('message', '')}".rstrip())
     if best:
         console.print(f"best trial {best.get('number')}: {best.get('values')} with {best.get('params')}")
-    console.print(
-        f"results: {out / 'results.json'}  report: {out / 'report.html'}  study: {out / 'study.db'}"
-    )
+    console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}")
+    console.print(f"study: optuna-dashboard {out / STUDY_FILE}")
     sys.exit(0 if outcome.get("succeeded") else 1)

@@ -297,7 +297,7 @@ class LocalBackend:
         if key in self.stopping:
             self.stopping.discard(key)
         else:
-            tail = log_tail(run_dir / "trainer.log")
+            tail = log_tail(run_dir / "trainer.log", lines=60)
             now = iso(now_utc())
             if key.trial is None:
                 record.record_pipeline_exit(self.state.pipeline, code, tail, now)

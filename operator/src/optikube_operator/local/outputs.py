@@ -1,20 +1,24 @@
-"""The job-level outputs of a local run: results.json, the model, study.db and report.html."""
+"""The job-level outputs of a local run: results.json, the model, the study file and report.html."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 
 from optikube_operator.core.selection import best_trial, pareto_front, select
 from optikube_operator.core.settings import TuningSettings, read_settings
 from optikube_operator.core.study import build_study
 from optikube_operator.local.state import RunState, TrialRecord, write_json_atomic
+from optikube_operator.report.html import write_report
 
-STUDY_FILE = "study.db"
+# An Optuna journal file: `optuna-dashboard <output>/study.log` opens it (no database needed).
+STUDY_FILE = "study.log"
 
 
 def _trial_summary(trial: TrialRecord) -> dict[str, Any]:
@@ -109,25 +113,26 @@ def copy_model(pipeline_dir: Path, pipeline_results: dict[str, Any] | None, out:
 
 
 def export_study(settings: TuningSettings, state: RunState, out: Path) -> Path | None:
-    """An SQLite Optuna storage that `optuna-dashboard sqlite:///study.db` opens."""
+    """The study as an Optuna journal file, rewritten from the recorded trials."""
     if not settings.search_space:
         return None
     path = out / STUDY_FILE
     path.unlink(missing_ok=True)
     memory = build_study(settings, state.observed().trials)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     study = optuna.create_study(
         storage=storage,
         study_name=state.job_name,
         directions=[objective.direction.value for objective in settings.objectives],
     )
-    study.set_metric_names([objective.metric for objective in settings.objectives])
+    with warnings.catch_warnings():  # metric names are "experimental" in Optuna, and the dashboard shows them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([objective.metric for objective in settings.objectives])
     study.add_trials(memory.get_trials(deepcopy=False))
-    storage.engine.dispose()
     return path
 
 
-def write_outputs(spec: dict[str, Any], state: RunState, out: Path) -> dict[str, Any]:
+def write_outputs(spec: dict[str, Any], state: RunState, out: Path, *, report: bool = True) -> dict[str, Any]:
     pipeline_dir = out / "pipeline"
     pipeline_results = _read(pipeline_dir / "results.json")
     results = job_results(spec, state, pipeline_results)
@@ -145,11 +150,10 @@ def write_outputs(spec: dict[str, Any], state: RunState, out: Path) -> dict[str,
     )
     results["artifacts"] = artifacts
     write_json_atomic(out / "results.json", results)
-    from optikube_operator.report.html import write_report
-
-    write_report(
-        out / "report.html", results, build_study(settings, state.observed().trials) if study else None
-    )
+    if report:
+        write_report(
+            out / "report.html", results, build_study(settings, state.observed().trials) if study else None
+        )
     return results
 
 

@@ -141,7 +141,7 @@ def study_figures(study: optuna.Study | None, metric_names: list[str]) -> list[g
     for name, build in plots:
         try:
             figures.append(build())
-        except (ValueError, RuntimeError, ZeroDivisionError) as error:
+        except (ValueError, RuntimeError, ZeroDivisionError, ImportError) as error:
             log.info("report: no %s plot: %s", name, error)
     return figures
 

@@ -1,0 +1,134 @@
+"""LocalBackend with a torch-free stand-in trainer: process handling, reports, crashes, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optikube_operator.api import load_job
+from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
+from optikube_operator.local.outputs import write_outputs
+from optikube_operator.local.state import RunState
+
+FAKE = Path(__file__).with_name("local_fake_trainer.py")
+
+MANIFEST: dict[str, Any] = {
+    "apiVersion": "optikube.io/v1alpha1",
+    "kind": "OptimizationJob",
+    "metadata": {"name": "local-test"},
+    "spec": {
+        "seed": 3,
+        "data": {"source": {"builtin": "digits"}},
+        "model": {"builtin": {"name": "mlp"}, "params": {"width": 32}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "tuning": {
+            "sampler": {"type": "random"},
+            "pruner": {"type": "median", "startupTrials": 2, "warmupSteps": 1},
+            "maxTrials": 6,
+            "parallelTrials": 2,
+            "maxFailedTrials": 1,
+            "searchSpace": {
+                "training.learningRate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}
+            },
+        },
+        "training": {"epochs": 4, "learningRate": 0.01},
+    },
+}
+
+
+def fake_command(stage: str, config: Path, processes: int) -> list[str]:
+    return [sys.executable, str(FAKE), stage, "--config", str(config)]
+
+
+def _backend(
+    out: Path, manifest: dict[str, Any] | None = None, resume: bool = False, **env: str
+) -> LocalBackend:
+    options = LocalOptions(
+        output_dir=out,
+        resume=resume,
+        command=fake_command,
+        poll_seconds=0.2,
+        grace_seconds=2.0,
+        extra_env=env,
+    )
+    return LocalBackend(load_job(copy.deepcopy(manifest or MANIFEST)), options)
+
+
+def _runs(out: Path) -> list[str]:
+    return [line for p in sorted(out.glob("trials/*/fake-runs.log")) for line in p.read_text().splitlines()]
+
+
+def test_a_job_runs_its_trials_then_the_pipeline(tmp_path: Path) -> None:
+    backend = _backend(tmp_path)
+    state = asyncio.run(backend.run())
+    assert state.finished["reason"] == "Succeeded", state.finished
+    assert sorted(state.trials) == list(range(6))
+    assert all(t.state in ("Succeeded", "Pruned") for t in state.trials.values())
+    results = write_outputs(
+        backend.spec, state, tmp_path, report=False
+    )  # the slow CLI test checks the report
+    best = results["bestTrial"]
+    assert best["values"]["accuracy"] == max(t.values.get("accuracy", 0) for t in state.trials.values())
+    # The pipeline trained with the chosen trial's learning rate, and its model was exported.
+    assert json.loads((tmp_path / "model" / "weights.txt").read_text())["learningRate"] == pytest.approx(
+        best["params"]["training.learningRate"]
+    )
+    from optuna_dashboard._storage_url import guess_storage_from_url
+
+    # the study file opens the way `optuna-dashboard <file>` opens it, with every trial in it
+    storage = guess_storage_from_url(str(tmp_path / "study.log"))
+    (summary,) = storage.get_all_studies()
+    assert len(storage.get_all_trials(summary._study_id)) == 6
+    assert len(_runs(tmp_path)) == 6  # every trial ran exactly once
+
+
+def test_a_crashed_trial_fails_with_its_log_and_the_search_goes_on(tmp_path: Path) -> None:
+    state = asyncio.run(_backend(tmp_path, FAKE_TRAINER_CRASH="1").run())
+    crashed = state.trials[1]
+    assert crashed.state == "Failed" and "crashed on purpose" in crashed.log_tail
+    assert state.finished["reason"] == "Succeeded"  # one failure is within maxFailedTrials: 1
+    assert len(state.trials) == 6
+
+
+def test_too_many_crashes_stop_the_job(tmp_path: Path) -> None:
+    state = asyncio.run(_backend(tmp_path, FAKE_TRAINER_CRASH="0,1,2,3").run())
+    assert state.finished["reason"] == "TooManyFailures" and not state.finished["succeeded"]
+    assert state.pipeline.state == "NotStarted"
+
+
+def test_a_trial_past_its_timeout_is_stopped(tmp_path: Path) -> None:
+    manifest = copy.deepcopy(MANIFEST)
+    manifest["spec"]["tuning"].update({"trialTimeout": "2s", "maxTrials": 3})
+    state = asyncio.run(_backend(tmp_path, manifest, FAKE_TRAINER_HANG="0").run())
+    assert state.trials[0].state == "TimedOut"
+    assert state.finished["reason"] == "Succeeded"
+
+
+def test_interrupt_then_resume_reruns_only_unfinished_trials(tmp_path: Path) -> None:
+    first = _backend(tmp_path, FAKE_TRAINER_EPOCH_SECONDS="0.3")
+
+    async def interrupt_after_two() -> RunState:
+        task = asyncio.create_task(first.run())
+        while sum(t.end_time is not None for t in first.state.trials.values()) < 2:
+            await asyncio.sleep(0.05)
+        first.interrupt()
+        return await task
+
+    state = asyncio.run(interrupt_after_two())
+    finished_before = {n for n, t in state.trials.items() if t.state in ("Succeeded", "Pruned")}
+    assert finished_before and not state.finished
+    assert all(t.state == "Pending" for n, t in state.trials.items() if n not in finished_before)
+    with pytest.raises(RunExistsError):
+        _backend(tmp_path)
+    resumed = asyncio.run(_backend(tmp_path, resume=True).run())
+    assert resumed.finished["reason"] == "Succeeded"
+    assert resumed.interruptions == 1
+    runs = _runs(tmp_path)
+    for number in finished_before:
+        assert runs.count(f"trial {number}") == 1

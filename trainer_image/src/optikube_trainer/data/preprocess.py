@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +57,9 @@ class FeatureSelector:
             mask = selector.get_support()
         else:
             k = min(self.config.k, x.shape[1])
-            with np.errstate(divide="ignore", invalid="ignore"):
+            # constant features get an undefined F score: they are simply never selected
+            with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
                 mask = SelectKBest(f_classif, k=k).fit(x, y).get_support()
         if not mask.any():
             raise ValueError("data.preprocessing.featureSelection removed every feature; lower threshold")

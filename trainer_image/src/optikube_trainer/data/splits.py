@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +16,15 @@ class SplitIndices:
     test: np.ndarray
 
 
-def _stratify(labels: np.ndarray, parts: int) -> np.ndarray | None:
+def _stratify(labels: np.ndarray, parts: int, held: int | None = None) -> np.ndarray | None:
+    """The labels when a stratified split is possible, else None (a plain shuffled split)."""
     counts = np.bincount(labels)
-    return labels if counts[counts > 0].min() >= parts else None
+    classes = int((counts > 0).sum())
+    if counts[counts > 0].min() < parts:
+        return None
+    if held is not None and (held < classes or len(labels) - held < classes):
+        return None
+    return labels
 
 
 def _split(
@@ -25,10 +32,11 @@ def _split(
 ) -> tuple[np.ndarray, np.ndarray]:
     if fraction <= 0:
         return indices, indices[:0]
-    keep, held = train_test_split(
-        indices, test_size=fraction, random_state=seed, stratify=_stratify(labels[indices], 2)
+    held = math.ceil(fraction * len(indices))
+    keep, held_out = train_test_split(
+        indices, test_size=held, random_state=seed, stratify=_stratify(labels[indices], 2, held)
     )
-    return np.sort(keep), np.sort(held)
+    return np.sort(keep), np.sort(held_out)
 
 
 def split_indices(labels: np.ndarray, *, validation: float, test: float, seed: int) -> SplitIndices:

@@ -1,0 +1,144 @@
+"""The Reporter against a real HTTP server on 127.0.0.1: auth, event shapes, prune replies, fallbacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optikube_trainer.reporting import Reporter
+
+
+class _Endpoint:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.prune_after: int | None = None
+        self.status = 200
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, _Endpoint]]:
+    state = _Endpoint()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.events.append(json.loads(body))
+            state.headers.append(dict(self.headers))
+            intermediates = sum(e["type"] == "intermediate" for e in state.events)
+            prune = state.prune_after is not None and intermediates >= state.prune_after
+            reply = json.dumps({"prune": prune}).encode()
+            self.send_response(state.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/report", state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_events_are_posted_with_the_bearer_token(endpoint: tuple[str, _Endpoint], tmp_path: Path) -> None:
+    url, state = endpoint
+    token = tmp_path / "token"
+    token.write_text("secret-token\n")
+    reporter = Reporter(
+        rank=0,
+        trial=3,
+        url=url,
+        token_file=str(token),
+        output_dir=tmp_path / "out",
+        termination_log=tmp_path / "missing-termination-log",
+    )
+    assert reporter.intermediate(0, {"accuracy": 0.5, "valLoss": float("nan")}) is False
+    reporter.stage("train", "completed", duration_s=1.5, summary={"epochs": 2})
+    reporter.final({"accuracy": 0.9}, {"curves": {}})
+    assert [e["type"] for e in state.events] == ["intermediate", "stage", "final"]
+    assert state.events[0] == {
+        "type": "intermediate",
+        "trial": 3,
+        "stage": "train",
+        "epoch": 0,
+        "step": 0,
+        "values": {"accuracy": 0.5, "valLoss": None},
+    }
+    assert state.events[1]["durationSeconds"] == 1.5
+    assert all(h["Authorization"] == "Bearer secret-token" for h in state.headers)
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == {"curves": {}}
+    assert not (tmp_path / "missing-termination-log").exists()
+
+
+def test_prune_reply_is_returned_and_broadcast(endpoint: tuple[str, _Endpoint], tmp_path: Path) -> None:
+    url, state = endpoint
+    state.prune_after = 2
+    seen: list[bool] = []
+
+    def broadcast(flag: bool) -> bool:
+        seen.append(flag)
+        return flag
+
+    reporter = Reporter(rank=0, trial=1, url=url, broadcast=broadcast, output_dir=tmp_path)
+    assert reporter.intermediate(0, {"accuracy": 0.1}) is False
+    assert reporter.intermediate(1, {"accuracy": 0.2}) is True
+    assert seen == [False, True]
+
+
+def test_other_ranks_never_send_but_take_the_broadcast(
+    endpoint: tuple[str, _Endpoint], tmp_path: Path
+) -> None:
+    url, state = endpoint
+    reporter = Reporter(rank=1, trial=1, url=url, broadcast=lambda flag: True, output_dir=tmp_path)
+    assert reporter.intermediate(0, {"accuracy": 0.1}) is True  # rank 0's decision arrives by broadcast
+    reporter.final({"accuracy": 1.0}, {})
+    assert state.events == []
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_refused_push_does_not_fail_and_final_still_lands_on_disk(
+    endpoint: tuple[str, _Endpoint], tmp_path: Path
+) -> None:
+    url, state = endpoint
+    state.status = 403
+    termination = tmp_path / "termination-log"
+    termination.write_text("")
+    reporter = Reporter(rank=0, trial=2, url=url, output_dir=tmp_path, termination_log=termination)
+    assert reporter.intermediate(0, {"accuracy": 0.3}) is False
+    reporter.final({"accuracy": 0.8}, {"big": "x" * 10_000})
+    assert len(state.events) == 2  # a 4xx is not retried
+    message = json.loads(termination.read_text())
+    assert message["type"] == "final" and message["values"] == {"accuracy": 0.8}  # trimmed under 4 KiB
+    assert len(termination.read_text()) <= 4096
+
+
+def test_unreachable_endpoint_is_retried_then_given_up(tmp_path: Path) -> None:
+    reporter = Reporter(
+        rank=0, trial=0, url="http://127.0.0.1:9/none", retries=2, timeout_s=0.5, output_dir=tmp_path
+    )
+    assert reporter.intermediate(0, {"accuracy": 0.3}) is False
+
+
+def test_without_url_events_are_json_lines(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    reporter = Reporter(rank=0, trial=None, stream=stream, output_dir=tmp_path)
+    reporter.stage("pruning", "started")
+    reporter.failed("boom")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["type"] for line in lines] == ["stage", "failed"]
+    assert lines[1]["message"] == "boom" and lines[1]["trial"] is None

@@ -30,9 +30,6 @@ class Pruning(ApiModel):
         " unstructured zeroes individual weights (smaller when compressed, same dense speed).",
     )
     sparsity: float = Field(0.5, gt=0, lt=1, description="Fraction of weights (or channels) to remove.")
-    iterative_steps: int = Field(
-        1, ge=1, le=100, description="Prune in this many steps, fine-tuning between them."
-    )
     fine_tune_epochs: int = Field(2, ge=0, le=10000, description="Epochs of fine-tuning after pruning.")
 
 
@@ -69,7 +66,7 @@ class LowRank(ApiModel):
 class WeightSharing(ApiModel):
     """Cluster each layer's weights with k-means so that they share a few values."""
 
-    clusters: int = Field(16, ge=2, le=65536, description="Distinct values per layer (k of k-means).")
+    clusters: int = Field(16, ge=2, le=256, description="Distinct values per layer (k of k-means).")
     fine_tune_epochs: int = Field(0, ge=0, le=10000, description="Epochs of fine-tuning the shared values.")
 
 
@@ -99,10 +96,9 @@ class QuantizationSpec(ApiModel):
 
     method: Literal["dynamic", "static", "weightOnly", "qat"] = Field(
         description="dynamic: int8 weights, activations quantized on the fly; static: int8 with activation"
-        " ranges calibrated on training batches; weightOnly: int8 or int4 weights; qat: quantization-aware"
+        " ranges calibrated on training batches; weightOnly: int8 weights only; qat: quantization-aware"
         " training (fake quantization while fine-tuning), then int8."
     )
-    bits: Literal[4, 8] = Field(8, description="Weight bits: 8, or 4 with weightOnly.")
     calibration_batches: int = Field(
         8, ge=1, le=10000, description="Training batches used to calibrate (static)."
     )
@@ -116,11 +112,5 @@ class QuantizationSpec(ApiModel):
             message="qatEpochs is required with method qat and allowed only there",
             check=lambda s: (s.method == "qat") == (s.qat_epochs is not None),
             field="qatEpochs",
-        ),
-        Rule(
-            cel="self.bits == 8 || self.method == 'weightOnly'",
-            message="4 bits are supported only by method weightOnly",
-            check=lambda s: s.bits == 8 or s.method == "weightOnly",
-            field="bits",
         ),
     )

@@ -22,7 +22,13 @@ class SyntheticSource(ApiModel):
     features: int = Field(32, ge=1, le=100_000, description="Features per example (tabular only).")
     image_size: int = Field(28, ge=8, le=512, description="Height and width in pixels (images only).")
     channels: Literal[1, 3] = Field(1, description="Color channels: 1 (grayscale) or 3 (RGB) (images only).")
-    sequence_length: int = Field(32, ge=4, le=4096, description="Words per example (text only).")
+    informative: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Features that carry signal (tabular only); half of features if unset.",
+    )
+    words_per_sample: int = Field(32, ge=4, le=4096, description="Words per example (text only).")
     noise: float = Field(0.1, ge=0, le=1, description="Label noise / feature noise level, 0 = separable.")
 
 
@@ -34,11 +40,16 @@ class FileSource(ApiModel):
         description="csv: one row per example; npz: arrays `x` and `y`; imagefolder: a sub-folder per class."
     )
     target_column: str = Field("label", max_length=256, description="Column holding the label (csv only).")
+    features_key: str = Field("x", max_length=256, description="Array holding the features (npz only).")
     text_column: str | None = Field(
         None,
         max_length=256,
         description="Column holding raw text; set it for text classification (csv only).",
     )
+    image_size: int = Field(
+        32, ge=4, le=1024, description="Images are resized to this square size (imagefolder)."
+    )
+    channels: Literal[1, 3] = Field(3, description="1 (grayscale) or 3 (RGB) (imagefolder only).")
 
 
 class TorchvisionSource(ApiModel):
@@ -51,20 +62,23 @@ class TorchvisionSource(ApiModel):
     )
     root: str = Field("/data", max_length=1024, description="Folder holding (or receiving) the data set.")
     download: bool = Field(False, description="Download into `root` when missing.")
+    max_samples: int | None = Field(
+        None, ge=1, description="Use at most this many examples (a quick subset)."
+    )
 
 
 class HuggingFaceSource(ApiModel):
     """A Hugging Face Hub data set (needs internet or a local cache)."""
 
     name: str = Field(min_length=1, max_length=256, description="Data set id on the Hub, e.g. imdb.")
-    config: str | None = Field(
-        None, max_length=128, description="Data set configuration name, if it has several."
-    )
     split: str = Field(
         "train", max_length=64, description="Split to load; validation/test are carved from it."
     )
     text_column: str = Field("text", max_length=256, description="Column holding the input text.")
     label_column: str = Field("label", max_length=256, description="Column holding the integer label.")
+    max_samples: int | None = Field(
+        None, ge=1, description="Use at most this many examples (a quick subset)."
+    )
 
 
 class DataSource(ApiModel):
@@ -174,7 +188,7 @@ class DataSpec(ApiModel):
     preprocessing: Preprocessing = Field(default_factory=Preprocessing, description="Preprocessing steps.")
     validation_split: float = Field(
         0.2,
-        ge=0,
+        gt=0,
         le=0.5,
         description="Fraction of the training data held out to score trials and drive early stopping.",
     )
@@ -183,9 +197,6 @@ class DataSpec(ApiModel):
     )
     cross_validation: CrossValidation | None = Field(
         None, description="k-fold cross-validation in trials (replaces validationSplit there)."
-    )
-    max_samples: int | None = Field(
-        None, ge=16, description="Use at most this many examples (a quick subset of a large data set)."
     )
 
     RULES = (

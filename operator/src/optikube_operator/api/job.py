@@ -113,12 +113,6 @@ OptimizationJobSpec.RULES = (
         field="tuning.goal",
     ),
     Rule(
-        cel="!has(self.training.earlyStopping) || self.data.validationSplit > 0.0",
-        message="early stopping needs a validation set: set data.validationSplit > 0",
-        check=lambda s: s.training.early_stopping is None or s.data.validation_split > 0,
-        field="training.earlyStopping",
-    ),
-    Rule(
         cel="!has(self.data.preprocessing.text) || self.data.preprocessing.text.tokenizer != 'pretrained'"
         " || has(self.model.huggingface)",
         message="the pretrained tokenizer needs a Hugging Face model (spec.model.huggingface)",

@@ -12,7 +12,7 @@ from optikube_operator.api.base import ApiModel
 class Optimizer(ApiModel):
     """The gradient-descent optimizer."""
 
-    type: Literal["adamw", "adam", "sgd"] = Field("adamw", description="adamw, adam or sgd.")
+    type: Literal["adamw", "sgd"] = Field("adamw", description="adamw or sgd.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd only).")
 
 
@@ -21,11 +21,10 @@ class Scheduler(ApiModel):
 
     type: Literal["none", "cosine", "step"] = Field(
         "none",
-        description="none: constant; cosine: cosine decay to 0; step: multiply by gamma every stepEpochs.",
+        description="none: constant; cosine: cosine decay to 0; step: times gamma every stepSize epochs.",
     )
-    step_epochs: int = Field(10, ge=1, le=10000, description="Epochs between decays (step only).")
-    gamma: float = Field(0.1, gt=0, le=1, description="Decay factor (step only).")
-    warmup_epochs: int = Field(0, ge=0, le=1000, description="Epochs of linear warm-up from 0.")
+    step_size: int = Field(1, ge=1, le=10000, description="Epochs between decays (step only).")
+    gamma: float = Field(0.5, gt=0, le=1, description="Decay factor (step only).")
 
 
 class Regularization(ApiModel):
@@ -43,7 +42,6 @@ class EarlyStopping(ApiModel):
 
     patience: int = Field(3, ge=1, le=1000, description="Epochs without improvement before stopping.")
     min_delta: float = Field(0.0, ge=0, description="Smallest decrease of the validation loss that counts.")
-    restore_best: bool = Field(True, description="Keep the weights of the best epoch, not the last.")
 
 
 class TrainingSpec(ApiModel):
@@ -63,6 +61,3 @@ class TrainingSpec(ApiModel):
         description="Autocast precision on GPU: none, bf16 or fp16 (with loss scaling). Ignored on CPU.",
     )
     gradient_clip_norm: float = Field(0.0, ge=0, description="Clip the gradient norm to this value; 0 = off.")
-    checkpoint_every_epochs: int = Field(
-        1, ge=0, le=10000, description="Save a resumable checkpoint every N epochs; 0 = only at the end."
-    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from optikube_operator.core.durations import parse_duration
+from optikube_operator.api.base import duration_seconds
 
 
 class Direction(enum.StrEnum):
@@ -123,6 +123,10 @@ def _param(name: str, raw: Mapping[str, Any]) -> Param:
     )
 
 
+def _duration(text: str | None) -> timedelta | None:
+    return None if not text else timedelta(seconds=duration_seconds(text))
+
+
 def read_settings(spec: Any, job_name: str = "optikube") -> TuningSettings:
     data = spec_as_dict(spec)
     tuning: Mapping[str, Any] = data.get("tuning") or {}
@@ -146,8 +150,8 @@ def read_settings(spec: Any, job_name: str = "optikube") -> TuningSettings:
         max_trials=int(tuning.get("maxTrials", 20)),
         parallel_trials=max(1, int(tuning.get("parallelTrials", 1))),
         max_failed_trials=None if max_failed is None else int(max_failed),
-        max_duration=parse_duration(tuning.get("maxDuration"), "spec.tuning.maxDuration"),
-        trial_timeout=parse_duration(tuning.get("trialTimeout"), "spec.tuning.trialTimeout"),
+        max_duration=_duration(tuning.get("maxDuration")),
+        trial_timeout=_duration(tuning.get("trialTimeout")),
         goal=None if tuning.get("goal") is None else float(tuning["goal"]),
         constraints=constraints,
         epochs=int(training.get("epochs", 10) or 10),

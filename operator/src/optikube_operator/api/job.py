@@ -123,12 +123,6 @@ OptimizationJobSpec.RULES = (
         ),
         field="data.preprocessing.text.tokenizer",
     ),
-    Rule(
-        cel="self.training.mixedPrecision == 'none' || self.resources.gpusPerProcess > 0",
-        message="mixed precision needs GPUs: set resources.gpusPerProcess > 0",
-        check=lambda s: s.training.mixed_precision == "none" or s.resources.gpus_per_process > 0,
-        field="training.mixedPrecision",
-    ),
 )
 
 

@@ -140,6 +140,7 @@ class SearchRun:
     best: float
     reached: bool
     pruned: int
+    epochs_to_best: int = 0  # epochs trained when the best value was first seen
 
 
 def search(
@@ -147,7 +148,7 @@ def search(
 ) -> SearchRun:
     settings = read_settings(job_spec(sampler, pruner, seed), job_name=f"bench-{sampler}-{seed}")
     trials: list[ObservedTrial] = []
-    epochs, best, pruned = 0, 0.0, 0
+    epochs, best, pruned, epochs_to_best = 0, 0.0, 0, 0
     for number in range(max_trials):
         suggestion = suggest(settings, trials, number)
         trainer = Trainer(data, suggestion.params, seed * 1000 + number)
@@ -174,11 +175,11 @@ def search(
                 number, suggestion.params, state, dict(curve), values, sampler_attrs=suggestion.sampler_attrs
             )
         )
-        if state is TrialState.SUCCEEDED:
-            best = max(best, final)
-            if target is not None and best >= target:
-                return SearchRun(epochs, number + 1, best, True, pruned)
-    return SearchRun(epochs, max_trials, best, target is None, pruned)
+        if state is TrialState.SUCCEEDED and final > best:
+            best, epochs_to_best = final, epochs
+        if target is not None and best >= target:
+            return SearchRun(epochs, number + 1, best, True, pruned, epochs_to_best)
+    return SearchRun(epochs, max_trials, best, target is None, pruned, epochs_to_best)
 
 
 def compute_ratios(seeds: list[int], data: Digits, console: Console) -> dict[str, Any]:
@@ -186,7 +187,12 @@ def compute_ratios(seeds: list[int], data: Digits, console: Console) -> dict[str
     for seed in seeds:
         started = time.perf_counter()
         baseline = search(data, "random", "none", seed, RANDOM_TRIALS, None)
-        row: dict[str, Any] = {"seed": seed, "randomBest": baseline.best, "randomEpochs": baseline.epochs}
+        row: dict[str, Any] = {
+            "seed": seed,
+            "randomBest": baseline.best,
+            "randomEpochs": baseline.epochs,
+            "randomEpochsToBest": baseline.epochs_to_best,
+        }
         for sampler in ("tpe", "gp"):
             run = search(data, sampler, "hyperband", seed, BUDGET_TRIALS, baseline.best)
             row[sampler] = {
@@ -300,7 +306,11 @@ def main() -> None:
         ):
             table.add_column(column, justify="right")
         for row in ratios["perSeed"]:
-            cells = [str(row["seed"]), f"{row['randomBest']:.4f}", str(row["randomEpochs"])]
+            cells = [
+                str(row["seed"]),
+                f"{row['randomBest']:.4f}",
+                f"{row['randomEpochs']} ({row['randomEpochsToBest']})",
+            ]
             for sampler in ("tpe", "gp"):
                 result = row[sampler]
                 cells += [

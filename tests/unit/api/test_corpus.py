@@ -10,6 +10,7 @@ from api_corpus_cases import CORPUS, EXAMPLES, corpus_cases, names_field
 from click.testing import CliRunner
 
 from optikube_operator.api import validate_manifest
+from optikube_operator.api.base import ApiModel
 from optikube_operator.cli.validate import validate
 
 CASES = corpus_cases()
@@ -72,3 +73,15 @@ def test_cli_reports_unreadable_input(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{broken}: cannot read" in result.output
     assert "missing.yaml: cannot read" in result.output
+
+
+def test_corpus_exercises_every_cross_field_rule() -> None:
+    reported = {e.message for case in CASES for e in validate_manifest(yaml.safe_load(case.path.read_text()))}
+    pending: list[type[ApiModel]] = [ApiModel]
+    rules = []
+    while pending:
+        model = pending.pop()
+        pending += model.__subclasses__()
+        rules += [(model.__name__, rule.message) for rule in model.RULES if rule.check is not None]
+    assert len(rules) > 25
+    assert [rule for rule in rules if rule[1] not in reported] == []

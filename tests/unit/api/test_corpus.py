@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from api_corpus_cases import CORPUS, EXAMPLES, corpus_cases, names_field
+from api_corpus_cases import CORPUS, EXAMPLES, CorpusCase, corpus_cases, names_field
 from click.testing import CliRunner
 
 from optikube_operator.api import validate_manifest
@@ -24,7 +24,7 @@ def test_corpus_is_large_and_covers_both_server_outcomes() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_validate_manifest_names_the_expected_field(case) -> None:  # type: ignore[no-untyped-def]
+def test_validate_manifest_names_the_expected_field(case: CorpusCase) -> None:
     errors = validate_manifest(yaml.safe_load(case.path.read_text()))
     assert errors, f"{case.name} was accepted"
     # One mistake per file: every error must be about the expected field.

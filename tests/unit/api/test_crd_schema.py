@@ -15,7 +15,7 @@ CRDS = {"job": job_crd(), "trial": trial_crd()}
 
 
 def schema_of(crd: dict[str, Any]) -> dict[str, Any]:
-    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[no-any-return]
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
 def nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

@@ -24,7 +24,7 @@ from optikube_operator.api.validation import validate_spec
 
 
 def quickstart() -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())  # type: ignore[no-any-return]
+    return yaml.safe_load((EXAMPLES / "quickstart.yaml").read_text())
 
 
 def test_load_job_fills_defaults_and_round_trips_in_camel_case() -> None:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from optikube_operator.api.base import ApiModel
 from optikube_operator.api.job import API_VERSION, OptimizationJob, OptimizationJobSpec
 from optikube_operator.api.params import apply_params, is_free_param, missing_block, tunable_fields
+from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.trial import OptimizationTrial
 from optikube_operator.api.tuning import SEARCH_KEY_PATTERN, Parameter
 
@@ -32,6 +33,7 @@ KINDS: dict[str, type[ApiModel]] = {
     "OptimizationTrial": OptimizationTrial,
 }
 TUNABLE = tunable_fields(OptimizationJobSpec)
+_STATUS_KEYS = {info.alias or name for name, info in OptimizationJobStatus.model_fields.items()}
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,11 @@ def search_space_errors(spec: OptimizationJobSpec, raw_spec: dict[str, Any]) -> 
 
 
 def validate_manifest(obj: Any) -> list[FieldError]:
-    """Every problem of an OptimizationJob or OptimizationTrial manifest (an empty list when valid)."""
+    """Every problem of an OptimizationJob or OptimizationTrial manifest (an empty list when valid).
+
+    `status` is not checked: with the status subresource the apiserver ignores it in what users
+    send, and the operator owns it (kopf may keep its own bookkeeping there).
+    """
     if not isinstance(obj, dict):
         return [FieldError("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")]
     if obj.get("apiVersion") != API_VERSION:
@@ -215,7 +221,7 @@ def validate_manifest(obj: Any) -> list[FieldError]:
         obj["metadata"].get("name") or obj["metadata"].get("generateName")
     ):
         return [FieldError("metadata.name", "required field is missing")]
-    parsed, errors = _schema_errors(model, obj)
+    parsed, errors = _schema_errors(model, _without_status(obj))
     if parsed is None:
         return errors
     errors = list(rule_errors(parsed))
@@ -224,6 +230,10 @@ def validate_manifest(obj: Any) -> list[FieldError]:
         if not errors:
             errors += search_space_errors(parsed.spec, parsed.spec.to_dict())
     return errors
+
+
+def _without_status(obj: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in obj.items() if key != "status"}
 
 
 def load_documents(path: Path) -> list[Any]:
@@ -253,4 +263,18 @@ def load_job(source: str | Path | dict[str, Any]) -> OptimizationJob:
         raise SpecError(errors, where)
     if obj.get("kind") != "OptimizationJob":
         raise SpecError([FieldError("kind", "must be OptimizationJob")], where)
-    return OptimizationJob.model_validate(obj, by_alias=True, by_name=False)
+    job = OptimizationJob.model_validate(_without_status(obj), by_alias=True, by_name=False)
+    job.status = _lenient_status(obj.get("status"))
+    return job
+
+
+def _lenient_status(raw: Any) -> OptimizationJobStatus | None:
+    """The recorded status, or None if it is absent or not in this version's shape (the operator
+    rebuilds it from the OptimizationTrials, so an unreadable status is never fatal)."""
+    if not isinstance(raw, dict):
+        return None
+    known = {key: value for key, value in raw.items() if key in _STATUS_KEYS}
+    try:
+        return OptimizationJobStatus.model_validate(known, by_alias=True, by_name=False)
+    except ValidationError:
+        return None

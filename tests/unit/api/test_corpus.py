@@ -49,6 +49,15 @@ def test_cli_accepts_every_example() -> None:
     assert result.output.count("ok ") == len(EXAMPLE_FILES)
 
 
+def test_cli_expands_folders() -> None:
+    result = CliRunner().invoke(validate, [str(EXAMPLES)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(EXAMPLE_FILES)}/{len(EXAMPLE_FILES)} files valid" in result.output
+    result = CliRunner().invoke(validate, [str(EXAMPLES), str(CORPUS)])
+    assert result.exit_code == 1
+    assert f"{len(EXAMPLE_FILES)}/{len(EXAMPLE_FILES) + len(CASES)} files valid" in result.output
+
+
 def test_cli_multi_document_file_fails_if_one_document_does(tmp_path: Path) -> None:
     good = (EXAMPLES / "quickstart.yaml").read_text()
     bad = (CORPUS / "training-zero-epochs.yaml").read_text()

@@ -27,15 +27,28 @@ def validate_file(path: Path) -> tuple[int, list[FieldError]]:
     return len(documents), errors
 
 
+def expand(paths: tuple[Path, ...]) -> list[Path]:
+    """Files as given; a folder stands for its YAML files, in name order."""
+    expanded: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            expanded += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        else:
+            expanded.append(path)
+    return expanded
+
+
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def validate(files: tuple[Path, ...], quiet: bool) -> None:
     """Validate OptimizationJob and OptimizationTrial manifests (multi-document YAML allowed).
 
-    Prints one `FILE: <field path>: <message>` line per problem; exits 1 if any file is invalid.
+    FILES may include folders, whose *.yaml and *.yml files are checked. Prints one
+    `FILE: <field path>: <message>` line per problem; exits 1 if any file is invalid.
     """
     console = Console(highlight=False, soft_wrap=True)
+    files = tuple(expand(files))
     invalid = 0
     for path in files:
         count, errors = validate_file(path)

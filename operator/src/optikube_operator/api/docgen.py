@@ -99,6 +99,13 @@ def _anchor(path: str) -> str:
     return "".join(ch for ch in path.lower() if ch.isalnum() or ch in "-_ ").replace(" ", "-")
 
 
+def _rule_text(rule: dict[str, str]) -> str:
+    field = rule.get("fieldPath", "").lstrip(".")
+    text = f"`{field}`: {rule['message']}" if field else rule["message"]
+    # The search-space key rule lists every tunable path; the table below shows them.
+    return _cell(text + (" (see Tunable fields)" if len(rule["rule"]) >= 400 else ""))
+
+
 def _render_section(path: str, node: dict[str, Any], linked: set[str]) -> list[str]:
     lines = [f"### `{path}`", "", _cell(node.get("description", "")), ""]
     lines += ["| Field | Type | Default | Constraints | Description |", "| --- | --- | --- | --- | --- |"]
@@ -121,10 +128,7 @@ def _render_section(path: str, node: dict[str, Any], linked: set[str]) -> list[s
     rules = node.get("x-kubernetes-validations", [])
     if rules:
         lines += ["", "Rules:", ""]
-        lines += [f"- {_cell(rule['message'])}" for rule in rules if len(rule["rule"]) < 400]
-        lines += [
-            f"- {_cell(rule['message'])} (see Tunable fields)" for rule in rules if len(rule["rule"]) >= 400
-        ]
+        lines += [f"- {_rule_text(rule)}" for rule in rules]
     return [*lines, ""]
 
 

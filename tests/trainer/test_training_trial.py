@@ -1,0 +1,113 @@
+"""The trial stage: under real torchrun with 2 processes, and k-fold in one process."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from torchrun_helpers import report_endpoint, torchrun, write_run_config
+
+from optikube_trainer.config import parse_run_config
+from optikube_trainer.dist import local_context, seed_everything
+from optikube_trainer.reporting import Reporter
+from optikube_trainer.training.trial import needs_compression, run_trial
+
+pytestmark = pytest.mark.slow
+
+
+def _spec(epochs: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "seed": 3,
+        "data": {"source": {"builtin": "digits"}},
+        "model": {"builtin": {"name": "mlp"}, "params": {"width": 32}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "training": {"epochs": epochs, "batchSize": 64, "learningRate": 0.01},
+        **extra,
+    }
+
+
+def _run_trial_stage(tmp_path: Path, spec: dict[str, Any], url: str) -> Any:
+    token = tmp_path / "token"
+    token.write_text("trial-token")
+    config = write_run_config(tmp_path / "run.json", spec, output_dir=tmp_path / "out", trial=5)
+    env = {"OPTIKUBE_REPORT_URL": url, "OPTIKUBE_REPORT_TOKEN_FILE": str(token)}
+    return torchrun(["-m", "optikube_trainer", "trial", "--config", str(config)], nproc=2, env=env)
+
+
+def test_trial_reports_every_epoch_and_a_final_result(tmp_path: Path) -> None:
+    with report_endpoint() as endpoint:
+        run = _run_trial_stage(tmp_path, _spec(epochs=2), endpoint.url)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [e["type"] for e in endpoint.events] == ["intermediate", "intermediate", "final"]
+    assert set(endpoint.authorizations) == {"Bearer trial-token"}
+    first, second, final = endpoint.events
+    assert (first["trial"], first["epoch"], first["step"], first["stage"]) == (5, 0, 0, "train")
+    assert second["step"] == 1 and 0 < second["values"]["accuracy"] <= 1
+    assert final["values"]["accuracy"] > 0.7 and final["values"]["parameters"] > 0
+    assert {"accuracy", "f1", "valLoss"} <= set(final["values"])
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["epochsRun"] == 2 and len(results["curves"]["validation"]["loss"]) == 2
+    assert results["diagnosis"]["fit"] in {"good", "overfitting", "underfitting"}
+
+
+def test_trial_stops_cleanly_when_told_to_prune(tmp_path: Path) -> None:
+    with report_endpoint(prune_after=2) as endpoint:
+        run = _run_trial_stage(tmp_path, _spec(epochs=6), endpoint.url)
+    assert run.returncode == 0, run.stderr[-3000:]
+    kinds = [e["type"] for e in endpoint.events]
+    assert kinds == ["intermediate", "intermediate", "pruned"]  # both ranks stopped after epoch 1
+    assert endpoint.events[-1]["epoch"] == 1 and endpoint.events[-1]["trial"] == 5
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_k_fold_trial_reports_the_mean_of_the_folds(tmp_path: Path) -> None:
+    spec = _spec(epochs=2, data={"source": {"builtin": "iris"}, "crossValidation": {"folds": 3}})
+    config = parse_run_config(
+        {
+            "stage": "trial",
+            "job": {"name": "kfold"},
+            "trial": {"number": 1},
+            "spec": spec,
+            "outputDir": str(tmp_path),
+        }
+    )
+    ctx = local_context(seed=3, output_dir=tmp_path)
+    stream = io.StringIO()
+    ctx.reporter = Reporter(rank=0, trial=1, stream=stream, output_dir=tmp_path)
+    seed_everything(3)
+    outcome = run_trial(config, ctx)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["step"] for e in events if e["type"] == "intermediate"] == [0, 1, 2, 3, 4, 5]
+    folds = outcome["results"]["folds"]
+    assert len(folds) == 3
+    mean = sum(f["accuracy"] for f in folds) / 3
+    assert outcome["values"]["accuracy"] == pytest.approx(mean)
+    assert events[-1]["type"] == "final"
+
+
+def test_compression_runs_in_trials_only_when_the_search_touches_it() -> None:
+    def spec(**extra: Any) -> Any:
+        raw = {
+            "stage": "trial",
+            "job": {"name": "x"},
+            "trial": {"number": 0},
+            "outputDir": "o",
+            "spec": _spec(epochs=1, **extra),
+        }
+        return parse_run_config(raw).spec
+
+    pruning = {"compression": {"pruning": {"sparsity": 0.5}}}
+    assert not needs_compression(spec(**pruning))
+    touched = {"tuning": {"searchSpace": {"compression.pruning.sparsity": {"type": "float"}}}}
+    assert needs_compression(spec(**pruning, **touched))
+    assert not needs_compression(spec(**touched))
+    latency = {
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latencyMs", "direction": "minimize"},
+        ]
+    }
+    assert needs_compression(spec(**latency))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -275,7 +276,9 @@ def main() -> None:
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpus": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "torchThreads": torch.get_num_threads(),
+            "loadAverageAtEnd": os.getloadavg(),
             "platform": platform.platform(),
             "torch": torch.__version__,
         },

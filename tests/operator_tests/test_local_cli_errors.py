@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import yaml
 from click.testing import CliRunner
@@ -12,7 +13,7 @@ from test_local_backend import MANIFEST
 from optikube_operator.cli.run import EXIT_SPEC_ERROR, run
 
 
-def _invoke(tmp_path: Path, manifest: dict) -> tuple[int, str, Path]:  # type: ignore[type-arg]
+def _invoke(tmp_path: Path, manifest: dict[str, Any]) -> tuple[int, str, Path]:
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(manifest))
     out = tmp_path / "out"

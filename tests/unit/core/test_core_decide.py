@@ -7,6 +7,7 @@ from datetime import timedelta
 from core_fixtures import T0, spec, trial
 
 from optikube_operator.core import (
+    Action,
     Finish,
     ObservedState,
     PipelineState,
@@ -21,7 +22,7 @@ from optikube_operator.core.actions import FinishReason, StopReason
 S = TrialState
 
 
-def _starts(actions: list) -> list[StartTrial]:  # type: ignore[type-arg]
+def _starts(actions: list[Action]) -> list[StartTrial]:
     return [a for a in actions if isinstance(a, StartTrial)]
 
 

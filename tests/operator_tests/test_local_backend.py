@@ -132,3 +132,11 @@ def test_interrupt_then_resume_reruns_only_unfinished_trials(tmp_path: Path) -> 
     runs = _runs(tmp_path)
     for number in finished_before:
         assert runs.count(f"trial {number}") == 1
+
+
+def test_resume_retries_a_failed_pipeline_without_rerunning_trials(tmp_path: Path) -> None:
+    failed = asyncio.run(_backend(tmp_path, FAKE_TRAINER_CRASH="None").run())
+    assert failed.finished["reason"] == "PipelineFailed" and "crashed on purpose" in failed.pipeline.log_tail
+    resumed = asyncio.run(_backend(tmp_path, resume=True).run())
+    assert resumed.finished["reason"] == "Succeeded" and resumed.pipeline.attempts == 2
+    assert len(_runs(tmp_path)) == 6

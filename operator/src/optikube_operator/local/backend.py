@@ -93,7 +93,13 @@ class LocalBackend:
             state = RunState.load(self.out)
             if state.spec_digest != digest or state.job_name != self.job.name:
                 raise RunExistsError(f"{self.out} holds a run of another spec: use a new --output")
-            state.finished = {} if not state.finished.get("succeeded") else state.finished
+            if not state.finished.get("succeeded"):
+                # The decision is made again from the records; a failed pipeline gets another
+                # attempt (it resumes from its last finished stage's checkpoint).
+                state.finished = {}
+                if state.pipeline.state == PipelineState.FAILED.value:
+                    state.pipeline.state = PipelineState.PENDING.value
+                    state.pipeline.message = state.pipeline.log_tail = ""
             return state
         self.out.mkdir(parents=True, exist_ok=True)
         return RunState(job_name=self.job.name, spec_digest=digest, start_time=iso(now_utc()))

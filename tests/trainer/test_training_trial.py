@@ -111,3 +111,31 @@ def test_compression_runs_in_trials_only_when_the_search_touches_it() -> None:
         ]
     }
     assert needs_compression(spec(**latency))
+
+
+def test_trial_measures_objectives_that_need_the_compressed_model(tmp_path: Path) -> None:
+    spec = _spec(
+        epochs=1,
+        objectives=[
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "sizeBytes", "direction": "minimize"},
+            {"metric": "latencyMs", "direction": "minimize"},
+        ],
+        compression={"pruning": {"method": "unstructured", "sparsity": 0.5, "fineTuneEpochs": 0}},
+        tuning={"searchSpace": {"compression.pruning.sparsity": {"type": "float", "low": 0.1, "high": 0.9}}},
+    )
+    config = parse_run_config(
+        {
+            "stage": "trial",
+            "job": {"name": "measure"},
+            "trial": {"number": 2},
+            "spec": spec,
+            "outputDir": str(tmp_path),
+        }
+    )
+    ctx = local_context(seed=3, output_dir=tmp_path)
+    ctx.reporter = Reporter(rank=0, trial=2, stream=io.StringIO(), output_dir=tmp_path)
+    outcome = run_trial(config, ctx)
+    values = outcome["values"]
+    assert values["sizeBytes"] > 0 and values["latencyMs"] > 0
+    assert 0.0 < values["accuracy"] <= 1.0

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tiny import accuracy, make_blobs, mlp, train
 
-from conftest import accuracy, make_blobs, mlp, train
 from optikube_trainer.compression import (
     DistillationConfig,
     distillation_loss,

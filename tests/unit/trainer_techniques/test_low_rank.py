@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tiny import accuracy, cnn, mlp, train
 from torch import nn
 
-from conftest import accuracy, cnn, mlp, train
 from optikube_trainer.compression import LowRankConfig, factorize_low_rank_
 from optikube_trainer.compression.low_rank import choose_rank
 

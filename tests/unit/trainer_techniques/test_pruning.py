@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tiny import accuracy, cnn, mlp, train
 from torch import nn
 
-from conftest import accuracy, cnn, mlp, train
 from optikube_trainer.compression import PruningConfig, make_pruning_permanent_, prune_, weight_sparsity
 
 

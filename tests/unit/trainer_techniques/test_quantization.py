@@ -4,9 +4,9 @@ import io
 
 import pytest
 import torch
+from _tiny import accuracy, cnn, mlp, train
 from torch import nn
 
-from conftest import accuracy, cnn, mlp, train
 from optikube_trainer.evaluation.size import weight_bytes
 from optikube_trainer.quantization import QuantizationConfig, quantize
 

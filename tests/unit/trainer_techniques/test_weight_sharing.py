@@ -4,8 +4,8 @@ import io
 
 import pytest
 import torch
+from _tiny import accuracy, cnn, mlp, train
 
-from conftest import accuracy, cnn, mlp, train
 from optikube_trainer.compression import WeightSharingConfig, share_weights_
 from optikube_trainer.compression._codebook import kmeans_1d, pack_indices, unpack_indices
 

@@ -60,7 +60,7 @@ def kmeans_1d(values: Tensor, clusters: int, iterations: int = 25) -> tuple[Tens
     return codebook.float(), assign
 
 
-class _CodebookWeight(nn.Module):
+class CodebookWeight(nn.Module):
     """Provides `weight` decoded from `codebook` (trainable) and `packed_indices` (fixed)."""
 
     codebook: nn.Parameter
@@ -90,7 +90,7 @@ class _CodebookWeight(nn.Module):
         return f"weight_shape={self.weight_shape}, clusters={self.codebook.numel()}, index_bits={self.bits}"
 
 
-class SharedWeightLinear(_CodebookWeight, nn.Linear):  # type: ignore[override]
+class SharedWeightLinear(CodebookWeight, nn.Linear):  # type: ignore[override]
     """nn.Linear whose weight is codebook[indices]; MAC counters still see a Linear."""
 
     @classmethod
@@ -109,7 +109,7 @@ _CONV_ATTRIBUTES = (
 )
 
 
-class SharedWeightConv2d(_CodebookWeight, nn.Conv2d):  # type: ignore[override]
+class SharedWeightConv2d(CodebookWeight, nn.Conv2d):  # type: ignore[override]
     """nn.Conv2d whose weight is codebook[indices]."""
 
     @classmethod
@@ -123,5 +123,5 @@ class SharedWeightConv2d(_CodebookWeight, nn.Conv2d):  # type: ignore[override]
         return module
 
 
-def codebook_layers(model: nn.Module) -> dict[str, _CodebookWeight]:
-    return {name: cast(Any, m) for name, m in model.named_modules() if isinstance(m, _CodebookWeight)}
+def codebook_layers(model: nn.Module) -> dict[str, CodebookWeight]:
+    return {name: cast(Any, m) for name, m in model.named_modules() if isinstance(m, CodebookWeight)}

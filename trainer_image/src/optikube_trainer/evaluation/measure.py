@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from optikube_trainer.evaluation.counting import count_macs, stored_parameters
 from optikube_trainer.evaluation.latency import measure_latency
+from optikube_trainer.evaluation.size import weight_bytes
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Measurement:
     size_bytes: int
     macs: int | None
     latency_ms: dict[str, float] = field(default_factory=dict)
+    weight_bytes: int | None = None  # the weights alone, without the artifact's graph/format overhead
 
     def to_contract(self) -> dict[str, Any]:
         return {
@@ -27,6 +29,7 @@ class Measurement:
             "sizeBytes": self.size_bytes,
             "macs": self.macs,
             "latencyMs": self.latency_ms,
+            "weightBytes": self.weight_bytes,
         }
 
     def objective_values(self) -> dict[str, float]:
@@ -58,4 +61,5 @@ def measure_model(
         size_bytes=size_bytes,
         macs=counted,
         latency_ms=measure_latency(model, sample_inputs, runs=latency_runs),
+        weight_bytes=weight_bytes(model),
     )

@@ -19,7 +19,7 @@ from optikube_trainer.evaluation.size import weight_bytes
 from optikube_trainer.quantization import _pt2e
 from optikube_trainer.quantization._summary import QuantizationSummary
 from optikube_trainer.quantization.static import quantized_op_count
-from optikube_trainer.quantization.torchao_int8 import quantize_dynamic_int8_
+from optikube_trainer.quantization.torchao_int8 import plain_linear, quantize_dynamic_int8_
 
 Backend = Literal["pt2e", "torchao"]
 Trainer = Callable[[nn.Module], object]
@@ -45,7 +45,7 @@ def prepare_qat(model: nn.Module, example_inputs: Tensor, backend: Backend) -> n
     """Return a trainable model with fake quantization inserted."""
     if backend == "pt2e":
         return _pt2e.prepare_qat(model, example_inputs)
-    quantize_(model, _torchao_qat_config())
+    quantize_(model, _torchao_qat_config(), filter_fn=plain_linear)
     model.train()
     return model
 

@@ -7,8 +7,14 @@ from torch import nn
 from torchao.core.config import AOBaseConfig
 from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
 
+from optikube_trainer.compression._codebook import CodebookWeight
 from optikube_trainer.evaluation.size import weight_bytes
 from optikube_trainer.quantization._summary import QuantizationSummary
+
+
+def plain_linear(module: nn.Module, _fqn: str = "") -> bool:
+    """torchao's filter: real nn.Linear layers, not codebook-coded ones (already ~4-8 bit)."""
+    return isinstance(module, nn.Linear) and not isinstance(module, CodebookWeight)
 
 
 def _quantized_linear_count(model: nn.Module) -> int:
@@ -19,11 +25,13 @@ def _quantized_linear_count(model: nn.Module) -> int:
 
 
 def _quantize_linears_(model: nn.Module, config: AOBaseConfig, method: str) -> QuantizationSummary:
-    if not any(isinstance(m, nn.Linear) for m in model.modules()):
-        raise ValueError(f"quantization.method={method}: the model has no Linear layer to quantize")
+    if not any(plain_linear(m) for m in model.modules()):
+        raise ValueError(
+            f"quantization.method={method}: the model has no (unshared) Linear layer to quantize"
+        )
     model.eval()
     before = weight_bytes(model)
-    quantize_(model, config)
+    quantize_(model, config, filter_fn=plain_linear)
     return QuantizationSummary(method, "torchao", _quantized_linear_count(model), before, weight_bytes(model))
 
 

@@ -1,0 +1,33 @@
+"""Static INT8 PTQ vs QAT on a CNN trained on digits under 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from _torchrun import HERE, torchrun
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("conv") / "conv.json"
+    torchrun(str(HERE / "techniques_driver.py"), "conv", str(out), cwd=out.parent)
+    result: dict[str, Any] = json.loads(out.read_text())
+    assert result["worldSize"] == 2
+    return result
+
+
+def test_static_int8_of_the_cnn_is_smaller_and_accurate(measured: dict[str, Any]) -> None:
+    base, static = measured["baseline"], measured["static"]
+    assert static["quantizedLayers"] >= 3
+    assert static["weightBytesAfter"] * 3 < base["weightBytes"]
+    assert static["accuracy"] >= base["accuracy"] - 0.02
+
+
+def test_qat_is_at_least_as_accurate_as_static_ptq(measured: dict[str, Any]) -> None:
+    assert measured["qat"]["backend"] == "pt2e"
+    assert measured["qat"]["weightBytesAfter"] * 3 < measured["baseline"]["weightBytes"]
+    assert measured["qat"]["accuracy"] >= measured["static"]["accuracy"] - 0.005

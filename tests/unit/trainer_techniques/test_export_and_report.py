@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from _tiny import cnn, mlp
+from torch import nn
+
+from optikube_trainer.compression import WeightSharingConfig, share_weights_
+from optikube_trainer.evaluation import measure_latency, measure_model
+from optikube_trainer.export import example_input, export_model, load_exported
+from optikube_trainer.quantization import QuantizationConfig, quantize
+from optikube_trainer.report import render_report
+
+
+def _dynamic(model: nn.Module) -> nn.Module:
+    return quantize(model, QuantizationConfig(method="dynamic"), example_inputs=torch.randn(4, 16))[0]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: mlp().eval(),
+        lambda: _dynamic(mlp().eval()),
+        lambda: (lambda m: (share_weights_(m, WeightSharingConfig(clusters=8)), m)[1])(mlp().eval()),
+    ],
+    ids=["float", "int8-dynamic", "weight-shared"],
+)
+def test_exported_model_loads_and_matches(tmp_path: Path, build: object) -> None:
+    model = build()  # type: ignore[operator]
+    inputs = torch.randn(5, 16)
+    artifact = export_model(model, tmp_path / "model", example_inputs=inputs, description={"stages": []})
+    assert artifact.format == "exportedProgram" and artifact.file.stat().st_size == artifact.size_bytes
+    loaded = load_exported(tmp_path / "model")
+    torch.testing.assert_close(loaded(inputs), model(inputs))
+    assert loaded(example_input(tmp_path / "model", batch=1)).shape == (1, 4)
+    assert json.loads((tmp_path / "model" / "manifest.json").read_text())["inputShape"] == [16]
+
+
+def test_load_exported_rejects_a_folder_without_manifest(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"manifest\.json"):
+        load_exported(tmp_path)
+
+
+def test_latency_has_percentiles_for_both_batches() -> None:
+    latency = measure_latency(cnn().eval(), torch.randn(4, 1, 4, 4), runs=5, warmup=1)
+    assert set(latency) == {"batch1P50", "batch1P90", "batch32P50", "batch32P90"}
+    assert 0 < latency["batch1P50"] <= latency["batch1P90"]
+
+
+def test_report_embeds_plots_and_tables() -> None:
+    model = mlp().eval()
+    m = measure_model(model, metrics={"accuracy": 0.9, "f1": 0.88}, size_bytes=1000,
+                      sample_inputs=torch.randn(4, 16), latency_runs=3)
+    entry = m.to_contract()
+    assert entry["macs"] and entry["parameters"] == sum(p.numel() for p in model.parameters())
+    results = {
+        "baseline": entry, "optimized": {**entry, "sizeBytes": 250},
+        "stages": [{"name": "pruning", "durationSeconds": 1.0, "changes": {"parametersAfter": 10}}],
+        "curves": {"train": {"loss": [1.0, 0.5], "accuracy": [0.5, 0.8]},
+                   "validation": {"loss": [1.1, 0.6], "accuracy": [0.4, 0.7]}},
+        "diagnosis": {"fit": "good", "gap": 0.1, "trend": "falling"},
+    }
+    page = render_report(results, title="t")
+    assert page.count("data:image/png;base64,") == 2
+    assert "pruning" in page and "250" in page and "<b>good</b>" in page

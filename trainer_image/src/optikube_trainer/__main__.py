@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from optikube_trainer.config import ConfigError, RunConfig, load_run_config
 from optikube_trainer.dist import RunContext, broadcast_flag, init_distributed, shutdown
+from optikube_trainer.metrics import metrics_from_env
 from optikube_trainer.reporting import Reporter
 
 log = logging.getLogger("optikube_trainer")
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output_dir=ctx.output_dir,
         broadcast=lambda flag: broadcast_flag(flag, ctx.device),
     )
+    ctx.metrics = metrics_from_env(ctx.rank)
     try:
         run_stage(config, ctx)
     except Exception as error:
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx.reporter.failed(f"{type(error).__name__}: {error}")
         return 1
     finally:
+        if ctx.metrics is not None:
+            ctx.metrics.stop()
         shutdown()
     return 0
 

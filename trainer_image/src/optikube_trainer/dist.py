@@ -20,6 +20,7 @@ import torch
 import torch.distributed as torch_dist
 
 if TYPE_CHECKING:
+    from optikube_trainer.metrics import TrainerMetrics
     from optikube_trainer.reporting import Reporter
 
 
@@ -33,6 +34,7 @@ class RunContext:
     output_dir: Path
     reporter: Reporter | None = None
     trial: int | None = None
+    metrics: TrainerMetrics | None = None  # rank 0's Prometheus gauges, when served
     extras: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -219,7 +219,8 @@ def fit(
             sums[2] += n
         if ctx.device.type == "cuda":
             torch.cuda.synchronize(ctx.device)
-        step_seconds += time.perf_counter() - started
+        epoch_seconds = time.perf_counter() - started
+        step_seconds += epoch_seconds
         all_reduce_sum(sums)
         step_samples += float(sums[2])
         train_loss, train_acc = float(sums[0] / sums[2]), float(sums[1] / sums[2])
@@ -238,6 +239,8 @@ def fit(
             "learningRate": learning_rate,
             **val,
         }
+        if ctx.metrics is not None:
+            ctx.metrics.record_epoch(epoch, last, float(sums[2]) / max(epoch_seconds, 1e-9), ctx.device)
         if val["valLoss"] < state.best_loss - min_delta or state.best_epoch < 0:
             state.best_loss, state.best_epoch, state.best_metrics = val["valLoss"], epoch, dict(last)
             state.bad_epochs = 0

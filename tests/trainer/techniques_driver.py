@@ -31,6 +31,7 @@ from optikube_trainer.config import Spec, parse_spec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import RunContext, barrier, init_distributed, shutdown
 from optikube_trainer.evaluation import count_macs, stored_parameters, weight_bytes
+from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.evaluation.metrics import classification_metrics
 from optikube_trainer.export import artifact_size_bytes
 from optikube_trainer.models import build_model
@@ -50,7 +51,7 @@ def _spec(model: dict[str, Any], epochs: int) -> Spec:
 
 def _accuracy(model: nn.Module, bundle: DataBundle) -> float:
     loader = bundle.loader("test", 256, shuffle=False, distributed=False)
-    return classification_metrics(model.to("cpu"), loader, bundle.num_classes)["accuracy"]
+    return classification_metrics(ensure_cpu(model), loader, bundle.num_classes)["accuracy"]
 
 
 def _state_dict_bytes(model: nn.Module) -> int:

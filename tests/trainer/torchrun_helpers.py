@@ -104,7 +104,7 @@ def report_endpoint(prune_after: int | None = None) -> Iterator[ReportEndpoint]:
 def write_run_config(
     path: Path, spec: dict[str, Any], *, output_dir: Path, stage: str = "trial", trial: int | None = 0
 ) -> Path:
-    config = {
+    config: dict[str, Any] = {
         "apiVersion": "optikube.io/v1alpha1",
         "kind": "RunConfig",
         "stage": stage,

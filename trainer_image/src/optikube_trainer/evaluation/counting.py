@@ -28,3 +28,12 @@ def count_macs(model: nn.Module, example_inputs: Tensor) -> int | None:
     except Exception:
         return None
     return macs
+
+
+def ensure_cpu(model: nn.Module) -> nn.Module:
+    """Move `model` to the CPU only when needed: moving quantized tensor subclasses that other
+    objects still reference (an export, an optimizer) fails even when they are already there."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.device.type != "cpu" for t in tensors):
+        model.to("cpu")
+    return model

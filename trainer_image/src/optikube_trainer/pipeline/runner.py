@@ -14,6 +14,7 @@ from optikube_trainer.config import RunConfig, Spec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import RunContext, barrier, broadcast_object
 from optikube_trainer.evaluation import Measurement, count_macs, measure_model
+from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.evaluation.metrics import classification_metrics
 from optikube_trainer.export import artifact_size_bytes, export_model, load_exported
 from optikube_trainer.models import build_model
@@ -44,8 +45,7 @@ def measure(
     batch_size: int = 256, latency_runs: int = 50,
 ) -> Measurement:
     """Measure `model` on CPU in this process only (call on rank 0)."""
-    if not isinstance(model, fx.GraphModule):
-        model.to("cpu")
+    ensure_cpu(model)
     loader = bundle.loader(_eval_split(bundle, split), batch_size, shuffle=False, distributed=False)
     metrics = classification_metrics(model, loader, bundle.num_classes)
     # graph-mode int8 models are not countable (0 or None): they keep their float model's MACs
@@ -95,7 +95,7 @@ def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
             trained = build_model(spec.model, bundle, dropout=spec.training.regularization.dropout)
             result = fit(trained, bundle, spec.training, ctx,
                          checkpoint_dir=ctx.output_dir / "pipeline" / "train-checkpoint")
-            trained.to("cpu")
+            ensure_cpu(trained)
             state.curves, state.diagnosis = result.curves, result.diagnosis
             if ctx.is_main:
                 baseline = measure(trained, bundle, example, split="test", macs=None)
@@ -163,7 +163,7 @@ def compress_and_quantize(
     """Apply the spec's compression and quantization to a trained trial model and measure it on the
     validation split. Every rank calls this; the values are rank 0's measurement."""
     example = sample_inputs(bundle, 32)
-    macs = count_macs(model.to("cpu"), example[:1])
+    macs = count_macs(ensure_cpu(model), example[:1])
     for name in enabled_stages(spec):
         outcome = STAGES[name](model, spec, bundle, ctx)
         model = outcome.model

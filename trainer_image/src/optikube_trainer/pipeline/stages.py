@@ -27,6 +27,7 @@ from optikube_trainer.config import ModelSpec, Spec
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
 from optikube_trainer.evaluation import count_macs, stored_parameters
+from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.models import build_model
 from optikube_trainer.quantization import QuantizationConfig, quantize
 from optikube_trainer.training.loop import fit
@@ -143,12 +144,12 @@ def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCon
     assert spec.quantization is not None
     config = QuantizationConfig.from_spec(spec.quantization)
     example = sample_inputs(bundle, 4)
-    macs = count_macs(model.to("cpu"), example[:1])  # quantizing keeps the MAC count
+    macs = count_macs(ensure_cpu(model), example[:1])  # quantizing keeps the MAC count
     curves: list[dict[str, dict[str, list[float]]] | None] = []
 
     def train(prepared: nn.Module) -> None:
         curves.append(_fine_tune(prepared, spec, bundle, ctx, config.qat_epochs))
-        prepared.to("cpu")
+        ensure_cpu(prepared)
 
     model.eval()
     quantized, summary = quantize(
@@ -156,8 +157,7 @@ def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCon
         calibration=_calibration(bundle, spec.training.batch_size, config.calibration_batches),
         train=train,
     )
-    if not isinstance(quantized, torch.fx.GraphModule):
-        quantized.to("cpu")
+    ensure_cpu(quantized)
     return StageOutcome(quantized, summary.changes(), curves[0] if curves else None, {"macs": macs})
 
 

@@ -1,0 +1,205 @@
+"""Baseline vs each compression/quantization technique vs the full pipeline, measured.
+
+    python bench/trainer.py                     # digits MLP, digits CNN, synthetic text transformer
+    python bench/trainer.py --workloads digits-mlp --skip-throughput
+
+Each workload's baseline is trained once with optikube's `fit`; every technique then runs on a
+copy through the pipeline's own stage functions (with the fine-tuning the spec asks for) and is
+measured like the pipeline measures: test-split accuracy, stored parameters, MACs, size of the
+exported artifact (torch.export program), weight bytes, and CPU latency (median of 50 runs after
+warm-up, batch 1 and 32). A technique that fails on a model is reported with its error. The run
+ends with the training throughput comparison (bench/throughput.py, optikube loop vs plain DDP,
+under `torchrun --nproc-per-node 2`). Prints rich tables; writes bench/results/trainer.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from optikube_trainer.config import Spec, parse_spec
+from optikube_trainer.data import load_data
+from optikube_trainer.dist import local_context, seed_everything
+from optikube_trainer.evaluation import count_macs
+from optikube_trainer.models import build_model
+from optikube_trainer.pipeline import enabled_stages, measure, sample_inputs
+from optikube_trainer.pipeline.stages import STAGES
+from optikube_trainer.training.loop import fit
+
+RESULTS = Path(__file__).parent / "results"
+
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "digits-mlp": {
+        "data": {"source": {"builtin": "digits"}, "validationSplit": 0.15, "testSplit": 0.25},
+        "model": {"builtin": {"name": "mlp"}, "params": {"width": 256, "depth": 2}},
+        "student": {"builtin": {"name": "mlp"}, "params": {"width": 64, "depth": 1}},
+        "epochs": 20,
+    },
+    "digits-cnn": {
+        "data": {"source": {"builtin": "digits"}, "validationSplit": 0.15, "testSplit": 0.25},
+        "model": {"builtin": {"name": "cnn"}, "params": {"channels": 32, "width": 128}},
+        "student": {"builtin": {"name": "cnn"}, "params": {"channels": 8, "width": 32}},
+        "epochs": 12,
+    },
+    "text-transformer": {
+        "data": {
+            "source": {"synthetic": {"kind": "text", "samples": 2000, "classes": 4}},
+            "preprocessing": {"text": {"maxLength": 32}},
+            "validationSplit": 0.15, "testSplit": 0.25,
+        },
+        "model": {"builtin": {"name": "textTransformer"}, "params": {"width": 64, "depth": 2, "heads": 4}},
+        "student": {"builtin": {"name": "textTransformer"}, "params": {"width": 32, "depth": 1, "heads": 2}},
+        "epochs": 8,
+    },
+}
+
+# technique name -> the spec blocks that select it (the pipeline's own configuration language)
+TECHNIQUES: dict[str, dict[str, Any]] = {
+    "int8 dynamic": {"quantization": {"method": "dynamic"}},
+    "int8 weight-only": {"quantization": {"method": "weightOnly"}},
+    "int8 static": {"quantization": {"method": "static", "calibrationBatches": 8}},
+    "int8 QAT": {"quantization": {"method": "qat", "qatEpochs": 2}},
+    "prune structured 50%": {"compression": {"pruning": {"method": "structured", "sparsity": 0.5,
+                                                         "fineTuneEpochs": 3}}},
+    "prune unstructured 50%": {"compression": {"pruning": {"method": "unstructured", "sparsity": 0.5,
+                                                           "fineTuneEpochs": 2}}},
+    "low-rank 25%": {"compression": {"lowRank": {"rankRatio": 0.25, "fineTuneEpochs": 2}}},
+    "weight sharing k=16": {"compression": {"weightSharing": {"clusters": 16, "fineTuneEpochs": 1}}},
+    "distillation": {"compression": {"distillation": {"student": None, "temperature": 4.0, "alpha": 0.7}}},
+}
+FULL_PIPELINE: dict[str, Any] = {
+    "compression": {
+        "distillation": {"student": None, "temperature": 4.0, "alpha": 0.7},
+        "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3},
+        "lowRank": {"energy": 0.95, "fineTuneEpochs": 2},
+    },
+    "quantization": {"method": "dynamic"},
+}
+
+
+def _spec(workload: dict[str, Any], extra: dict[str, Any]) -> Spec:
+    blocks = json.loads(json.dumps(extra))
+    distillation = blocks.get("compression", {}).get("distillation")
+    if distillation is not None:
+        distillation["student"] = workload["student"]
+        distillation["epochs"] = workload["epochs"]
+    return parse_spec({
+        "seed": 7, "data": workload["data"], "model": workload["model"],
+        "training": {"epochs": workload["epochs"], "batchSize": 64, "learningRate": 0.003},
+        **blocks,
+    })
+
+
+def _row(name: str, measured: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {"technique": name, "seconds": round(seconds, 2), **measured}
+
+
+def run_workload(name: str, console: Console) -> list[dict[str, Any]]:
+    workload = WORKLOADS[name]
+    ctx = local_context(seed=7, output_dir=RESULTS)
+    base_spec = _spec(workload, {})
+    bundle = load_data(base_spec.data, base_spec.seed, ctx)
+    example = sample_inputs(bundle, 32)
+    seed_everything(7)
+    started = time.monotonic()
+    baseline = build_model(base_spec.model, bundle)
+    fit(baseline, bundle, base_spec.training, ctx)
+    baseline.to("cpu")
+    rows = [_row("baseline", measure(baseline, bundle, example, split="test", macs=None).to_contract(),
+                 time.monotonic() - started)]
+    console.log(f"{name}: baseline done")
+    for technique, blocks in [*TECHNIQUES.items(), ("full pipeline", FULL_PIPELINE)]:
+        spec = _spec(workload, blocks)
+        model = copy.deepcopy(baseline)
+        started = time.monotonic()
+        try:
+            macs = count_macs(model, example[:1])
+            for stage in enabled_stages(spec):
+                seed_everything(7)
+                outcome = STAGES[stage](model, spec, bundle, ctx)
+                model, macs = outcome.model, outcome.extra.get("macs", macs)
+            measured = measure(model, bundle, example, split="test", macs=macs).to_contract()
+            rows.append(_row(technique, measured, time.monotonic() - started))
+        except Exception as error:
+            rows.append({"technique": technique, "error": f"{type(error).__name__}: {str(error)[:200]}"})
+        console.log(f"{name}: {technique} done")
+    return rows
+
+
+def _table(name: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=name)
+    for column in ("technique", "accuracy", "parameters", "MACs", "size (B)", "weights (B)",
+                   "p50 b1 (ms)", "p50 b32 (ms)"):
+        table.add_column(column, justify="left" if column == "technique" else "right")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["technique"], f"[red]{row['error'][:60]}", "", "", "", "", "", "")
+            continue
+        table.add_row(
+            row["technique"], f"{row['metrics']['accuracy']:.4f}", str(row["parameters"]),
+            str(row["macs"]), str(row["sizeBytes"]), str(row["weightBytes"]),
+            f"{row['latencyMs']['batch1P50']:.3f}", f"{row['latencyMs']['batch32P50']:.3f}",
+        )
+    return table
+
+
+def throughput(console: Console) -> dict[str, Any] | None:
+    """bench/throughput.py under torchrun with 2 processes (gloo): optikube fit vs plain DDP."""
+    target = RESULTS / "throughput-cpu.json"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+               str(Path(__file__).parent / "throughput.py"), "--output", str(target)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        console.print(f"[red]throughput benchmark failed:[/red]\n{result.stderr[-2000:]}")
+        return None
+    report: dict[str, Any] = json.loads(target.read_text())
+    table = Table(title="training throughput, 2 processes (gloo), optikube fit vs plain DDP loop")
+    for column in ("workload", "optikube samples/s", "plain DDP samples/s", "ratio (target >= 0.95)"):
+        table.add_column(column, justify="left" if column == "workload" else "right")
+    for row in report["results"]:
+        table.add_row(row["workload"], f"{row['optikubeSamplesPerSecond']:.0f}",
+                      f"{row['plainSamplesPerSecond']:.0f}", f"{row['ratio']:.3f}")
+    console.print(table)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for training and latency")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS / "trainer.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    console = Console()
+    report: dict[str, Any] = {
+        "benchmark": "baseline vs each technique vs the full pipeline",
+        "device": "cpu", "threads": args.threads, "torch": torch.__version__,
+        "python": platform.python_version(), "workloads": {},
+    }
+    for name in args.workloads:
+        rows = run_workload(name, console)
+        report["workloads"][name] = rows
+        console.print(_table(name, rows))
+    if not args.skip_throughput:
+        report["throughput"] = throughput(console)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    console.print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -148,6 +148,9 @@ def write_outputs(spec: dict[str, Any], state: RunState, out: Path, *, report: b
             "state": "state.json",
         }
     )
+    if (pipeline_dir / "report.html").exists():
+        # the trainer's own report: training curves, fit diagnosis, stage by stage
+        artifacts["pipelineReport"] = "pipeline/report.html"
     results["artifacts"] = artifacts
     write_json_atomic(out / "results.json", results)
     if report:

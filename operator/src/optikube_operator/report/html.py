@@ -166,6 +166,12 @@ def render_report(results: Mapping[str, Any], study: optuna.Study | None) -> str
         f"{search.get('chosenTrial')} with {html.escape(str(search.get('chosenParams')))}; "
         f"best trial {best.get('number')} {html.escape(str(best.get('values')))}.</p>"
     )
+    pipeline_report = (results.get("artifacts") or {}).get("pipelineReport")
+    if pipeline_report:
+        summary += (
+            f"<p>Training curves and the stage-by-stage report of the final pipeline: "
+            f'<a href="{html.escape(str(pipeline_report))}">{html.escape(str(pipeline_report))}</a></p>'
+        )
     job = html.escape(str(results.get("job")))
     table = _comparison_table(rows) if rows else "<p>no pipeline results</p>"
     trials = _trials_table(list(results.get("trials") or []))

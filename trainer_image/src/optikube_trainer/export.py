@@ -95,10 +95,7 @@ def load_exported(path: Path | str) -> nn.Module:
     manifest = json.loads(manifest_path.read_text())
     file = directory / manifest["file"]
     if manifest["format"] == "exportedProgram":
-        _register_quantized_ops()
-        module = torch.export.load(str(file)).module()
-        assert isinstance(module, nn.Module)
-        return module
+        return program_module(torch.export.load(str(file)))
     if manifest["format"] == "pickledModule":
         loaded = torch.load(file, map_location="cpu", weights_only=False)
         assert isinstance(loaded, nn.Module)
@@ -113,10 +110,15 @@ def example_input(directory: Path | str, batch: int = 1) -> Tensor:
     return torch.zeros((batch, *manifest["inputShape"]), dtype=dtype)
 
 
-def _register_quantized_ops() -> None:
-    """Int8 graphs call `quantized_decomposed` and torchao ops: importing torchao registers them."""
+def program_module(program: torch.export.ExportedProgram) -> nn.Module:
+    """The runnable module of a loaded program, with .eval()/.train() allowed (exported graphs
+    refuse them by default, and evaluation code calls them on any model). Importing torchao also
+    registers the quantized ops that int8 graphs call."""
+    module = program.module()
+    assert isinstance(module, nn.Module)
     try:
-        import torchao.quantization
-        import torchao.quantization.pt2e  # noqa: F401
-    except ImportError:  # float models load without torchao
-        pass
+        from torchao.quantization.pt2e import allow_exported_model_train_eval
+    except ImportError:  # float models load without torchao; they keep export's default
+        return module
+    allow_exported_model_train_eval(module)
+    return module

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from optikube_trainer.dist import RunContext, barrier, broadcast_object
-from optikube_trainer.export import serialize
+from optikube_trainer.export import program_module, serialize
 
 STATE_FILE = "state.json"
 
@@ -48,9 +48,7 @@ def _model_bytes(model: nn.Module, example: torch.Tensor) -> tuple[bytes, str]:
 def _load_model(data: bytes, kind: str) -> nn.Module:
     buffer = io.BytesIO(data)
     if kind == "program":
-        import torchao.quantization.pt2e  # noqa: F401 - registers the quantized ops the graph calls
-
-        module = torch.export.load(buffer).module()
+        module = program_module(torch.export.load(buffer))
     else:
         module = torch.load(buffer, map_location="cpu", weights_only=False)
     assert isinstance(module, nn.Module)

@@ -227,7 +227,7 @@ def test_distributed_loaders_give_disjoint_shards() -> None:
         bundle = load_data(spec, seed=0, ctx=ctx)
         loader = bundle.loader("train", batch_size=16)
         assert loader.batch_size == 8  # the global batch is split over the ranks
-        shards.append([i for i in loader.sampler])  # type: ignore[attr-defined]
+        shards.append(list(loader.sampler))
     assert not set(shards[0]) & set(shards[1])
     assert set(shards[0]) | set(shards[1]) == set(range(len(bundle.train)))  # type: ignore[arg-type]
     evaluation = [list(ShardSampler(11, r, 2)) for r in range(2)]

@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from optikube_trainer.config import DataSpec, ModelSpec, TrainingSpec
-from optikube_trainer.data import load_data
+from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.models import build_model
 from optikube_trainer.training import evaluate, fit
@@ -18,7 +18,7 @@ from optikube_trainer.training.diagnosis import diagnose
 from optikube_trainer.training.optim import Penalty, build_optimizer, build_scheduler
 
 
-def _iris(seed: int = 0):  # type: ignore[no-untyped-def]
+def _iris(seed: int = 0) -> DataBundle:
     return load_data(DataSpec.model_validate({"source": {"builtin": "iris"}}), seed)
 
 
@@ -97,9 +97,10 @@ def test_custom_loss_with_logits_and_clipping() -> None:
 
 
 def test_penalty_values_and_scope() -> None:
-    model = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
+    linear = nn.Linear(2, 2)
+    model = nn.Sequential(linear, nn.LayerNorm(2))
     with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.0, 3.0]]))
+        linear.weight.copy_(torch.tensor([[1.0, -2.0], [0.0, 3.0]]))
     assert float(Penalty(model, l1=0.1, l2=0.0)().detach()) == pytest.approx(0.6)
     assert float(Penalty(model, l1=0.0, l2=0.2)().detach()) == pytest.approx(0.1 * 14)
     assert not Penalty(model, 0.0, 0.0).active
@@ -138,3 +139,28 @@ def test_diagnosis(
     result = diagnose(curves, best_epoch=len(train_acc) - 1)
     assert result["fit"] == fit_label
     assert result["gap"] == pytest.approx(train_acc[-1] - val_acc[-1], abs=1e-6)
+
+
+def test_resume_in_one_process_continues_after_the_last_finished_epoch(tmp_path: Path) -> None:
+    bundle = _iris()
+    spec = ModelSpec.model_validate({"builtin": {"name": "mlp"}, "params": {"width": 8}})
+    training = _training(epochs=3, optimizer={"type": "sgd"}, learningRate=0.05)
+
+    def crash_after_first(epoch: int, metrics: dict[str, float]) -> bool:
+        if epoch == 0:
+            raise RuntimeError("crash")
+        return False
+
+    seed_everything(0)
+    model = build_model(spec, bundle)
+    with pytest.raises(RuntimeError, match="crash"):
+        fit(model, bundle, training, local_context(), checkpoint_dir=tmp_path, on_epoch_end=crash_after_first)
+    seed_everything(1)  # a different fresh model: everything must come from the checkpoint
+    resumed_model = build_model(spec, bundle)
+    resumed = fit(resumed_model, bundle, training, local_context(), checkpoint_dir=tmp_path)
+    seed_everything(0)
+    straight_model = build_model(spec, bundle)
+    straight = fit(straight_model, bundle, training, local_context())
+    assert resumed.epochs_run == 3 and resumed.curves == straight.curves
+    for name, weight in straight_model.state_dict().items():
+        assert torch.allclose(resumed_model.state_dict()[name], weight), name

@@ -16,10 +16,10 @@ from optikube_trainer.models import build_model, count_parameters
 
 
 def _bundle(task: str, shape: tuple[int, ...], classes: int = 5, vocab: int | None = None) -> DataBundle:
-    empty = torch.utils.data.TensorDataset(torch.zeros(0))
+    empty: Any = torch.utils.data.TensorDataset(torch.zeros(0))
     return DataBundle(
         empty, empty, empty, num_classes=classes, input_shape=shape, task=task, vocab_size=vocab
-    )  # type: ignore[arg-type]
+    )
 
 
 def _spec(**raw: Any) -> ModelSpec:

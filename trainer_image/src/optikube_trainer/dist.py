@@ -88,7 +88,8 @@ def init_distributed(
         )
     if device.type == "cpu":
         # torchrun starts several processes on one machine: sharing the cores avoids oversubscription
-        cores = os.cpu_count() or 1
+        # the cores this process may run on (a cpuset-limited pod sees fewer than the node has)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         torch.set_num_threads(max(1, cores // max(1, _env_int("LOCAL_WORLD_SIZE", world_size))))
     seed_everything(seed)
     out = Path(output_dir)

@@ -118,7 +118,7 @@ class _State:
 
 def _resume(directory: Path | None, ctx: RunContext) -> dict[str, Any] | None:
     state = load_checkpoint(directory, ctx)
-    epoch = torch.tensor(state["epoch"] if state else -1, device=ctx.device)
+    epoch = torch.tensor(state["loop"]["epoch"] if state else -1, device=ctx.device)
     highest = int(all_reduce_max(epoch.clone()).item())
     lowest = -int(all_reduce_max(-epoch).item())
     if highest != lowest:

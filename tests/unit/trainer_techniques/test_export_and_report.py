@@ -19,24 +19,42 @@ def _dynamic(model: nn.Module) -> nn.Module:
     return quantize(model, QuantizationConfig(method="dynamic"), example_inputs=torch.randn(4, 16))[0]
 
 
+def _static(model: nn.Module) -> nn.Module:
+    x = torch.randn(8, 16)
+    return quantize(model, QuantizationConfig(method="static"), example_inputs=x, calibration=lambda: [x])[0]
+
+
 @pytest.mark.parametrize(
-    "build",
+    ("build", "form"),
     [
-        lambda: mlp().eval(),
-        lambda: _dynamic(mlp().eval()),
-        lambda: (lambda m: (share_weights_(m, WeightSharingConfig(clusters=8)), m)[1])(mlp().eval()),
+        (lambda: mlp().eval(), "pickledModule"),
+        (lambda: _dynamic(mlp().eval()), "stateDict"),
+        (lambda: _static(mlp().eval()), "exportedProgram"),
+        (lambda: (lambda m: (share_weights_(m, WeightSharingConfig(clusters=8)), m)[1])(mlp().eval()),
+         "pickledModule"),
     ],
-    ids=["float", "int8-dynamic", "weight-shared"],
+    ids=["float", "int8-dynamic", "int8-static", "weight-shared"],
 )
-def test_exported_model_loads_and_matches(tmp_path: Path, build: object) -> None:
+def test_exported_model_loads_and_matches(tmp_path: Path, build: object, form: str) -> None:
     model = build()  # type: ignore[operator]
     inputs = torch.randn(5, 16)
     artifact = export_model(model, tmp_path / "model", example_inputs=inputs, description={"stages": []})
-    assert artifact.format == "exportedProgram" and artifact.file.stat().st_size == artifact.size_bytes
+    assert artifact.format == form
+    assert sum(path.stat().st_size for path in artifact.files) == artifact.size_bytes
     loaded = load_exported(tmp_path / "model")
     torch.testing.assert_close(loaded(inputs), model(inputs))
+    assert type(loaded(inputs)) is torch.Tensor
     assert loaded(example_input(tmp_path / "model", batch=1)).shape == (1, 4)
     assert json.loads((tmp_path / "model" / "manifest.json").read_text())["inputShape"] == [16]
+
+
+def test_int8_artifact_is_smaller_than_the_float_one(tmp_path: Path) -> None:
+    model = mlp(width=256).eval()
+    inputs = torch.randn(5, 16)
+    float_size = export_model(model, tmp_path / "f", example_inputs=inputs, description={}).size_bytes
+    quantized = _dynamic(model)
+    int8_size = export_model(quantized, tmp_path / "q", example_inputs=inputs, description={}).size_bytes
+    assert int8_size * 3.3 < float_size
 
 
 def test_load_exported_rejects_a_folder_without_manifest(tmp_path: Path) -> None:

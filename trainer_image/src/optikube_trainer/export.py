@@ -1,38 +1,52 @@
 """Saving an optimized model in a loadable form, and loading it back.
 
-The preferred form is a `torch.export` ExportedProgram (`model.pt2`) with a symbolic batch
-dimension: it holds the graph and the real stored tensors (int8 weights, codebooks + packed
-indices), loads without optikube's classes, and runs. Models that cannot be exported are saved as
-a pickled module (`model.pt`, needs optikube_trainer importable). `manifest.json` describes the
-input, the architecture and the stages that produced the model.
+Three forms, the most compact one that the model allows:
+- `stateDict`: torchao-quantized models: `architecture.pt` (the float module structure with no
+  weights, on the meta device) + `weights.pt` (the int8 state dict) + the quantization method in
+  the manifest; loading rebuilds the structure, re-applies the method and assigns the weights.
+- `exportedProgram`: graph-mode (PT2E) int8 models: a `torch.export` program (`model.pt2`) whose
+  graph is the architecture; it also loads without optikube's classes.
+- `pickledModule`: everything else (float, pruned, factorized, codebook models): `model.pt`, the
+  module with its weights (needs optikube_trainer importable for codebook layers).
+`manifest.json` names the form and files, the input shape and dtype, and the stages applied.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
-import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
-log = logging.getLogger(__name__)
+from torch import Tensor, fx, nn
 
 MANIFEST = "manifest.json"
-PROGRAM_FILE = "model.pt2"
-PICKLE_FILE = "model.pt"
 MAX_BATCH = 65536
+# set on a model by torchao quantization: (weightless float structure, quantization method)
+REBUILD_ATTRIBUTE = "_optikube_rebuild"
 
 
 @dataclass
 class ExportedArtifact:
     directory: Path
-    file: Path
-    format: str  # "exportedProgram" | "pickledModule"
+    files: list[Path]
+    format: str  # "stateDict" | "exportedProgram" | "pickledModule"
     size_bytes: int
+
+    @property
+    def file(self) -> Path:
+        return self.files[0]
+
+
+def remember_structure(model: nn.Module, method: str) -> None:
+    """Keep a weightless copy of `model`'s float structure so its quantized form can be saved as
+    structure + int8 state dict (quantized tensor subclasses cannot be pickled as a module)."""
+    skeleton = copy.deepcopy(model).to("meta")
+    model.__dict__[REBUILD_ATTRIBUTE] = (skeleton, method)
 
 
 def _example(inputs: Tensor) -> Tensor:
@@ -46,22 +60,33 @@ def export_program(model: nn.Module, example_inputs: Tensor) -> torch.export.Exp
     return torch.export.export(model, (_example(example_inputs),), dynamic_shapes=({0: batch},))
 
 
-def serialize(model: nn.Module, example_inputs: Tensor) -> tuple[bytes, str]:
-    """The bytes the artifact file holds, and its format."""
+def _saved(obj: Any) -> bytes:
     buffer = io.BytesIO()
-    try:
-        torch.export.save(export_program(model, example_inputs), buffer)
-        return buffer.getvalue(), "exportedProgram"
-    except Exception as error:
-        log.info("torch.export failed (%s); saving the pickled module instead", error)
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def serialize(model: nn.Module, example_inputs: Tensor) -> tuple[dict[str, bytes], str, dict[str, Any]]:
+    """The artifact's files (name -> bytes), its form, and manifest entries the form needs."""
+    rebuild = model.__dict__.get(REBUILD_ATTRIBUTE)
+    if rebuild is not None:
+        skeleton, method = rebuild
+        files = {"architecture.pt": _saved(skeleton), "weights.pt": _saved(model.state_dict())}
+        return files, "stateDict", {"quantization": method}
+    if not isinstance(model, fx.GraphModule):
+        try:
+            return {"model.pt": _saved(model)}, "pickledModule", {}
+        except Exception:
+            pass
     buffer = io.BytesIO()
-    torch.save(model, buffer)
-    return buffer.getvalue(), "pickledModule"
+    torch.export.save(export_program(model, example_inputs), buffer)
+    return {"model.pt2": buffer.getvalue()}, "exportedProgram", {}
 
 
 def artifact_size_bytes(model: nn.Module, example_inputs: Tensor) -> int:
-    """Size on disk the exported artifact of `model` would have."""
-    return len(serialize(model, example_inputs)[0])
+    """Size on disk the exported artifact of `model` would have (all its files)."""
+    files, _, _ = serialize(model, example_inputs)
+    return sum(len(data) for data in files.values())
 
 
 def export_model(
@@ -69,19 +94,32 @@ def export_model(
 ) -> ExportedArtifact:
     """Write the artifact and its manifest into `directory` (created)."""
     directory.mkdir(parents=True, exist_ok=True)
-    data, form = serialize(model, example_inputs.cpu())
-    file = directory / (PROGRAM_FILE if form == "exportedProgram" else PICKLE_FILE)
-    file.write_bytes(data)
+    files, form, extra = serialize(model, example_inputs.cpu())
+    paths = []
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+        paths.append(directory / name)
     manifest = {
         "format": form,
-        "file": file.name,
+        "files": list(files),
         "inputShape": list(example_inputs.shape[1:]),
         "inputDtype": str(example_inputs.dtype).removeprefix("torch."),
         "architecture": str(model),
+        **extra,
         **description,
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return ExportedArtifact(directory, file, form, len(data))
+    return ExportedArtifact(directory, paths, form, sum(len(d) for d in files.values()))
+
+
+def load_files(files: dict[str, bytes], manifest: dict[str, Any]) -> nn.Module:
+    """Load an artifact held in memory (as broadcast between ranks)."""
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        for name, data in files.items():
+            (directory / name).write_bytes(data)
+        (directory / MANIFEST).write_text(json.dumps(manifest))
+        return load_exported(directory)
 
 
 def load_exported(path: Path | str) -> nn.Module:
@@ -93,14 +131,30 @@ def load_exported(path: Path | str) -> nn.Module:
     if not manifest_path.exists():
         raise FileNotFoundError(f"{directory} holds no {MANIFEST}: not an exported optikube model")
     manifest = json.loads(manifest_path.read_text())
-    file = directory / manifest["file"]
-    if manifest["format"] == "exportedProgram":
-        return program_module(torch.export.load(str(file)))
-    if manifest["format"] == "pickledModule":
-        loaded = torch.load(file, map_location="cpu", weights_only=False)
+    form = manifest["format"]
+    if form == "exportedProgram":
+        return program_module(torch.export.load(str(directory / "model.pt2")))
+    if form == "pickledModule":
+        loaded = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)
         assert isinstance(loaded, nn.Module)
         return loaded.eval()
+    if form == "stateDict":
+        return _rebuild(directory, manifest["quantization"])
     raise ValueError(f"{manifest_path}: unknown format {manifest['format']!r}")
+
+
+def _rebuild(directory: Path, method: str) -> nn.Module:
+    from optikube_trainer.quantization.torchao_int8 import TORCHAO_METHODS, quantize_linears_
+
+    if method not in TORCHAO_METHODS:
+        raise ValueError(f"{directory / MANIFEST}: cannot rebuild quantization method {method!r}")
+    model = torch.load(directory / "architecture.pt", map_location="cpu", weights_only=False)
+    assert isinstance(model, nn.Module)
+    model.to_empty(device="cpu")
+    quantize_linears_(model, method)
+    weights = torch.load(directory / "weights.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(weights, assign=True)
+    return model.eval()
 
 
 def example_input(directory: Path | str, batch: int = 1) -> Tensor:

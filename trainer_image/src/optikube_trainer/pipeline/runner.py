@@ -147,8 +147,12 @@ def _finish(
         "stages": state.completed,
         "curves": state.curves,
         "diagnosis": state.diagnosis,
-        "artifacts": {"model": f"{MODEL_DIR}/", "modelFile": f"{MODEL_DIR}/{artifact.file.name}",
-                      "modelFormat": artifact.format, "report": REPORT_FILE},
+        "artifacts": {
+            "model": f"{MODEL_DIR}/",
+            "modelFiles": [f"{MODEL_DIR}/{path.name}" for path in artifact.files],
+            "modelFormat": artifact.format,
+            "report": REPORT_FILE,
+        },
     }
     write_report(results, ctx.output_dir / REPORT_FILE, title=f"optikube: {config.job.name}")
     duration = round(time.monotonic() - started, 3)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 
 from optikube_trainer.dist import RunContext, barrier, broadcast_object
-from optikube_trainer.export import program_module, serialize
+from optikube_trainer.export import MANIFEST, export_model, load_files
 
 STATE_FILE = "state.json"
 
@@ -35,34 +34,13 @@ def _directory(ctx: RunContext) -> Path:
     return ctx.output_dir / "pipeline"
 
 
-def _model_bytes(model: nn.Module, example: torch.Tensor) -> tuple[bytes, str]:
-    try:
-        buffer = io.BytesIO()
-        torch.save(model, buffer)  # keeps modules trainable (pruned, factorized, codebook layers)
-        return buffer.getvalue(), "pickle"
-    except Exception:
-        data, _ = serialize(model, example)
-        return data, "program"
-
-
-def _load_model(data: bytes, kind: str) -> nn.Module:
-    buffer = io.BytesIO(data)
-    if kind == "program":
-        module = program_module(torch.export.load(buffer))
-    else:
-        module = torch.load(buffer, map_location="cpu", weights_only=False)
-    assert isinstance(module, nn.Module)
-    return module
-
-
 def save_stage(ctx: RunContext, state: PipelineState, model: nn.Module, example: torch.Tensor) -> None:
     """Record `state` and its model (rank 0 writes, atomically); all ranks wait for it."""
     if ctx.is_main:
         directory = _directory(ctx)
         directory.mkdir(parents=True, exist_ok=True)
-        data, kind = _model_bytes(model, example)
-        name = f"model-{len(state.completed)}.{kind}"
-        (directory / name).write_bytes(data)
+        name = f"model-{len(state.completed)}"
+        export_model(model, directory / name, example_inputs=example, description={})
         state.model_file = name
         temporary = directory / (STATE_FILE + ".tmp")
         temporary.write_text(json.dumps(state.__dict__, indent=2))
@@ -72,17 +50,18 @@ def save_stage(ctx: RunContext, state: PipelineState, model: nn.Module, example:
 
 def load_state(ctx: RunContext) -> tuple[PipelineState, nn.Module | None]:
     """Rank 0 reads the saved state and model; every rank gets rank 0's copies."""
-    payload: tuple[dict[str, Any], bytes | None, str] | None = None
+    payload: tuple[dict[str, Any], dict[str, bytes], dict[str, Any]] | None = None
     if ctx.is_main:
         path = _directory(ctx) / STATE_FILE
         if path.exists():
             raw = json.loads(path.read_text())
-            model_file = raw.get("model_file")
-            data = (_directory(ctx) / model_file).read_bytes() if model_file else None
-            payload = (raw, data, model_file.rsplit(".", 1)[-1] if model_file else "")
+            model_dir = _directory(ctx) / raw["model_file"]
+            manifest = json.loads((model_dir / MANIFEST).read_text())
+            files = {name: (model_dir / name).read_bytes() for name in manifest["files"]}
+            payload = (raw, files, manifest)
+    # ranks may not share a volume: everyone takes rank 0's copy
     payload = broadcast_object(payload)  # type: ignore[assignment]
     if payload is None:
         return PipelineState(), None
-    raw, data, kind = payload
-    state = PipelineState(**raw)
-    return state, (_load_model(data, kind) if data is not None else None)
+    raw, files, manifest = payload
+    return PipelineState(**raw), load_files(files, manifest)

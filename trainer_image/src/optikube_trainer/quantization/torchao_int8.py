@@ -9,6 +9,7 @@ from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8Weig
 
 from optikube_trainer.compression._codebook import CodebookWeight
 from optikube_trainer.evaluation.size import weight_bytes
+from optikube_trainer.export import remember_structure
 from optikube_trainer.quantization._summary import QuantizationSummary
 
 
@@ -24,22 +25,31 @@ def _quantized_linear_count(model: nn.Module) -> int:
     )
 
 
-def _quantize_linears_(model: nn.Module, config: AOBaseConfig, method: str) -> QuantizationSummary:
+TORCHAO_METHODS: dict[str, type[AOBaseConfig]] = {
+    "dynamic": Int8DynamicActivationInt8WeightConfig,
+    "weightOnly": Int8WeightOnlyConfig,
+}
+
+
+def quantize_linears_(model: nn.Module, method: str) -> QuantizationSummary:
+    """Quantize the plain Linear layers of `model` in place with torchao's `method` config."""
+    config = TORCHAO_METHODS[method]()
     if not any(plain_linear(m) for m in model.modules()):
         raise ValueError(
             f"quantization.method={method}: the model has no (unshared) Linear layer to quantize"
         )
     model.eval()
     before = weight_bytes(model)
+    remember_structure(model, method)
     quantize_(model, config, filter_fn=plain_linear)
     return QuantizationSummary(method, "torchao", _quantized_linear_count(model), before, weight_bytes(model))
 
 
 def quantize_dynamic_int8_(model: nn.Module) -> QuantizationSummary:
     """INT8 weights and per-token INT8 activations computed at run time; no calibration data."""
-    return _quantize_linears_(model, Int8DynamicActivationInt8WeightConfig(), "dynamic")
+    return quantize_linears_(model, "dynamic")
 
 
 def quantize_weight_only_int8_(model: nn.Module) -> QuantizationSummary:
     """INT8 weights dequantized inside the matmul; activations stay float."""
-    return _quantize_linears_(model, Int8WeightOnlyConfig(), "weightOnly")
+    return quantize_linears_(model, "weightOnly")

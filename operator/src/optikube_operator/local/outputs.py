@@ -54,8 +54,9 @@ def job_results(
     settings = read_settings(spec, state.job_name)
     observed = state.observed().trials
     records = [state.trials[number] for number in sorted(state.trials)]
-    best = best_trial(settings, observed)
     chosen = select(settings, observed)
+    # the best trial is the one the choice rule picks (with one objective: the best value)
+    best = chosen.trial if chosen is not None else best_trial(settings, observed)
     front = pareto_front(settings, observed) if settings.multi_objective else ([best] if best else [])
     results: dict[str, Any] = dict(pipeline_results or {})
     results.update(

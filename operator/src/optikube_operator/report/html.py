@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,9 @@ def study_figures(study: optuna.Study | None, metric_names: list[str]) -> list[g
         return []
     multi = len(study.directions) > 1
     target = (lambda t: t.values[0]) if multi else None
+    # Importance evaluators look for what makes the target small: orient a maximized objective.
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    oriented = (lambda t: sign * t.values[0]) if multi else None
     plots: list[tuple[str, Any]] = [
         (
             "optimization history",
@@ -127,7 +131,7 @@ def study_figures(study: optuna.Study | None, metric_names: list[str]) -> list[g
         (
             "parameter importances",
             lambda: optuna.visualization.plot_param_importances(
-                study, target=target, target_name=metric_names[0]
+                study, target=oriented, target_name=metric_names[0]
             ),
         ),
     ]
@@ -140,7 +144,10 @@ def study_figures(study: optuna.Study | None, metric_names: list[str]) -> list[g
     figures = []
     for name, build in plots:
         try:
-            figures.append(build())
+            with warnings.catch_warnings():
+                # PED-ANOVA warns whenever a target is given; ours is already oriented.
+                warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator")
+                figures.append(build())
         except (ValueError, RuntimeError, ZeroDivisionError, ImportError) as error:
             log.info("report: no %s plot: %s", name, error)
     return figures

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,14 +30,12 @@ def _reporter(ctx: RunContext) -> Reporter:
     return ctx.reporter
 
 
-def _epoch_reporter(
-    spec: Spec, reporter: Reporter, step_offset: int
-) -> Callable[[int, dict[str, float]], bool]:
-    primary = spec.primary_objective.metric
+def _epoch_reporter(reporter: Reporter, step_offset: int) -> Callable[[int, dict[str, float]], bool]:
+    # only the validation metrics exist per epoch; a measured primary objective (latencyMs, ...)
+    # is absent from intermediate events rather than null, and is known from the final event on
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         values = {k: metrics[k] for k in TRAINING_METRICS if k in metrics}
-        values.setdefault(primary, metrics.get(primary, math.nan))
         return reporter.intermediate(epoch, values, step=step_offset + epoch)
 
     return report
@@ -58,7 +55,7 @@ def _train_one(
         bundle,
         spec.training,
         ctx,
-        on_epoch_end=_epoch_reporter(spec, reporter, step_offset),
+        on_epoch_end=_epoch_reporter(reporter, step_offset),
         checkpoint_dir=ctx.output_dir / checkpoint_name,
     )
     metrics = evaluate(

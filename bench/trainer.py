@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=RESULTS / "trainer.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    console = Console()
+    console = Console(width=150)
     report: dict[str, Any] = {
         "benchmark": "baseline vs each technique vs the full pipeline",
         "device": "cpu", "threads": args.threads, "torch": torch.__version__,

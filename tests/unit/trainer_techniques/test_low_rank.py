@@ -6,7 +6,7 @@ from _tiny import accuracy, cnn, mlp, train
 from torch import nn
 
 from optikube_trainer.compression import LowRankConfig, factorize_low_rank_
-from optikube_trainer.compression.low_rank import choose_rank
+from optikube_trainer.compression.low_rank import LowRankLinear, choose_rank
 
 
 def test_linear_factorization_matches_predicted_parameters(blobs: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -18,7 +18,8 @@ def test_linear_factorization_matches_predicted_parameters(blobs: tuple[torch.Te
     middle = summary.layers["2"]
     assert middle.rank == 16
     assert middle.parameters_after == 16 * (64 + 64) + 64  # rank * (in + out) + bias
-    assert isinstance(model[2], nn.Sequential) and model[2][0].out_features == 16
+    assert isinstance(model[2], LowRankLinear) and model[2].first.out_features == 16
+    assert model[2].weight.shape == (64, 64)  # still reads like the Linear it replaced
     # the 16x64 input layer has full rank 16: rank 4 of (16 + 64) saves parameters and is factored
     assert summary.layers["0"].rank == 4
     assert summary.changes()["factorizedParametersAfter"] < summary.changes()["factorizedParametersBefore"]

@@ -90,6 +90,28 @@ def _factor(matrix: Tensor, config: LowRankConfig) -> tuple[Tensor, Tensor, int,
     return left, right, rank, energy
 
 
+class LowRankLinear(nn.Module):
+    """y = second(first(x)): a rank-r factorization of a Linear layer. It still answers `weight`
+    and `bias` (the product) for code that reads a Linear's parameters directly, such as
+    TransformerEncoderLayer's fast-path checks."""
+
+    def __init__(self, first: nn.Linear, second: nn.Linear) -> None:
+        super().__init__()
+        self.first, self.second = first, second
+        self.in_features, self.out_features = first.in_features, second.out_features
+
+    @property
+    def weight(self) -> Tensor:
+        return self.second.weight @ self.first.weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.second.bias
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.second(self.first(inputs))
+
+
 def _factor_linear(layer: nn.Linear, config: LowRankConfig) -> tuple[nn.Module, FactorizedLayer] | str:
     out_f, in_f = layer.weight.shape
     left, right, rank, energy = _factor(layer.weight, config)
@@ -106,7 +128,7 @@ def _factor_linear(layer: nn.Linear, config: LowRankConfig) -> tuple[nn.Module, 
             second.bias.copy_(layer.bias)
     bias = out_f if layer.bias is not None else 0
     info = FactorizedLayer(rank, min(out_f, in_f), before + bias, after + bias, energy)
-    return nn.Sequential(first, second), info
+    return LowRankLinear(first, second), info
 
 
 def _factor_conv(layer: nn.Conv2d, config: LowRankConfig) -> tuple[nn.Module, FactorizedLayer] | str:

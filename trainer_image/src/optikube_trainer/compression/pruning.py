@@ -69,7 +69,14 @@ class PruningSummary:
 
 
 def _prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, PRUNABLE)]
+    # attention reads out_proj.weight directly, bypassing the hook that re-applies a mask
+    inside_attention = {
+        id(child) for m in model.modules() if isinstance(m, nn.MultiheadAttention) for child in m.modules()
+    }
+    return [
+        (name, m) for name, m in model.named_modules()
+        if isinstance(m, PRUNABLE) and id(m) not in inside_attention
+    ]
 
 
 def _effective_weight(module: nn.Module) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, fx, nn
 
+from optikube_trainer.compression._codebook import codebook_layers
 from optikube_trainer.compression._torch_pruning_adapter import count_macs_and_params
 
 
@@ -11,6 +12,9 @@ def stored_parameters(model: nn.Module) -> int:
     """Number of stored weight values: parameters, plus int8 weights that a graph-mode quantized
     model keeps as buffers (their count does not change by quantizing)."""
     total = sum(p.numel() for p in model.parameters())
+    for layer in codebook_layers(model).values():
+        # a codebook layer stores one index per weight: those weights still count
+        total += _count(layer.weight_shape)
     if isinstance(model, fx.GraphModule):
         total += sum(b.numel() for name, b in model.named_buffers() if name.startswith("_frozen_param"))
         total += sum(
@@ -20,9 +24,19 @@ def stored_parameters(model: nn.Module) -> int:
     return total
 
 
+def _count(shape: tuple[int, ...]) -> int:
+    total = 1
+    for dim in shape:
+        total *= dim
+    return total
+
+
 def count_macs(model: nn.Module, example_inputs: Tensor) -> int | None:
-    """MACs of one forward pass over `example_inputs`; None where the counter cannot trace the
-    model (graph-mode quantized models keep the MACs of the float model they came from)."""
+    """MACs of one forward pass over `example_inputs`; None where the counter cannot measure the
+    model (graph-mode int8 graphs, codebook layers): those keep the MACs of the float model they
+    came from, since neither quantizing nor sharing weights changes the multiply-adds."""
+    if isinstance(model, fx.GraphModule) or codebook_layers(model):
+        return None
     try:
         macs, _ = count_macs_and_params(model, example_inputs)
     except Exception:

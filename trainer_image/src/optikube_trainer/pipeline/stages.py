@@ -32,6 +32,7 @@ from optikube_trainer.models import build_model
 from optikube_trainer.quantization import QuantizationConfig, quantize
 from optikube_trainer.training.loop import fit
 
+QAT_LEARNING_RATE_FACTOR = 0.1
 STAGE_ORDER = ("distillation", "pruning", "lowRank", "weightSharing", "quantization")
 
 
@@ -123,9 +124,10 @@ def share_weights(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCont
     assert spec.compression is not None and spec.compression.weight_sharing is not None
     config = WeightSharingConfig.from_spec(spec.compression.weight_sharing)
     model.to(ctx.device)
+    macs = count_macs(model, sample_inputs(bundle, 1).to(ctx.device))  # sharing keeps the MACs
     summary = share_weights_(model, config)
     curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
-    return StageOutcome(model, summary.changes(), curves)
+    return StageOutcome(model, summary.changes(), curves, {"macs": macs} if macs is not None else {})
 
 
 def _calibration(bundle: DataBundle, batch_size: int, batches: int) -> Callable[[], Iterator[Tensor]]:
@@ -146,9 +148,12 @@ def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCon
     example = sample_inputs(bundle, 4)
     macs = count_macs(ensure_cpu(model), example[:1])  # quantizing keeps the MAC count
     curves: list[dict[str, dict[str, list[float]]] | None] = []
+    # QAT starts from a converged model: it fine-tunes at a tenth of the training learning rate
+    qat_spec = spec.model_copy(update={"training": spec.training.model_copy(
+        update={"learning_rate": spec.training.learning_rate * QAT_LEARNING_RATE_FACTOR})})
 
     def train(prepared: nn.Module) -> None:
-        curves.append(_fine_tune(prepared, spec, bundle, ctx, config.qat_epochs))
+        curves.append(_fine_tune(prepared, qat_spec, bundle, ctx, config.qat_epochs))
         ensure_cpu(prepared)
 
     model.eval()
@@ -158,7 +163,8 @@ def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCon
         train=train,
     )
     ensure_cpu(quantized)
-    return StageOutcome(quantized, summary.changes(), curves[0] if curves else None, {"macs": macs})
+    extra = {"macs": macs} if macs is not None else {}
+    return StageOutcome(quantized, summary.changes(), curves[0] if curves else None, extra)
 
 
 STAGES: dict[str, Stage] = {

@@ -108,7 +108,9 @@ def measure(
     }
     rates: dict[str, list[float]] = {"optikube": [], "plain": []}
     for repeat in range(repeats + 1):  # the first round warms up caches and allocators and is dropped
-        for label, runner in runners.items():
+        # alternate which loop goes first so that neither always meets a warmer or cooler machine
+        order = list(runners.items()) if repeat % 2 == 0 else list(reversed(runners.items()))
+        for label, runner in order:
             seed_everything(ctx.seed)
             rate = runner(build_model(spec, bundle), bundle, training, ctx, epochs)
             if repeat > 0:

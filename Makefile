@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 controlplane:
-	bash hack/build-controlplane.sh
+	@bash hack/build-controlplane.sh >/dev/null
 
 cluster-up: $(STAMP) controlplane
 	@$(PY) -m optikube_operator.envtest up

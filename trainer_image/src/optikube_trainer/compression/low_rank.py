@@ -90,6 +90,13 @@ def _factor(matrix: Tensor, config: LowRankConfig) -> tuple[Tensor, Tensor, int,
     return left, right, rank, energy
 
 
+def _dense(weight: Tensor) -> Tensor:
+    # quantized factors (tensor subclasses) cannot be multiplied together: use their float values
+    if type(weight) not in (Tensor, nn.Parameter) and hasattr(weight, "dequantize"):
+        return weight.dequantize()
+    return weight
+
+
 class LowRankLinear(nn.Module):
     """y = second(first(x)): a rank-r factorization of a Linear layer. It still answers `weight`
     and `bias` (the product) for code that reads a Linear's parameters directly, such as
@@ -102,7 +109,7 @@ class LowRankLinear(nn.Module):
 
     @property
     def weight(self) -> Tensor:
-        return self.second.weight @ self.first.weight
+        return _dense(self.second.weight) @ _dense(self.first.weight)
 
     @property
     def bias(self) -> Tensor | None:

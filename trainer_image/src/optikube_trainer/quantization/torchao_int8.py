@@ -7,15 +7,15 @@ from torch import nn
 from torchao.core.config import AOBaseConfig
 from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
 
-from optikube_trainer.compression._codebook import CodebookWeight
 from optikube_trainer.evaluation.size import weight_bytes
 from optikube_trainer.export import remember_structure
 from optikube_trainer.quantization._summary import QuantizationSummary
 
 
 def plain_linear(module: nn.Module, _fqn: str = "") -> bool:
-    """torchao's filter: real nn.Linear layers, not codebook-coded ones (already ~4-8 bit)."""
-    return isinstance(module, nn.Linear) and not isinstance(module, CodebookWeight)
+    """torchao's filter: exactly nn.Linear. Not codebook-coded layers (already 4-8 bit), nor
+    attention's out_proj subclass, whose weight attention reads directly."""
+    return type(module) is nn.Linear
 
 
 def _quantized_linear_count(model: nn.Module) -> int:

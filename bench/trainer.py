@@ -9,7 +9,8 @@ measured like the pipeline measures: test-split accuracy, stored parameters, MAC
 exported artifact (torch.export program), weight bytes, and CPU latency (median of 50 runs after
 warm-up, batch 1 and 32). A technique that fails on a model is reported with its error. The run
 ends with the training throughput comparison (bench/throughput.py, optikube loop vs plain DDP,
-under `torchrun --nproc-per-node 2`). Prints rich tables; writes bench/results/trainer.json.
+under `torchrun --nproc-per-node 2`). Prints rich tables; writes bench/results/trainer.json
+(and the throughput figures to bench/results/trainer-throughput-cpu.json).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def _table(name: str, rows: list[dict[str, Any]]) -> Table:
 
 def throughput(console: Console) -> dict[str, Any] | None:
     """bench/throughput.py under torchrun with 2 processes (gloo): optikube fit vs plain DDP."""
-    target = RESULTS / "throughput-cpu.json"
+    target = RESULTS / "trainer-throughput-cpu.json"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                str(Path(__file__).parent / "throughput.py"), "--output", str(target)]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -60,6 +60,12 @@ def _state_dict_bytes(model: nn.Module) -> int:
     return buffer.getbuffer().nbytes
 
 
+def _weight(module: nn.Module) -> torch.Tensor:
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
+
+
 def _calibration(bundle: DataBundle, batches: int = 8) -> Any:
     def batches_of_train() -> Any:
         for index, (inputs, _) in enumerate(bundle.loader("train", 64, shuffle=False, distributed=False)):
@@ -85,8 +91,8 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     }}
 
     for method in ("dynamic", "weightOnly"):
-        config = QuantizationConfig(method=method)  # type: ignore[arg-type]
-        model, _ = quantize(copy.deepcopy(baseline), config, example_inputs=example)
+        quantization = QuantizationConfig(method=method)
+        model, _ = quantize(copy.deepcopy(baseline), quantization, example_inputs=example)
         out[method] = {"accuracy": _accuracy(model, bundle), "weightBytes": weight_bytes(model),
                        "stateDictBytes": _state_dict_bytes(model),
                        "artifactBytes": artifact_size_bytes(model, example)}
@@ -106,7 +112,7 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
         "layers": {name: {"rank": info.rank, "parametersAfter": info.parameters_after,
                           "measured": sum(p.numel() for p in factored.get_submodule(name).parameters())}
                    for name, info in low_rank.layers.items()},
-        "shapes": {name: list(baseline.get_submodule(name).weight.shape) for name in low_rank.layers},
+        "shapes": {name: list(_weight(baseline.get_submodule(name)).shape) for name in low_rank.layers},
     }
 
     shared = copy.deepcopy(baseline)

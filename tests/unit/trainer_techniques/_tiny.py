@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -18,8 +19,11 @@ def make_blobs(
     return inputs, labels
 
 
-def train(model: nn.Module, inputs: Tensor, labels: Tensor, *, epochs: int = 30,
-          loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None) -> nn.Module:
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
+
+def train(model: ModelT, inputs: Tensor, labels: Tensor, *, epochs: int = 30,
+          loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None) -> ModelT:
     torch.manual_seed(0)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
@@ -39,13 +43,13 @@ def accuracy(model: nn.Module, inputs: Tensor, labels: Tensor) -> float:
         return float((model(inputs).argmax(-1) == labels).float().mean())
 
 
-def mlp(width: int = 64, features: int = 16, classes: int = 4) -> nn.Module:
+def mlp(width: int = 64, features: int = 16, classes: int = 4) -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(features, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
                          nn.Linear(width, classes))
 
 
-def cnn(channels: int = 16, classes: int = 4) -> nn.Module:
+def cnn(channels: int = 16, classes: int = 4) -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
         nn.Conv2d(1, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),

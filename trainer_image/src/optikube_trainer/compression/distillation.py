@@ -81,6 +81,8 @@ def student_model_spec(config: DistillationConfig, teacher_spec: Any) -> dict[st
         student = {k: v for k, v in as_plain(teacher_spec).items() if k != "params"}
         params = {**(as_plain(spec_get(teacher_spec, "params", {})) or {}), **params}
     elif isinstance(student.get("builtin"), dict) and "params" in student["builtin"]:
-        params = {**student["builtin"].pop("params"), **params}
+        builtin = dict(student["builtin"])  # never mutate the config's own dict
+        params = {**builtin.pop("params"), **params}
+        student["builtin"] = builtin
     student["params"] = params
     return student

@@ -1,0 +1,68 @@
+"""The pipeline stage in one process on iris: results, report, export, and resuming after a
+stage failed."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optikube_trainer.config import parse_run_config
+from optikube_trainer.dist import local_context
+from optikube_trainer.export import example_input, load_exported
+from optikube_trainer.pipeline import run_pipeline, stages
+from optikube_trainer.reporting import Reporter
+
+
+def _config(out: Path) -> Any:
+    return parse_run_config({
+        "stage": "pipeline", "job": {"name": "iris"}, "outputDir": str(out),
+        "spec": {
+            "seed": 1, "data": {"source": {"builtin": "iris"}},
+            "model": {"builtin": {"name": "mlp"}, "params": {"width": 32, "depth": 2}},
+            "training": {"epochs": 3, "batchSize": 16, "learningRate": 0.01},
+            "compression": {"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 1},
+                            "weightSharing": {"clusters": 8}},
+            "quantization": {"method": "weightOnly"},
+        },
+    })
+
+
+def _run(out: Path) -> list[dict[str, Any]]:
+    ctx = local_context(seed=1, output_dir=out)
+    stream = io.StringIO()
+    ctx.reporter = Reporter(rank=0, trial=None, stream=stream, output_dir=out)
+    try:
+        run_pipeline(_config(out), ctx)
+    finally:
+        events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return events
+
+
+def _started(events: list[dict[str, Any]]) -> list[str]:
+    return [e["stage"] for e in events if e["type"] == "stage" and e["status"] == "started"]
+
+
+def test_pipeline_resumes_after_a_failed_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("weight sharing crashed")
+
+    monkeypatch.setitem(stages.STAGES, "weightSharing", broken)
+    with pytest.raises(RuntimeError, match="crashed"):
+        _run(tmp_path)
+    monkeypatch.undo()
+
+    events = _run(tmp_path)
+    assert _started(events) == ["weightSharing", "quantization", "evaluation"]  # train, pruning kept
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [s["name"] for s in results["stages"]] == ["train", "pruning", "weightSharing", "quantization"]
+    assert results["optimized"]["parameters"] < results["baseline"]["parameters"]
+    assert results["optimized"]["macs"] < results["baseline"]["macs"]
+    # the output layer (too small to share) was quantized: int8 state dict + weightless structure
+    assert results["artifacts"]["modelFormat"] == "stateDict"
+    assert results["artifacts"]["report"] == "report.html" and (tmp_path / "report.html").exists()
+    model = load_exported(tmp_path / "model")
+    assert model(example_input(tmp_path / "model", batch=2)).shape == (2, 3)

@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.5"
-	$(UV) pip install --python $(PY) --quiet -e ".[trainer,dev]"
+	$(UV) pip install --python $(PY) --quiet -e ".[trainer,hf,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -32,7 +32,7 @@ from rich.table import Table
 from optikube_trainer.config import Spec, parse_spec
 from optikube_trainer.data import load_data
 from optikube_trainer.dist import local_context, seed_everything
-from optikube_trainer.evaluation import count_macs
+from optikube_trainer.evaluation import count_macs, measure_latency
 from optikube_trainer.models import build_model
 from optikube_trainer.pipeline import enabled_stages, measure, sample_inputs
 from optikube_trainer.pipeline.stages import STAGES
@@ -106,7 +106,7 @@ def _row(name: str, measured: dict[str, Any], seconds: float) -> dict[str, Any]:
     return {"technique": name, "seconds": round(seconds, 2), **measured}
 
 
-def run_workload(name: str, console: Console) -> list[dict[str, Any]]:
+def run_workload(name: str, console: Console, *, compiled: bool = False) -> list[dict[str, Any]]:
     workload = WORKLOADS[name]
     ctx = local_context(seed=7, output_dir=RESULTS)
     base_spec = _spec(workload, {})
@@ -117,8 +117,10 @@ def run_workload(name: str, console: Console) -> list[dict[str, Any]]:
     baseline = build_model(base_spec.model, bundle)
     fit(baseline, bundle, base_spec.training, ctx)
     baseline.to("cpu")
-    rows = [_row("baseline", measure(baseline, bundle, example, split="test", macs=None).to_contract(),
-                 time.monotonic() - started)]
+    base = measure(baseline, bundle, example, split="test", macs=None).to_contract()
+    if compiled:
+        base["latencyMsCompiled"] = measure_latency(baseline, example, compile_model=True)
+    rows = [_row("baseline", base, time.monotonic() - started)]
     console.log(f"{name}: baseline done")
     for technique, blocks in [*TECHNIQUES.items(), ("full pipeline", FULL_PIPELINE)]:
         spec = _spec(workload, blocks)
@@ -131,6 +133,8 @@ def run_workload(name: str, console: Console) -> list[dict[str, Any]]:
                 outcome = STAGES[stage](model, spec, bundle, ctx)
                 model, macs = outcome.model, outcome.extra.get("macs", macs)
             measured = measure(model, bundle, example, split="test", macs=macs).to_contract()
+            if compiled and technique.startswith("int8"):
+                measured["latencyMsCompiled"] = measure_latency(model, example, compile_model=True)
             rows.append(_row(technique, measured, time.monotonic() - started))
         except Exception as error:
             rows.append({"technique": technique, "error": f"{type(error).__name__}: {str(error)[:200]}"})
@@ -140,18 +144,24 @@ def run_workload(name: str, console: Console) -> list[dict[str, Any]]:
 
 def _table(name: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=name)
-    for column in ("technique", "accuracy", "parameters", "MACs", "size (B)", "weights (B)",
-                   "p50 b1 (ms)", "p50 b32 (ms)"):
+    compiled = any("latencyMsCompiled" in row for row in rows)
+    columns = ["technique", "accuracy", "parameters", "MACs", "size (B)", "weights (B)", "p50 b1 (ms)",
+               "p50 b32 (ms)"] + (["compiled p50 b1 (ms)", "compiled p50 b32 (ms)"] if compiled else [])
+    for column in columns:
         table.add_column(column, justify="left" if column == "technique" else "right")
     for row in rows:
         if "error" in row:
-            table.add_row(row["technique"], f"[red]{row['error'][:60]}", "", "", "", "", "", "")
+            table.add_row(row["technique"], f"[red]{row['error'][:60]}", *[""] * (len(columns) - 2))
             continue
-        table.add_row(
+        cells = [
             row["technique"], f"{row['metrics']['accuracy']:.4f}", str(row["parameters"]),
             str(row["macs"]), str(row["sizeBytes"]), str(row["weightBytes"]),
             f"{row['latencyMs']['batch1P50']:.3f}", f"{row['latencyMs']['batch32P50']:.3f}",
-        )
+        ]
+        if compiled:
+            timing = row.get("latencyMsCompiled")
+            cells += [f"{timing['batch1P50']:.3f}", f"{timing['batch32P50']:.3f}"] if timing else ["", ""]
+        table.add_row(*cells)
     return table
 
 
@@ -182,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for training and latency")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile'd baseline and int8 models (slow to compile)")
     parser.add_argument("--output", type=Path, default=RESULTS / "trainer.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -192,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         "python": platform.python_version(), "workloads": {},
     }
     for name in args.workloads:
-        rows = run_workload(name, console)
+        rows = run_workload(name, console, compiled=args.compile)
         report["workloads"][name] = rows
         console.print(_table(name, rows))
     if not args.skip_throughput:

@@ -34,11 +34,15 @@ def percentile(samples: list[float], q: float) -> float:
 
 def measure_latency(
     model: nn.Module, sample_inputs: Tensor, *, batch_sizes: tuple[int, ...] = (1, 32),
-    runs: int = 50, warmup: int = 10,
+    runs: int = 50, warmup: int = 10, compile_model: bool = False,
 ) -> dict[str, float]:
     """`{batch1P50, batch1P90, batch32P50, batch32P90}` in milliseconds.
 
-    Inputs are rows of `sample_inputs`, repeated when a batch needs more rows than it has."""
+    Inputs are rows of `sample_inputs`, repeated when a batch needs more rows than it has.
+    `compile_model` times `torch.compile(model)` instead (int8 kernels are lowered by inductor;
+    compiling takes tens of seconds on a small CPU, so it is opt-in; warm-up absorbs it)."""
+    if compile_model:
+        model = torch.compile(model)  # type: ignore[assignment]
     result: dict[str, float] = {}
     for size in batch_sizes:
         repeats = -(-size // sample_inputs.shape[0])

@@ -57,7 +57,8 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "data": {
             "source": {"synthetic": {"kind": "text", "samples": 2000, "classes": 4}},
             "preprocessing": {"text": {"maxLength": 32}},
-            "validationSplit": 0.15, "testSplit": 0.25,
+            "validationSplit": 0.15,
+            "testSplit": 0.25,
         },
         "model": {"builtin": {"name": "textTransformer"}, "params": {"width": 64, "depth": 2, "heads": 4}},
         "student": {"builtin": {"name": "textTransformer"}, "params": {"width": 32, "depth": 1, "heads": 2}},
@@ -71,10 +72,12 @@ TECHNIQUES: dict[str, dict[str, Any]] = {
     "int8 weight-only": {"quantization": {"method": "weightOnly"}},
     "int8 static": {"quantization": {"method": "static", "calibrationBatches": 8}},
     "int8 QAT": {"quantization": {"method": "qat", "qatEpochs": 2}},
-    "prune structured 50%": {"compression": {"pruning": {"method": "structured", "sparsity": 0.5,
-                                                         "fineTuneEpochs": 3}}},
-    "prune unstructured 50%": {"compression": {"pruning": {"method": "unstructured", "sparsity": 0.5,
-                                                           "fineTuneEpochs": 2}}},
+    "prune structured 50%": {
+        "compression": {"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3}}
+    },
+    "prune unstructured 50%": {
+        "compression": {"pruning": {"method": "unstructured", "sparsity": 0.5, "fineTuneEpochs": 2}}
+    },
     "low-rank 25%": {"compression": {"lowRank": {"rankRatio": 0.25, "fineTuneEpochs": 2}}},
     "weight sharing k=16": {"compression": {"weightSharing": {"clusters": 16, "fineTuneEpochs": 1}}},
     "distillation": {"compression": {"distillation": {"student": None, "temperature": 4.0, "alpha": 0.7}}},
@@ -95,11 +98,15 @@ def _spec(workload: dict[str, Any], extra: dict[str, Any]) -> Spec:
     if distillation is not None:
         distillation["student"] = workload["student"]
         distillation["epochs"] = workload["epochs"]
-    return parse_spec({
-        "seed": 7, "data": workload["data"], "model": workload["model"],
-        "training": {"epochs": workload["epochs"], "batchSize": 64, "learningRate": 0.003},
-        **blocks,
-    })
+    return parse_spec(
+        {
+            "seed": 7,
+            "data": workload["data"],
+            "model": workload["model"],
+            "training": {"epochs": workload["epochs"], "batchSize": 64, "learningRate": 0.003},
+            **blocks,
+        }
+    )
 
 
 def _row(name: str, measured: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -145,8 +152,16 @@ def run_workload(name: str, console: Console, *, compiled: bool = False) -> list
 def _table(name: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=name)
     compiled = any("latencyMsCompiled" in row for row in rows)
-    columns = ["technique", "accuracy", "parameters", "MACs", "size (B)", "weights (B)", "p50 b1 (ms)",
-               "p50 b32 (ms)"] + (["compiled p50 b1 (ms)", "compiled p50 b32 (ms)"] if compiled else [])
+    columns = [
+        "technique",
+        "accuracy",
+        "parameters",
+        "MACs",
+        "size (B)",
+        "weights (B)",
+        "p50 b1 (ms)",
+        "p50 b32 (ms)",
+    ] + (["compiled p50 b1 (ms)", "compiled p50 b32 (ms)"] if compiled else [])
     for column in columns:
         table.add_column(column, justify="left" if column == "technique" else "right")
     for row in rows:
@@ -154,9 +169,14 @@ def _table(name: str, rows: list[dict[str, Any]]) -> Table:
             table.add_row(row["technique"], f"[red]{row['error'][:60]}", *[""] * (len(columns) - 2))
             continue
         cells = [
-            row["technique"], f"{row['metrics']['accuracy']:.4f}", str(row["parameters"]),
-            str(row["macs"]), str(row["sizeBytes"]), str(row["weightBytes"]),
-            f"{row['latencyMs']['batch1P50']:.3f}", f"{row['latencyMs']['batch32P50']:.3f}",
+            row["technique"],
+            f"{row['metrics']['accuracy']:.4f}",
+            str(row["parameters"]),
+            str(row["macs"]),
+            str(row["sizeBytes"]),
+            str(row["weightBytes"]),
+            f"{row['latencyMs']['batch1P50']:.3f}",
+            f"{row['latencyMs']['batch32P50']:.3f}",
         ]
         if compiled:
             timing = row.get("latencyMsCompiled")
@@ -168,8 +188,16 @@ def _table(name: str, rows: list[dict[str, Any]]) -> Table:
 def throughput(console: Console) -> dict[str, Any] | None:
     """bench/throughput.py under torchrun with 2 processes (gloo): optikube fit vs plain DDP."""
     target = RESULTS / "trainer-throughput-cpu.json"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-               str(Path(__file__).parent / "throughput.py"), "--output", str(target)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(Path(__file__).parent / "throughput.py"),
+        "--output",
+        str(target),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         console.print(f"[red]throughput benchmark failed:[/red]\n{result.stderr[-2000:]}")
@@ -179,8 +207,12 @@ def throughput(console: Console) -> dict[str, Any] | None:
     for column in ("workload", "optikube samples/s", "plain DDP samples/s", "ratio (target >= 0.95)"):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for row in report["results"]:
-        table.add_row(row["workload"], f"{row['optikubeSamplesPerSecond']:.0f}",
-                      f"{row['plainSamplesPerSecond']:.0f}", f"{row['ratio']:.3f}")
+        table.add_row(
+            row["workload"],
+            f"{row['optikubeSamplesPerSecond']:.0f}",
+            f"{row['plainSamplesPerSecond']:.0f}",
+            f"{row['ratio']:.3f}",
+        )
     console.print(table)
     return report
 
@@ -192,16 +224,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for training and latency")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time torch.compile'd baseline and int8 models (slow to compile)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile'd baseline and int8 models (slow to compile)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "trainer.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     console = Console(width=150)
     report: dict[str, Any] = {
         "benchmark": "baseline vs each technique vs the full pipeline",
-        "device": "cpu", "threads": args.threads, "torch": torch.__version__,
-        "python": platform.python_version(), "workloads": {},
+        "device": "cpu",
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "workloads": {},
     }
     for name in args.workloads:
         rows = run_workload(name, console, compiled=args.compile)

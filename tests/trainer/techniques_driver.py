@@ -41,12 +41,14 @@ from optikube_trainer.training.loop import fit
 
 
 def _spec(model: dict[str, Any], epochs: int) -> Spec:
-    return parse_spec({
-        "seed": 3,
-        "data": {"source": {"builtin": "digits"}, "validationSplit": 0.15, "testSplit": 0.25},
-        "model": model,
-        "training": {"epochs": epochs, "batchSize": 64, "learningRate": 0.003},
-    })
+    return parse_spec(
+        {
+            "seed": 3,
+            "data": {"source": {"builtin": "digits"}, "validationSplit": 0.15, "testSplit": 0.25},
+            "model": model,
+            "training": {"epochs": epochs, "batchSize": 64, "learningRate": 0.003},
+        }
+    )
 
 
 def _accuracy(model: nn.Module, bundle: DataBundle) -> float:
@@ -83,19 +85,26 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     torch.manual_seed(0)
     baseline = build_model(spec.model, bundle)
     fit(baseline, bundle, spec.training, ctx)
-    out: dict[str, Any] = {"baseline": {
-        "accuracy": _accuracy(baseline, bundle), "weightBytes": weight_bytes(baseline),
-        "stateDictBytes": _state_dict_bytes(baseline),
-        "artifactBytes": artifact_size_bytes(baseline, example),
-        "parameters": stored_parameters(baseline), "macs": count_macs(baseline, example[:1]),
-    }}
+    out: dict[str, Any] = {
+        "baseline": {
+            "accuracy": _accuracy(baseline, bundle),
+            "weightBytes": weight_bytes(baseline),
+            "stateDictBytes": _state_dict_bytes(baseline),
+            "artifactBytes": artifact_size_bytes(baseline, example),
+            "parameters": stored_parameters(baseline),
+            "macs": count_macs(baseline, example[:1]),
+        }
+    }
 
     for method in ("dynamic", "weightOnly"):
         quantization = QuantizationConfig(method=method)
         model, _ = quantize(copy.deepcopy(baseline), quantization, example_inputs=example)
-        out[method] = {"accuracy": _accuracy(model, bundle), "weightBytes": weight_bytes(model),
-                       "stateDictBytes": _state_dict_bytes(model),
-                       "artifactBytes": artifact_size_bytes(model, example)}
+        out[method] = {
+            "accuracy": _accuracy(model, bundle),
+            "weightBytes": weight_bytes(model),
+            "stateDictBytes": _state_dict_bytes(model),
+            "artifactBytes": artifact_size_bytes(model, example),
+        }
 
     pruned = copy.deepcopy(baseline)
     summary = prune_(pruned, PruningConfig(method="structured", sparsity=0.5), example[:2])
@@ -104,14 +113,20 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     out["structured"]["accuracy"] = _accuracy(pruned, bundle)
 
     factored = copy.deepcopy(baseline)
-    low_rank = factorize_low_rank_(factored, LowRankConfig(rank_ratio=0.25),
-                                   ignored_layers=output_layers(factored, example[:2]))
+    low_rank = factorize_low_rank_(
+        factored, LowRankConfig(rank_ratio=0.25), ignored_layers=output_layers(factored, example[:2])
+    )
     fit(factored, bundle, spec.training, ctx, epochs=2)
     out["lowRank"] = {
         "accuracy": _accuracy(factored, bundle),
-        "layers": {name: {"rank": info.rank, "parametersAfter": info.parameters_after,
-                          "measured": sum(p.numel() for p in factored.get_submodule(name).parameters())}
-                   for name, info in low_rank.layers.items()},
+        "layers": {
+            name: {
+                "rank": info.rank,
+                "parametersAfter": info.parameters_after,
+                "measured": sum(p.numel() for p in factored.get_submodule(name).parameters()),
+            }
+            for name, info in low_rank.layers.items()
+        },
         "shapes": {name: list(_weight(baseline.get_submodule(name)).shape) for name in low_rank.layers},
     }
 
@@ -119,10 +134,14 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     sharing = share_weights_(shared, WeightSharingConfig(clusters=16))
     fit(shared, bundle, spec.training, ctx, epochs=1)
     out["weightSharing"] = {
-        "accuracy": _accuracy(shared, bundle), "stateDictBytes": _state_dict_bytes(shared),
+        "accuracy": _accuracy(shared, bundle),
+        "stateDictBytes": _state_dict_bytes(shared),
         "artifactBytes": artifact_size_bytes(shared, example),
-        "distinct": {name: int(torch.unique(m.weight.detach()).numel())
-                     for name, m in shared.named_modules() if name in sharing.layers},
+        "distinct": {
+            name: int(torch.unique(m.weight.detach()).numel())
+            for name, m in shared.named_modules()
+            if name in sharing.layers
+        },
     }
 
     student_spec = _spec({"builtin": {"name": "mlp"}, "params": {"width": 16, "depth": 1}}, epochs=40)
@@ -134,8 +153,11 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     config = DistillationConfig(student={"params": {"width": 16}}, temperature=4.0, alpha=0.7)
     teacher_loss = distillation_loss_fn(copy.deepcopy(baseline), config)
     fit(distilled, bundle, student_spec.training, ctx, loss_fn=teacher_loss)
-    out["distillation"] = {"alone": _accuracy(alone, bundle), "distilled": _accuracy(distilled, bundle),
-                           "studentParameters": stored_parameters(distilled)}
+    out["distillation"] = {
+        "alone": _accuracy(alone, bundle),
+        "distilled": _accuracy(distilled, bundle),
+        "studentParameters": stored_parameters(distilled),
+    }
     return out
 
 
@@ -149,8 +171,12 @@ def conv_suite(ctx: RunContext) -> dict[str, Any]:
     out: dict[str, Any] = {
         "baseline": {"accuracy": _accuracy(baseline, bundle), "weightBytes": weight_bytes(baseline)}
     }
-    static, summary = quantize(copy.deepcopy(baseline).eval(), QuantizationConfig(method="static"),
-                               example_inputs=example, calibration=_calibration(bundle))
+    static, summary = quantize(
+        copy.deepcopy(baseline).eval(),
+        QuantizationConfig(method="static"),
+        example_inputs=example,
+        calibration=_calibration(bundle),
+    )
     out["static"] = {"accuracy": _accuracy(static, bundle), **summary.changes()}
 
     def qat_train(prepared: nn.Module) -> None:
@@ -158,8 +184,12 @@ def conv_suite(ctx: RunContext) -> dict[str, Any]:
         fit(prepared, bundle, qat_spec, ctx, epochs=2)
         prepared.to("cpu")
 
-    qat, qat_summary = quantize(copy.deepcopy(baseline).eval(), QuantizationConfig(method="qat"),
-                                example_inputs=example, train=qat_train)
+    qat, qat_summary = quantize(
+        copy.deepcopy(baseline).eval(),
+        QuantizationConfig(method="qat"),
+        example_inputs=example,
+        train=qat_train,
+    )
     out["qat"] = {"accuracy": _accuracy(qat, bundle), **qat_summary.changes()}
     return out
 

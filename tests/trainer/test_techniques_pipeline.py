@@ -20,13 +20,17 @@ SPEC: dict[str, Any] = {
     "seed": 5,
     "data": {"source": {"builtin": "digits"}, "validationSplit": 0.15, "testSplit": 0.25},
     "model": {"builtin": {"name": "mlp"}, "params": {"width": 256, "depth": 2}},
-    "objectives": [{"metric": "accuracy", "direction": "maximize"},
-                   {"metric": "sizeBytes", "direction": "minimize"}],
+    "objectives": [
+        {"metric": "accuracy", "direction": "maximize"},
+        {"metric": "sizeBytes", "direction": "minimize"},
+    ],
     "training": {"epochs": 15, "batchSize": 64, "learningRate": 0.003},
     "compression": {
         "distillation": {
             "student": {"builtin": {"name": "mlp"}, "params": {"width": 128}},
-            "temperature": 4.0, "alpha": 0.5, "epochs": 15,
+            "temperature": 4.0,
+            "alpha": 0.5,
+            "epochs": 15,
         },
         "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3},
         "lowRank": {"energy": 0.95, "fineTuneEpochs": 2},
@@ -43,10 +47,17 @@ def _events(stdout: str) -> list[dict[str, Any]]:
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Any], list[Any]]:
     root = tmp_path_factory.mktemp("pipeline")
     config = root / "run.json"
-    config.write_text(json.dumps({
-        "stage": "pipeline", "job": {"name": "digits-pipeline"}, "trial": None,
-        "spec": SPEC, "outputDir": str(root / "out"),
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "stage": "pipeline",
+                "job": {"name": "digits-pipeline"},
+                "trial": None,
+                "spec": SPEC,
+                "outputDir": str(root / "out"),
+            }
+        )
+    )
     args = ("-m", "optikube_trainer", "pipeline", "--config", str(config))
     first = _events(torchrun(*args, cwd=root).stdout)
     again = _events(torchrun(*args, cwd=root).stdout)

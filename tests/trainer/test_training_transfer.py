@@ -60,6 +60,7 @@ def _word_tokenizer(directory: Path) -> None:
 
 def test_huggingface_model_with_its_tokenizer_learns_the_text_task(tmp_path: Path) -> None:
     import transformers
+
     _word_tokenizer(tmp_path / "tokenizer")
     config = transformers.DistilBertConfig(
         vocab_size=512,

@@ -197,6 +197,7 @@ def test_torchvision_source_reads_local_mnist_files(tmp_path: Path) -> None:
 
 def test_huggingface_source_reads_a_saved_dataset(tmp_path: Path) -> None:
     import datasets
+
     texts = [f"{'rocket orbit' if i % 2 else 'oven flour'} story {i}" for i in range(40)]
     datasets.Dataset.from_dict({"sentence": texts, "target": [i % 2 for i in range(40)]}).save_to_disk(
         tmp_path / "hf"

@@ -115,6 +115,7 @@ def test_resnet_from_local_weights_frozen_with_new_head(tmp_path: Path) -> None:
 @pytest.mark.slow  # importing transformers alone takes seconds
 def test_huggingface_model_from_a_local_tiny_config(tmp_path: Path) -> None:
     import transformers
+
     config = transformers.DistilBertConfig(
         vocab_size=60, dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=32
     )

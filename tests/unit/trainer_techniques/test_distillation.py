@@ -35,9 +35,13 @@ def test_student_learns_from_the_teacher() -> None:
 def test_student_spec_merges_params() -> None:
     config = DistillationConfig.from_spec({"student": {"builtin": {"name": "mlp"}, "params": {"width": 16}}})
     assert student_model_spec(config, {"builtin": {"name": "cnn"}, "params": {"width": 64}}) == {
-        "builtin": {"name": "mlp"}, "params": {"width": 16}}
+        "builtin": {"name": "mlp"},
+        "params": {"width": 16},
+    }
     shrink = DistillationConfig(student={"params": {"width": 8}})
     assert student_model_spec(shrink, {"builtin": {"name": "cnn"}, "params": {"width": 64, "depth": 2}}) == {
-        "builtin": {"name": "cnn"}, "params": {"width": 8, "depth": 2}}
+        "builtin": {"name": "cnn"},
+        "params": {"width": 8, "depth": 2},
+    }
     with pytest.raises(ValueError, match="alpha"):
         DistillationConfig(student={"params": {}}, alpha=2)

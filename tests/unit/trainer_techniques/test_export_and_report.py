@@ -30,8 +30,10 @@ def _static(model: nn.Module) -> nn.Module:
         (lambda: mlp().eval(), "pickledModule"),
         (lambda: _dynamic(mlp().eval()), "stateDict"),
         (lambda: _static(mlp().eval()), "exportedProgram"),
-        (lambda: (lambda m: (share_weights_(m, WeightSharingConfig(clusters=8)), m)[1])(mlp().eval()),
-         "pickledModule"),
+        (
+            lambda: (lambda m: (share_weights_(m, WeightSharingConfig(clusters=8)), m)[1])(mlp().eval()),
+            "pickledModule",
+        ),
     ],
     ids=["float", "int8-dynamic", "int8-static", "weight-shared"],
 )
@@ -70,15 +72,23 @@ def test_latency_has_percentiles_for_both_batches() -> None:
 
 def test_report_embeds_plots_and_tables() -> None:
     model = mlp().eval()
-    m = measure_model(model, metrics={"accuracy": 0.9, "f1": 0.88}, size_bytes=1000,
-                      sample_inputs=torch.randn(4, 16), latency_runs=3)
+    m = measure_model(
+        model,
+        metrics={"accuracy": 0.9, "f1": 0.88},
+        size_bytes=1000,
+        sample_inputs=torch.randn(4, 16),
+        latency_runs=3,
+    )
     entry = m.to_contract()
     assert entry["macs"] and entry["parameters"] == sum(p.numel() for p in model.parameters())
     results = {
-        "baseline": entry, "optimized": {**entry, "sizeBytes": 250},
+        "baseline": entry,
+        "optimized": {**entry, "sizeBytes": 250},
         "stages": [{"name": "pruning", "durationSeconds": 1.0, "changes": {"parametersAfter": 10}}],
-        "curves": {"train": {"loss": [1.0, 0.5], "accuracy": [0.5, 0.8]},
-                   "validation": {"loss": [1.1, 0.6], "accuracy": [0.4, 0.7]}},
+        "curves": {
+            "train": {"loss": [1.0, 0.5], "accuracy": [0.5, 0.8]},
+            "validation": {"loss": [1.1, 0.6], "accuracy": [0.4, 0.7]},
+        },
         "diagnosis": {"fit": "good", "gap": 0.1, "trend": "falling"},
     }
     page = render_report(results, title="t")

@@ -18,17 +18,24 @@ from optikube_trainer.reporting import Reporter
 
 
 def _config(out: Path) -> Any:
-    return parse_run_config({
-        "stage": "pipeline", "job": {"name": "iris"}, "outputDir": str(out),
-        "spec": {
-            "seed": 1, "data": {"source": {"builtin": "iris"}},
-            "model": {"builtin": {"name": "mlp"}, "params": {"width": 32, "depth": 2}},
-            "training": {"epochs": 3, "batchSize": 16, "learningRate": 0.01},
-            "compression": {"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 1},
-                            "weightSharing": {"clusters": 8}},
-            "quantization": {"method": "weightOnly"},
-        },
-    })
+    return parse_run_config(
+        {
+            "stage": "pipeline",
+            "job": {"name": "iris"},
+            "outputDir": str(out),
+            "spec": {
+                "seed": 1,
+                "data": {"source": {"builtin": "iris"}},
+                "model": {"builtin": {"name": "mlp"}, "params": {"width": 32, "depth": 2}},
+                "training": {"epochs": 3, "batchSize": 16, "learningRate": 0.01},
+                "compression": {
+                    "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 1},
+                    "weightSharing": {"clusters": 8},
+                },
+                "quantization": {"method": "weightOnly"},
+            },
+        }
+    )
 
 
 def _run(out: Path) -> list[dict[str, Any]]:

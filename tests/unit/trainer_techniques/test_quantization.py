@@ -45,8 +45,10 @@ def test_static_int8_of_a_cnn_with_calibration() -> None:
     model = train(cnn(), images, labels, epochs=5)
     before_acc, before_weights = accuracy(model, images, labels), weight_bytes(model)
     quantized, summary = quantize(
-        model, QuantizationConfig(method="static"), example_inputs=images[:4],
-        calibration=lambda: (images[i:i + 32] for i in range(0, 128, 32)),
+        model,
+        QuantizationConfig(method="static"),
+        example_inputs=images[:4],
+        calibration=lambda: (images[i : i + 32] for i in range(0, 128, 32)),
     )
     assert summary.quantized_layers == 3
     assert not any(p.dtype == torch.float32 and p.dim() > 1 for p in quantized.parameters())
@@ -56,7 +58,8 @@ def test_static_int8_of_a_cnn_with_calibration() -> None:
 
 
 @pytest.mark.parametrize(
-    "backend", [pytest.param("pt2e", marks=pytest.mark.slow), "torchao"]  # pt2e QAT tracing costs ~30 s
+    "backend",
+    [pytest.param("pt2e", marks=pytest.mark.slow), "torchao"],  # pt2e QAT tracing costs ~30 s
 )
 def test_qat_trains_with_fake_quant_then_converts_to_int8(backend: str) -> None:
     images, labels = _images()
@@ -66,8 +69,9 @@ def test_qat_trains_with_fake_quant_then_converts_to_int8(backend: str) -> None:
         model = train(mlp(features=16), flat, labels, epochs=3)
         images = flat
     config = QuantizationConfig(method="qat", qat_backend=backend)  # type: ignore[arg-type]
-    quantized, summary = quantize(model, config, example_inputs=images[:4],
-                                  train=lambda m: train(m, images, labels, epochs=2))
+    quantized, summary = quantize(
+        model, config, example_inputs=images[:4], train=lambda m: train(m, images, labels, epochs=2)
+    )
     assert summary.backend == backend and summary.quantized_layers == 3
     assert summary.weight_bytes_after < summary.weight_bytes_before / 2.5
     assert accuracy(quantized, images, labels) > 0.9

@@ -104,8 +104,17 @@ class SharedWeightLinear(CodebookWeight, nn.Linear):  # type: ignore[override]
 
 
 _CONV_ATTRIBUTES = (
-    "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "transposed",
-    "output_padding", "groups", "padding_mode", "_reversed_padding_repeated_twice",
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "transposed",
+    "output_padding",
+    "groups",
+    "padding_mode",
+    "_reversed_padding_repeated_twice",
 )
 
 

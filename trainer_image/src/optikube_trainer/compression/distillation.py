@@ -44,8 +44,9 @@ class DistillationConfig:
         )
 
 
-def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor,
-                      *, temperature: float, alpha: float) -> Tensor:
+def distillation_loss(
+    student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, *, temperature: float, alpha: float
+) -> Tensor:
     soft = F.kl_div(
         F.log_softmax(student_logits / temperature, dim=-1),
         F.log_softmax(teacher_logits / temperature, dim=-1),

@@ -149,8 +149,14 @@ def _factor_conv(layer: nn.Conv2d, config: LowRankConfig) -> tuple[nn.Module, Fa
         return f"rank {rank} would not save parameters ({after} >= {before})"
     # A kxk conv into `rank` channels, then a 1x1 conv back out: the spatial filter bank is shared.
     first = nn.Conv2d(
-        in_c, rank, (kh, kw), stride=layer.stride, padding=layer.padding,  # type: ignore[arg-type]
-        dilation=layer.dilation, bias=False, padding_mode=layer.padding_mode,  # type: ignore[arg-type]
+        in_c,
+        rank,
+        (kh, kw),
+        stride=layer.stride,
+        padding=layer.padding,  # type: ignore[arg-type]
+        dilation=layer.dilation,
+        bias=False,
+        padding_mode=layer.padding_mode,  # type: ignore[arg-type]
     )
     second = nn.Conv2d(rank, out_c, 1, bias=layer.bias is not None)
     with torch.no_grad():

@@ -74,7 +74,8 @@ def _prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         id(child) for m in model.modules() if isinstance(m, nn.MultiheadAttention) for child in m.modules()
     }
     return [
-        (name, m) for name, m in model.named_modules()
+        (name, m)
+        for name, m in model.named_modules()
         if isinstance(m, PRUNABLE) and id(m) not in inside_attention
     ]
 

@@ -18,7 +18,8 @@ def stored_parameters(model: nn.Module) -> int:
     if isinstance(model, fx.GraphModule):
         total += sum(b.numel() for name, b in model.named_buffers() if name.startswith("_frozen_param"))
         total += sum(
-            b.numel() for name, b in model.named_buffers()
+            b.numel()
+            for name, b in model.named_buffers()
             if name.endswith("bias") and not name.startswith("_")
         )
     return total

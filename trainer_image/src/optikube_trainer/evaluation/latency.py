@@ -33,8 +33,13 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def measure_latency(
-    model: nn.Module, sample_inputs: Tensor, *, batch_sizes: tuple[int, ...] = (1, 32),
-    runs: int = 50, warmup: int = 10, compile_model: bool = False,
+    model: nn.Module,
+    sample_inputs: Tensor,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 32),
+    runs: int = 50,
+    warmup: int = 10,
+    compile_model: bool = False,
 ) -> dict[str, float]:
     """`{batch1P50, batch1P90, batch32P50, batch32P90}` in milliseconds.
 

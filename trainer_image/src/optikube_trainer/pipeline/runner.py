@@ -41,8 +41,14 @@ def _eval_split(bundle: DataBundle, preferred: str) -> str:
 
 
 def measure(
-    model: nn.Module, bundle: DataBundle, example: Tensor, *, split: str, macs: int | None,
-    batch_size: int = 256, latency_runs: int = 50,
+    model: nn.Module,
+    bundle: DataBundle,
+    example: Tensor,
+    *,
+    split: str,
+    macs: int | None,
+    batch_size: int = 256,
+    latency_runs: int = 50,
 ) -> Measurement:
     """Measure `model` on CPU in this process only (call on rank 0)."""
     ensure_cpu(model)
@@ -51,8 +57,12 @@ def measure(
     # graph-mode int8 models are not countable (0 or None): they keep their float model's MACs
     counted = None if isinstance(model, fx.GraphModule) else count_macs(model, example[:1])
     return measure_model(
-        model, metrics=metrics, size_bytes=artifact_size_bytes(model, example), sample_inputs=example,
-        macs=counted if counted is not None else macs, latency_runs=latency_runs,
+        model,
+        metrics=metrics,
+        size_bytes=artifact_size_bytes(model, example),
+        sample_inputs=example,
+        macs=counted if counted is not None else macs,
+        latency_runs=latency_runs,
     )
 
 
@@ -91,18 +101,27 @@ def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
         log.info("resuming the pipeline after stage %s", state.completed[-1]["name"])
 
     if not state.done("train"):
+
         def train() -> tuple[nn.Module, dict[str, Any]]:
             trained = build_model(spec.model, bundle, dropout=spec.training.regularization.dropout)
-            result = fit(trained, bundle, spec.training, ctx,
-                         checkpoint_dir=ctx.output_dir / "pipeline" / "train-checkpoint")
+            result = fit(
+                trained,
+                bundle,
+                spec.training,
+                ctx,
+                checkpoint_dir=ctx.output_dir / "pipeline" / "train-checkpoint",
+            )
             ensure_cpu(trained)
             state.curves, state.diagnosis = result.curves, result.diagnosis
             if ctx.is_main:
                 baseline = measure(trained, bundle, example, split="test", macs=None)
                 state.baseline = baseline.to_contract()
                 state.macs = baseline.macs
-            return trained, {"epochsRun": result.epochs_run, "bestEpoch": result.best_epoch,
-                             "stoppedEarly": result.stopped_early}
+            return trained, {
+                "epochsRun": result.epochs_run,
+                "bestEpoch": result.best_epoch,
+                "stoppedEarly": result.stopped_early,
+            }
 
         model = _run_stage("train", state, ctx, bundle, example, train)
     assert model is not None
@@ -126,7 +145,11 @@ def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
 
 
 def _finish(
-    config: RunConfig, state: PipelineState, model: nn.Module, bundle: DataBundle, example: Tensor,
+    config: RunConfig,
+    state: PipelineState,
+    model: nn.Module,
+    bundle: DataBundle,
+    example: Tensor,
     ctx: RunContext,
 ) -> dict[str, Any]:
     reporter = _reporter(ctx)
@@ -134,9 +157,15 @@ def _finish(
     started = time.monotonic()
     optimized = measure(model, bundle, example, split="test", macs=state.macs)
     artifact = export_model(
-        model, ctx.output_dir / MODEL_DIR, example_inputs=example,
-        description={"job": config.job.name, "stages": [s["name"] for s in state.completed],
-                     "numClasses": bundle.num_classes, "task": bundle.task},
+        model,
+        ctx.output_dir / MODEL_DIR,
+        example_inputs=example,
+        description={
+            "job": config.job.name,
+            "stages": [s["name"] for s in state.completed],
+            "numClasses": bundle.num_classes,
+            "task": bundle.task,
+        },
     )
     loaded = load_exported(artifact.directory)
     loaded(example[:1])  # the artifact must really load and run, or the pipeline fails here

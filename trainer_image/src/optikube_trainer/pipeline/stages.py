@@ -65,8 +65,9 @@ def enabled_stages(spec: Spec) -> list[str]:
     return [name for name in STAGE_ORDER if blocks[name] is not None]
 
 
-def _fine_tune(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext, epochs: int,
-               **kwargs: Any) -> dict[str, dict[str, list[float]]] | None:
+def _fine_tune(
+    model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext, epochs: int, **kwargs: Any
+) -> dict[str, dict[str, list[float]]] | None:
     if epochs <= 0:
         return None
     return fit(model, bundle, spec.training, ctx, epochs=epochs, **kwargs).curves
@@ -89,9 +90,13 @@ def distill(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -
     student_params, student_macs = _counts(student, example)
     changes = {
         "student": student_spec.model_dump(by_alias=True, exclude_none=True),
-        "temperature": config.temperature, "alpha": config.alpha, "epochs": config.epochs,
-        "parametersBefore": teacher_params, "parametersAfter": student_params,
-        "macsBefore": teacher_macs, "macsAfter": student_macs,
+        "temperature": config.temperature,
+        "alpha": config.alpha,
+        "epochs": config.epochs,
+        "parametersBefore": teacher_params,
+        "parametersAfter": student_params,
+        "macsBefore": teacher_macs,
+        "macsAfter": student_macs,
     }
     return StageOutcome(student, changes, curves)
 
@@ -115,8 +120,13 @@ def low_rank(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) 
     summary = factorize_low_rank_(model, config, ignored_layers=output_layers(model, example))
     curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
     after = _counts(model, example)
-    changes = {**summary.changes(), "parametersBefore": before[0], "parametersAfter": after[0],
-               "macsBefore": before[1], "macsAfter": after[1]}
+    changes = {
+        **summary.changes(),
+        "parametersBefore": before[0],
+        "parametersAfter": after[0],
+        "macsBefore": before[1],
+        "macsAfter": after[1],
+    }
     return StageOutcome(model, changes, curves)
 
 
@@ -149,8 +159,13 @@ def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCon
     macs = count_macs(ensure_cpu(model), example[:1])  # quantizing keeps the MAC count
     curves: list[dict[str, dict[str, list[float]]] | None] = []
     # QAT starts from a converged model: it fine-tunes at a tenth of the training learning rate
-    qat_spec = spec.model_copy(update={"training": spec.training.model_copy(
-        update={"learning_rate": spec.training.learning_rate * QAT_LEARNING_RATE_FACTOR})})
+    qat_spec = spec.model_copy(
+        update={
+            "training": spec.training.model_copy(
+                update={"learning_rate": spec.training.learning_rate * QAT_LEARNING_RATE_FACTOR}
+            )
+        }
+    )
 
     def train(prepared: nn.Module) -> None:
         curves.append(_fine_tune(prepared, qat_spec, bundle, ctx, config.qat_epochs))
@@ -158,7 +173,9 @@ def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCon
 
     model.eval()
     quantized, summary = quantize(
-        model, config, example_inputs=example,
+        model,
+        config,
+        example_inputs=example,
         calibration=_calibration(bundle, spec.training.batch_size, config.calibration_batches),
         train=train,
     )

@@ -69,8 +69,12 @@ def quantization_aware_train(
     train(prepared)
     quantized = convert_qat(prepared, backend)
     layers = (
-        quantized_op_count(quantized) if isinstance(quantized, fx.GraphModule)
-        else sum(1 for m in quantized.modules()
-                 if isinstance(m, nn.Linear) and type(m.weight).__name__ not in ("Parameter", "Tensor"))
+        quantized_op_count(quantized)
+        if isinstance(quantized, fx.GraphModule)
+        else sum(
+            1
+            for m in quantized.modules()
+            if isinstance(m, nn.Linear) and type(m.weight).__name__ not in ("Parameter", "Tensor")
+        )
     )
     return quantized, QuantizationSummary("qat", backend, layers, before, weight_bytes(quantized))

@@ -15,7 +15,8 @@ from optikube_trainer.quantization._summary import QuantizationSummary
 
 def quantized_op_count(module: fx.GraphModule) -> int:
     return sum(
-        1 for node in module.graph.nodes
+        1
+        for node in module.graph.nodes
         if node.op == "call_function" and "dequantize_per_channel" in str(node.target)
     )
 
@@ -34,5 +35,6 @@ def quantize_static_int8(
     if seen == 0:
         raise ValueError("quantization.calibrationBatches: static quantization needs at least one batch")
     quantized = _pt2e.convert(prepared)
-    return quantized, QuantizationSummary("static", "pt2e-x86", quantized_op_count(quantized), before,
-                                          weight_bytes(quantized))
+    return quantized, QuantizationSummary(
+        "static", "pt2e-x86", quantized_op_count(quantized), before, weight_bytes(quantized)
+    )

@@ -20,7 +20,8 @@ def plain_linear(module: nn.Module, _fqn: str = "") -> bool:
 
 def _quantized_linear_count(model: nn.Module) -> int:
     return sum(
-        1 for m in model.modules()
+        1
+        for m in model.modules()
         if plain_linear(m) and type(m.weight).__name__ not in ("Parameter", "Tensor")
     )
 

@@ -9,7 +9,6 @@ always-present block defaulted to `{}` so that the apiserver fills in its defaul
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import click
 import yaml
 from pydantic import BaseModel
 
+from optikube_operator.api.generated_files import write_or_check
 from optikube_operator.api.job import GROUP, VERSION, OptimizationJob
 from optikube_operator.api.trial import OptimizationTrial
 
@@ -260,19 +260,8 @@ def rendered_crds() -> dict[str, str]:
 @click.option("--check", is_flag=True, help="Exit 1 if a committed CRD differs instead of writing.")
 def main(out_dir: Path, check: bool) -> None:
     """Write (or check) the CRDs generated from the API models."""
-    stale = []
-    for name, text in rendered_crds().items():
-        path = out_dir / name
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-            continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        click.echo(f"wrote {path}")
-    if stale:
-        click.echo(f"out of date: {', '.join(stale)}; run python -m optikube_operator.api.crdgen", err=True)
-        sys.exit(1)
+    files = {out_dir / name: text for name, text in rendered_crds().items()}
+    write_or_check(files, check=check, command="python -m optikube_operator.api.crdgen")
 
 
 if __name__ == "__main__":

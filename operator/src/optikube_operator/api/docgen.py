@@ -7,7 +7,6 @@ enforces: types, defaults, bounds, enums and the cross-field rules with their me
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import click
 
 from optikube_operator.api.crdgen import job_crd, trial_crd
+from optikube_operator.api.generated_files import write_or_check
 from optikube_operator.api.job import OptimizationJobSpec
 from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
 
@@ -192,14 +192,7 @@ def render() -> str:
 @click.option("--check", is_flag=True, help="Exit 1 if the committed file differs instead of writing.")
 def main(out_path: Path, check: bool) -> None:
     """Write (or check) the API reference generated from the CRD schemas."""
-    text = render()
-    if check:
-        if not out_path.exists() or out_path.read_text() != text:
-            click.echo(f"{out_path} is out of date; run python -m optikube_operator.api.docgen", err=True)
-            sys.exit(1)
-        return
-    out_path.write_text(text)
-    click.echo(f"wrote {out_path}")
+    write_or_check({out_path: render()}, check=check, command="python -m optikube_operator.api.docgen")
 
 
 if __name__ == "__main__":

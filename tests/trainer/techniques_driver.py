@@ -78,13 +78,23 @@ def _calibration(bundle: DataBundle, batches: int = 8) -> Any:
     return batches_of_train
 
 
-def linear_suite(ctx: RunContext) -> dict[str, Any]:
-    spec = _spec({"builtin": {"name": "mlp"}, "params": {"width": 256, "depth": 2}}, epochs=20)
+def _trained_baseline(
+    ctx: RunContext, model: dict[str, Any], epochs: int
+) -> tuple[Spec, DataBundle, torch.Tensor, nn.Module]:
+    """The suite's spec, data, example batch and the baseline model trained from a fixed seed."""
+    spec = _spec(model, epochs)
     bundle = load_data(spec.data, spec.seed, ctx)
     example = sample_inputs(bundle, 32)
     torch.manual_seed(0)
     baseline = build_model(spec.model, bundle)
     fit(baseline, bundle, spec.training, ctx)
+    return spec, bundle, example, baseline
+
+
+def linear_suite(ctx: RunContext) -> dict[str, Any]:
+    spec, bundle, example, baseline = _trained_baseline(
+        ctx, {"builtin": {"name": "mlp"}, "params": {"width": 256, "depth": 2}}, epochs=20
+    )
     out: dict[str, Any] = {
         "baseline": {
             "accuracy": _accuracy(baseline, bundle),
@@ -162,12 +172,9 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
 
 
 def conv_suite(ctx: RunContext) -> dict[str, Any]:
-    spec = _spec({"builtin": {"name": "cnn"}, "params": {"channels": 16, "width": 64}}, epochs=12)
-    bundle = load_data(spec.data, spec.seed, ctx)
-    example = sample_inputs(bundle, 32)
-    torch.manual_seed(0)
-    baseline = build_model(spec.model, bundle)
-    fit(baseline, bundle, spec.training, ctx)
+    spec, bundle, example, baseline = _trained_baseline(
+        ctx, {"builtin": {"name": "cnn"}, "params": {"channels": 16, "width": 64}}, epochs=12
+    )
     out: dict[str, Any] = {
         "baseline": {"accuracy": _accuracy(baseline, bundle), "weightBytes": weight_bytes(baseline)}
     }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -30,4 +32,13 @@ def torchrun(
             f"{' '.join(command)} failed ({result.returncode}):\n"
             f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
         )
+    return result
+
+
+def measure_techniques(suite: str, out_dir: Path) -> dict[str, Any]:
+    """Run `techniques_driver.py SUITE` under 2-process torchrun; what rank 0 measured, as a dict."""
+    out = out_dir / f"{suite}.json"
+    torchrun(str(HERE / "techniques_driver.py"), suite, str(out), cwd=out_dir)
+    result: dict[str, Any] = json.loads(out.read_text())
+    assert result["worldSize"] == 2
     return result

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from _torchrun import HERE, torchrun
+from _torchrun import measure_techniques
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("conv") / "conv.json"
-    torchrun(str(HERE / "techniques_driver.py"), "conv", str(out), cwd=out.parent)
-    result: dict[str, Any] = json.loads(out.read_text())
-    assert result["worldSize"] == 2
-    return result
+    return measure_techniques("conv", tmp_path_factory.mktemp("conv"))
 
 
 def test_static_int8_of_the_cnn_is_smaller_and_accurate(measured: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ demo: $(STAMP)
 # Everything: lint, types, unit, trainer (real torchrun), contract and cluster tiers.
 test: $(STAMP) controlplane
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 

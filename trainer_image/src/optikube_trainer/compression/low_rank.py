@@ -152,11 +152,11 @@ def _factor_conv(layer: nn.Conv2d, config: LowRankConfig) -> tuple[nn.Module, Fa
         in_c,
         rank,
         (kh, kw),
-        stride=layer.stride,
+        stride=(layer.stride[0], layer.stride[1]),
         padding=layer.padding,  # type: ignore[arg-type]
-        dilation=layer.dilation,
+        dilation=(layer.dilation[0], layer.dilation[1]),
         bias=False,
-        padding_mode=layer.padding_mode,  # type: ignore[arg-type]
+        padding_mode=layer.padding_mode,
     )
     second = nn.Conv2d(rank, out_c, 1, bias=layer.bias is not None)
     with torch.no_grad():

@@ -14,7 +14,10 @@ ADMIN = ClientIdentity("admin", "optikube-admin", ("system:masters",))
 CONTROLLER_MANAGER = ClientIdentity("kube-controller-manager", "system:kube-controller-manager")
 SCHEDULER = ClientIdentity("kube-scheduler", "system:kube-scheduler")
 KWOK = ClientIdentity("kwok", "kwok-controller", ("system:masters",))
-CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK)
+# The process-node agent plays the kubelet of several nodes (and a provisioner), so the Node
+# authorizer, which ties a kubelet to one node, does not fit it.
+PROCESS_NODE = ClientIdentity("process-node", "optikube-process-node", ("system:masters",))
+CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, PROCESS_NODE)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ class Layout:
         if identity == ADMIN:
             return self.root / "kubeconfig"
         return self.root / f"{identity.file_stem}.kubeconfig"
+
+    @property
+    def process_nodes(self) -> Path:
+        """The process-node agent's state: container logs, claim directories, running pods."""
+        return self.root / "process-nodes"
 
     def cert_dir(self, component: str) -> Path:
         """Where a component keeps the self-signed certificate of its health/metrics port."""

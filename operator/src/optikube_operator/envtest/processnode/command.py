@@ -1,0 +1,34 @@
+"""The process-node agent's command line, as the control plane starts it: a pure function."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from optikube_operator.envtest.layout import PROCESS_NODE, Layout
+from optikube_operator.envtest.processnode.spec import ProcessNodeSpec
+
+AGENT_MODULE = "optikube_operator.envtest.processnode"
+
+
+def agent_argv(
+    layout: Layout,
+    server: str,
+    nodes: Sequence[ProcessNodeSpec],
+    python: str = sys.executable,
+    path_prefix: Path | None = None,
+) -> list[str]:
+    """path_prefix: the bin directory put first on containers' PATH (default: this venv's)."""
+    argv = [
+        python,
+        "-m",
+        AGENT_MODULE,
+        f"--server={server}",
+        f"--ca-file={layout.ca_cert}",
+        f"--cert-file={layout.client_cert(PROCESS_NODE)}",
+        f"--key-file={layout.client_key(PROCESS_NODE)}",
+        f"--state-dir={layout.process_nodes}",
+        f"--path-prefix={path_prefix or Path(sys.prefix) / 'bin'}",
+    ]
+    return argv + [f"--node={node.to_json()}" for node in nodes]

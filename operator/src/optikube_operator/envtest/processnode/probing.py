@@ -1,0 +1,109 @@
+"""Readiness, liveness and startup probes (httpGet, tcpSocket), run from inside the pod's own
+network namespace, plus the pure bookkeeping of thresholds and periods."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from optikube_operator.envtest.processnode.netns import in_netns
+
+
+def resolve_port(port: int | str, container: dict[str, Any]) -> int:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int) or str(port).isdigit():
+        return int(port)
+    for declared in container.get("ports") or []:
+        if declared.get("name") == port:
+            return int(declared["containerPort"])
+    raise ValueError(f"container {container.get('name')!r} has no port named {port!r}")
+
+
+def _connected(netns: str, host: str, port: int, timeout: float) -> socket.socket:
+    sock: socket.socket = in_netns(netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    sock.settimeout(timeout)
+    try:
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _Connection(http.client.HTTPConnection):
+    def __init__(self, sock: socket.socket, host: str, timeout: float) -> None:
+        super().__init__(host, timeout=timeout)
+        self.sock = sock
+
+    def connect(self) -> None:  # already connected, inside the pod's namespace
+        pass
+
+
+def run_probe(probe: dict[str, Any], container: dict[str, Any], netns: str, pod_ip: str) -> bool:
+    timeout = float(probe.get("timeoutSeconds", 1))
+    try:
+        if "tcpSocket" in probe:
+            action = probe["tcpSocket"]
+            host = action.get("host") or pod_ip
+            _connected(netns, host, resolve_port(action["port"], container), timeout).close()
+            return True
+        if "httpGet" in probe:
+            action = probe["httpGet"]
+            host = action.get("host") or pod_ip
+            sock = _connected(netns, host, resolve_port(action["port"], container), timeout)
+            if str(action.get("scheme", "HTTP")).upper() == "HTTPS":
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE  # the kubelet does not verify probe targets
+                sock = context.wrap_socket(sock, server_hostname=host)
+            connection = _Connection(sock, host, timeout)
+            headers = {h["name"]: h["value"] for h in action.get("httpHeaders") or []}
+            headers.setdefault("User-Agent", "kube-probe/optikube-process-node")
+            connection.request("GET", action.get("path") or "/", headers=headers)
+            status = connection.getresponse().status
+            connection.close()
+            return 200 <= status < 400
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    return True  # exec and grpc probes are not run: they count as passing
+
+
+@dataclass
+class ProbeTracker:
+    """One probe of one running container: when it is due, and its verdict so far."""
+
+    probe: dict[str, Any]
+    started: float  # monotonic time the container started
+    successes: int = 0
+    failures: int = 0
+    passed: bool = False
+    next_due: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.next_due = self.started + float(self.probe.get("initialDelaySeconds", 0))
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_due
+
+    def record(self, ok: bool, now: float) -> None:
+        self.next_due = now + float(self.probe.get("periodSeconds", 10))
+        if ok:
+            self.successes, self.failures = self.successes + 1, 0
+            if self.successes >= int(self.probe.get("successThreshold", 1)):
+                self.passed = True
+        else:
+            self.successes, self.failures = 0, self.failures + 1
+            if self.failures >= int(self.probe.get("failureThreshold", 3)):
+                self.passed = False
+
+    def failed(self) -> bool:
+        """The failure threshold is reached (liveness: restart the container)."""
+        return self.failures >= int(self.probe.get("failureThreshold", 3))
+
+
+def monotonic() -> float:
+    return time.monotonic()

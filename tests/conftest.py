@@ -16,9 +16,14 @@ def control_plane() -> Iterator[ControlPlane]:
     """One real control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok with
     2 CPU + 2 GPU fake nodes) on 127.0.0.1 for the whole session; stopped, no process left, at the end.
 
+    Plus one process node, `process-0`, whose pods run as real local processes. It is tainted
+    (PROCESS_NODE_TAINT), so only pods that select and tolerate it run there
+    (`optikube_operator.envtest.processnode.testing.on_process_node`); it advertises no GPU, so
+    the GPU nodes stay the kwok ones.
+
     Binaries come from OPTIKUBE_ASSETS or the project's build cache (`make controlplane`).
     """
-    from optikube_operator.envtest import ControlPlane
+    from optikube_operator.envtest import ControlPlane, ProcessNodeSpec
 
-    with ControlPlane() as plane:
+    with ControlPlane(process_nodes=[ProcessNodeSpec("process-0", taint=True)]) as plane:
         yield plane

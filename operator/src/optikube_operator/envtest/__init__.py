@@ -7,16 +7,36 @@ with ControlPlane() as cp:
 from optikube_operator.envtest.assets import ASSETS_ENV, AssetsError, find_assets
 from optikube_operator.envtest.controlplane import ControlPlane, ControlPlaneError, KubectlError
 from optikube_operator.envtest.kwok import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, FakeNode
+from optikube_operator.envtest.processnode import (
+    HOST_PORT_ANNOTATION,
+    PROCESS_NODE_LABEL,
+    PROCESS_NODE_SELECTOR,
+    PROCESS_NODE_TAINT,
+    PROCESS_NODE_TOLERATION,
+    STORAGE_CLASS,
+    ProcessNodeSpec,
+    claim_path,
+    container_log_path,
+)
 
 __all__ = [
     "ASSETS_ENV",
     "GPU_PRESENT_LABEL",
     "GPU_RESOURCE",
     "GPU_TAINT",
+    "HOST_PORT_ANNOTATION",
+    "PROCESS_NODE_LABEL",
+    "PROCESS_NODE_SELECTOR",
+    "PROCESS_NODE_TAINT",
+    "PROCESS_NODE_TOLERATION",
+    "STORAGE_CLASS",
     "AssetsError",
     "ControlPlane",
     "ControlPlaneError",
     "FakeNode",
     "KubectlError",
+    "ProcessNodeSpec",
+    "claim_path",
+    "container_log_path",
     "find_assets",
 ]

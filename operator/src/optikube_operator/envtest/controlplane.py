@@ -1,7 +1,8 @@
 """`ControlPlane`: a real Kubernetes control plane on 127.0.0.1 for tests and local poking.
 
 etcd, kube-apiserver (TLS, RBAC, service-account tokens), kube-controller-manager, kube-scheduler
-and kwok, which plays the kubelet of a few fake nodes (2 CPU, 2 GPU by default).
+and kwok, which plays the kubelet of a few fake nodes (2 CPU, 2 GPU by default); on request also
+the process-node agent, whose nodes run pods as real local processes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -34,6 +36,9 @@ from optikube_operator.envtest.probes import (
     self_signed_tls,
     wait_until,
 )
+from optikube_operator.envtest.processnode.command import agent_argv
+from optikube_operator.envtest.processnode.paths import claim_path, container_log_path
+from optikube_operator.envtest.processnode.spec import ProcessNodeSpec, with_subnets
 
 NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
@@ -63,6 +68,7 @@ class Component:
 
 
 _LAST_TO_STOP = ("kube-apiserver", "etcd")
+PROCESS_NODE_AGENT = "process-node"
 
 
 def stop_tiers(components: Sequence[Component]) -> list[list[Component]]:
@@ -89,11 +95,14 @@ class ControlPlane:
         nodes: Sequence[FakeNode] | None = None,
         startup_timeout: float = 120.0,
         detached: bool = False,
+        process_nodes: Sequence[ProcessNodeSpec] = (),
     ) -> None:
+        """process_nodes: nodes whose pods run as local processes (the agent runs as root)."""
         self._bin_dir = bin_dir
         self._own_root = root is None
         self._root = root
         self.nodes: list[FakeNode] = list(default_nodes() if nodes is None else nodes)
+        self.process_nodes: list[ProcessNodeSpec] = with_subnets(list(process_nodes))
         self.startup_timeout = startup_timeout
         self.detached = detached
         self.components: list[Component] = []
@@ -128,6 +137,19 @@ class ControlPlane:
     @property
     def pids(self) -> list[int]:
         return [component.pid for component in self.components]
+
+    @property
+    def process_node_dir(self) -> Path:
+        """The process-node agent's state directory (logs/, claims/, pods/)."""
+        return self.layout.process_nodes
+
+    def container_log(self, namespace: str, pod: str, container: str) -> Path:
+        """The log file (stdout and stderr) of a container that ran on a process node."""
+        return container_log_path(self.process_node_dir, namespace, pod, container)
+
+    def claim_dir(self, namespace: str, claim: str) -> Path:
+        """The host directory behind a PersistentVolumeClaim of class optikube-local."""
+        return claim_path(self.process_node_dir, namespace, claim)
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -188,6 +210,8 @@ class ControlPlane:
             self._launch("kube-controller-manager", flags.controller_manager_flags(layout, ports))
             self._launch("kube-scheduler", flags.scheduler_flags(layout, ports))
             self._launch("kwok", flags.kwok_flags(layout, ports))
+            if self.process_nodes:
+                self._launch_process_nodes(layout)
             self._wait_ready(ports, deadline)
         except BaseException as error:
             logs = "\n".join(
@@ -241,6 +265,12 @@ class ControlPlane:
         process = processes.spawn([str(binary), *args], self.layout.log(name), detached=self.detached)
         self.components.append(Component(name, binary, process.pid, process))
 
+    def _launch_process_nodes(self, layout: Layout) -> None:
+        argv = agent_argv(layout, self.server, self.process_nodes)
+        log = layout.log(PROCESS_NODE_AGENT)
+        process = processes.spawn(argv, log, detached=self.detached)
+        self.components.append(Component(PROCESS_NODE_AGENT, Path(sys.executable), process.pid, process))
+
     def _check_alive(self) -> None:
         for component in self.components:
             if component.process is not None and component.process.poll() is not None:
@@ -281,7 +311,7 @@ class ControlPlane:
             )
 
     def _nodes_ready(self, core: Any) -> bool:
-        wanted = {node.name for node in self.nodes}
+        wanted = {node.name for node in self.nodes} | {node.name for node in self.process_nodes}
         ready = set()
         for node in core.list_node().items:
             conditions = {c.type: c.status for c in node.status.conditions or []}

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from optikube_operator.envtest import processes
 from optikube_operator.envtest.controlplane import Component, ControlPlane, stop_tiers
+from optikube_operator.envtest.processnode.spec import ProcessNodeSpec
 
 STATE_DIR_ENV = "OPTIKUBE_ENVTEST_STATE_DIR"
+# The cluster's process node: tainted like the test fixture's, so only pods that ask run for real.
+DAEMON_PROCESS_NODES = (ProcessNodeSpec("process-0", taint=True),)
 
 
 def state_dir(environ: dict[str, str] | None = None) -> Path:
@@ -77,7 +80,7 @@ def up(directory: Path) -> ClusterState:
         if len(existing.alive()) == len(existing.processes):
             return existing
         down(directory)  # a half-dead leftover: clear it before starting afresh
-    plane = ControlPlane(detached=True).start()
+    plane = ControlPlane(detached=True, process_nodes=DAEMON_PROCESS_NODES).start()
     state = ClusterState(
         root=str(plane.layout.root),
         kubeconfig=str(plane.kubeconfig),

@@ -106,7 +106,7 @@ class Agent:
                 restart_backoff=self.options.restart_backoff,
                 image_paths=tuple(image_paths(self.options.path_prefix)),
             )
-            provisioner = Provisioner(self.rest, self.layout)
+            provisioner = Provisioner(self.rest, self.layout, list(self.nodes))
             provisioner.ensure_class()
             for informer in self.informers.values():
                 informer.start()

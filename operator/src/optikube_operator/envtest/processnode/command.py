@@ -18,8 +18,10 @@ def agent_argv(
     nodes: Sequence[ProcessNodeSpec],
     python: str = sys.executable,
     path_prefix: Path | None = None,
+    state_dir: Path | None = None,
 ) -> list[str]:
-    """path_prefix: the bin directory put first on containers' PATH (default: this venv's)."""
+    """path_prefix: the bin directory put first on containers' PATH (default: this venv's);
+    state_dir: the agent's files (default: the control plane's process-nodes/)."""
     argv = [
         python,
         "-m",
@@ -28,7 +30,7 @@ def agent_argv(
         f"--ca-file={layout.ca_cert}",
         f"--cert-file={layout.client_cert(PROCESS_NODE)}",
         f"--key-file={layout.client_key(PROCESS_NODE)}",
-        f"--state-dir={layout.process_nodes}",
+        f"--state-dir={state_dir or layout.process_nodes}",
         f"--path-prefix={path_prefix or Path(sys.prefix) / 'bin'}",
     ]
     return argv + [f"--node={node.to_json()}" for node in nodes]

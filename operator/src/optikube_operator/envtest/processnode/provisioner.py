@@ -16,7 +16,7 @@ from typing import Any
 
 from optikube_operator.envtest.processnode.paths import StateLayout
 from optikube_operator.envtest.processnode.rest import ApiError, RestClient
-from optikube_operator.envtest.processnode.spec import PROVISIONER, STORAGE_CLASS
+from optikube_operator.envtest.processnode.spec import PROCESS_NODE_LABEL, PROVISIONER, STORAGE_CLASS
 
 log = logging.getLogger(__name__)
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
@@ -97,9 +97,22 @@ def bound_path(claim: dict[str, Any] | None, volumes: Sequence[dict[str, Any]]) 
 
 
 class Provisioner:
-    def __init__(self, rest: RestClient, layout: StateLayout) -> None:
+    def __init__(self, rest: RestClient, layout: StateLayout, own_nodes: Sequence[str]) -> None:
         self.rest = rest
         self.layout = layout
+        self.own_nodes = set(own_nodes)
+        self._serves: dict[str, bool] = {}
+
+    def serves(self, node: str) -> bool:
+        """Claims for our nodes, and for nodes no process-node agent runs (kwok's); another
+        agent's nodes get their claims from that agent, in its own state directory."""
+        if node in self.own_nodes:
+            return True
+        if node not in self._serves:
+            found = self.rest.get_or_none(f"/api/v1/nodes/{node}")
+            labels = (found or {}).get("metadata", {}).get("labels") or {}
+            self._serves[node] = found is not None and PROCESS_NODE_LABEL not in labels
+        return self._serves[node]
 
     def ensure_class(self) -> None:
         try:
@@ -113,6 +126,8 @@ class Provisioner:
         for claim in claims:
             if wants_volume(claim) and volume_name(claim) not in existing:
                 metadata = claim["metadata"]
+                if not self.serves(metadata["annotations"][SELECTED_NODE]):
+                    continue
                 path = self.layout.claim(metadata["namespace"], metadata["name"])
                 path.mkdir(parents=True, exist_ok=True)
                 path.chmod(0o777)  # writable by whatever user the pods run as

@@ -106,7 +106,7 @@ def running_pod(core: Any, namespace: str, node: str, marker: str) -> None:
     stubborn = (
         f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)  # {marker}"
     )
-    containers = [
+    containers: list[dict[str, Any]] = [
         {
             "name": "stubborn",
             "command": ["python", "-c", stubborn],

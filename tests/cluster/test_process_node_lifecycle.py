@@ -146,21 +146,42 @@ def test_readiness_gates_ready_and_a_failing_liveness_probe_kills(core: Any, nam
         "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
     }
-    core.create_namespaced_pod(namespace, process_pod("probed", [server]))
+    # An exec probe runs inside the container: its /tmp, its user, its environment.
+    flagged = {
+        "name": "flagged",
+        "command": ["sh", "-c", "sleep 2; touch /tmp/ready-$FLAG; sleep 600"],
+        "env": [{"name": "FLAG", "value": "now"}],
+        "securityContext": {"runAsUser": 1000},
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", "test -e /tmp/ready-$FLAG && test $(id -u) = 1000"]},
+            "periodSeconds": 1,
+        },
+    }
+    core.create_namespaced_pod(namespace, process_pod("probed", [server, flagged]))
     running = wait_for_pod(core, namespace, "probed", phases=("Running",))
-    assert running.status.container_statuses[0].ready is False
+    assert [s.ready for s in running.status.container_statuses] == [False, False]
     wait_until("readiness to pass", lambda: ready(core, namespace, "probed"), timeout=30)
+    statuses = core.read_namespaced_pod("probed", namespace).status.container_statuses
+    assert [s.ready for s in statuses] == [True, True]
 
-    dead = {
-        "name": "main",
+    tcp = {
+        "name": "tcp",
         "command": ["sleep", "600"],
         "livenessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2},
     }
-    core.create_namespaced_pod(namespace, process_pod("unlive", [dead], terminationGracePeriodSeconds=2))
+    command = {
+        "name": "command",
+        "command": ["sleep", "600"],
+        "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2},
+    }
+    core.create_namespaced_pod(
+        namespace, process_pod("unlive", [tcp, command], terminationGracePeriodSeconds=2)
+    )
     failed = wait_for_pod(core, namespace, "unlive", timeout=30)
-    terminated = failed.status.container_statuses[0].state.terminated
     assert failed.status.phase == "Failed"
-    assert (terminated.exit_code, terminated.reason) == (143, "Error")  # sleep dies of the SIGTERM
+    for status in failed.status.container_statuses:
+        terminated = status.state.terminated
+        assert (terminated.exit_code, terminated.reason) == (143, "Error")  # sleep dies of the SIGTERM
 
 
 def test_on_failure_restarts_until_success(core: Any, namespace: str) -> None:

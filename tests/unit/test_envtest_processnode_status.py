@@ -23,7 +23,7 @@ from optikube_operator.envtest.processnode.podstatus import (
     pod_status,
     termination_message,
 )
-from optikube_operator.envtest.processnode.probing import ProbeTracker, resolve_port
+from optikube_operator.envtest.processnode.probing import ExecTarget, ProbeTracker, exec_argv, resolve_port
 from optikube_operator.envtest.processnode.provisioner import (
     SELECTED_NODE,
     bound_path,
@@ -173,6 +173,9 @@ def test_probe_tracker_thresholds_and_named_ports() -> None:
     assert resolve_port("http", container) == 8080 and resolve_port(9090, container) == 9090
     with pytest.raises(ValueError, match="metrics"):
         resolve_port("metrics", container)
+    argv = exec_argv(ExecTarget(123, 1000, 3000, {"A": "1"}), ["cat", "/tmp/ready"])
+    assert argv[:2] == ["nsenter", "--target=123"] and argv[-3:] == ["--", "cat", "/tmp/ready"]
+    assert {"--mount", "--net", "--pid", "--root", "--wd", "--setuid=1000", "--setgid=3000"} <= set(argv)
 
 
 def test_resolve_in_root_keeps_symlinks_inside(tmp_path: Path) -> None:
@@ -218,3 +221,25 @@ def test_agent_command_line(tmp_path: Path) -> None:
     assert [a for a in argv if a.startswith("--node=")] == [
         f"--node={ProcessNodeSpec('p', pod_cidr='10.244.128.0/24').to_json()}"
     ]
+
+
+def test_cli_prints_claim_and_log_paths_of_the_running_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optikube_operator.envtest.__main__ import main
+    from optikube_operator.envtest.daemon import STATE_DIR_ENV, ClusterState, state_file
+
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
+    assert main(["claim-dir", "ns", "models"]) == 1  # no cluster recorded
+    state = ClusterState(
+        root=str(tmp_path / "root"), kubeconfig="k", server="https://127.0.0.1:1", processes=[]
+    )
+    state_file(tmp_path).write_text(state.to_json())
+    capsys.readouterr()
+    assert main(["claim-dir", "ns", "models"]) == 0
+    assert main(["log-path", "ns", "pod", "main"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        str(tmp_path / "root/process-nodes/claims/ns/models"),
+        str(tmp_path / "root/process-nodes/logs/ns/pod/main.log"),
+    ]
+    assert main(["claim-dir", "ns"]) == 2

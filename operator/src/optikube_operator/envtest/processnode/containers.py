@@ -14,6 +14,7 @@ from typing import Any
 
 from optikube_operator.envtest.processnode.paths import PodDirs
 from optikube_operator.envtest.processnode.podstatus import TERMINATED, ContainerState, termination_message
+from optikube_operator.envtest.processnode.probing import ExecTarget
 from optikube_operator.envtest.processnode.spawner import Spawner
 
 START_ERROR_CODE = 128
@@ -43,8 +44,19 @@ class ContainerRun:
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = dt.datetime.now(dt.UTC)
         self.kill_deadline: float | None = None
+        self.spec: dict[str, Any] = {}
+
+    def exec_target(self) -> ExecTarget | None:
+        """For exec probes: the running command's host pid, user and environment."""
+        pid = self.result().get("pid")
+        if pid is None or not self.running():
+            return None
+        return ExecTarget(
+            int(pid), int(self.spec.get("uid", 0)), int(self.spec.get("gid", 0)), dict(self.spec["env"])
+        )
 
     def start(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
         directory = self.dirs.container(self.name)
         directory.mkdir(parents=True, exist_ok=True)
         for path in (self.dirs.rootfs(self.name), self.dirs.scratch(self.name)):

@@ -310,7 +310,10 @@ class PodWorker:
                 pending = None
             if pending is None and tracker.due(now) and self.sandbox.running:
                 netns, ip = self.sandbox.netns, self.pod_ip or ""
-                self.pending[key] = self.ctx.probes.submit(run_probe, tracker.probe, container, netns, ip)
+                target = self.runs[name].exec_target() if name in self.runs else None
+                self.pending[key] = self.ctx.probes.submit(
+                    run_probe, tracker.probe, container, netns, ip, target
+                )
         failing = [t for k, t in trackers.items() if k in ("liveness", "startup") and t.failed()]
         if failing and name in self.runs:
             grace = failing[0].probe.get("terminationGracePeriodSeconds")

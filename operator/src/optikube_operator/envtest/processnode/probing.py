@@ -1,11 +1,13 @@
-"""Readiness, liveness and startup probes (httpGet, tcpSocket), run from inside the pod's own
-network namespace, plus the pure bookkeeping of thresholds and periods."""
+"""Readiness, liveness and startup probes: httpGet and tcpSocket from inside the pod's own network
+namespace, exec inside the container's namespaces; plus the pure bookkeeping of thresholds and
+periods."""
 
 from __future__ import annotations
 
 import http.client
 import socket
 import ssl
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +45,47 @@ class _Connection(http.client.HTTPConnection):
         pass
 
 
-def run_probe(probe: dict[str, Any], container: dict[str, Any], netns: str, pod_ip: str) -> bool:
+@dataclass(frozen=True)
+class ExecTarget:
+    """Where an exec probe runs: inside the container's namespaces, as its user, with its env."""
+
+    pid: int  # the container's main process, as the host sees it
+    uid: int
+    gid: int
+    env: dict[str, str]
+
+
+def exec_argv(target: ExecTarget, command: list[str]) -> list[str]:
+    """nsenter into every namespace of the container's main process, its root and working dir."""
+    return [
+        "nsenter", f"--target={target.pid}", "--mount", "--uts", "--ipc", "--net", "--pid",
+        "--root", "--wd", f"--setuid={target.uid}", f"--setgid={target.gid}", "--", *command,
+    ]  # fmt: skip
+
+
+def _exec(probe: dict[str, Any], target: ExecTarget | None, timeout: float) -> bool:
+    command = [str(part) for part in probe["exec"].get("command") or []]
+    if target is None or not command:
+        return False
+    try:
+        done = subprocess.run(
+            exec_argv(target, command), env=target.env, capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def run_probe(
+    probe: dict[str, Any],
+    container: dict[str, Any],
+    netns: str,
+    pod_ip: str,
+    target: ExecTarget | None = None,
+) -> bool:
     timeout = float(probe.get("timeoutSeconds", 1))
+    if "exec" in probe:
+        return _exec(probe, target, timeout)
     try:
         if "tcpSocket" in probe:
             action = probe["tcpSocket"]
@@ -69,7 +110,7 @@ def run_probe(probe: dict[str, Any], container: dict[str, Any], netns: str, pod_
             return 200 <= status < 400
     except (OSError, http.client.HTTPException, ValueError):
         return False
-    return True  # exec and grpc probes are not run: they count as passing
+    return True  # grpc probes are not run: they count as passing
 
 
 @dataclass

@@ -1,1 +1,0 @@
-"""The job-level HTML report of a run (the trainer writes its own per-pipeline report)."""

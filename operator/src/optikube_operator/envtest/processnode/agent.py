@@ -5,6 +5,7 @@ per pod bound to its nodes, the service proxy's rules, every pod's hosts file, t
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +81,9 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         self.layout.root.mkdir(parents=True, exist_ok=True)
+        # A previous agent's pods are gone with it (their processes died with it): only files
+        # remain, and the pods are started afresh.
+        shutil.rmtree(self.layout.pods, ignore_errors=True)
         spawner = Spawner()
         network = NodeNetwork(
             spawner, self.layout.hold_spec, {n: s.pod_cidr or "" for n, s in self.nodes.items()}
@@ -122,7 +126,10 @@ class Agent:
                 if stop.is_set():
                     break
                 time.sleep(0.02)  # let a burst of events land before reconciling once
-                self._reconcile(proxy, provisioner)
+                try:
+                    self._reconcile(proxy, provisioner)
+                except Exception:  # one bad object or a hiccup of the apiserver: next round
+                    log.exception("reconcile")
         finally:
             self._shutdown_workers()
             heartbeat.stop()

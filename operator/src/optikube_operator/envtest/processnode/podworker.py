@@ -11,7 +11,6 @@ import shutil
 import signal
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from optikube_operator.envtest.processnode.podstatus import (
     pod_status,
 )
 from optikube_operator.envtest.processnode.podvolumes import PodVolumes
-from optikube_operator.envtest.processnode.probing import ProbeTracker, monotonic, run_probe
+from optikube_operator.envtest.processnode.probing import ContainerProbes, monotonic
 from optikube_operator.envtest.processnode.rest import ApiError, pod_path
 from optikube_operator.envtest.processnode.rootplan import identity, launch_spec
 from optikube_operator.envtest.processnode.sandbox import PodSandbox
@@ -68,8 +67,7 @@ class PodWorker:
         self.runs: dict[str, ContainerRun] = {}
         self.retry_at: dict[str, float] = {}
         self.crashes: dict[str, int] = {}
-        self.probes: dict[str, dict[str, ProbeTracker]] = {}
-        self.pending: dict[tuple[str, str], Future[bool]] = {}
+        self.probes: dict[str, ContainerProbes] = {}
         self.volumes = PodVolumes(ctx.rest, self.dirs, identity(pod, {}).fs_group, ctx.claim_path)
         self.volume_paths: dict[str, Path] = {}
         self.stage = DONE if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") else SETUP
@@ -79,6 +77,7 @@ class PodWorker:
         self.wake = threading.Event()
         self.finished = threading.Event()
         self._setup_retry = 0.0
+        self._logs_started = False
         self._last_sync = 0.0
         self.thread = threading.Thread(
             target=self._main, name=f"pod {self.namespace}/{self.name}", daemon=True
@@ -131,6 +130,10 @@ class PodWorker:
                 return
             if self.stage == SETUP and now >= self._setup_retry:
                 self._setup(now)
+            if self.stage in (INIT, MAIN) and self.sandbox.died():
+                # Its processes died with it; the next container start makes a new one.
+                log.warning("pod %s/%s: the sandbox died", self.namespace, self.name)
+                self.sandbox.stop()
             if self.stage == INIT:
                 self._step_init(now)
             if self.stage == MAIN:
@@ -160,13 +163,18 @@ class PodWorker:
     def _setup(self, now: float) -> None:
         try:
             if not self.sandbox.running:
-                self.sandbox.start(self.pod)
                 self._fresh_logs()
+                self.sandbox.start(self.pod)
             self.volume_paths = self.volumes.prepare(self.pod, self._facts())
-        except ConfigError as error:
+        except Exception as error:  # retried, as the kubelet retries a pod it cannot set up yet
+            config = isinstance(error, ConfigError)
+            if not config:
+                log.warning("pod %s/%s: setup: %s", self.namespace, self.name, error)
+                self.sandbox.stop()
             for state in [*self.init_states, *self.states]:
-                state.reason, state.message = "CreateContainerConfigError", str(error)
-            self._setup_retry = now + 1.0
+                state.reason = "CreateContainerConfigError" if config else "CreateContainerError"
+                state.message = str(error)
+            self._setup_retry = now + (1.0 if config else 2.0)
             return
         for state in [*self.init_states, *self.states]:
             state.reason, state.message = ("PodInitializing" if self.init_specs else "ContainerCreating"), ""
@@ -174,6 +182,9 @@ class PodWorker:
         self.stage = INIT
 
     def _fresh_logs(self) -> None:
+        if self._logs_started:
+            return
+        self._logs_started = True
         for container in [*self.init_specs, *self.specs]:  # a new pod: a fresh log
             path = self.ctx.layout.log(self.namespace, self.name, container["name"])
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,6 +251,14 @@ class PodWorker:
 
     def _start(self, container: dict[str, Any], state: ContainerState, now: float) -> None:
         name = container["name"]
+        if not self.sandbox.running:
+            try:
+                self.sandbox.start(self.pod)
+            except Exception as error:
+                state.reason, state.message = "CreateContainerError", f"sandbox: {error}"
+                self.sandbox.stop()
+                self.retry_at[name] = now + 2.0
+                return
         assert self.sandbox.pid is not None
         try:
             env = container_env(
@@ -282,45 +301,31 @@ class PodWorker:
         run = ContainerRun(
             self.ctx.spawner, self.dirs, container, self.ctx.layout.log(self.namespace, self.name, name)
         )
-        run.start(spec)
+        try:
+            run.start(spec)
+        except OSError as error:
+            log.warning("pod %s/%s: starting %s: %s", self.namespace, self.name, name, error)
+            state.reason, state.message = "CreateContainerError", str(error)
+            self.retry_at[name] = now + 2.0
+            return
         self.runs[name] = run
         state.state, state.reason, state.message = RUNNING, "", ""
         state.started_at, state.exit_code, state.signal, state.ready = run.started_at, None, None, False
-        started = monotonic()
-        self.probes[name] = {
-            kind: ProbeTracker(container[f"{kind}Probe"], started)
-            for kind in ("startup", "readiness", "liveness")
-            if container.get(f"{kind}Probe")
-        }
-        state.ready = not self.probes[name]
+        self.probes[name] = ContainerProbes(container, monotonic(), self.ctx.probes)
+        state.ready = not self.probes[name].trackers
         log.info("pod %s/%s: started %s: %s", self.namespace, self.name, name, argv)
 
     def _probe(self, container: dict[str, Any], state: ContainerState, now: float) -> None:
         name = container["name"]
-        trackers = self.probes.get(name, {})
-        startup = trackers.get("startup")
-        for kind, tracker in trackers.items():
-            if kind != "startup" and startup is not None and not startup.passed:
-                continue
-            key = (name, kind)
-            pending = self.pending.get(key)
-            if pending is not None and pending.done():
-                tracker.record(bool(pending.result()), now)
-                del self.pending[key]
-                pending = None
-            if pending is None and tracker.due(now) and self.sandbox.running:
-                netns, ip = self.sandbox.netns, self.pod_ip or ""
-                target = self.runs[name].exec_target() if name in self.runs else None
-                self.pending[key] = self.ctx.probes.submit(
-                    run_probe, tracker.probe, container, netns, ip, target
-                )
-        failing = [t for k, t in trackers.items() if k in ("liveness", "startup") and t.failed()]
-        if failing and name in self.runs:
-            grace = failing[0].probe.get("terminationGracePeriodSeconds")
-            self.runs[name].stop(float(grace if grace is not None else self._grace()), now)
-        readiness = trackers.get("readiness")
-        started = startup is None or startup.passed
-        state.ready = started and (readiness is None or readiness.passed)
+        probes, run = self.probes.get(name), self.runs.get(name)
+        if probes is None or run is None or not self.sandbox.running:
+            return
+        probes.tick(now, self.sandbox.netns, self.pod_ip or "", run.exec_target())
+        failing = probes.failing()
+        if failing is not None:
+            grace = failing.probe.get("terminationGracePeriodSeconds")
+            run.stop(float(grace if grace is not None else self._grace()), now)
+        state.ready = probes.ready()
 
     # ---- stopping ----------------------------------------------------------------------------------
 
@@ -378,9 +383,10 @@ class PodWorker:
             return
         try:
             self.ctx.rest.patch(f"{pod_path(self.namespace, self.name)}/status", {"status": status})
-        except ApiError as error:
-            if error.status == 404:
+        except (ApiError, OSError) as error:
+            if isinstance(error, ApiError) and error.status == 404:
                 self.gone = True
-                return
-            raise
+            else:  # the next tick tries again
+                log.warning("pod %s/%s: status update: %s", self.namespace, self.name, error)
+            return
         self.last_status = status

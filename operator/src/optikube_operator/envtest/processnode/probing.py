@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import time
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,3 +149,45 @@ class ProbeTracker:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+class ContainerProbes:
+    """The probes of one run of a container: each runs on the executor when due (startup first,
+    then readiness and liveness), and their verdicts say whether it is ready or must be killed."""
+
+    def __init__(self, container: dict[str, Any], started: float, executor: Executor) -> None:
+        self.container = container
+        self.executor = executor
+        self.trackers = {
+            kind: ProbeTracker(container[f"{kind}Probe"], started)
+            for kind in ("startup", "readiness", "liveness")
+            if container.get(f"{kind}Probe")
+        }
+        self.pending: dict[str, Future[bool]] = {}
+
+    def tick(self, now: float, netns: str, pod_ip: str, target: ExecTarget | None) -> None:
+        startup = self.trackers.get("startup")
+        for kind, tracker in self.trackers.items():
+            if kind != "startup" and startup is not None and not startup.passed:
+                continue
+            pending = self.pending.get(kind)
+            if pending is not None and pending.done():
+                tracker.record(bool(pending.result()), now)
+                del self.pending[kind]
+                pending = None
+            if pending is None and tracker.due(now):
+                args = (tracker.probe, self.container, netns, pod_ip, target)
+                self.pending[kind] = self.executor.submit(run_probe, *args)
+
+    def ready(self) -> bool:
+        startup, readiness = self.trackers.get("startup"), self.trackers.get("readiness")
+        started = startup is None or startup.passed
+        return started and (readiness is None or readiness.passed)
+
+    def failing(self) -> ProbeTracker | None:
+        """The liveness or startup probe that has failed for good, if any: kill the container."""
+        for kind in ("startup", "liveness"):
+            tracker = self.trackers.get(kind)
+            if tracker is not None and tracker.failed():
+                return tracker
+        return None

@@ -51,6 +51,9 @@ class PodSandbox:
     def running(self) -> bool:
         return self.process is not None
 
+    def died(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
     @property
     def netns(self) -> str:
         return f"/proc/{self.pid}/ns/net"

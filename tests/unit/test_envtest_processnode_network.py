@@ -85,6 +85,8 @@ def test_records_need_a_selecting_headless_service() -> None:
     )
     assert "10.244.128.3" not in entries
     assert entries == {"10.244.128.4": ["me"]}
+    aliased = pod("me", hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db", "db.local"]}])
+    assert hosts_entries(aliased, "10.244.128.4", [], [])["10.1.2.3"] == ["db", "db.local"]
     assert pod_hostname(pod("x" * 70)) == "x" * 63
 
 

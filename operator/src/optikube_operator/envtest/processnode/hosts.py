@@ -85,6 +85,8 @@ def hosts_entries(
                 add(ip, _pod_names(spec["hostname"], name, ns, namespace))
             add(ip, _service_names(name, ns, namespace))
     add(pod_ip, [hostname])
+    for alias in pod.get("spec", {}).get("hostAliases") or []:
+        add(alias["ip"], list(alias.get("hostnames") or []))
     return entries
 
 

@@ -9,6 +9,7 @@ import json
 import subprocess
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,10 +202,69 @@ def test_the_host_network_namespace_is_left_alone(control_plane: ControlPlane) -
 
 
 def deadline_wait(condition: Any, what: str, timeout: float = 30.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+PEER = textwrap.dedent(
+    """
+    import json, socket, sys, threading, time
+    me, other = socket.gethostname(), sys.argv[1]
+    server = socket.socket()
+    server.bind(("", 29500))  # every pod has its own address: both can listen on 29500
+    server.listen()
+    served = threading.Event()
+    def serve():
+        connection, _ = server.accept()
+        connection.sendall(me.encode())
+        connection.close()
+        served.set()
+    threading.Thread(target=serve, daemon=True).start()
+    deadline = time.monotonic() + 60
+    while True:
+        try:  # the peer's name appears in /etc/hosts once it has an address
+            with socket.create_connection((f"{other}.peers", 29500), timeout=2) as connection:
+                answer = connection.recv(100).decode()
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    served.wait(60)
+    print(json.dumps({"me": me, "answer": answer, "address": socket.gethostbyname(f"{other}.peers")}))
+    """
+)
+
+
+def test_two_pods_listen_on_one_port_and_find_each_other_by_name(
+    control_plane: ControlPlane, core: Any, namespace: str
+) -> None:
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "peers"},
+            "spec": {"clusterIP": "None", "selector": {"app": "peer"}, "ports": [{"port": 29500}]},
+        },
+    )
+
+    def peer(name: str, other: str) -> dict[str, Any]:
+        container = {"name": "main", "command": ["python", "-c", PEER, other]}
+        return process_pod(name, [container], hostname=name, subdomain="peers", labels={"app": "peer"})
+
+    core.create_namespaced_pod(namespace, peer("peer-0", "peer-1"))
+    wait_for_pod(core, namespace, "peer-0", phases=("Running",))
+    # peer-0 is already running when peer-1 appears: its hosts file is rewritten in place.
+    core.create_namespaced_pod(namespace, peer("peer-1", "peer-0"))
+    done = {name: wait_for_pod(core, namespace, name, timeout=90) for name in ("peer-0", "peer-1")}
+    seen = {}
+    for name, pod in done.items():
+        log = control_plane.container_log(namespace, name, "main").read_text()
+        assert pod.status.phase == "Succeeded", log
+        seen[name] = json.loads(log.splitlines()[-1])
+    assert seen["peer-0"]["answer"] == "peer-1" and seen["peer-1"]["answer"] == "peer-0"
+    assert seen["peer-0"]["address"] == done["peer-1"].status.pod_ip
+    assert seen["peer-1"]["address"] == done["peer-0"].status.pod_ip
+    assert done["peer-0"].status.pod_ip != done["peer-1"].status.pod_ip

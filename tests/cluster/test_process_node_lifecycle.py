@@ -253,3 +253,15 @@ def test_a_deployment_runs_and_its_crashed_container_restarts(core: Any, namespa
     assert sidecar.last_state.terminated.exit_code == 137
     assert current.status.phase == "Running"
     assert len(processes_with(marker)) == 1
+
+
+def test_a_container_that_cannot_start_ends_with_start_error(core: Any, namespace: str) -> None:
+    missing = {"name": "missing", "command": ["no-such-program", "--flag"]}
+    imageonly = {"name": "imageonly", "args": ["--flag"]}  # would need the image's entrypoint
+    core.create_namespaced_pod(namespace, process_pod("unstartable", [missing, imageonly]))
+    failed = wait_for_pod(core, namespace, "unstartable")
+    statuses = {s.name: s.state.terminated for s in failed.status.container_statuses}
+    assert failed.status.phase == "Failed"
+    assert {(t.exit_code, t.reason) for t in statuses.values()} == {(128, "StartError")}
+    assert "'no-such-program' not found in $PATH" in statuses["missing"].message
+    assert "has no command" in statuses["imageonly"].message

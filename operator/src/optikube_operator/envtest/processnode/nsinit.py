@@ -314,7 +314,11 @@ def _child(spec: dict[str, Any], errors: int) -> None:
         for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         argv = spec["argv"]
-        os.execvpe(argv[0], argv, spec["env"])
+        try:
+            os.execvpe(argv[0], argv, spec["env"])
+        except FileNotFoundError:
+            path = spec["env"].get("PATH", "")
+            raise FileNotFoundError(f"executable {argv[0]!r} not found in $PATH ({path})") from None
     except BaseException as error:  # the parent turns this into a StartError
         os.write(errors, f"{type(error).__name__}: {error}".encode()[:4000])
         os._exit(128)

@@ -58,6 +58,7 @@ def test_free_form_only_where_truly_free_form() -> None:
     assert free == {
         ".spec.model.params.<key>",
         ".spec.compression.distillation.student.params.<key>",
+        ".status.pipeline.params.<key>",
         ".spec.tuning.searchSpace.<key>.choices[]",
         ".spec.resources.affinity.<key>",
         ".status.bestTrial.params.<key>",

@@ -22,6 +22,7 @@ from optikube_operator.api import (
     validate_manifest,
 )
 from optikube_operator.api.base import ApiModel
+from optikube_operator.api.trial import MAX_INTERMEDIATE_VALUES
 from optikube_operator.api.validation import validate_spec
 
 
@@ -151,7 +152,8 @@ def test_trial_and_status_parse_from_the_cluster_form() -> None:
             "status": {
                 "phase": "Running",
                 "startTime": "2026-01-01T00:00:00Z",
-                "intermediateValues": [{"step": 0, "values": {"accuracy": 0.5}}],
+                "intermediateValues": [{"step": 0, "value": 0.5}],
+                "samplerAttributes": {"NSGAIISampler:generation": 0},
             },
         },
         by_alias=True,
@@ -160,7 +162,7 @@ def test_trial_and_status_parse_from_the_cluster_form() -> None:
     assert trial.spec.stage == "trial"
     assert trial.status is not None and trial.status.start_time is not None
     assert trial.to_dict()["status"]["startTime"] == "2026-01-01T00:00:00Z"
-    too_many = [{"step": i, "values": {}} for i in range(257)]
+    too_many = [{"step": i, "value": 0.5} for i in range(MAX_INTERMEDIATE_VALUES + 1)]
     with pytest.raises(ValidationError, match="intermediateValues"):
         OptimizationTrialStatus.model_validate({"intermediateValues": too_many}, by_alias=True, by_name=False)
 

@@ -1,4 +1,4 @@
-"""Run config parsing: defaults, strictness and errors that name the field."""
+"""The run config (Contract 2) as the trainer parses it: defaults, strictness, errors naming the field."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 
-from optikube_trainer.config import ConfigError, load_run_config, parse_run_config
+from optikube_operator.api.runconfig import RunConfigError, load_run_config, parse_run_config
 
 
 def _config(**spec_overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"data": {"source": {"builtin": "digits"}}, "model": {"builtin": {"name": "mlp"}}}
+    spec: dict[str, Any] = {
+        "data": {"source": {"builtin": "digits"}},
+        "model": {"builtin": {"name": "mlp"}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+    }
     spec.update(spec_overrides)
     return {
         "apiVersion": "optikube.io/v1alpha1",
@@ -32,7 +36,7 @@ def test_minimal_config_gets_defaults() -> None:
     assert config.spec.training.batch_size == 64
     assert config.spec.training.optimizer.type == "adamw"
     assert config.spec.data.validation_split == 0.2
-    assert config.spec.primary_objective.metric == "accuracy"
+    assert config.spec.primary_objective().metric == "accuracy"
     assert config.spec.compression is None
 
 
@@ -59,7 +63,7 @@ def test_full_contract_example_parses() -> None:
         ],
         "tuning": {
             "sampler": {"type": "tpe"},
-            "searchSpace": {"compression.pruning.sparsity": {"type": "float"}},
+            "searchSpace": {"compression.pruning.sparsity": {"type": "float", "low": 0.2, "high": 0.8}},
         },
         "training": {
             "epochs": 3,
@@ -88,14 +92,14 @@ def test_full_contract_example_parses() -> None:
     }
     config = parse_run_config(_config(**spec))
     s = config.spec
-    assert s.data.preprocessing.text.extra_stop_words == ["foo"]
+    assert s.data.preprocessing.text is not None and s.data.preprocessing.text.extra_stop_words == ["foo"]
     assert s.training.regularization.l2 == 1e-4
     assert s.compression is not None and s.compression.low_rank is not None
     assert s.compression.low_rank.energy == 0.9 and s.compression.low_rank.rank_ratio is None
     assert s.compression.distillation is not None and s.compression.distillation.student.params == {
         "width": 16
     }
-    assert s.search_space_keys == ["compression.pruning.sparsity"]
+    assert s.search_keys() == ["compression.pruning.sparsity"]
 
 
 @pytest.mark.parametrize(
@@ -114,7 +118,7 @@ def test_full_contract_example_parses() -> None:
     ],
 )
 def test_errors_name_the_field(overrides: dict[str, Any], field: str) -> None:
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(RunConfigError) as error:
         parse_run_config(_config(**overrides))
     assert field in str(error.value)
 
@@ -122,7 +126,7 @@ def test_errors_name_the_field(overrides: dict[str, Any], field: str) -> None:
 def test_stage_and_trial_must_agree() -> None:
     raw = _config()
     raw["stage"] = "pipeline"
-    with pytest.raises(ConfigError, match="trial must be null"):
+    with pytest.raises(RunConfigError, match="trial is set exactly when stage is trial"):
         parse_run_config(raw)
     raw["trial"] = None
     assert parse_run_config(raw).trial_number is None
@@ -134,5 +138,5 @@ def test_load_from_file_and_bad_json(tmp_path: Path) -> None:
     assert load_run_config(good).job.name == "quickstart"
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ConfigError, match="cannot read run config"):
+    with pytest.raises(RunConfigError, match="cannot read"):
         load_run_config(bad)

@@ -140,6 +140,15 @@ class Augmentation(ApiModel):
     )
     random_crop: RandomCrop | None = Field(None, description="Random crop after padding; omit to disable.")
 
+    @property
+    def enabled(self) -> bool:
+        return (
+            self.horizontal_flip
+            or self.vertical_flip
+            or self.rotation_degrees > 0
+            or self.random_crop is not None
+        )
+
 
 class TextPreprocessing(ApiModel):
     """How raw text becomes token ids."""

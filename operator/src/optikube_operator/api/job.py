@@ -16,7 +16,7 @@ from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
 from optikube_operator.api.resources import ArtifactsSpec, CleanupSpec, ResourcesSpec
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.training import TrainingSpec
-from optikube_operator.api.tuning import TuningSpec
+from optikube_operator.api.tuning import MAX_TRIAL_STEPS, TuningSpec
 
 GROUP = "optikube.io"
 VERSION = "v1alpha1"
@@ -77,6 +77,14 @@ class OptimizationJobSpec(ApiModel):
     def primary_objective(self) -> Objective:
         return self.objectives[0]
 
+    def search_keys(self) -> list[str]:
+        return list(self.tuning.search_space) if self.tuning is not None else []
+
+    def steps_per_trial(self) -> int:
+        """Intermediate reports of a full trial: epochs, times the folds with cross-validation."""
+        folds = self.data.cross_validation.folds if self.data.cross_validation is not None else 1
+        return self.training.epochs * folds
+
     def is_multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
@@ -122,6 +130,17 @@ OptimizationJobSpec.RULES = (
             or s.model.huggingface is not None
         ),
         field="data.preprocessing.text.tokenizer",
+    ),
+    Rule(
+        cel="!has(self.tuning) || self.tuning.pruner.type == 'none' || self.training.epochs *"
+        " (has(self.data.crossValidation) ? self.data.crossValidation.folds : 1) <= "
+        f"{MAX_TRIAL_STEPS}",
+        message="with a pruner, training.epochs x data.crossValidation.folds must be at most"
+        f" {MAX_TRIAL_STEPS} (every step's value is kept on the trial)",
+        check=lambda s: (
+            s.tuning is None or s.tuning.pruner.type == "none" or s.steps_per_trial() <= MAX_TRIAL_STEPS
+        ),
+        field="training.epochs",
     ),
 )
 

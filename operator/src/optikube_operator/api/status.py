@@ -58,8 +58,13 @@ class TrialCounts(ApiModel):
     running: int = Field(0, ge=0, description="Running now.")
     succeeded: int = Field(0, ge=0, description="Finished with final values.")
     pruned: int = Field(0, ge=0, description="Stopped early by the pruner.")
-    failed: int = Field(0, ge=0, description="Failed or timed out.")
-    completed: int = Field(0, ge=0, description="succeeded + pruned + failed.")
+    failed: int = Field(0, ge=0, description="Failed.")
+    timed_out: int = Field(0, ge=0, description="Ran longer than tuning.trialTimeout.")
+    stopped: int = Field(0, ge=0, description="Stopped because the search ended first.")
+    suspended: int = Field(0, ge=0, description="Stopped by spec.suspend; they run again on resume.")
+    completed: int = Field(
+        0, ge=0, description="Finished trials: succeeded, pruned, failed, timed out or stopped."
+    )
 
 
 class TrialSummary(ApiModel):
@@ -148,6 +153,43 @@ class ArtifactsStatus(ApiModel):
     report: str | None = Field(None, max_length=1024, description="The HTML report.")
 
 
+PipelinePhase = Literal["NotStarted", "Pending", "Running", "Succeeded", "Failed", "Suspended"]
+MAX_STAGES = 32
+
+
+class StageRecord(ApiModel):
+    """A pipeline stage as its events told it."""
+
+    name: str = Field(max_length=64, description="Stage name: train, distillation, pruning, ...")
+    status: Literal["started", "completed", "retried", "skipped"] = Field(description="What happened.")
+    duration_seconds: float | None = Field(None, ge=0, description="How long it took (completed stages).")
+
+
+class PipelineStatus(ApiModel):
+    """The final pipeline run: train with the chosen parameters, compress, quantize, evaluate, export."""
+
+    phase: PipelinePhase = Field(
+        "NotStarted", description="NotStarted, Pending, Running, Succeeded, Failed or Suspended."
+    )
+    trial_number: int | None = Field(None, ge=0, description="The trial whose parameters were chosen.")
+    params: dict[str, FreeValue] = Field(
+        default_factory=dict, max_length=32, description="The chosen parameter values."
+    )
+    search_ended: str | None = Field(
+        None, max_length=64, description="Why the search ended, e.g. MaxTrialsReached."
+    )
+    stages: list[StageRecord] = Field(
+        default_factory=list, max_length=MAX_STAGES, description="Stage events, oldest first."
+    )
+    attempts: int = Field(0, ge=0, description="How many times the pipeline run was launched.")
+    final_values: MetricValues = Field(
+        default_factory=dict, max_length=16, description="The optimized model's objective values."
+    )
+    start_time: Timestamp | None = Field(None, description="When it started.")
+    completion_time: Timestamp | None = Field(None, description="When it ended.")
+    message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed.")
+
+
 class OptimizationJobStatus(ApiModel):
     """Observed state of an OptimizationJob."""
 
@@ -175,6 +217,7 @@ class OptimizationJobStatus(ApiModel):
     running_trials: list[RunningTrial] = Field(
         default_factory=list, max_length=MAX_RUNNING_TRIALS, description="Trials running now."
     )
+    pipeline: PipelineStatus | None = Field(None, description="The final pipeline run, once started.")
     progress: Progress | None = Field(None, description="Completion estimate.")
     results: Results | None = Field(None, description="Baseline vs optimized measurements.")
     artifacts: ArtifactsStatus | None = Field(None, description="Where the outputs are.")

@@ -48,7 +48,13 @@ class TrainingSpec(ApiModel):
     """Training of every trial and of the final model."""
 
     epochs: int = Field(10, ge=1, le=10000, description="Passes over the training data.")
-    batch_size: int = Field(64, ge=1, le=65536, description="Examples per step on each process.")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        le=65536,
+        description="Examples per optimizer step across all trainer processes (the global batch); each of the"
+        " workers x processesPerWorker processes takes an equal share, rounded up.",
+    )
     optimizer: Optimizer = Field(default_factory=Optimizer, description="The optimizer.")
     learning_rate: float = Field(1e-3, gt=0, le=10, description="Initial learning rate.")
     scheduler: Scheduler = Field(default_factory=Scheduler, description="Learning-rate schedule.")

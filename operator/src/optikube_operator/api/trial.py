@@ -1,4 +1,10 @@
-"""OptimizationTrial: one tuning trial (or the final pipeline run), created and owned by the operator."""
+"""OptimizationTrial: one tuning trial (or the final pipeline run), created and owned by the operator.
+
+Its status is the durable record of a trial, for both executors: the Kubernetes backend keeps it in
+the OptimizationTrial object, local mode in its state file. It holds everything the orchestration
+core needs to rebuild the study after a restart (state, values, the primary objective's per-step
+series for the pruner, the sampler's own attributes), so nothing lives only in memory.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,15 @@ from pydantic import Field
 from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue, Timestamp
 from optikube_operator.api.job import ObjectMeta
 from optikube_operator.api.status import MAX_MESSAGE, MetricValues
+from optikube_operator.api.tuning import MAX_TRIAL_STEPS
 
-TrialPhase = Literal["Pending", "Running", "Succeeded", "Pruned", "Failed"]
-MAX_INTERMEDIATE_VALUES = 256
+TrialPhase = Literal[
+    "Pending", "Running", "Succeeded", "Pruned", "Failed", "TimedOut", "Stopped", "Suspended"
+]
+# A spec with a pruner has at most MAX_TRIAL_STEPS steps (OptimizationJobSpec.RULES), so the
+# series the pruner needs never overflows.
+MAX_INTERMEDIATE_VALUES = MAX_TRIAL_STEPS
+MAX_SAMPLER_ATTRIBUTES = 64
 
 
 class JobReference(ApiModel):
@@ -35,27 +47,42 @@ class OptimizationTrialSpec(ApiModel):
 
 
 class IntermediateValue(ApiModel):
-    """Objective values reported at the end of an epoch."""
+    """The primary objective's value reported at one step (epoch; fold x epochs + epoch with k-fold)."""
 
-    step: int = Field(ge=0, description="Epoch index (Optuna's step).")
-    values: MetricValues = Field(default_factory=dict, max_length=16, description="Values by metric.")
+    step: int = Field(ge=0, description="Optuna's step: the epoch index, counted on across folds.")
+    value: float = Field(description="Value of the primary objective at that step.")
 
 
 class OptimizationTrialStatus(ApiModel):
-    """Observed state of a trial."""
+    """Observed state of a trial: everything needed to rebuild the study after a restart."""
 
-    phase: TrialPhase = Field("Pending", description="Pending, Running, Succeeded, Pruned or Failed.")
+    phase: TrialPhase = Field(
+        "Pending",
+        description="Pending, Running, Succeeded, Pruned (stopped by the pruner), Failed, TimedOut (ran past"
+        " trialTimeout), Stopped (the search ended first) or Suspended (spec.suspend; runs again on resume).",
+    )
+    attempts: int = Field(0, ge=0, description="How many times the trial's run was launched.")
+    sampler_attributes: dict[str, FreeValue] = Field(
+        default_factory=dict,
+        max_length=MAX_SAMPLER_ATTRIBUTES,
+        description="What the sampler recorded when it suggested this trial (CMA-ES and NSGA-II state);"
+        " restored when the study is rebuilt.",
+    )
     intermediate_values: list[IntermediateValue] = Field(
         default_factory=list,
         max_length=MAX_INTERMEDIATE_VALUES,
-        description=f"Per-epoch values for pruning; the latest {MAX_INTERMEDIATE_VALUES} are kept.",
+        description="The primary objective per step, for the pruner.",
+    )
+    latest_step: int | None = Field(None, ge=0, description="Step of the latest intermediate report.")
+    latest_values: MetricValues = Field(
+        default_factory=dict, max_length=16, description="Every value of the latest intermediate report."
     )
     final_values: MetricValues = Field(
         default_factory=dict, max_length=16, description="Final values by metric."
     )
-    start_time: Timestamp | None = Field(None, description="When the trial started running.")
+    start_time: Timestamp | None = Field(None, description="When the trial (its latest attempt) started.")
     completion_time: Timestamp | None = Field(None, description="When the trial ended.")
-    message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed or was pruned.")
+    message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed or was stopped.")
 
 
 class OptimizationTrial(ApiModel):

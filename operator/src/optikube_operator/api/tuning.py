@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field
@@ -12,7 +13,15 @@ from optikube_operator.api.objectives import Metric
 SamplerType = Literal["grid", "random", "tpe", "gp", "cmaes", "nsga2"]
 PrunerType = Literal["none", "median", "percentile", "successiveHalving", "hyperband"]
 # Search-space keys: a dotted path of at least two segments, e.g. training.learningRate.
+# With a pruner, trials report the primary objective at every step (epoch, counted on across
+# cross-validation folds) and the whole series is kept on the trial: this bounds it.
+MAX_TRIAL_STEPS = 2048
 SEARCH_KEY_PATTERN = r"^[a-z][A-Za-z0-9]*([.][A-Za-z_][A-Za-z0-9_]*)+$"
+
+
+# What an unset startupTrials / populationSize means.
+DEFAULT_STARTUP_TRIALS = 10
+DEFAULT_NSGA2_POPULATION = 8
 
 
 class Sampler(ApiModel):
@@ -26,10 +35,18 @@ class Sampler(ApiModel):
     )
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Sampler seed; defaults to spec.seed.")
     startup_trials: int | None = Field(
-        None, ge=0, le=1000, description="Random trials before the model-based samplers (tpe, gp) take over."
+        None,
+        ge=0,
+        le=1000,
+        description="Random trials before the model-based samplers (tpe, gp) take over; "
+        f"{DEFAULT_STARTUP_TRIALS} when unset.",
     )
     population_size: int | None = Field(
-        None, ge=2, le=1000, description="Population size of nsga2 and cmaes."
+        None,
+        ge=2,
+        le=1000,
+        description=f"Population size of nsga2 ({DEFAULT_NSGA2_POPULATION} when unset) and cmaes (CMA-ES's"
+        " own default, 4 + 3 ln(dimensions), when unset).",
     )
 
     RULES = (
@@ -46,6 +63,9 @@ class Sampler(ApiModel):
             field="startupTrials",
         ),
     )
+
+    def effective_startup_trials(self) -> int:
+        return DEFAULT_STARTUP_TRIALS if self.startup_trials is None else self.startup_trials
 
 
 class Pruner(ApiModel):
@@ -176,6 +196,13 @@ class Constraint(ApiModel):
             field="min",
         ),
     )
+
+    def met(self, values: Mapping[str, float]) -> bool:
+        """Whether ``values`` satisfy the bound (a missing metric does not)."""
+        value = values.get(self.metric)
+        if value is None:
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
 class Selection(ApiModel):

@@ -106,7 +106,7 @@ def _message(error: Any) -> str:
     return message.replace("Input should be", "must be").replace("String should", "must")
 
 
-def _schema_errors(model: type[ApiModel], obj: Any, prefix: str = "") -> tuple[Any, list[FieldError]]:
+def model_errors(model: type[ApiModel], obj: Any, prefix: str = "") -> tuple[Any, list[FieldError]]:
     try:
         return model.model_validate(obj, by_alias=True, by_name=False), []
     except ValidationError as exc:
@@ -142,11 +142,19 @@ def _duplicate_objectives(spec: OptimizationJobSpec) -> Iterator[FieldError]:
 
 def validate_spec(spec: Any, prefix: str = "spec") -> tuple[OptimizationJobSpec | None, list[FieldError]]:
     """Schema and cross-field rules of a camelCase spec; the search-space checks are separate."""
-    parsed, errors = _schema_errors(OptimizationJobSpec, spec, prefix)
+    parsed, errors = model_errors(OptimizationJobSpec, spec, prefix)
     if parsed is None:
         return None, errors
     errors = [*rule_errors(parsed, prefix), *_duplicate_objectives(parsed)]
     return (parsed if not errors else None), errors
+
+
+def parse_spec(spec: Any) -> OptimizationJobSpec:
+    """A validated spec (schema and cross-field rules); raises SpecError naming each field."""
+    parsed, errors = validate_spec(spec)
+    if parsed is None:
+        raise SpecError(errors)
+    return parsed
 
 
 def _values_to_try(parameter: Parameter) -> Iterator[tuple[str, Any]]:
@@ -221,7 +229,7 @@ def validate_manifest(obj: Any) -> list[FieldError]:
         obj["metadata"].get("name") or obj["metadata"].get("generateName")
     ):
         return [FieldError("metadata.name", "required field is missing")]
-    parsed, errors = _schema_errors(model, _without_status(obj))
+    parsed, errors = model_errors(model, _without_status(obj))
     if parsed is None:
         return errors
     errors = list(rule_errors(parsed))

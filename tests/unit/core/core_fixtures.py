@@ -6,12 +6,14 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optikube_operator.core import ObservedTrial, TrialState
+from optikube_operator.api.validation import validate_spec
+from optikube_operator.core import JobSettings, ObservedTrial, TrialState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 BASE_SPEC: dict[str, Any] = {
     "seed": 7,
+    "data": {"source": {"builtin": "digits"}},
     "objectives": [{"metric": "accuracy", "direction": "maximize"}],
     "training": {"epochs": 9, "learningRate": 0.01, "batchSize": 64},
     "model": {"builtin": {"name": "mlp"}, "params": {"width": 32}},
@@ -29,10 +31,21 @@ BASE_SPEC: dict[str, Any] = {
 }
 
 
-def spec(**tuning: Any) -> dict[str, Any]:
+def spec_dict(**tuning: Any) -> dict[str, Any]:
     result = copy.deepcopy(BASE_SPEC)
     result["tuning"].update(tuning)
     return result
+
+
+def settings_of(raw: dict[str, Any], job_name: str = "optikube") -> JobSettings:
+    """The settings of a camelCase spec, validated as the operator and the CLI validate it."""
+    parsed, errors = validate_spec(raw)
+    assert parsed is not None, errors
+    return JobSettings.from_spec(parsed, job_name)
+
+
+def spec(**tuning: Any) -> JobSettings:
+    return settings_of(spec_dict(**tuning))
 
 
 def trial(
@@ -53,7 +66,7 @@ def trial(
         params=params
         or {"training.learningRate": 0.001 * (number + 1), "model.params.width": 16 * (1 + number % 8)},
         state=state,
-        intermediate={step: {"accuracy": value} for step, value in enumerate(curve or [])},
+        intermediate=dict(enumerate(curve or [])),
         values=final,
         start_time=T0 + started,
     )

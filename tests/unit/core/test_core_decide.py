@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
-from core_fixtures import T0, spec, trial
+from core_fixtures import T0, settings_of, spec, spec_dict, trial
 
 from optikube_operator.core import (
     Action,
     Finish,
+    ObservedPipeline,
     ObservedState,
     PipelineState,
     StartPipeline,
     StartTrial,
+    StopPipeline,
     StopTrial,
     TrialState,
     decide,
@@ -170,19 +173,54 @@ def test_grid_search_is_exhausted() -> None:
 
 def test_pipeline_outcomes_finish_the_job() -> None:
     trials = (trial(0, S.SUCCEEDED, 0.9), trial(1, S.RUNNING))
-    running = ObservedState(trials=trials, pipeline=PipelineState.RUNNING, start_time=T0)
+    running = ObservedState(
+        trials=trials, pipeline=ObservedPipeline(state=PipelineState.RUNNING), start_time=T0
+    )
     assert decide(spec(), running, T0) == [StopTrial(1, StopReason.JOB_FINISHED)]
-    ok = ObservedState(trials=trials[:1], pipeline=PipelineState.SUCCEEDED, start_time=T0)
+    ok = ObservedState(
+        trials=trials[:1], pipeline=ObservedPipeline(state=PipelineState.SUCCEEDED), start_time=T0
+    )
     assert decide(spec(), ok, T0) == [Finish(FinishReason.SUCCEEDED, succeeded=True)]
-    bad = ObservedState(trials=trials[:1], pipeline=PipelineState.FAILED, pipeline_message="oom")
+    bad = ObservedState(
+        trials=trials[:1], pipeline=ObservedPipeline(state=PipelineState.FAILED, message="oom")
+    )
     (finish,) = decide(spec(), bad, T0)
     assert isinstance(finish, Finish) and finish.reason is FinishReason.PIPELINE_FAILED
     assert finish.message == "oom"
 
 
 def test_no_search_space_runs_the_pipeline_directly() -> None:
-    plain = spec()
+    plain = spec_dict()
     del plain["tuning"]
-    assert decide(plain, ObservedState(start_time=T0), T0) == [
+    assert decide(settings_of(plain), ObservedState(start_time=T0), T0) == [
         StartPipeline(params={}, trial_number=None, search_ended=FinishReason.NO_SEARCH)
     ]
+
+
+def test_suspend_stops_running_trials_as_suspended_and_starts_nothing() -> None:
+    suspended = replace(spec(), suspend=True)
+    observed = ObservedState(trials=(trial(0, S.SUCCEEDED, 0.9), trial(1, S.RUNNING)), start_time=T0)
+    assert decide(suspended, observed, T0) == [StopTrial(1, StopReason.SUSPENDED)]
+    assert StopReason.SUSPENDED.trial_state is S.SUSPENDED
+    pipeline = ObservedState(
+        trials=observed.trials[:1], pipeline=ObservedPipeline(state=PipelineState.RUNNING)
+    )
+    assert decide(suspended, pipeline, T0) == [StopPipeline()]
+
+
+def test_resuming_runs_suspended_trials_again_before_new_ones_with_the_same_params() -> None:
+    paused = trial(1, S.SUSPENDED)
+    observed = ObservedState(trials=(trial(0, S.SUCCEEDED, 0.9), paused), start_time=T0)
+    actions = decide(spec(), observed, T0)
+    starts = _starts(actions)
+    assert [s.number for s in starts] == [1, 2]  # trial 1 again, then one new trial (parallelTrials 2)
+    assert starts[0].params == paused.params
+    pipeline = ObservedPipeline(state=PipelineState.SUSPENDED, params={"a.b": 1}, trial_number=0)
+    resumed = decide(spec(), ObservedState(trials=observed.trials[:1], pipeline=pipeline), T0)
+    assert resumed == [StartPipeline(params={"a.b": 1}, trial_number=0, search_ended=FinishReason.NO_SEARCH)]
+
+
+def test_a_suspended_trial_keeps_the_search_open_even_at_max_trials() -> None:
+    trials = (*(trial(n, S.SUCCEEDED, 0.5) for n in range(5)), trial(5, S.SUSPENDED))
+    actions = decide(spec(), ObservedState(trials=trials, start_time=T0), T0)
+    assert [a.number for a in _starts(actions)] == [5]

@@ -1,21 +1,45 @@
-"""The orchestration core: pure decisions from (spec, observed state, now) to actions.
+"""The orchestration core: pure functions from (settings, observed state, now) to actions, and
+the shared rules of what a run's events and exit mean.
 
-Nothing here touches Kubernetes, processes, sockets or the clock; backends (Kubernetes and
+Nothing here touches Kubernetes, processes, sockets or the clock; executors (Kubernetes and
 local) observe the world, call :func:`decide`, and carry out the actions it returns.
 """
 
-from optikube_operator.core.actions import Action, Finish, StartPipeline, StartTrial, StopTrial
+from optikube_operator.core.actions import (
+    Action,
+    Finish,
+    FinishReason,
+    StartPipeline,
+    StartTrial,
+    StopPipeline,
+    StopReason,
+    StopTrial,
+)
 from optikube_operator.core.decide import decide, should_prune
-from optikube_operator.core.observed import ObservedState, ObservedTrial, PipelineState, TrialState
+from optikube_operator.core.observed import (
+    ObservedPipeline,
+    ObservedStage,
+    ObservedState,
+    ObservedTrial,
+    PipelineState,
+    TrialState,
+)
+from optikube_operator.core.settings import JobSettings
 
 __all__ = [
     "Action",
     "Finish",
+    "FinishReason",
+    "JobSettings",
+    "ObservedPipeline",
+    "ObservedStage",
     "ObservedState",
     "ObservedTrial",
     "PipelineState",
     "StartPipeline",
     "StartTrial",
+    "StopPipeline",
+    "StopReason",
     "StopTrial",
     "TrialState",
     "decide",

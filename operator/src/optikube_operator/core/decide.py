@@ -1,10 +1,9 @@
-"""The decision function: (spec, observed state, now) -> actions. Pure and deterministic."""
+"""The decision function: (settings, observed state, now) -> actions. Pure and deterministic."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from optikube_operator.core.actions import (
     Action,
@@ -12,41 +11,53 @@ from optikube_operator.core.actions import (
     FinishReason,
     StartPipeline,
     StartTrial,
+    StopPipeline,
     StopReason,
     StopTrial,
 )
 from optikube_operator.core.observed import ObservedState, ObservedTrial, PipelineState, TrialState
 from optikube_operator.core.selection import goal_reached, select
-from optikube_operator.core.settings import TuningSettings, read_settings
+from optikube_operator.core.settings import JobSettings
 from optikube_operator.core.study import should_prune_trial, suggest, unvisited_grid_points
 
 
-def should_prune(spec: Any, observed: ObservedState, trial_number: int, job_name: str = "optikube") -> bool:
+def should_prune(settings: JobSettings, observed: ObservedState, trial_number: int) -> bool:
     """The reply to a trial's intermediate report: should it stop now?"""
-    settings = read_settings(spec, job_name)
     return should_prune_trial(settings, observed.trials, trial_number)
 
 
-def decide(spec: Any, observed: ObservedState, now: datetime, job_name: str = "optikube") -> list[Action]:
+def decide(settings: JobSettings, observed: ObservedState, now: datetime) -> list[Action]:
     """What to do next. Calling it twice on the same state gives the same list."""
-    settings = read_settings(spec, job_name)
-    if observed.pipeline is PipelineState.SUCCEEDED:
+    pipeline = observed.pipeline
+    if pipeline.state is PipelineState.SUCCEEDED:
         return [Finish(FinishReason.SUCCEEDED, succeeded=True)]
-    if observed.pipeline is PipelineState.FAILED:
-        return [Finish(FinishReason.PIPELINE_FAILED, succeeded=False, message=observed.pipeline_message)]
-    if observed.pipeline in (PipelineState.PENDING, PipelineState.RUNNING):
+    if pipeline.state is PipelineState.FAILED:
+        return [Finish(FinishReason.PIPELINE_FAILED, succeeded=False, message=pipeline.message)]
+    if settings.suspend:
+        stops: list[Action] = _stop_all(observed.trials, StopReason.SUSPENDED)
+        return [*stops, StopPipeline()] if pipeline.state.active else stops
+    if pipeline.state is PipelineState.SUSPENDED:
+        # resumed: the same pipeline again, from its last finished stage
+        return [
+            StartPipeline(
+                params=dict(pipeline.params),
+                trial_number=pipeline.trial_number,
+                search_ended=FinishReason(pipeline.search_ended or FinishReason.NO_SEARCH),
+            )
+        ]
+    if pipeline.state.active:
         return _stop_all(observed.trials, StopReason.JOB_FINISHED)
     if not settings.search_space:
         return [StartPipeline(params={}, trial_number=None, search_ended=FinishReason.NO_SEARCH)]
 
-    stops: list[Action] = list(_trial_stops(settings, observed, now))
+    stops = list(_trial_stops(settings, observed, now))
     # Judge the rest of the search as if the stops had already happened.
     ending = {stop.number: stop.reason for stop in stops if isinstance(stop, StopTrial)}
     trials = tuple(_as_stopped(trial, ending.get(trial.number)) for trial in observed.trials)
     active = [trial for trial in trials if trial.state.active]
 
     failures = sum(1 for trial in trials if trial.state.failure)
-    if settings.max_failed_trials is not None and failures > settings.max_failed_trials:
+    if failures > settings.max_failed_trials:
         limit = settings.max_failed_trials
         message = f"{failures} trials failed or timed out (spec.tuning.maxFailedTrials: {limit})"
         return [
@@ -57,7 +68,7 @@ def decide(spec: Any, observed: ObservedState, now: datetime, job_name: str = "o
 
     reason = _search_end(settings, observed, trials, now)
     if reason is None:
-        return [*stops, *_new_trials(settings, observed, trials)]
+        return [*stops, *_resumed_trials(settings, trials), *_new_trials(settings, observed, trials)]
     if reason is FinishReason.GOAL_REACHED:
         stops = [*stops, *_stop_all(active, StopReason.JOB_FINISHED)]
     elif active:
@@ -87,17 +98,10 @@ def _stop_all(trials: tuple[ObservedTrial, ...] | list[ObservedTrial], reason: S
 
 
 def _as_stopped(trial: ObservedTrial, reason: StopReason | None) -> ObservedTrial:
-    if reason is None:
-        return trial
-    states = {
-        StopReason.PRUNED: TrialState.PRUNED,
-        StopReason.TIMED_OUT: TrialState.TIMED_OUT,
-        StopReason.JOB_FINISHED: TrialState.STOPPED,
-    }
-    return replace(trial, state=states[reason])
+    return trial if reason is None else replace(trial, state=reason.trial_state)
 
 
-def _trial_stops(settings: TuningSettings, observed: ObservedState, now: datetime) -> list[StopTrial]:
+def _trial_stops(settings: JobSettings, observed: ObservedState, now: datetime) -> list[StopTrial]:
     stops: list[StopTrial] = []
     for trial in observed.trials:
         if not trial.state.active:
@@ -114,30 +118,39 @@ def _trial_stops(settings: TuningSettings, observed: ObservedState, now: datetim
 
 
 def _search_end(
-    settings: TuningSettings, observed: ObservedState, trials: tuple[ObservedTrial, ...], now: datetime
+    settings: JobSettings, observed: ObservedState, trials: tuple[ObservedTrial, ...], now: datetime
 ) -> FinishReason | None:
     if goal_reached(settings, trials) is not None:
         return FinishReason.GOAL_REACHED
     deadline = settings.max_duration
     if deadline is not None and observed.start_time is not None and now - observed.start_time >= deadline:
         return FinishReason.DEADLINE_EXCEEDED
+    if any(trial.state is TrialState.SUSPENDED for trial in trials):
+        return None  # they run again first
     if len(trials) >= settings.max_trials:
         return FinishReason.MAX_TRIALS_REACHED
-    if settings.sampler_type == "grid" and not unvisited_grid_points(settings, trials):
+    if settings.sampler.type == "grid" and not unvisited_grid_points(settings, trials):
         return FinishReason.SEARCH_SPACE_EXHAUSTED
     return None
 
 
+def _resumed_trials(settings: JobSettings, trials: tuple[ObservedTrial, ...]) -> list[Action]:
+    """Suspended trials start again, with their own number and params, before any new one."""
+    room = settings.parallel_trials - sum(1 for trial in trials if trial.state.active)
+    suspended = [trial for trial in trials if trial.state is TrialState.SUSPENDED]
+    return [StartTrial(t.number, dict(t.params), dict(t.sampler_attrs)) for t in suspended[: max(room, 0)]]
+
+
 def _new_trials(
-    settings: TuningSettings, observed: ObservedState, trials: tuple[ObservedTrial, ...]
+    settings: JobSettings, observed: ObservedState, trials: tuple[ObservedTrial, ...]
 ) -> list[Action]:
-    active = sum(1 for trial in trials if trial.state.active)
-    count = min(settings.parallel_trials - active, settings.max_trials - len(trials))
+    busy = sum(1 for trial in trials if trial.state.active or trial.state is TrialState.SUSPENDED)
+    count = min(settings.parallel_trials - busy, settings.max_trials - len(trials))
     actions: list[Action] = []
     known = list(trials)
     number = observed.next_number
     for _ in range(max(count, 0)):
-        if settings.sampler_type == "grid":
+        if settings.sampler.type == "grid":
             points = unvisited_grid_points(settings, known)
             if not points:
                 break

@@ -1,4 +1,5 @@
-"""Pruners, and the per-trial rung records successive halving keeps, rebuilt from reported values.
+"""Optuna pruners (early stopping of unpromising trials), and the rung records successive halving
+keeps on trials, rebuilt from the reported values.
 
 Optuna's successive halving (and Hyperband, a set of successive-halving brackets) writes a
 ``completed_rung_<k>`` system attribute on a trial each time it judges the trial at a rung, and
@@ -9,60 +10,55 @@ trial reported at each step, so they are recomputed instead of stored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import optuna
 
-from optikube_operator.core.settings import TuningSettings
+from optikube_operator.core.settings import JobSettings
 
 PRUNERS = ("none", "median", "percentile", "successiveHalving", "hyperband")
 
 
-def make_pruner(settings: TuningSettings) -> optuna.pruners.BasePruner:
-    knobs: Mapping[str, Any] = settings.pruner
-    kind = settings.pruner_type
-    # Defaults as in optikube_operator.api (the spec normally arrives with them filled in).
-    startup = int(knobs.get("startupTrials", 2))
-    warmup = int(knobs.get("warmupSteps", 1))
-    interval = 1
-    min_resource = int(knobs.get("minResource", 1))
-    reduction = int(knobs.get("reductionFactor", 3))
-    if kind == "none":
-        return optuna.pruners.NopPruner()
-    if kind == "median":
+def make_pruner(settings: JobSettings) -> optuna.pruners.BasePruner:
+    pruner = settings.pruner
+    if pruner.type == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=startup, n_warmup_steps=warmup, interval_steps=interval
+            n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_steps, interval_steps=1
         )
-    if kind == "percentile":
+    if pruner.type == "percentile":
         return optuna.pruners.PercentilePruner(
-            float(knobs.get("percentile", 25.0)),
-            n_startup_trials=startup,
-            n_warmup_steps=warmup,
-            interval_steps=interval,
+            pruner.percentile,
+            n_startup_trials=pruner.startup_trials,
+            n_warmup_steps=pruner.warmup_steps,
+            interval_steps=1,
         )
-    if kind == "successiveHalving":
+    if pruner.type == "successiveHalving":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=min_resource,
-            reduction_factor=reduction,
+            min_resource=pruner.min_resource,
+            reduction_factor=pruner.reduction_factor,
             min_early_stopping_rate=0,
         )
-    if kind == "hyperband":
-        # The resource is the epoch index, so training.epochs bounds it (never "auto", which
-        # would change as trials finish and move trials between brackets).
-        max_resource = int(knobs.get("maxResource") or settings.epochs)
+    if pruner.type == "hyperband":
+        # The resource is the step (epoch, counted on across folds), so a full trial bounds it
+        # (never "auto", which would change as trials finish and move trials between brackets).
+        max_resource = pruner.max_resource or settings.steps_per_trial
         return optuna.pruners.HyperbandPruner(
-            min_resource=min_resource,
-            max_resource=max(max_resource, min_resource + 1),
-            reduction_factor=reduction,
+            min_resource=pruner.min_resource,
+            max_resource=max(max_resource, pruner.min_resource + 1),
+            reduction_factor=pruner.reduction_factor,
         )
-    raise ValueError(f"spec.tuning.pruner.type: {kind!r} is not one of {', '.join(PRUNERS)}")
+    return optuna.pruners.NopPruner()
 
 
-def _halving_parameters(study: optuna.Study, number: int) -> tuple[int, int, int] | None:
-    """(min_resource, reduction_factor, min_early_stopping_rate) judging trial ``number``, if halving."""
+def halving_parameters(study: optuna.Study, number: int) -> tuple[int, int, int] | None:
+    """(min_resource, reduction_factor, min_early_stopping_rate) of the successive halving that judges
+    trial ``number``, or None when the study's pruner is not successive halving or Hyperband.
+
+    Optuna exposes neither Hyperband's brackets nor successive halving's parameters, so this is the
+    one place that reads its private attributes; tests/unit/core/test_core_pruners.py fails loudly
+    if an Optuna upgrade changes them.
+    """
     pruner = study.pruner
     if isinstance(pruner, optuna.pruners.HyperbandPruner):
-        # Private but stable across Optuna 4 and 5: brackets are built lazily from the resources.
         if not pruner._pruners:
             pruner._try_initialization(study)
         if not pruner._pruners:
@@ -81,7 +77,7 @@ def _halving_parameters(study: optuna.Study, number: int) -> tuple[int, int, int
 
 def rung_attrs(study: optuna.Study, number: int, series: Mapping[int, float]) -> dict[str, float]:
     """The ``completed_rung_<k>`` records successive halving would have written for ``series``."""
-    parameters = _halving_parameters(study, number)
+    parameters = halving_parameters(study, number)
     if parameters is None:
         return {}
     min_resource, reduction, rate = parameters

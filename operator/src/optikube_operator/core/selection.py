@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from optikube_operator.core.observed import ObservedTrial, TrialState
-from optikube_operator.core.settings import Direction, Objective, TuningSettings
+from optikube_operator.core.settings import JobSettings
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Selection:
     constraints_met: bool
 
 
-def _complete(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> list[ObservedTrial]:
+def _complete(settings: JobSettings, trials: Sequence[ObservedTrial]) -> list[ObservedTrial]:
     return [
         trial
         for trial in trials
@@ -34,34 +34,29 @@ def _complete(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> list
     ]
 
 
-def _oriented(objective: Objective, value: float) -> float:
-    """Larger is better after orientation."""
-    return value if objective.direction is Direction.MAXIMIZE else -value
-
-
-def dominates(settings: TuningSettings, a: ObservedTrial, b: ObservedTrial) -> bool:
+def dominates(settings: JobSettings, a: ObservedTrial, b: ObservedTrial) -> bool:
     better_somewhere = False
     for objective in settings.objectives:
-        va = _oriented(objective, a.values[objective.metric])
-        vb = _oriented(objective, b.values[objective.metric])
+        va = objective.oriented(a.values[objective.metric])
+        vb = objective.oriented(b.values[objective.metric])
         if va < vb:
             return False
         better_somewhere = better_somewhere or va > vb
     return better_somewhere
 
 
-def pareto_front(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> list[ObservedTrial]:
+def pareto_front(settings: JobSettings, trials: Sequence[ObservedTrial]) -> list[ObservedTrial]:
     complete = _complete(settings, trials)
     front = [t for t in complete if not any(dominates(settings, other, t) for other in complete)]
     return sorted(front, key=lambda trial: trial.number)
 
 
-def _ranking_key(settings: TuningSettings, trial: ObservedTrial) -> tuple[float, ...]:
-    keys = [-_oriented(o, trial.values[o.metric]) for o in settings.objectives]
+def _ranking_key(settings: JobSettings, trial: ObservedTrial) -> tuple[float, ...]:
+    keys = [-o.oriented(trial.values[o.metric]) for o in settings.objectives]
     return (*keys, float(trial.number))
 
 
-def select(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> Selection | None:
+def select(settings: JobSettings, trials: Sequence[ObservedTrial]) -> Selection | None:
     complete = _complete(settings, trials)
     if not complete:
         return None
@@ -72,16 +67,16 @@ def select(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> Selecti
     return Selection(trial=best, constraints_met=constraints_met)
 
 
-def best_trial(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:
+def best_trial(settings: JobSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:
     """The best trial by the primary objective alone (ties: lowest number)."""
     complete = _complete(settings, trials)
     if not complete:
         return None
     primary = settings.primary
-    return min(complete, key=lambda t: (-_oriented(primary, t.values[primary.metric]), t.number))
+    return min(complete, key=lambda t: (-primary.oriented(t.values[primary.metric]), t.number))
 
 
-def goal_reached(settings: TuningSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:
+def goal_reached(settings: JobSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:
     if settings.goal is None:
         return None
     goal = settings.goal

@@ -1,4 +1,4 @@
-"""Optuna study management: samplers, pruners and a study rebuilt from recorded trials.
+"""Optuna study management: samplers and a study rebuilt from recorded trials.
 
 The study is never the source of truth. It is rebuilt in memory from the observed trials each
 time the core needs it (cheap: a few milliseconds at 500 trials), so a restarted operator or CLI
@@ -8,6 +8,8 @@ continues the same search. Two things make this deterministic and restart-safe:
   trial k depend only on the trials recorded before it, not on how many times anybody asked;
 * the system attributes a sampler writes while suggesting (CMA-ES's optimizer state, NSGA-II's
   generation) are returned with the suggestion, recorded with the trial, and put back on rebuild.
+
+Only Optuna's public API is used here (`create_trial`, `add_trials`, `ask`, `get_trials`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
+from optikube_operator.api.tuning import DEFAULT_NSGA2_POPULATION, Parameter
 from optikube_operator.core.observed import ObservedTrial, TrialState
-from optikube_operator.core.pruning import make_pruner, rung_attrs
-from optikube_operator.core.settings import Direction, Param, TuningSettings
+from optikube_operator.core.pruners import make_pruner, rung_attrs
+from optikube_operator.core.settings import JobSettings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -49,8 +52,8 @@ class Suggestion:
     sampler_attrs: dict[str, Any]
 
 
-def distribution(param: Param) -> BaseDistribution:
-    path = f'spec.tuning.searchSpace["{param.name}"]'
+def distribution(name: str, param: Parameter) -> BaseDistribution:
+    path = f'spec.tuning.searchSpace["{name}"]'
     if param.type == "categorical":
         if not param.choices:
             raise TuningError(f"{path}.choices: a categorical parameter needs choices")
@@ -60,31 +63,46 @@ def distribution(param: Param) -> BaseDistribution:
     if param.type == "int":
         step = 1 if param.step is None else int(param.step)
         return IntDistribution(int(param.low), int(param.high), log=param.log, step=step)
-    if param.type == "float":
-        return FloatDistribution(float(param.low), float(param.high), log=param.log, step=param.step)
-    raise TuningError(f"{path}.type: {param.type!r} is not one of float, int, categorical")
+    return FloatDistribution(float(param.low), float(param.high), log=param.log, step=param.step)
 
 
-def distributions(settings: TuningSettings) -> dict[str, BaseDistribution]:
-    return {param.name: distribution(param) for param in settings.search_space}
+def distributions(settings: JobSettings) -> dict[str, BaseDistribution]:
+    return {name: distribution(name, param) for name, param in settings.search_space.items()}
+
+
+def in_space(param: Parameter, value: Any) -> bool:
+    """Whether ``value`` is one the dimension can produce (a trial recorded under another space may not)."""
+    if param.type == "categorical":
+        return any(type(value) is type(choice) and value == choice for choice in param.choices or [])
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if param.type == "int" and not float(value).is_integer():
+        return False
+    low, high = param.low, param.high
+    if low is None or high is None or not low <= value <= high:
+        return False
+    if param.step is not None:
+        ratio = (value - low) / param.step
+        return abs(ratio - round(ratio)) < 1e-8
+    return True
 
 
 def trial_seed(seed: int, number: int) -> int:
     return (seed * 1_000_003 + number * 7919 + 17) % (2**32)
 
 
-def make_sampler(settings: TuningSettings, number: int) -> optuna.samplers.BaseSampler:
-    kind = settings.sampler_type
+def make_sampler(settings: JobSettings, number: int) -> optuna.samplers.BaseSampler:
+    sampler = settings.sampler
     seed = trial_seed(settings.sampler_seed, number)
-    startup = int(settings.sampler.get("startupTrials") or 10)
-    if kind == "random":
+    startup = sampler.effective_startup_trials()
+    if sampler.type == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "tpe":
+    if sampler.type == "tpe":
         # constant_liar keeps parallel trials apart; multivariate models parameter interactions.
         return optuna.samplers.TPESampler(
             seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True
         )
-    if kind == "gp":
+    if sampler.type == "gp":
         try:
             import torch  # noqa: F401  (Optuna's GP sampler is written in torch)
         except ImportError as error:
@@ -93,37 +111,25 @@ def make_sampler(settings: TuningSettings, number: int) -> optuna.samplers.BaseS
                 "(install optikube[trainer]); use tpe otherwise"
             ) from error
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-    if kind == "cmaes":
-        population = settings.sampler.get("populationSize")
+    if sampler.type == "cmaes":
         return optuna.samplers.CmaEsSampler(
-            seed=seed,
-            popsize=None if population is None else int(population),
-            warn_independent_sampling=False,
+            seed=seed, popsize=sampler.population_size, warn_independent_sampling=False
         )
-    if kind == "nsga2":
-        population = int(settings.sampler.get("populationSize") or 8)
+    if sampler.type == "nsga2":
+        population = sampler.population_size or DEFAULT_NSGA2_POPULATION
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
-    if kind == "grid":
-        raise TuningError("grid suggestions come from grid_points, not from a sampler")
-    raise TuningError(f"spec.tuning.sampler.type: {kind!r} is not one of {', '.join(SAMPLERS)}")
+    raise TuningError("grid suggestions come from grid_points, not from a sampler")
 
 
-def _objective_values(settings: TuningSettings, trial: ObservedTrial) -> list[float] | None:
+def _objective_values(settings: JobSettings, trial: ObservedTrial) -> list[float] | None:
     values = [trial.values.get(objective.metric) for objective in settings.objectives]
     if any(value is None or not math.isfinite(float(value)) for value in values):
         return None
     return [float(value) for value in values if value is not None]
 
 
-def _primary_series(settings: TuningSettings, trial: ObservedTrial) -> dict[int, float]:
-    metric = settings.primary.metric
-    return {
-        int(step): float(values[metric]) for step, values in trial.intermediate.items() if metric in values
-    }
-
-
 def _frozen(
-    settings: TuningSettings,
+    settings: JobSettings,
     trial: ObservedTrial,
     dists: Mapping[str, BaseDistribution],
     *,
@@ -132,20 +138,18 @@ def _frozen(
 ) -> FrozenTrial:
     params = dict(trial.params)
     usable = set(params) == set(dists) and all(
-        dists[name]._contains(dists[name].to_internal_repr(value)) for name, value in params.items()
+        in_space(settings.search_space[name], value) for name, value in params.items()
     )
     if not usable:
         # Recorded under another search space: keep its number (Hyperband brackets and grid
         # bookkeeping depend on dense numbers) but let it inform nothing.
         return optuna.trial.create_trial(state=OptunaState.FAIL)
-    intermediate = _primary_series(settings, trial)
-    attrs = {**trial.sampler_attrs, **extra_attrs}
     values = _objective_values(settings, trial)
     common: dict[str, Any] = {
         "params": params,
         "distributions": dict(dists),
-        "intermediate_values": intermediate,
-        "system_attrs": attrs,
+        "intermediate_values": dict(trial.intermediate),
+        "system_attrs": {**trial.sampler_attrs, **extra_attrs},
     }
     if trial.state is TrialState.SUCCEEDED and values is not None:
         return optuna.trial.create_trial(
@@ -153,13 +157,14 @@ def _frozen(
         )
     if trial.state in (TrialState.PRUNED, TrialState.STOPPED):
         return optuna.trial.create_trial(state=OptunaState.PRUNED, **common)
-    if trial.state.active:
+    if trial.state.active or trial.state is TrialState.SUSPENDED:
+        # a suspended trial runs again with these params: the sampler must keep away from them
         return optuna.trial.create_trial(state=OptunaState.RUNNING, **common)
     return optuna.trial.create_trial(state=OptunaState.FAIL, **common)
 
 
 def build_study(
-    settings: TuningSettings,
+    settings: JobSettings,
     trials: Iterable[ObservedTrial],
     *,
     sampler: optuna.samplers.BaseSampler | None = None,
@@ -175,56 +180,55 @@ def build_study(
         sampler=sampler or optuna.samplers.RandomSampler(seed=settings.sampler_seed),
         pruner=pruner,
         study_name=settings.job_name,
-        directions=[objective.direction.value for objective in directions],
+        directions=[objective.direction for objective in directions],
     )
     ordered = sorted(trials, key=lambda trial: trial.number)
     frozen: list[FrozenTrial] = []
     for trial in ordered:
         while len(frozen) < trial.number:  # a hole in the numbering: keep numbers aligned
             frozen.append(optuna.trial.create_trial(state=OptunaState.FAIL))
-        rungs = _rungs(settings, study, trial, judged) if for_pruning else {}
+        rungs = _rungs(study, trial, judged) if for_pruning else {}
         frozen.append(_frozen(settings, trial, dists, single_objective=for_pruning, extra_attrs=rungs))
     study.add_trials(frozen)
     return study
 
 
-def _rungs(
-    settings: TuningSettings, study: optuna.Study, trial: ObservedTrial, judged: int | None
-) -> dict[str, float]:
+def _rungs(study: optuna.Study, trial: ObservedTrial, judged: int | None) -> dict[str, float]:
     """The rung records successive halving and Hyperband keep on trials, rebuilt from reports."""
-    series = _primary_series(settings, trial)
+    series = dict(trial.intermediate)
     # The newest step of the trial being judged is judged live by the pruner, not restored.
     if trial.number == judged and series:
         series = {step: value for step, value in series.items() if step < max(series)}
     return rung_attrs(study, trial.number, series) if series else {}
 
 
-def suggest(settings: TuningSettings, trials: Sequence[ObservedTrial], number: int) -> Suggestion:
+def suggest(settings: JobSettings, trials: Sequence[ObservedTrial], number: int) -> Suggestion:
     """The params for trial ``number``, given every recorded trial (new ones included)."""
     sampler = make_sampler(settings, number)
     study = build_study(settings, trials, sampler=sampler)
-    if len(study._storage.get_all_trials(study._study_id, deepcopy=False)) != number:
+    if len(study.get_trials(deepcopy=False)) != number:
         raise ValueError(f"trial numbers are not dense: cannot suggest trial {number}")
     trial = study.ask(distributions(settings))
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = study.get_trials(deepcopy=False)[trial.number]
     return Suggestion(params=dict(frozen.params), sampler_attrs=dict(frozen.system_attrs))
 
 
-def grid_points(settings: TuningSettings) -> list[dict[str, Any]]:
+def grid_points(settings: JobSettings) -> list[dict[str, Any]]:
     """Every grid point, in an order shuffled by the seed (so a truncated grid is a fair sample)."""
     axes: list[list[Any]] = []
-    for param in settings.search_space:
-        path = f'spec.tuning.searchSpace["{param.name}"]'
+    for name, param in settings.search_space.items():
         if param.type == "categorical":
-            axes.append(list(param.choices))
+            axes.append(list(param.choices or []))
         elif param.type == "int" and param.low is not None and param.high is not None:
             axes.append(list(range(int(param.low), int(param.high) + 1, int(param.step or 1))))
         elif param.type == "float" and param.step and param.low is not None and param.high is not None:
             count = math.floor((param.high - param.low) / param.step + 1e-9) + 1
             axes.append([round(param.low + i * param.step, 12) for i in range(count)])
         else:
-            raise TuningError(f"{path}: grid search needs choices, an int range or a float step")
-    names = [param.name for param in settings.search_space]
+            raise TuningError(
+                f'spec.tuning.searchSpace["{name}"]: grid search needs choices, an int range or a float step'
+            )
+    names = list(settings.search_space)
     points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
     random.Random(settings.sampler_seed).shuffle(points)
     return points
@@ -234,21 +238,28 @@ def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
-def unvisited_grid_points(settings: TuningSettings, trials: Iterable[ObservedTrial]) -> list[dict[str, Any]]:
+def unvisited_grid_points(settings: JobSettings, trials: Iterable[ObservedTrial]) -> list[dict[str, Any]]:
     seen = {_key(trial.params) for trial in trials}
     return [point for point in grid_points(settings) if _key(point) not in seen]
 
 
-def should_prune_trial(settings: TuningSettings, trials: Sequence[ObservedTrial], number: int) -> bool:
-    if settings.pruner_type == "none":
+def should_prune_trial(settings: JobSettings, trials: Sequence[ObservedTrial], number: int) -> bool:
+    if settings.pruner.type == "none":
         return False
     target = next((trial for trial in trials if trial.number == number), None)
-    if target is None or not target.state.active or not _primary_series(settings, target):
+    if target is None or not target.state.active or not target.intermediate:
         return False
     study = build_study(settings, trials, for_pruning=True, judged=number)
-    frozen = study._storage.get_all_trials(study._study_id, deepcopy=False)[number]
+    frozen = study.get_trials(deepcopy=False)[number]
     return bool(study.pruner.prune(study, frozen))
 
 
-def direction_sign(direction: Direction) -> float:
-    return 1.0 if direction is Direction.MAXIMIZE else -1.0
+def preflight(settings: JobSettings) -> None:
+    """Raise TuningError for search settings the core cannot use, before anything starts."""
+    if not settings.search_space:
+        return
+    distributions(settings)
+    if settings.sampler.type == "grid":
+        grid_points(settings)
+    else:
+        make_sampler(settings, 0)

@@ -1,0 +1,143 @@
+"""Recording what runs report (Contract 3 events) and how they end (exit codes, results files).
+
+Pure functions from a recorded trial or pipeline and one observation to the new record: both
+executors call them (the local CLI on its state file, the operator on OptimizationTrial status),
+so a trial means the same thing wherever it ran. A record that is no longer active never changes:
+late or replayed events of a finished trial are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from optikube_operator.api.events import (
+    AnyEvent,
+    FailedEvent,
+    FinalEvent,
+    IntermediateEvent,
+    PrunedEvent,
+    StageEvent,
+)
+from optikube_operator.api.trial import MAX_INTERMEDIATE_VALUES
+from optikube_operator.core.observed import (
+    ObservedPipeline,
+    ObservedStage,
+    ObservedTrial,
+    PipelineState,
+    TrialState,
+)
+
+MAX_MESSAGE = 1000
+MAX_STAGES = 32
+
+
+def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        str(k): float(v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def values_from_results(results: Mapping[str, Any]) -> dict[str, float]:
+    """Objective values (Contract 3 names) from a Contract 4 results document.
+
+    Used when a run exited cleanly but its final push was lost: the trainer also writes its
+    results to <outputDir>/results.json.
+    """
+    if isinstance(results.get("values"), Mapping):
+        return _numbers(results["values"])
+    block = results.get("optimized") or results.get("baseline") or results
+    if not isinstance(block, Mapping):
+        return {}
+    values: dict[str, float] = {}
+    metrics = block.get("metrics")
+    if isinstance(metrics, Mapping):
+        values.update(_numbers(metrics))
+    values.update(_numbers({name: block.get(name) for name in ("sizeBytes", "parameters", "macs")}))
+    latency = block.get("latencyMs")
+    if isinstance(latency, Mapping):
+        values.update(
+            _numbers({"latencyMs": latency.get("batch1P50"), "latencyMsBatch32": latency.get("batch32P50")})
+        )
+    return values
+
+
+def _with_step(series: Mapping[int, float], step: int, value: float) -> dict[int, float]:
+    updated = {**series, step: value}
+    if len(updated) > MAX_INTERMEDIATE_VALUES:  # only without a pruner (validation bounds the rest)
+        updated = dict(sorted(updated.items())[-MAX_INTERMEDIATE_VALUES:])
+    return updated
+
+
+def record_trial_event(trial: ObservedTrial, event: AnyEvent, primary: str, now: datetime) -> ObservedTrial:
+    """``trial`` after ``event``; ``primary`` is the metric whose series the pruner reads."""
+    if not trial.state.active:
+        return trial  # late events of a stopped trial change nothing
+    if isinstance(event, IntermediateEvent):
+        values = _numbers(event.values)
+        series = trial.intermediate
+        if primary in values:
+            series = _with_step(series, event.step, values[primary])
+        return replace(
+            trial,
+            state=TrialState.RUNNING,
+            intermediate=series,
+            latest_values=values,
+            latest_step=event.step,
+            start_time=trial.start_time or now,
+        )
+    if isinstance(event, FinalEvent):
+        return replace(trial, state=TrialState.SUCCEEDED, values=_numbers(event.values), end_time=now)
+    if isinstance(event, PrunedEvent):
+        return replace(trial, state=TrialState.PRUNED, end_time=now, message="stopped by the pruner")
+    if isinstance(event, FailedEvent):
+        return replace(trial, state=TrialState.FAILED, message=event.message[-MAX_MESSAGE:], end_time=now)
+    return trial
+
+
+def record_trial_exit(
+    trial: ObservedTrial, exit_code: int, results: Mapping[str, Any] | None, now: datetime, reason: str = ""
+) -> ObservedTrial:
+    """``trial`` after its run ended with ``exit_code``; ``results`` is its results file, if any."""
+    if not trial.state.active:
+        return trial
+    values = values_from_results(results) if results else {}
+    if exit_code == 0 and values:
+        return replace(trial, state=TrialState.SUCCEEDED, values=values, end_time=now)
+    if exit_code == 0:
+        message = "the trainer exited without reporting results"
+    else:
+        message = (
+            trial.message or f"the trainer exited with code {exit_code}{f' ({reason})' if reason else ''}"
+        )
+    return replace(trial, state=TrialState.FAILED, message=message[-MAX_MESSAGE:], end_time=now)
+
+
+def record_pipeline_event(pipeline: ObservedPipeline, event: AnyEvent, now: datetime) -> ObservedPipeline:
+    if not pipeline.state.active:
+        return pipeline
+    pipeline = replace(pipeline, state=PipelineState.RUNNING, start_time=pipeline.start_time or now)
+    if isinstance(event, StageEvent):
+        stage = ObservedStage(event.stage, event.status, event.duration_seconds)
+        return replace(pipeline, stages=(*pipeline.stages, stage)[-MAX_STAGES:])
+    if isinstance(event, FinalEvent):
+        # the run still has to exit: the record turns Succeeded on its exit (or its Job's success)
+        return replace(pipeline, values=_numbers(event.values), results=dict(event.results))
+    if isinstance(event, FailedEvent):
+        return replace(pipeline, message=event.message[-MAX_MESSAGE:])
+    return pipeline
+
+
+def record_pipeline_exit(
+    pipeline: ObservedPipeline, exit_code: int, now: datetime, results: Mapping[str, Any] | None = None
+) -> ObservedPipeline:
+    if not pipeline.state.active:
+        return pipeline
+    if exit_code == 0:
+        found = dict(results) if results and not pipeline.results else dict(pipeline.results)
+        values = dict(pipeline.values) or (values_from_results(found) if found else {})
+        return replace(pipeline, state=PipelineState.SUCCEEDED, results=found, values=values, end_time=now)
+    message = pipeline.message or f"the pipeline exited with code {exit_code}"
+    return replace(pipeline, state=PipelineState.FAILED, message=message, end_time=now)

@@ -1,0 +1,97 @@
+"""The durable form of what the core observes: trials as OptimizationTrial status, the pipeline as
+OptimizationJob `status.pipeline`.
+
+Both executors store these API shapes (the operator in the cluster's objects, local mode in its
+state file), so a record written by one reads the same in the other and survives a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from optikube_operator.api.status import PipelineStatus, StageRecord
+from optikube_operator.api.trial import IntermediateValue, OptimizationTrialStatus
+from optikube_operator.core.observed import (
+    ObservedPipeline,
+    ObservedStage,
+    ObservedTrial,
+    PipelineState,
+    TrialState,
+)
+
+
+def trial_status(trial: ObservedTrial) -> OptimizationTrialStatus:
+    return OptimizationTrialStatus(
+        phase=trial.state.value,
+        attempts=trial.attempts,
+        sampler_attributes=dict(trial.sampler_attrs),
+        intermediate_values=[
+            IntermediateValue(step=step, value=value) for step, value in sorted(trial.intermediate.items())
+        ],
+        latest_step=trial.latest_step,
+        latest_values=dict(trial.latest_values),
+        final_values=dict(trial.values),
+        start_time=trial.start_time,
+        completion_time=trial.end_time,
+        message=trial.message or None,
+    )
+
+
+def observed_trial(
+    number: int, params: Mapping[str, Any], status: OptimizationTrialStatus | None
+) -> ObservedTrial:
+    status = status or OptimizationTrialStatus()
+    return ObservedTrial(
+        number=number,
+        params=dict(params),
+        state=TrialState(status.phase),
+        intermediate={point.step: point.value for point in status.intermediate_values},
+        latest_values=dict(status.latest_values),
+        latest_step=status.latest_step,
+        values=dict(status.final_values),
+        start_time=status.start_time,
+        end_time=status.completion_time,
+        message=status.message or "",
+        sampler_attrs=dict(status.sampler_attributes),
+        attempts=status.attempts,
+    )
+
+
+def pipeline_status(pipeline: ObservedPipeline) -> PipelineStatus:
+    return PipelineStatus(
+        phase=pipeline.state.value,
+        trial_number=pipeline.trial_number,
+        params=dict(pipeline.params),
+        search_ended=pipeline.search_ended or None,
+        stages=[
+            StageRecord(name=s.name, status=s.status, duration_seconds=s.duration_seconds)  # type: ignore[arg-type]
+            for s in pipeline.stages
+        ],
+        attempts=pipeline.attempts,
+        final_values=dict(pipeline.values),
+        start_time=pipeline.start_time,
+        completion_time=pipeline.end_time,
+        message=pipeline.message or None,
+    )
+
+
+def observed_pipeline(
+    status: PipelineStatus | None, results: Mapping[str, Any] | None = None
+) -> ObservedPipeline:
+    """The pipeline from its status; ``results`` is its results document where the executor keeps it."""
+    if status is None:
+        return ObservedPipeline()
+    return ObservedPipeline(
+        state=PipelineState(status.phase),
+        params=dict(status.params),
+        trial_number=status.trial_number,
+        search_ended=status.search_ended or "",
+        stages=tuple(ObservedStage(s.name, s.status, s.duration_seconds) for s in status.stages),
+        start_time=status.start_time,
+        end_time=status.completion_time,
+        message=status.message or "",
+        attempts=status.attempts,
+        values=dict(status.final_values),
+        results=dict(results or {}),
+    )

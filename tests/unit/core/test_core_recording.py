@@ -1,0 +1,94 @@
+"""Recording what runs report and how they end: the same rules for both executors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from optikube_operator.api.events import parse_event
+from optikube_operator.core import ObservedPipeline, ObservedTrial, PipelineState, TrialState
+from optikube_operator.core.recording import (
+    record_pipeline_event,
+    record_pipeline_exit,
+    record_trial_event,
+    record_trial_exit,
+    values_from_results,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+RESULTS = {
+    "optimized": {
+        "metrics": {"accuracy": 0.95, "f1": 0.94},
+        "parameters": 1200,
+        "sizeBytes": 5000,
+        "latencyMs": {"batch1P50": 0.2, "batch32P50": 1.5},
+    }
+}
+
+
+def running(number: int = 0) -> ObservedTrial:
+    return ObservedTrial(number=number, params={}, state=TrialState.RUNNING, start_time=NOW)
+
+
+def test_values_come_from_contract_4_results_when_the_final_push_was_lost() -> None:
+    assert values_from_results(RESULTS) == {
+        "accuracy": 0.95,
+        "f1": 0.94,
+        "parameters": 1200.0,
+        "sizeBytes": 5000.0,
+        "latencyMs": 0.2,
+        "latencyMsBatch32": 1.5,
+    }
+    trial = record_trial_exit(running(), 0, RESULTS, NOW)
+    assert trial.state is TrialState.SUCCEEDED and trial.values["accuracy"] == 0.95
+
+
+def test_intermediate_events_keep_the_primary_series_and_the_latest_values() -> None:
+    trial = running(1)
+    for step, accuracy in enumerate((0.5, 0.6)):
+        event = parse_event(
+            {
+                "type": "intermediate",
+                "trial": 1,
+                "epoch": step,
+                "step": step,
+                "values": {"accuracy": accuracy, "valLoss": 1.0 - accuracy},
+            }
+        )
+        trial = record_trial_event(trial, event, "accuracy", NOW)
+    assert trial.intermediate == {0: 0.5, 1: 0.6}
+    assert trial.latest_step == 1 and trial.latest_values == {"accuracy": 0.6, "valLoss": 0.4}
+
+
+def test_a_finished_trial_ignores_late_and_replayed_events() -> None:
+    trial = record_trial_event(running(1), parse_event({"type": "pruned", "trial": 1, "epoch": 2}), "a", NOW)
+    assert trial.state is TrialState.PRUNED
+    final = parse_event({"type": "final", "trial": 1, "values": {"accuracy": 0.9}})
+    assert record_trial_event(trial, final, "accuracy", NOW) == trial
+    assert record_trial_exit(trial, 1, None, NOW) == trial
+
+
+def test_a_crash_or_a_silent_clean_exit_fails_the_trial() -> None:
+    crashed = record_trial_exit(running(2), 137, None, NOW, reason="OOMKilled")
+    assert crashed.state is TrialState.FAILED and crashed.message.endswith("code 137 (OOMKilled)")
+    silent = record_trial_exit(running(3), 0, None, NOW)
+    assert silent.state is TrialState.FAILED and "without reporting results" in silent.message
+    reported = record_trial_event(
+        running(4), parse_event({"type": "failed", "trial": 4, "message": "ValueError: boom"}), "a", NOW
+    )
+    assert record_trial_exit(reported, 1, None, NOW).message == "ValueError: boom"
+
+
+def test_the_pipeline_records_stages_and_succeeds_only_when_its_run_exits_cleanly() -> None:
+    pipeline = ObservedPipeline(state=PipelineState.PENDING)
+    stage = parse_event(
+        {"type": "stage", "trial": None, "stage": "pruning", "status": "completed", "durationSeconds": 2.0}
+    )
+    pipeline = record_pipeline_event(pipeline, stage, NOW)
+    assert pipeline.state is PipelineState.RUNNING and pipeline.stage == "pruning"
+    final = parse_event({"type": "final", "trial": None, "values": {"accuracy": 0.9}, "results": RESULTS})
+    pipeline = record_pipeline_event(pipeline, final, NOW)
+    assert pipeline.state is PipelineState.RUNNING and pipeline.values == {"accuracy": 0.9}
+    done = record_pipeline_exit(pipeline, 0, NOW)
+    assert done.state is PipelineState.SUCCEEDED and done.results == RESULTS
+    failed = record_pipeline_exit(ObservedPipeline(state=PipelineState.RUNNING), 3, NOW)
+    assert failed.state is PipelineState.FAILED and "code 3" in failed.message

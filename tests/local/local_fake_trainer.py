@@ -66,7 +66,7 @@ def main() -> int:
                 post({"type": "pruned", "trial": number, "epoch": epoch, "values": {"accuracy": accuracy}})
                 return 0
         else:
-            post({"type": "stage", "trial": None, "stage": "train", "status": "running", "summary": {}})
+            post({"type": "stage", "trial": None, "stage": "train", "status": "started", "summary": {}})
     block = {
         "metrics": {"accuracy": accuracy},
         "parameters": 1000,

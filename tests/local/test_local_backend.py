@@ -14,6 +14,7 @@ import pytest
 from optuna.storages.journal import JournalFileBackend
 
 from optikube_operator.api import load_job
+from optikube_operator.core import PipelineState, TrialState
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
 from optikube_operator.local.outputs import write_outputs
 from optikube_operator.local.state import RunState
@@ -71,12 +72,12 @@ def test_a_job_runs_its_trials_then_the_pipeline(tmp_path: Path) -> None:
     state = asyncio.run(backend.run())
     assert state.finished["reason"] == "Succeeded", state.finished
     assert sorted(state.trials) == list(range(4))
-    assert all(t.state in ("Succeeded", "Pruned") for t in state.trials.values())
-    results = write_outputs(
-        backend.spec, state, tmp_path, report=False
-    )  # the slow CLI test checks the report
+    assert all(t.record.state in (TrialState.SUCCEEDED, TrialState.PRUNED) for t in state.trials.values())
+    results = write_outputs(backend.settings, state, tmp_path, report=False)  # the CLI test checks the report
     best = results["bestTrial"]
-    assert best["values"]["accuracy"] == max(t.values.get("accuracy", 0) for t in state.trials.values())
+    assert best["values"]["accuracy"] == max(
+        t.record.values.get("accuracy", 0) for t in state.trials.values()
+    )
     # The pipeline trained with the chosen trial's learning rate, and its model was exported.
     assert json.loads((tmp_path / "model" / "weights.txt").read_text())["learningRate"] == pytest.approx(
         best["params"]["training.learningRate"]
@@ -93,7 +94,7 @@ def test_a_job_runs_its_trials_then_the_pipeline(tmp_path: Path) -> None:
 def test_a_crashed_trial_fails_with_its_log_and_the_search_goes_on(tmp_path: Path) -> None:
     state = asyncio.run(_backend(tmp_path, FAKE_TRAINER_CRASH="1").run())
     crashed = state.trials[1]
-    assert crashed.state == "Failed" and "crashed on purpose" in crashed.log_tail
+    assert crashed.record.state is TrialState.FAILED and "crashed on purpose" in crashed.log_tail
     assert state.finished["reason"] == "Succeeded"  # one failure is within maxFailedTrials: 1
     assert len(state.trials) == 4
 
@@ -101,14 +102,14 @@ def test_a_crashed_trial_fails_with_its_log_and_the_search_goes_on(tmp_path: Pat
 def test_too_many_crashes_stop_the_job(tmp_path: Path) -> None:
     state = asyncio.run(_backend(tmp_path, FAKE_TRAINER_CRASH="0,1,2,3").run())
     assert state.finished["reason"] == "TooManyFailures" and not state.finished["succeeded"]
-    assert state.pipeline.state == "NotStarted"
+    assert state.pipeline.state is PipelineState.NOT_STARTED
 
 
 def test_a_trial_past_its_timeout_is_stopped(tmp_path: Path) -> None:
     manifest = copy.deepcopy(MANIFEST)
     manifest["spec"]["tuning"].update({"trialTimeout": "1s", "maxTrials": 3})
     state = asyncio.run(_backend(tmp_path, manifest, FAKE_TRAINER_HANG="0").run())
-    assert state.trials[0].state == "TimedOut"
+    assert state.trials[0].record.state is TrialState.TIMED_OUT
     assert state.finished["reason"] == "Succeeded"
 
 
@@ -117,15 +118,19 @@ def test_interrupt_then_resume_reruns_only_unfinished_trials(tmp_path: Path) -> 
 
     async def interrupt_after_two() -> RunState:
         task = asyncio.create_task(first.run())
-        while sum(t.end_time is not None for t in first.state.trials.values()) < 2:
+        while sum(t.record.end_time is not None for t in first.state.trials.values()) < 2:
             await asyncio.sleep(0.05)
         first.interrupt()
         return await task
 
     state = asyncio.run(interrupt_after_two())
-    finished_before = {n for n, t in state.trials.items() if t.state in ("Succeeded", "Pruned")}
+    finished_before = {
+        n for n, t in state.trials.items() if t.record.state in (TrialState.SUCCEEDED, TrialState.PRUNED)
+    }
     assert finished_before and not state.finished
-    assert all(t.state == "Pending" for n, t in state.trials.items() if n not in finished_before)
+    assert all(
+        t.record.state is TrialState.PENDING for n, t in state.trials.items() if n not in finished_before
+    )
     with pytest.raises(RunExistsError):
         _backend(tmp_path)
     resumed = asyncio.run(_backend(tmp_path, resume=True).run())
@@ -138,7 +143,7 @@ def test_interrupt_then_resume_reruns_only_unfinished_trials(tmp_path: Path) -> 
 
 def test_resume_retries_a_failed_pipeline_without_rerunning_trials(tmp_path: Path) -> None:
     failed = asyncio.run(_backend(tmp_path, FAKE_TRAINER_CRASH="None").run())
-    assert failed.finished["reason"] == "PipelineFailed" and "crashed on purpose" in failed.pipeline.log_tail
+    assert failed.finished["reason"] == "PipelineFailed" and "crashed on purpose" in failed.pipeline_log_tail
     resumed = asyncio.run(_backend(tmp_path, resume=True).run())
     assert resumed.finished["reason"] == "Succeeded" and resumed.pipeline.attempts == 2
     assert len(_runs(tmp_path)) == 4

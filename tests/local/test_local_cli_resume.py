@@ -65,7 +65,7 @@ def _finished(out: Path) -> set[int]:
         state = json.loads((out / "state.json").read_text())
     except (OSError, json.JSONDecodeError):
         return set()
-    return {t["number"] for t in state["trials"] if t["state"] in ("Succeeded", "Pruned", "Failed")}
+    return {t["number"] for t in state["trials"] if t["status"]["phase"] in ("Succeeded", "Pruned", "Failed")}
 
 
 def _trainers_of(out: Path) -> list[int]:

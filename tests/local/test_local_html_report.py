@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optikube_operator.report.html import comparison_rows, render_report
+from optikube_operator.html_report import comparison_rows, render_report
 
 RESULTS = {
     "job": "demo",

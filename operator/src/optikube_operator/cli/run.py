@@ -9,27 +9,15 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from optikube_operator.api import OptimizationJob, SpecError, load_job
-from optikube_operator.core.settings import read_settings
-from optikube_operator.core.study import TuningError, distributions, grid_points, make_sampler
+from optikube_operator.api import SpecError, load_job
+from optikube_operator.core import JobSettings
+from optikube_operator.core.study import TuningError, preflight
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
 from optikube_operator.local.outputs import STUDY_FILE, write_outputs
 from optikube_operator.local.progress import RichProgress
 
 EXIT_SPEC_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-def preflight(job: OptimizationJob) -> None:
-    """Search settings the core cannot use fail here, before any process starts."""
-    settings = read_settings(job.spec.to_dict(), job.metadata.name or "optikube")
-    if not settings.search_space:
-        return
-    distributions(settings)
-    if settings.sampler_type == "grid":
-        grid_points(settings)
-    else:
-        make_sampler(settings, 0)
 
 
 @click.command("run")
@@ -53,7 +41,8 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> 
     console = Console(stderr=False)
     try:
         job = load_job(file)
-        preflight(job)
+        settings = JobSettings.from_spec(job.spec, job.metadata.name or "optikube")
+        preflight(settings)
     except SpecError as error:
         for problem in error.errors:
             click.echo(f"{file}: {problem}", err=True)
@@ -61,17 +50,19 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> 
     except TuningError as error:
         click.echo(f"{file}: {error}", err=True)
         sys.exit(EXIT_SPEC_ERROR)
+    if job.spec.suspend:
+        click.echo(f"{file}: spec.suspend is true, so there is nothing to run; set it to false", err=True)
+        sys.exit(EXIT_SPEC_ERROR)
     out = output or Path("runs") / (job.metadata.name or "optikube")
-    spec = job.spec.to_dict()
     try:
         backend = LocalBackend(job, LocalOptions(output_dir=out, parallel=parallel, resume=resume))
     except RunExistsError as error:
         click.echo(str(error), err=True)
         sys.exit(EXIT_SPEC_ERROR)
-    with RichProgress(spec, console) as progress:
+    with RichProgress(backend.settings, console) as progress:
         backend.progress = progress
         state = asyncio.run(backend.run())
-    results = write_outputs(spec, state, out)
+    results = write_outputs(backend.settings, state, out)
     if backend.interrupted:
         console.print(f"interrupted; continue with: optikube run {file} --output {out} --resume")
         sys.exit(EXIT_INTERRUPTED)

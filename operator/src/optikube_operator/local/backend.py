@@ -1,4 +1,9 @@
-"""LocalBackend: the core's actions carried out as `torchrun` subprocesses on this machine."""
+"""LocalBackend: the core's actions carried out as `torchrun` subprocesses on this machine.
+
+It only acts: the core decides (`decide`), the shared rules record what runs report and how they
+end (`core.recording`) and what a resumed run continues from (`core.recovery`); this class starts
+and stops processes, serves the report endpoint on 127.0.0.1 and saves the state file.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,37 @@ import json
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from optikube_operator.api import OptimizationJob, SpecError
+from optikube_operator.api.events import AnyEvent, FinalEvent, IntermediateEvent
 from optikube_operator.core import (
     Action,
     Finish,
+    JobSettings,
+    ObservedTrial,
     PipelineState,
     StartPipeline,
     StartTrial,
+    StopPipeline,
     StopTrial,
     TrialState,
     decide,
     should_prune,
 )
-from optikube_operator.core.actions import StopReason
-from optikube_operator.local import events as record
+from optikube_operator.core.recording import (
+    record_pipeline_event,
+    record_pipeline_exit,
+    record_trial_event,
+    record_trial_exit,
+)
+from optikube_operator.core.recovery import interrupted, launched, needs_launch, pipeline_launched, resumed
+from optikube_operator.endpoint import BearerTokens, EventRejectedError, ReportEndpoint, RunKey
 from optikube_operator.local.processes import kill_leftover, launch, log_tail, terminate, torchrun_command
-from optikube_operator.local.server import ReportServer, RunKey
-from optikube_operator.local.state import STATE_FILE, RunState, TrialRecord, iso, write_json_atomic
+from optikube_operator.local.state import STATE_FILE, LocalTrial, RunState, write_json_atomic
 from optikube_operator.runconfig import JobIdentity, Stage, render_run_config
 
 PIPELINE = RunKey(trial=None)
@@ -71,14 +85,14 @@ class LocalBackend:
         self.options = options
         self.out = options.output_dir
         self.progress = progress
-        # what the core decides on: --parallel overrides spec.tuning.parallelTrials
-        self.effective_spec = json.loads(json.dumps(self.spec))
-        if options.parallel is not None and self.effective_spec.get("tuning"):
-            self.effective_spec["tuning"]["parallelTrials"] = options.parallel
+        # read once: --parallel overrides spec.tuning.parallelTrials
+        self.settings = JobSettings.from_spec(job.spec, self.job.name).with_parallel_trials(options.parallel)
+        self.processes_per_run = job.spec.resources.processes_per_worker
         self.processes: dict[RunKey, asyncio.subprocess.Process] = {}
         self.watchers: set[asyncio.Task[None]] = set()
         self.stopping: set[RunKey] = set()
-        self.server = ReportServer(self._on_event)
+        self.tokens = BearerTokens()
+        self.endpoint = ReportEndpoint(self._on_event, self.tokens)
         self.wake = asyncio.Event()
         self.interrupted = False
         self.state = self._load_or_create()
@@ -90,19 +104,16 @@ class LocalBackend:
         if (self.out / STATE_FILE).exists():
             if not self.options.resume:
                 raise RunExistsError(f"{self.out} already holds a run: pass --resume to continue it")
-            state = RunState.load(self.out)
+            state = RunState.load(self.out, _read_json(self.out / "pipeline" / "results.json"))
             if state.spec_digest != digest or state.job_name != self.job.name:
                 raise RunExistsError(f"{self.out} holds a run of another spec: use a new --output")
             if not state.finished.get("succeeded"):
-                # The decision is made again from the records; a failed pipeline gets another
-                # attempt (it resumes from its last finished stage's checkpoint).
+                # The decision is made again from the records.
                 state.finished = {}
-                if state.pipeline.state == PipelineState.FAILED.value:
-                    state.pipeline.state = PipelineState.PENDING.value
-                    state.pipeline.message = state.pipeline.log_tail = ""
+                state.adopt(resumed(state.observed()))
             return state
         self.out.mkdir(parents=True, exist_ok=True)
-        return RunState(job_name=self.job.name, spec_digest=digest, start_time=iso(now_utc()))
+        return RunState(job_name=self.job.name, spec_digest=digest, start_time=now_utc())
 
     def _save(self) -> None:
         self.state.save(self.out)
@@ -119,12 +130,12 @@ class LocalBackend:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.interrupt)
-        await self.server.start()
+        await self.endpoint.start("127.0.0.1", 0)
         try:
             while not self.state.finished and not self.interrupted:
                 self.wake.clear()
                 now = now_utc()
-                for action in decide(self.effective_spec, self.state.observed(), now, self.job.name):
+                for action in decide(self.settings, self.state.observed(), now):
                     await self._apply(action, now)
                 await self._ensure_running(now)
                 self._save()
@@ -137,7 +148,7 @@ class LocalBackend:
         finally:
             for key in list(self.processes):
                 await self._terminate(key)
-            await self.server.stop()
+            await self.endpoint.stop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             self._save()
@@ -149,129 +160,114 @@ class LocalBackend:
 
     async def _apply(self, action: Action, now: datetime) -> None:
         if isinstance(action, StartTrial):
-            trial = TrialRecord(
-                number=action.number, params=dict(action.params), sampler_attrs=dict(action.sampler_attrs)
+            existing = self.state.trials.get(action.number)
+            record = ObservedTrial(
+                number=action.number,
+                params=dict(action.params),
+                state=TrialState.PENDING,
+                sampler_attrs=dict(action.sampler_attrs),
+                attempts=existing.record.attempts if existing else 0,
             )
-            self.state.trials[action.number] = trial
-            await self._launch_trial(trial, now)
+            self.state.trials[action.number] = LocalTrial(record)
+            await self._launch_trial(self.state.trials[action.number], now)
         elif isinstance(action, StopTrial):
-            await self._stop_trial(action, now)
+            trial = self.state.trials[action.number]
+            if not trial.record.state.active:
+                return
+            state = action.reason.trial_state
+            trial.record = replace(trial.record, state=state, message=action.reason.message, end_time=now)
+            self._save()
+            await self._terminate(RunKey(action.number))
         elif isinstance(action, StartPipeline):
-            pipeline = self.state.pipeline
-            pipeline.state = PipelineState.PENDING.value
-            pipeline.params = dict(action.params)
-            pipeline.trial_number = action.trial_number
-            pipeline.search_ended = action.search_ended.value
+            self.state.pipeline = replace(
+                self.state.pipeline,
+                state=PipelineState.PENDING,
+                params=dict(action.params),
+                trial_number=action.trial_number,
+                search_ended=action.search_ended.value,
+            )
             await self._launch_pipeline(now)
+        elif isinstance(action, StopPipeline):
+            self.state.pipeline = replace(self.state.pipeline, state=action.pipeline_state)
+            await self._terminate(PIPELINE)
         elif isinstance(action, Finish):
             self.state.finished = {
                 "reason": action.reason.value,
                 "succeeded": action.succeeded,
                 "message": action.message,
-                "time": iso(now),
+                "time": now.isoformat(),
             }
-
-    async def _stop_trial(self, action: StopTrial, now: datetime) -> None:
-        trial = self.state.trials[action.number]
-        if trial.state not in record.ACTIVE:
-            return
-        trial.state = {
-            StopReason.PRUNED: TrialState.PRUNED,
-            StopReason.TIMED_OUT: TrialState.TIMED_OUT,
-            StopReason.JOB_FINISHED: TrialState.STOPPED,
-        }[action.reason].value
-        if action.reason is StopReason.TIMED_OUT:
-            trial.message = "ran longer than spec.tuning.trialTimeout"
-        trial.end_time = iso(now)
-        self._save()
-        await self._terminate(RunKey(action.number))
 
     async def _ensure_running(self, now: datetime) -> None:
         """Runs recorded as pending or running without a process (after --resume) start again."""
         for trial in self.state.trials.values():
-            if trial.state in record.ACTIVE and RunKey(trial.number) not in self.processes:
+            if needs_launch(trial.record, RunKey(trial.record.number) in self.processes):
                 kill_leftover(trial.pid)
                 await self._launch_trial(trial, now)
-        pipeline = self.state.pipeline
-        if pipeline.state in (PipelineState.PENDING.value, PipelineState.RUNNING.value) and (
-            PIPELINE not in self.processes
-        ):
-            kill_leftover(pipeline.pid)
+        if self.state.pipeline.state.active and PIPELINE not in self.processes:
+            kill_leftover(self.state.pipeline_pid)
             await self._launch_pipeline(now)
 
     async def _stop_all_for_resume(self) -> None:
         for key in list(self.processes):
             await self._terminate(key)
-        for trial in self.state.trials.values():
-            if trial.state in record.ACTIVE:
-                trial.state, trial.start_time = TrialState.PENDING.value, None
-                trial.message = "interrupted: runs again on --resume"
-        if self.state.pipeline.state == PipelineState.RUNNING.value:
-            self.state.pipeline.state = PipelineState.PENDING.value
+        self.state.adopt(interrupted(self.state.observed()))
         self.state.interruptions += 1
 
     # --- processes ------------------------------------------------------------------------------
 
-    def _env(self, key: RunKey, run_dir: Path) -> dict[str, str]:
+    def _env(self, key: RunKey) -> dict[str, str]:
         token_dir = self.out / ".tokens"
         token_dir.mkdir(mode=0o700, exist_ok=True)
         token_file = token_dir / ("pipeline" if key.trial is None else f"trial-{key.trial}")
-        token_file.write_text(self.server.issue_token(key))
+        token_file.write_text(self.tokens.issue(key))
         token_file.chmod(0o600)
-        tuning = self.effective_spec.get("tuning") or {}
-        parallel = int(tuning.get("parallelTrials", 1)) if key.trial is not None else 1
-        threads = max(1, (os.cpu_count() or 1) // (parallel * self._processes()))
+        parallel = self.settings.parallel_trials if key.trial is not None else 1
+        threads = max(1, (os.cpu_count() or 1) // (parallel * self.processes_per_run))
         return {
             **os.environ,
-            "OPTIKUBE_REPORT_URL": self.server.url,
+            "OPTIKUBE_REPORT_URL": self.endpoint.url,
             "OPTIKUBE_REPORT_TOKEN_FILE": str(token_file),
             "OMP_NUM_THREADS": str(threads),
             "PYTHONUNBUFFERED": "1",
             **self.options.extra_env,
         }
 
-    def _processes(self) -> int:
-        resources = self.spec.get("resources") or {}
-        return max(1, int(resources.get("processesPerWorker", 1)))
-
     async def _start(self, key: RunKey, stage: Stage, run_dir: Path, config: dict[str, Any]) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_path = run_dir / "run.json"
         write_json_atomic(config_path, config)
-        argv = self.options.command(stage, config_path, self._processes())
-        process = await launch(argv, self._env(key, run_dir), run_dir / "trainer.log")
+        argv = self.options.command(stage, config_path, self.processes_per_run)
+        process = await launch(argv, self._env(key), run_dir / "trainer.log")
         self.processes[key] = process
         task = asyncio.create_task(self._watch(key, process, run_dir))
         self.watchers.add(task)
         task.add_done_callback(self.watchers.discard)
         return process.pid
 
-    async def _launch_trial(self, trial: TrialRecord, now: datetime) -> None:
-        run_dir = self.out / "trials" / str(trial.number)
+    async def _launch_trial(self, trial: LocalTrial, now: datetime) -> None:
+        number = trial.record.number
+        run_dir = self.out / "trials" / str(number)
         try:
             config = render_run_config(
                 job=self.job,
                 spec=self.spec,
                 stage="trial",
                 output_dir=str(run_dir),
-                trial_number=trial.number,
-                params=trial.params,
+                trial_number=number,
+                params=trial.record.params,
             )
         except (SpecError, ValueError) as error:
-            trial.state, trial.message, trial.end_time = TrialState.FAILED.value, str(error), iso(now)
+            trial.record = replace(trial.record, state=TrialState.FAILED, message=str(error), end_time=now)
             return
-        trial.attempts += 1
-        trial.start_time, trial.state = iso(now), TrialState.RUNNING.value
-        trial.pid = await self._start(RunKey(trial.number), "trial", run_dir, config)
-        self._log(
-            "launches.jsonl",
-            {"run": "trial", "number": trial.number, "attempt": trial.attempts, "time": iso(now)},
-        )
+        trial.record = launched(trial.record, now, running=True)
+        trial.pid = await self._start(RunKey(number), "trial", run_dir, config)
+        attempt = trial.record.attempts
+        self._log("launches.jsonl", {"run": "trial", "number": number, "attempt": attempt, "time": now})
 
     async def _launch_pipeline(self, now: datetime) -> None:
-        pipeline = self.state.pipeline
         run_dir = self.out / "pipeline"
-        resume_from = str(run_dir) if pipeline.attempts else None
+        pipeline = self.state.pipeline
         try:
             config = render_run_config(
                 job=self.job,
@@ -279,15 +275,14 @@ class LocalBackend:
                 stage="pipeline",
                 output_dir=str(run_dir),
                 params=pipeline.params,
-                resume_from=resume_from,
+                resume_from=str(run_dir) if pipeline.attempts else None,
             )
         except (SpecError, ValueError) as error:
-            pipeline.state, pipeline.message = PipelineState.FAILED.value, str(error)
+            self.state.pipeline = replace(pipeline, state=PipelineState.FAILED, message=str(error))
             return
-        pipeline.attempts += 1
-        pipeline.start_time, pipeline.state = iso(now), PipelineState.RUNNING.value
-        pipeline.pid = await self._start(PIPELINE, "pipeline", run_dir, config)
-        self._log("launches.jsonl", {"run": "pipeline", "attempt": pipeline.attempts, "time": iso(now)})
+        self.state.pipeline = pipeline_launched(pipeline, now, running=True)
+        self.state.pipeline_pid = await self._start(PIPELINE, "pipeline", run_dir, config)
+        self._log("launches.jsonl", {"run": "pipeline", "attempt": self.state.pipeline.attempts, "time": now})
 
     async def _terminate(self, key: RunKey) -> None:
         process = self.processes.get(key)
@@ -299,37 +294,47 @@ class LocalBackend:
     async def _watch(self, key: RunKey, process: asyncio.subprocess.Process, run_dir: Path) -> None:
         code = await process.wait()
         self.processes.pop(key, None)
-        self.server.revoke(key)
+        self.tokens.revoke(key)
         if key in self.stopping:
             self.stopping.discard(key)
         else:
             tail = log_tail(run_dir / "trainer.log", lines=60)
-            now = iso(now_utc())
+            now = now_utc()
+            results = _read_json(run_dir / "results.json")
             if key.trial is None:
-                record.record_pipeline_exit(self.state.pipeline, code, tail, now)
+                self.state.pipeline = record_pipeline_exit(self.state.pipeline, code, now, results)
+                self.state.pipeline_pid = None
+                if self.state.pipeline.state is PipelineState.FAILED:
+                    self.state.pipeline_log_tail = tail
             else:
-                results = _read_json(run_dir / "results.json")
-                record.record_trial_exit(self.state.trials[key.trial], code, results, tail, now)
+                trial = self.state.trials[key.trial]
+                trial.record = record_trial_exit(trial.record, code, results, now)
+                trial.pid = None
+                if trial.record.state is TrialState.FAILED:
+                    trial.log_tail = tail
         self._save()
         self.wake.set()
 
     # --- the report endpoint --------------------------------------------------------------------
 
-    async def _on_event(self, key: RunKey, event: dict[str, Any]) -> dict[str, Any]:
-        self._log("events.jsonl", {"received": iso(now_utc()), **event})
+    async def _on_event(self, key: RunKey, event: AnyEvent) -> dict[str, Any]:
+        now = now_utc()
+        self._log("events.jsonl", {"received": now, **event.model_dump(mode="json", by_alias=True)})
         reply: dict[str, Any] = {}
         if key.trial is None:
-            record.record_pipeline_event(self.state.pipeline, event)
+            if not self.state.pipeline.state.active:
+                raise EventRejectedError(409, "the pipeline is not running", "conflict")
+            self.state.pipeline = record_pipeline_event(self.state.pipeline, event, now)
         else:
             trial = self.state.trials.get(key.trial)
-            if trial is None:
-                return {"error": "unknown trial"}
-            record.record_trial_event(trial, event, iso(now_utc()))
-            if event.get("type") == "intermediate":
-                prune = trial.state in record.ACTIVE and should_prune(
-                    self.effective_spec, self.state.observed(), key.trial, self.job.name
-                )
-                reply = {"prune": prune}
+            if trial is None or not trial.record.state.active:
+                state = "unknown" if trial is None else trial.record.state.value
+                raise EventRejectedError(409, f"trial {key.trial} is not running ({state})", "conflict")
+            trial.record = record_trial_event(trial.record, event, self.settings.primary.metric, now)
+            if isinstance(event, FinalEvent):
+                trial.results = dict(event.results)
+            if isinstance(event, IntermediateEvent):
+                reply = {"prune": should_prune(self.settings, self.state.observed(), key.trial)}
         self._save()
         self.wake.set()
         return reply

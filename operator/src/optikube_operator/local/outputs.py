@@ -5,93 +5,83 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages.journal import JournalFileBackend
 
-from optikube_operator.core.selection import best_trial, pareto_front, select
-from optikube_operator.core.settings import TuningSettings, read_settings
+from optikube_operator.core import JobSettings, ObservedTrial
 from optikube_operator.core.study import build_study
-from optikube_operator.local.state import RunState, TrialRecord, write_json_atomic
-from optikube_operator.report.html import write_report
+from optikube_operator.core.summary import summarize
+from optikube_operator.html_report import write_report
+from optikube_operator.local.state import LocalTrial, RunState, write_json_atomic
 
 # An Optuna journal file: `optuna-dashboard <output>/study.log` opens it (no database needed).
 STUDY_FILE = "study.log"
 
 
-def _trial_summary(trial: TrialRecord) -> dict[str, Any]:
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _trial_summary(trial: LocalTrial) -> dict[str, Any]:
+    record = trial.record
     summary: dict[str, Any] = {
-        "number": trial.number,
-        "state": trial.state,
-        "params": trial.params,
-        "values": trial.values,
-        "intermediate": {
-            int(step): values for step, values in sorted(trial.intermediate.items(), key=lambda x: int(x[0]))
-        },
-        "startTime": trial.start_time,
-        "endTime": trial.end_time,
-        "attempts": trial.attempts,
+        "number": record.number,
+        "state": record.state.value,
+        "params": dict(record.params),
+        "values": dict(record.values),
+        "intermediate": {step: value for step, value in sorted(record.intermediate.items())},
+        "startTime": _iso(record.start_time),
+        "endTime": _iso(record.end_time),
+        "attempts": record.attempts,
     }
-    if trial.message:
-        summary["message"] = trial.message
+    if record.message:
+        summary["message"] = record.message
     if trial.log_tail:
         summary["logTail"] = trial.log_tail.splitlines()
     return summary
 
 
-def _brief(trial: TrialRecord | None) -> dict[str, Any] | None:
+def _brief(trial: ObservedTrial | None) -> dict[str, Any] | None:
     if trial is None:
         return None
-    return {"number": trial.number, "params": trial.params, "values": trial.values}
+    return {"number": trial.number, "params": dict(trial.params), "values": dict(trial.values)}
 
 
 def job_results(
-    spec: dict[str, Any], state: RunState, pipeline_results: dict[str, Any] | None
+    settings: JobSettings, state: RunState, pipeline_results: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The pipeline's Contract 4 results plus the search: trials, bestTrial, paretoFront."""
-    settings = read_settings(spec, state.job_name)
-    observed = state.observed().trials
-    records = [state.trials[number] for number in sorted(state.trials)]
-    chosen = select(settings, observed)
-    # the best trial is the one the choice rule picks (with one objective: the best value)
-    best = chosen.trial if chosen is not None else best_trial(settings, observed)
-    front = pareto_front(settings, observed) if settings.multi_objective else ([best] if best else [])
+    summary = summarize(settings, state.observed())
+    pipeline = state.pipeline
     results: dict[str, Any] = dict(pipeline_results or {})
     results.update(
         {
             "job": state.job_name,
             "outcome": state.finished,
-            "trials": [_trial_summary(trial) for trial in records],
-            "bestTrial": _brief(state.trials[best.number]) if best else None,
-            "paretoFront": [_brief(state.trials[t.number]) for t in front],
+            "trials": [_trial_summary(state.trials[number]) for number in sorted(state.trials)],
+            "bestTrial": _brief(summary.best),
+            "paretoFront": [_brief(trial) for trial in summary.pareto_front],
             "search": {
-                "objectives": [
-                    {"metric": o.metric, "direction": o.direction.value} for o in settings.objectives
-                ],
-                "endedBecause": state.pipeline.search_ended or None,
-                "chosenTrial": state.pipeline.trial_number,
-                "chosenParams": state.pipeline.params,
-                "constraintsMet": None if chosen is None else chosen.constraints_met,
-                "trialCounts": _counts(records),
+                "objectives": [{"metric": o.metric, "direction": o.direction} for o in settings.objectives],
+                "endedBecause": pipeline.search_ended or None,
+                "chosenTrial": pipeline.trial_number,
+                "chosenParams": dict(pipeline.params),
+                "constraintsMet": summary.constraints_met,
+                "trialCounts": {state.value: count for state, count in summary.counts.items()},
                 "interruptions": state.interruptions,
             },
         }
     )
-    if state.pipeline.message or state.pipeline.log_tail:
+    if pipeline.message or state.pipeline_log_tail:
         results["pipelineError"] = {
-            "message": state.pipeline.message,
-            "logTail": state.pipeline.log_tail.splitlines(),
+            "message": pipeline.message,
+            "logTail": state.pipeline_log_tail.splitlines(),
         }
     return results
-
-
-def _counts(records: list[TrialRecord]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for trial in records:
-        counts[trial.state] = counts.get(trial.state, 0) + 1
-    return counts
 
 
 def copy_model(pipeline_dir: Path, pipeline_results: dict[str, Any] | None, out: Path) -> Path | None:
@@ -113,7 +103,7 @@ def copy_model(pipeline_dir: Path, pipeline_results: dict[str, Any] | None, out:
     return target
 
 
-def export_study(settings: TuningSettings, state: RunState, out: Path) -> Path | None:
+def export_study(settings: JobSettings, state: RunState, out: Path) -> Path | None:
     """The study as an Optuna journal file, rewritten from the recorded trials."""
     if not settings.search_space:
         return None
@@ -124,7 +114,7 @@ def export_study(settings: TuningSettings, state: RunState, out: Path) -> Path |
     study = optuna.create_study(
         storage=storage,
         study_name=state.job_name,
-        directions=[objective.direction.value for objective in settings.objectives],
+        directions=[objective.direction for objective in settings.objectives],
     )
     with warnings.catch_warnings():  # metric names are "experimental" in Optuna, and the dashboard shows them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -133,11 +123,12 @@ def export_study(settings: TuningSettings, state: RunState, out: Path) -> Path |
     return path
 
 
-def write_outputs(spec: dict[str, Any], state: RunState, out: Path, *, report: bool = True) -> dict[str, Any]:
+def write_outputs(
+    settings: JobSettings, state: RunState, out: Path, *, report: bool = True
+) -> dict[str, Any]:
     pipeline_dir = out / "pipeline"
     pipeline_results = _read(pipeline_dir / "results.json")
-    results = job_results(spec, state, pipeline_results)
-    settings = read_settings(spec, state.job_name)
+    results = job_results(settings, state, pipeline_results)
     model = copy_model(pipeline_dir, pipeline_results, out)
     study = export_study(settings, state, out)
     artifacts = dict(results.get("artifacts") or {})

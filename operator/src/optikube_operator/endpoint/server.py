@@ -1,0 +1,122 @@
+"""The report endpoint's HTTP side: authenticate, parse and authorize an event, then hand it on.
+
+Every request ends in one outcome (counted by the optional `on_outcome` hook for metrics): a
+request that is not a valid, authenticated event for the caller's own run is refused with a 4xx
+before anything is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from optikube_operator.api.events import MAX_EVENT_BYTES, AnyEvent, EventError, parse_event
+from optikube_operator.endpoint.auth import Authenticator, RunKey
+
+log = logging.getLogger(__name__)
+
+REPORT_PATH = "/v1/report"
+# A slow client must not hold a connection open forever.
+READ_TIMEOUT_SECONDS = 10.0
+
+
+class EventRejectedError(Exception):
+    """Raised by a handler for an event it will not record (finished or unknown trial...)."""
+
+    def __init__(self, status: int, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.outcome = outcome
+
+
+Handler = Callable[[RunKey, AnyEvent], Awaitable[dict[str, Any]]]
+OutcomeHook = Callable[[str], None]
+
+
+def _refusal(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class ReportEndpoint:
+    def __init__(
+        self,
+        handler: Handler,
+        authenticator: Authenticator,
+        *,
+        on_outcome: OutcomeHook | None = None,
+        max_body_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        self._handler = handler
+        self._authenticator = authenticator
+        self._on_outcome = on_outcome or (lambda outcome: None)
+        self._max_body = max_body_bytes
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=self._max_body)
+        app.router.add_post(REPORT_PATH, self._report)
+        return app
+
+    async def _report(self, request: web.Request) -> web.Response:
+        status, outcome, body = await self._answer(request)
+        self._on_outcome(outcome)
+        return web.json_response(body, status=status)
+
+    async def _answer(self, request: web.Request) -> tuple[int, str, dict[str, Any]]:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not token:
+            return 401, "unauthenticated", {"error": "a bearer token is required"}
+        caller = await self._authenticator.authenticate(token)
+        if caller is None:
+            return 401, "unauthenticated", {"error": "unknown, expired or foreign token"}
+        if request.content_length is not None and request.content_length > self._max_body:
+            return 413, "tooLarge", {"error": f"an event is at most {self._max_body} bytes"}
+        try:
+            raw = await asyncio.wait_for(request.read(), READ_TIMEOUT_SECONDS)
+        except web.HTTPRequestEntityTooLarge:
+            return 413, "tooLarge", {"error": f"an event is at most {self._max_body} bytes"}
+        except TimeoutError:
+            return 408, "timeout", {"error": "the request body was not sent in time"}
+        try:
+            event = parse_event(json.loads(raw, parse_constant=_no_constants))
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+            message = str(error) if isinstance(error, EventError) else f"the body is not JSON: {error}"
+            return 400, "invalid", {"error": message}
+        if event.trial != caller.run.trial:
+            which = "the pipeline" if caller.run.trial is None else f"trial {caller.run.trial}"
+            return 403, "forbidden", {"error": f"this token reports for {which} only"}
+        try:
+            reply = await self._handler(caller.run, event)
+        except EventRejectedError as rejected:
+            return rejected.status, rejected.outcome, {"error": str(rejected)}
+        return 200, "accepted", reply
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on host:port (port 0 picks a free one); returns the report URL."""
+        self._runner = web.AppRunner(self.application(), access_log=None)
+        await self._runner.setup()
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        bound = listener.getsockname()[1]
+        await web.SockSite(self._runner, listener).start()
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{bound}{REPORT_PATH}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")

@@ -30,7 +30,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from optikube_trainer.config import DataSpec, ModelSpec, TrainingSpec
+from optikube_operator.api.data import DataSpec
+from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import RunContext, init_distributed, seed_everything, shutdown
 from optikube_trainer.models import build_model

@@ -29,13 +29,15 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from optikube_trainer.config import Spec, parse_spec
+from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api.validation import parse_spec
 from optikube_trainer.data import load_data
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.evaluation import count_macs, measure_latency
 from optikube_trainer.models import build_model
-from optikube_trainer.pipeline import enabled_stages, measure, sample_inputs
+from optikube_trainer.pipeline import measure, sample_inputs
 from optikube_trainer.pipeline.stages import STAGES
+from optikube_trainer.recipe import read_recipe
 from optikube_trainer.training.loop import fit
 
 RESULTS = Path(__file__).parent / "results"
@@ -92,7 +94,7 @@ FULL_PIPELINE: dict[str, Any] = {
 }
 
 
-def _spec(workload: dict[str, Any], extra: dict[str, Any]) -> Spec:
+def _spec(workload: dict[str, Any], extra: dict[str, Any]) -> OptimizationJobSpec:
     blocks = json.loads(json.dumps(extra))
     distillation = blocks.get("compression", {}).get("distillation")
     if distillation is not None:
@@ -135,9 +137,10 @@ def run_workload(name: str, console: Console, *, compiled: bool = False) -> list
         started = time.monotonic()
         try:
             macs = count_macs(model, example[:1])
-            for stage in enabled_stages(spec):
+            recipe = read_recipe(spec, world_size=1)
+            for stage in recipe.stages:
                 seed_everything(7)
-                outcome = STAGES[stage](model, spec, bundle, ctx)
+                outcome = STAGES[stage](model, recipe, bundle, ctx)
                 model, macs = outcome.model, outcome.extra.get("macs", macs)
             measured = measure(model, bundle, example, split="test", macs=macs).to_contract()
             if compiled and technique.startswith("int8"):

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-from optikube_trainer.config import DataSpec, ModelSpec, TrainingSpec
+from optikube_operator.api.data import DataSpec
+from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import load_data
 from optikube_trainer.dist import init_distributed, shutdown
 from optikube_trainer.models import build_model

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api.validation import parse_spec
 from optikube_trainer.compression import (
     DistillationConfig,
     LowRankConfig,
@@ -27,7 +29,6 @@ from optikube_trainer.compression import (
     share_weights_,
 )
 from optikube_trainer.compression.pruning import output_layers
-from optikube_trainer.config import Spec, parse_spec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import RunContext, barrier, init_distributed, shutdown
 from optikube_trainer.evaluation import count_macs, stored_parameters, weight_bytes
@@ -40,12 +41,13 @@ from optikube_trainer.quantization import QuantizationConfig, quantize
 from optikube_trainer.training.loop import fit
 
 
-def _spec(model: dict[str, Any], epochs: int) -> Spec:
+def _spec(model: dict[str, Any], epochs: int) -> OptimizationJobSpec:
     return parse_spec(
         {
             "seed": 3,
             "data": {"source": {"builtin": "digits"}, "validationSplit": 0.15, "testSplit": 0.25},
             "model": model,
+            "objectives": [{"metric": "accuracy", "direction": "maximize"}],
             "training": {"epochs": epochs, "batchSize": 64, "learningRate": 0.003},
         }
     )
@@ -80,7 +82,7 @@ def _calibration(bundle: DataBundle, batches: int = 8) -> Any:
 
 def _trained_baseline(
     ctx: RunContext, model: dict[str, Any], epochs: int
-) -> tuple[Spec, DataBundle, torch.Tensor, nn.Module]:
+) -> tuple[OptimizationJobSpec, DataBundle, torch.Tensor, nn.Module]:
     """The suite's spec, data, example batch and the baseline model trained from a fixed seed."""
     spec = _spec(model, epochs)
     bundle = load_data(spec.data, spec.seed, ctx)

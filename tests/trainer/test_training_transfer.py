@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from optikube_trainer.config import DataSpec, ModelSpec, TrainingSpec
+from optikube_operator.api.data import DataSpec
+from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import load_data
 from optikube_trainer.data.synthetic import NEUTRAL_WORDS, TOPICS
 from optikube_trainer.data.text import ENGLISH_STOP_WORDS
@@ -61,7 +63,7 @@ def _word_tokenizer(directory: Path) -> None:
 def test_huggingface_model_with_its_tokenizer_learns_the_text_task(tmp_path: Path) -> None:
     import transformers
 
-    _word_tokenizer(tmp_path / "tokenizer")
+    _word_tokenizer(tmp_path / "model")  # the model's folder holds its tokenizer, as on the Hub
     config = transformers.DistilBertConfig(
         vocab_size=512,
         dim=32,
@@ -75,10 +77,10 @@ def test_huggingface_model_with_its_tokenizer_learns_the_text_task(tmp_path: Pat
     data = DataSpec.model_validate(
         {
             "source": {"synthetic": {"kind": "text", "samples": 600, "classes": 3}},
-            "preprocessing": {"text": {"tokenizer": str(tmp_path / "tokenizer"), "maxLength": 16}},
+            "preprocessing": {"text": {"tokenizer": "pretrained", "maxLength": 16}},
         }
     )
-    bundle = load_data(data, seed=0)
+    bundle = load_data(data, seed=0, pretrained=str(tmp_path / "model"))
     assert bundle.vocab_size is not None and bundle.vocab_size <= 512 and bundle.pad_id == 0
     seed_everything(0)
     model = build_model(

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from torchrun_helpers import report_endpoint, torchrun, write_run_config
 
-from optikube_trainer.config import parse_run_config
+from optikube_operator.api.runconfig import parse_run_config
 from optikube_trainer.dist import local_context, seed_everything
-from optikube_trainer.reporting import Reporter
-from optikube_trainer.training.trial import needs_compression, run_trial
+from optikube_trainer.events import Reporter
+from optikube_trainer.recipe import compresses_trials
+from optikube_trainer.training.trial import run_trial
 
 pytestmark = pytest.mark.slow
 
@@ -100,17 +101,21 @@ def test_compression_runs_in_trials_only_when_the_search_touches_it() -> None:
         return parse_run_config(raw).spec
 
     pruning = {"compression": {"pruning": {"sparsity": 0.5}}}
-    assert not needs_compression(spec(**pruning))
-    touched = {"tuning": {"searchSpace": {"compression.pruning.sparsity": {"type": "float"}}}}
-    assert needs_compression(spec(**pruning, **touched))
-    assert not needs_compression(spec(**touched))
+    assert not compresses_trials(spec(**pruning))
+    touched = {
+        "tuning": {
+            "searchSpace": {"compression.pruning.sparsity": {"type": "float", "low": 0.2, "high": 0.8}}
+        }
+    }
+    assert compresses_trials(spec(**pruning, **touched))
+    assert not compresses_trials(spec(**touched))
     latency = {
         "objectives": [
             {"metric": "accuracy", "direction": "maximize"},
             {"metric": "latencyMs", "direction": "minimize"},
         ]
     }
-    assert needs_compression(spec(**latency))
+    assert compresses_trials(spec(**latency))
 
 
 def test_trial_measures_objectives_that_need_the_compressed_model(tmp_path: Path) -> None:

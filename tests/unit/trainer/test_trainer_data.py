@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from optikube_trainer.config import DataSpec, FileSource, TextPreprocessing
+from optikube_operator.api.data import DataSpec, FileSource, TextPreprocessing
 from optikube_trainer.data import load_data, load_folds
 from optikube_trainer.data.augment import augment_image
 from optikube_trainer.data.bundle import ShardSampler
-from optikube_trainer.data.text import UNKNOWN_ID, WordVocabulary, tokenize
+from optikube_trainer.data.text import UNKNOWN_ID, Vocabulary, tokenize
 from optikube_trainer.dist import local_context
 
 
@@ -104,7 +104,7 @@ def test_augmentation_changes_images_but_not_shapes() -> None:
     assert not torch.equal(first, second)  # random per access
     assert torch.equal(bundle.val[0][0], bundle.val[0][0])  # validation is never augmented
     image = torch.arange(16.0).reshape(1, 4, 4)
-    from optikube_trainer.config import Augmentation
+    from optikube_operator.api.data import Augmentation
 
     flipped = augment_image(image, Augmentation(horizontal_flip=True), torch.Generator().manual_seed(3))
     assert torch.equal(flipped, image) or torch.equal(flipped, image.flip(-1))
@@ -112,8 +112,8 @@ def test_augmentation_changes_images_but_not_shapes() -> None:
 
 def test_text_tokenization_removes_stop_words_and_vocab_is_train_only() -> None:
     assert tokenize("The cat is on the Mat", stop_words=frozenset({"the", "is", "on"})) == ["cat", "mat"]
-    config = TextPreprocessing(vocab_size=10, max_length=5)
-    vocab = WordVocabulary(config).fit(["the goal and the match", "a goal"])
+    config = TextPreprocessing(vocab_size=100, max_length=5, remove_stop_words=True)
+    vocab = Vocabulary(config).fit(["the goal and the match", "a goal"])
     ids = vocab.encode(["goal match unseen the", "x"])
     assert ids.shape == (2, 5)
     assert ids[0, 0] == vocab.index["goal"] and ids[0, 2] == UNKNOWN_ID
@@ -140,7 +140,7 @@ def test_synthetic_images_and_tabular(kind: str) -> None:
         _spec({"synthetic": {"kind": kind, "samples": 100, "classes": 3, "features": 6}}), seed=0
     )
     assert bundle.num_classes == 3
-    assert bundle.input_shape == ((1, 16, 16) if kind == "images" else (6,))
+    assert bundle.input_shape == ((1, 28, 28) if kind == "images" else (6,))
 
 
 def test_npz_and_image_folder(tmp_path: Path) -> None:

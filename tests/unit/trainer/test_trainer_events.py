@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from optikube_trainer.reporting import Reporter
+from optikube_trainer.events import Reporter
 
 
 class _Endpoint:

@@ -9,7 +9,9 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
-from optikube_trainer.config import DataSpec, ModelSpec, TrainingSpec
+from optikube_operator.api.data import DataSpec
+from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.models import build_model

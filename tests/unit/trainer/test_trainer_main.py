@@ -15,6 +15,7 @@ def _write(path: Path, output_dir: Path, **spec_overrides: Any) -> Path:
     spec: dict[str, Any] = {
         "data": {"source": {"builtin": "iris"}},
         "model": {"builtin": {"name": "mlp"}, "params": {"width": 8}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
         "training": {"epochs": 2, "batchSize": 16, "learningRate": 0.01},
         **spec_overrides,
     }

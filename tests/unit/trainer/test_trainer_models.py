@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from optikube_trainer.config import ModelSpec
+from optikube_operator.api.model import ModelSpec
 from optikube_trainer.data import DataBundle
 from optikube_trainer.models import build_model, count_parameters
 

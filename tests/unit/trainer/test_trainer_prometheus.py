@@ -6,11 +6,13 @@ import urllib.request
 
 import pytest
 
-from optikube_trainer.config import DataSpec, ModelSpec, TrainingSpec
+from optikube_operator.api.data import DataSpec
+from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import load_data
 from optikube_trainer.dist import local_context
-from optikube_trainer.metrics import METRICS_ADDR_ENV, METRICS_PORT_ENV, TrainerMetrics, metrics_from_env
 from optikube_trainer.models import build_model
+from optikube_trainer.prometheus import METRICS_ADDR_ENV, METRICS_PORT_ENV, TrainerMetrics, metrics_from_env
 from optikube_trainer.training import fit
 
 

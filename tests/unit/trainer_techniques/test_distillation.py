@@ -4,6 +4,8 @@ import pytest
 import torch
 from _tiny import accuracy, make_blobs, mlp, train
 
+from optikube_operator.api.compression import Distillation
+from optikube_operator.api.model import ModelSpec
 from optikube_trainer.compression import (
     DistillationConfig,
     distillation_loss,
@@ -33,13 +35,15 @@ def test_student_learns_from_the_teacher() -> None:
 
 
 def test_student_spec_merges_params() -> None:
-    config = DistillationConfig.from_spec({"student": {"builtin": {"name": "mlp"}, "params": {"width": 16}}})
-    assert student_model_spec(config, {"builtin": {"name": "cnn"}, "params": {"width": 64}}) == {
+    block = Distillation.model_validate({"student": {"builtin": {"name": "mlp"}, "params": {"width": 16}}})
+    config = DistillationConfig.from_spec(block)
+    cnn = ModelSpec.model_validate({"builtin": {"name": "cnn"}, "params": {"width": 64, "depth": 2}})
+    assert student_model_spec(config, cnn) == {
         "builtin": {"name": "mlp"},
         "params": {"width": 16},
     }
     shrink = DistillationConfig(student={"params": {"width": 8}})
-    assert student_model_spec(shrink, {"builtin": {"name": "cnn"}, "params": {"width": 64, "depth": 2}}) == {
+    assert student_model_spec(shrink, cnn) == {
         "builtin": {"name": "cnn"},
         "params": {"width": 8, "depth": 2},
     }

@@ -11,8 +11,8 @@ from torch import nn
 from optikube_trainer.compression import WeightSharingConfig, share_weights_
 from optikube_trainer.evaluation import measure_latency, measure_model
 from optikube_trainer.export import example_input, export_model, load_exported
+from optikube_trainer.pipeline.html_report import render_report
 from optikube_trainer.quantization import QuantizationConfig, quantize
-from optikube_trainer.report import render_report
 
 
 def _dynamic(model: nn.Module) -> nn.Module:

@@ -5,6 +5,7 @@ import torch
 from _tiny import accuracy, cnn, mlp, train
 from torch import nn
 
+from optikube_operator.api.compression import LowRank
 from optikube_trainer.compression import LowRankConfig, factorize_low_rank_
 from optikube_trainer.compression.low_rank import LowRankLinear, choose_rank
 
@@ -67,5 +68,6 @@ def test_conv_factorization() -> None:
 
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match="energy"):
-        LowRankConfig.from_spec({"energy": 1.5})
-    assert LowRankConfig.from_spec({"energy": 0.9}).rank_ratio is None
+        LowRankConfig(rank_ratio=None, energy=1.5)
+    assert LowRankConfig.from_spec(LowRank(energy=0.9)).rank_ratio is None
+    assert LowRankConfig.from_spec(LowRank()).rank_ratio == 0.5  # the API's default when neither is set

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from optikube_trainer.config import parse_run_config
+from optikube_operator.api.runconfig import parse_run_config
 from optikube_trainer.dist import local_context
+from optikube_trainer.events import Reporter
 from optikube_trainer.export import example_input, load_exported
 from optikube_trainer.pipeline import run_pipeline, stages
-from optikube_trainer.reporting import Reporter
 
 
 def _config(out: Path) -> Any:
@@ -27,6 +27,7 @@ def _config(out: Path) -> Any:
                 "seed": 1,
                 "data": {"source": {"builtin": "iris"}},
                 "model": {"builtin": {"name": "mlp"}, "params": {"width": 32, "depth": 2}},
+                "objectives": [{"metric": "accuracy", "direction": "maximize"}],
                 "training": {"epochs": 3, "batchSize": 16, "learningRate": 0.01},
                 "compression": {
                     "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 1},

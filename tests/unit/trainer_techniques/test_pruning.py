@@ -5,6 +5,7 @@ import torch
 from _tiny import accuracy, cnn, mlp, train
 from torch import nn
 
+from optikube_operator.api.compression import Pruning
 from optikube_trainer.compression import PruningConfig, make_pruning_permanent_, prune_, weight_sparsity
 
 
@@ -50,8 +51,8 @@ def test_pruning_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="sparsity"):
         PruningConfig(sparsity=1.5)
     with pytest.raises(ValueError, match="method"):
-        PruningConfig.from_spec({"method": "random"})
-    assert PruningConfig.from_spec({"sparsity": 0.3, "fineTuneEpochs": 4}).fine_tune_epochs == 4
+        PruningConfig(method="random")  # type: ignore[arg-type]
+    assert PruningConfig.from_spec(Pruning(sparsity=0.3, fine_tune_epochs=4)).fine_tune_epochs == 4
 
 
 def test_output_layer_detection_ignores_hidden_layers_of_equal_width() -> None:

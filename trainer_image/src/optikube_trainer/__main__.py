@@ -8,10 +8,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from optikube_trainer.config import ConfigError, RunConfig, load_run_config
+from optikube_operator.api.runconfig import RunConfig, RunConfigError, load_run_config
 from optikube_trainer.dist import RunContext, broadcast_flag, init_distributed, shutdown
-from optikube_trainer.metrics import metrics_from_env
-from optikube_trainer.reporting import Reporter
+from optikube_trainer.events import Reporter
+from optikube_trainer.prometheus import metrics_from_env
 
 log = logging.getLogger("optikube_trainer")
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         config = load_run_config(args.config)
-    except ConfigError as error:
+    except RunConfigError as error:
         print(error, file=sys.stderr)
         return 2
     if config.stage != args.stage:

@@ -20,8 +20,8 @@ import torch
 import torch.distributed as torch_dist
 
 if TYPE_CHECKING:
-    from optikube_trainer.metrics import TrainerMetrics
-    from optikube_trainer.reporting import Reporter
+    from optikube_trainer.events import Reporter
+    from optikube_trainer.prometheus import TrainerMetrics
 
 
 @dataclass

@@ -13,7 +13,6 @@ Three forms, the most compact one that the model allows:
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import tempfile
@@ -24,10 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
+from optikube_trainer.quantization.torchao_int8 import REBUILD_ATTRIBUTE, TORCHAO_METHODS, quantize_linears_
+
 MANIFEST = "manifest.json"
 MAX_BATCH = 65536
-# set on a model by torchao quantization: (weightless float structure, quantization method)
-REBUILD_ATTRIBUTE = "_optikube_rebuild"
 
 
 @dataclass
@@ -40,13 +39,6 @@ class ExportedArtifact:
     @property
     def file(self) -> Path:
         return self.files[0]
-
-
-def remember_structure(model: nn.Module, method: str) -> None:
-    """Keep a weightless copy of `model`'s float structure so its quantized form can be saved as
-    structure + int8 state dict (quantized tensor subclasses cannot be pickled as a module)."""
-    skeleton = copy.deepcopy(model).to("meta")
-    model.__dict__[REBUILD_ATTRIBUTE] = (skeleton, method)
 
 
 def _example(inputs: Tensor) -> Tensor:
@@ -144,8 +136,6 @@ def load_exported(path: Path | str) -> nn.Module:
 
 
 def _rebuild(directory: Path, method: str) -> nn.Module:
-    from optikube_trainer.quantization.torchao_int8 import TORCHAO_METHODS, quantize_linears_
-
     if method not in TORCHAO_METHODS:
         raise ValueError(f"{directory / MANIFEST}: cannot rebuild quantization method {method!r}")
     model = torch.load(directory / "architecture.pt", map_location="cpu", weights_only=False)

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from optikube_trainer._spec_access import as_plain, spec_get
+from optikube_operator.api.compression import Distillation
+from optikube_operator.api.model import ModelSpec
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -35,12 +36,13 @@ class DistillationConfig:
             raise ValueError("compression.distillation.student: a student model spec is required")
 
     @classmethod
-    def from_spec(cls, block: Any) -> DistillationConfig:
+    def from_spec(cls, block: Distillation) -> DistillationConfig:
+        """The spec's `compression.distillation` block."""
         return cls(
-            student=as_plain(spec_get(block, "student", {})),
-            temperature=float(spec_get(block, "temperature", 4.0)),
-            alpha=float(spec_get(block, "alpha", 0.7)),
-            epochs=int(spec_get(block, "epochs", 5)),
+            student=block.student.to_dict(),
+            temperature=block.temperature,
+            alpha=block.alpha,
+            epochs=block.epochs,
         )
 
 
@@ -73,14 +75,14 @@ def distillation_loss_fn(teacher: nn.Module, config: DistillationConfig) -> Loss
     return loss_fn
 
 
-def student_model_spec(config: DistillationConfig, teacher_spec: Any) -> dict[str, Any]:
+def student_model_spec(config: DistillationConfig, teacher_spec: ModelSpec) -> dict[str, Any]:
     """The student's model spec: the spec's `student` block, with `params` merged as a model's
     params (a student may name only `params` to shrink the teacher's own architecture)."""
     student = dict(config.student)
     params = dict(student.pop("params", {}) or {})
     if not any(key in student for key in ("builtin", "torchvision", "huggingface", "importPath")):
-        student = {k: v for k, v in as_plain(teacher_spec).items() if k != "params"}
-        params = {**(as_plain(spec_get(teacher_spec, "params", {})) or {}), **params}
+        student = {k: v for k, v in teacher_spec.to_dict().items() if k != "params"}
+        params = {**teacher_spec.params, **params}
     elif isinstance(student.get("builtin"), dict) and "params" in student["builtin"]:
         builtin = dict(student["builtin"])  # never mutate the config's own dict
         params = {**builtin.pop("params"), **params}

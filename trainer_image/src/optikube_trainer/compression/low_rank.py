@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from optikube_trainer._spec_access import spec_get
+from optikube_operator.api.compression import LowRank
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,9 @@ class LowRankConfig:
             raise ValueError(f"compression.lowRank.rankRatio: expected 0 < ratio <= 1, got {self.rank_ratio}")
 
     @classmethod
-    def from_spec(cls, block: Any) -> LowRankConfig:
-        energy = spec_get(block, "energy")
-        ratio = spec_get(block, "rankRatio")
-        return cls(
-            rank_ratio=float(ratio) if ratio is not None else (None if energy is not None else 0.5),
-            energy=float(energy) if energy is not None else None,
-            fine_tune_epochs=int(spec_get(block, "fineTuneEpochs", 1)),
-            include_conv=bool(spec_get(block, "includeConv", True)),
-        )
+    def from_spec(cls, block: LowRank) -> LowRankConfig:
+        """The spec's `compression.lowRank` block (convolutions are factorized too, as documented)."""
+        return cls(rank_ratio=block.rank_ratio, energy=block.energy, fine_tune_epochs=block.fine_tune_epochs)
 
 
 @dataclass

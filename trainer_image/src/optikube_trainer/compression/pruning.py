@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from optikube_trainer._spec_access import spec_get
+from optikube_operator.api.compression import Pruning
 from optikube_trainer.compression._torch_pruning_adapter import count_macs_and_params, remove_channels
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -34,13 +34,9 @@ class PruningConfig:
             raise ValueError(f"compression.pruning.scope: expected global|layer, got {self.scope!r}")
 
     @classmethod
-    def from_spec(cls, block: Any) -> PruningConfig:
-        return cls(
-            method=spec_get(block, "method", "structured"),
-            sparsity=float(spec_get(block, "sparsity", 0.5)),
-            scope=spec_get(block, "scope", "layer"),
-            fine_tune_epochs=int(spec_get(block, "fineTuneEpochs", 2)),
-        )
+    def from_spec(cls, block: Pruning) -> PruningConfig:
+        """The spec's `compression.pruning` block (the scope stays per layer, as documented)."""
+        return cls(method=block.method, sparsity=block.sparsity, fine_tune_epochs=block.fine_tune_epochs)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from optikube_trainer._spec_access import spec_get
+from optikube_operator.api.compression import WeightSharing
 from optikube_trainer.compression._codebook import (
     SharedWeightConv2d,
     SharedWeightLinear,
@@ -27,12 +27,9 @@ class WeightSharingConfig:
         index_bits(self.clusters)
 
     @classmethod
-    def from_spec(cls, block: Any) -> WeightSharingConfig:
-        return cls(
-            clusters=int(spec_get(block, "clusters", 16)),
-            fine_tune_epochs=int(spec_get(block, "fineTuneEpochs", 0)),
-            min_weights=int(spec_get(block, "minWeights", 64)),
-        )
+    def from_spec(cls, block: WeightSharing) -> WeightSharingConfig:
+        """The spec's `compression.weightSharing` block."""
+        return cls(clusters=block.clusters, fine_tune_epochs=block.fine_tune_epochs)
 
 
 @dataclass

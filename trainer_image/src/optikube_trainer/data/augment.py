@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from optikube_trainer.config import Augmentation
+from optikube_operator.api.data import Augmentation
 
 
 def augment_image(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -52,7 +51,9 @@ class DataBundle:
 
     def per_rank_batch(self, batch_size: int) -> int:
         """``batch_size`` is the global batch: each of the W ranks takes an equal share."""
-        return max(1, math.ceil(batch_size / self.world_size))
+        from optikube_trainer.recipe import per_process_batch
+
+        return per_process_batch(batch_size, self.world_size)
 
     def loader(
         self, split: str, batch_size: int, *, shuffle: bool | None = None, distributed: bool = True

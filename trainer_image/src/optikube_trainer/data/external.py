@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from optikube_trainer.config import HuggingFaceSource, TorchvisionSource
+from optikube_operator.api.data import HuggingFaceSource, TorchvisionSource
 from optikube_trainer.data.raw import RawData, encode_labels
 from optikube_trainer.dist import main_first
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optikube_trainer.config import FileSource
+from optikube_operator.api.data import FileSource
 from optikube_trainer.data.raw import RawData, encode_labels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}

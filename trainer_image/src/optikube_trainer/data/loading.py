@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from optikube_trainer.config import DataSource, DataSpec
+from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api.data import DataSource, DataSpec
 from optikube_trainer.data.augment import AugmentedDataset
 from optikube_trainer.data.builtin import load_builtin
 from optikube_trainer.data.bundle import DataBundle
@@ -20,6 +21,7 @@ from optikube_trainer.data.splits import kfold_indices, split_indices
 from optikube_trainer.data.synthetic import load_synthetic
 from optikube_trainer.data.text import build_text_encoder
 from optikube_trainer.dist import RunContext
+from optikube_trainer.recipe import folds, pretrained_tokenizer, text_preprocessing
 
 Split = Dataset[tuple[torch.Tensor, torch.Tensor]]
 
@@ -53,8 +55,13 @@ def build_bundle(
     seed: int,
     ctx: RunContext | None = None,
     fold: int | None = None,
+    pretrained: str | None = None,
 ) -> DataBundle:
-    """Fit every preprocessing step on ``train_idx`` only, then transform the three splits."""
+    """Fit every preprocessing step on ``train_idx`` only, then transform the three splits.
+
+    ``pretrained`` is the Hugging Face model (hub id or folder) whose tokenizer the `pretrained`
+    tokenizer setting uses.
+    """
     pre = spec.preprocessing
     y = raw.labels
     vocab_size: int | None = None
@@ -62,7 +69,7 @@ def build_bundle(
     if raw.task == "text":
         assert raw.texts is not None
         texts = raw.texts
-        encoder = build_text_encoder(pre.text).fit([texts[i] for i in train_idx])
+        encoder = build_text_encoder(text_preprocessing(spec), pretrained).fit([texts[i] for i in train_idx])
         x = encoder.encode(texts)
         vocab_size, pad_id, dtype = encoder.size, encoder.pad_id, torch.long
     else:
@@ -98,23 +105,44 @@ def build_bundle(
     )
 
 
+def load_job_data(spec: OptimizationJobSpec, ctx: RunContext | None = None) -> DataBundle:
+    """The job's data: splits and preprocessing of ``spec.data``, seeded by ``spec.seed``."""
+    return load_data(spec.data, spec.seed, ctx, pretrained=pretrained_tokenizer(spec.model))
+
+
+def load_job_folds(spec: OptimizationJobSpec, ctx: RunContext | None = None) -> list[DataBundle]:
+    return load_folds(spec.data, spec.seed, ctx, pretrained=pretrained_tokenizer(spec.model))
+
+
 def load_data(
-    spec: DataSpec, seed: int, ctx: RunContext | None = None, *, raw: RawData | None = None
+    spec: DataSpec,
+    seed: int,
+    ctx: RunContext | None = None,
+    *,
+    raw: RawData | None = None,
+    pretrained: str | None = None,
 ) -> DataBundle:
     raw = raw if raw is not None else load_raw(spec.source, seed)
     idx = split_indices(raw.labels, validation=spec.validation_split, test=spec.test_split, seed=seed)
-    return build_bundle(raw, spec, idx.train, idx.val, idx.test, seed=seed, ctx=ctx)
+    return build_bundle(raw, spec, idx.train, idx.val, idx.test, seed=seed, ctx=ctx, pretrained=pretrained)
 
 
 def load_folds(
-    spec: DataSpec, seed: int, ctx: RunContext | None = None, *, raw: RawData | None = None
+    spec: DataSpec,
+    seed: int,
+    ctx: RunContext | None = None,
+    *,
+    raw: RawData | None = None,
+    pretrained: str | None = None,
 ) -> list[DataBundle]:
     """One bundle per fold of ``spec.crossValidation.folds`` over the non-test data; test stays held out."""
     raw = raw if raw is not None else load_raw(spec.source, seed)
     idx = split_indices(raw.labels, validation=spec.validation_split, test=spec.test_split, seed=seed)
     pool = np.sort(np.concatenate([idx.train, idx.val]))
-    folds = kfold_indices(raw.labels, pool, spec.cross_validation.folds, seed)
+    if folds(spec) < 2:
+        raise ValueError("data.crossValidation: set folds to split into folds")
+    fold_indices = kfold_indices(raw.labels, pool, folds(spec), seed)
     return [
-        build_bundle(raw, spec, tr, va, idx.test, seed=seed, ctx=ctx, fold=i)
-        for i, (tr, va) in enumerate(folds)
+        build_bundle(raw, spec, tr, va, idx.test, seed=seed, ctx=ctx, fold=i, pretrained=pretrained)
+        for i, (tr, va) in enumerate(fold_indices)
     ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif
 
-from optikube_trainer.config import FeatureSelection
+from optikube_operator.api.data import FeatureSelection
 
 _EPS = 1e-8
 
@@ -56,7 +56,7 @@ class FeatureSelector:
             selector = VarianceThreshold(threshold=self.config.threshold).fit(x)
             mask = selector.get_support()
         else:
-            k = min(self.config.k, x.shape[1])
+            k = min(self.config.k or x.shape[1], x.shape[1])
             # constant features get an undefined F score: they are simply never selected
             with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)

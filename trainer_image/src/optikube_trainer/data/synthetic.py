@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import make_classification
 
-from optikube_trainer.config import SyntheticSource
+from optikube_operator.api.data import SyntheticSource
 from optikube_trainer.data.raw import RawData
 from optikube_trainer.data.text import ENGLISH_STOP_WORDS
 

@@ -1,4 +1,5 @@
-"""Text preprocessing: a word tokenizer with stop-word removal and a vocabulary fitted on train only."""
+"""Text preprocessing: word or character tokens with stop-word removal and a vocabulary fitted on the
+training split only, or a pretrained Hugging Face tokenizer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as _SKLEARN_STOP_WORDS
 
-from optikube_trainer.config import TextPreprocessing
+from optikube_operator.api.data import TextPreprocessing
 
 ENGLISH_STOP_WORDS: frozenset[str] = frozenset(_SKLEARN_STOP_WORDS)
 PAD_ID = 0
@@ -32,8 +33,8 @@ def stop_words_for(config: TextPreprocessing) -> frozenset[str]:
 
 
 @dataclass
-class WordVocabulary:
-    """Token ids: 0 is padding, 1 is unknown, then the most frequent training words."""
+class Vocabulary:
+    """Token ids: 0 is padding, 1 is unknown, then the most frequent training tokens (words or characters)."""
 
     config: TextPreprocessing
     index: dict[str, int] = field(default_factory=dict)
@@ -47,9 +48,10 @@ class WordVocabulary:
         return PAD_ID
 
     def _tokens(self, text: str) -> list[str]:
-        return tokenize(text, lowercase=self.config.lowercase, stop_words=stop_words_for(self.config))
+        words = tokenize(text, lowercase=self.config.lowercase, stop_words=stop_words_for(self.config))
+        return list(" ".join(words)) if self.config.tokenizer == "char" else words
 
-    def fit(self, texts: Iterable[str]) -> WordVocabulary:
+    def fit(self, texts: Iterable[str]) -> Vocabulary:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(self._tokens(text))
@@ -69,11 +71,11 @@ class WordVocabulary:
 class PretrainedTokenizer:
     """A Hugging Face tokenizer (hub id or local path), with optikube's stop-word removal first."""
 
-    def __init__(self, config: TextPreprocessing) -> None:
+    def __init__(self, config: TextPreprocessing, source: str) -> None:
         from transformers import AutoTokenizer  # optional dependency
 
         self.config = config
-        self.tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
 
     @property
     def size(self) -> int:
@@ -102,7 +104,15 @@ class PretrainedTokenizer:
         return np.asarray(encoded["input_ids"], dtype=np.int64)
 
 
-def build_text_encoder(config: TextPreprocessing) -> WordVocabulary | PretrainedTokenizer:
-    if config.tokenizer == "word":
-        return WordVocabulary(config)
-    return PretrainedTokenizer(config)
+def build_text_encoder(
+    config: TextPreprocessing, pretrained: str | None = None
+) -> Vocabulary | PretrainedTokenizer:
+    """The encoder ``config.tokenizer`` names; `pretrained` uses the tokenizer of model ``pretrained``."""
+    if config.tokenizer != "pretrained":
+        return Vocabulary(config)
+    if pretrained is None:
+        raise ValueError(
+            "data.preprocessing.text.tokenizer: pretrained needs a Hugging Face model"
+            " (spec.model.huggingface)"
+        )
+    return PretrainedTokenizer(config, pretrained)

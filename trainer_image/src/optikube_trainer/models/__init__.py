@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-from optikube_trainer.config import ModelSpec
+from optikube_operator.api.model import ModelSpec
 from optikube_trainer.data.bundle import DataBundle
 from optikube_trainer.models.builtin import CNN, MLP, TextTransformer
 from optikube_trainer.models.huggingface import build_huggingface

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from optikube_trainer.config import HuggingFaceModel
+from optikube_operator.api.model import HuggingFaceModel
 
 HEAD_PREFIXES = ("classifier", "pre_classifier", "score")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from optikube_trainer.config import TorchvisionModel
+from optikube_operator.api.model import TorchvisionModel
 
 # below this size the ImageNet stem (7x7 stride 2 + max-pool) would shrink the image to nothing
 SMALL_INPUT = 64

@@ -18,7 +18,7 @@ STATE_FILE = "state.json"
 
 
 @dataclass
-class PipelineState:
+class PipelineCheckpoint:
     completed: list[dict[str, Any]] = field(default_factory=list)  # results.json `stages` entries
     baseline: dict[str, Any] | None = None
     curves: dict[str, dict[str, list[float]]] | None = None
@@ -34,7 +34,7 @@ def _directory(ctx: RunContext) -> Path:
     return ctx.output_dir / "pipeline"
 
 
-def save_stage(ctx: RunContext, state: PipelineState, model: nn.Module, example: torch.Tensor) -> None:
+def save_stage(ctx: RunContext, state: PipelineCheckpoint, model: nn.Module, example: torch.Tensor) -> None:
     """Record `state` and its model (rank 0 writes, atomically); all ranks wait for it."""
     if ctx.is_main:
         directory = _directory(ctx)
@@ -48,7 +48,7 @@ def save_stage(ctx: RunContext, state: PipelineState, model: nn.Module, example:
     barrier()
 
 
-def load_state(ctx: RunContext) -> tuple[PipelineState, nn.Module | None]:
+def load_state(ctx: RunContext) -> tuple[PipelineCheckpoint, nn.Module | None]:
     """Rank 0 reads the saved state and model; every rank gets rank 0's copies."""
     payload: tuple[dict[str, Any], dict[str, bytes], dict[str, Any]] | None = None
     if ctx.is_main:
@@ -62,6 +62,6 @@ def load_state(ctx: RunContext) -> tuple[PipelineState, nn.Module | None]:
     # ranks may not share a volume: everyone takes rank 0's copy
     payload = broadcast_object(payload)  # type: ignore[assignment]
     if payload is None:
-        return PipelineState(), None
+        return PipelineCheckpoint(), None
     raw, files, manifest = payload
-    return PipelineState(**raw), load_files(files, manifest)
+    return PipelineCheckpoint(**raw), load_files(files, manifest)

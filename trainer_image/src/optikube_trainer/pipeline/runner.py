@@ -10,18 +10,19 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from optikube_trainer.config import RunConfig, Spec
-from optikube_trainer.data import DataBundle, load_data
+from optikube_operator.api.runconfig import RunConfig
+from optikube_trainer.data import DataBundle, load_job_data
 from optikube_trainer.dist import RunContext, barrier, broadcast_object
 from optikube_trainer.evaluation import Measurement, count_macs, measure_model
 from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.evaluation.metrics import classification_metrics
+from optikube_trainer.events import Reporter
 from optikube_trainer.export import artifact_size_bytes, export_model, load_exported
 from optikube_trainer.models import build_model
-from optikube_trainer.pipeline.stages import STAGES, enabled_stages, sample_inputs
-from optikube_trainer.pipeline.state import PipelineState, load_state, save_stage
-from optikube_trainer.report import write_report
-from optikube_trainer.reporting import Reporter
+from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_state, save_stage
+from optikube_trainer.pipeline.html_report import write_report
+from optikube_trainer.pipeline.stages import STAGES, sample_inputs
+from optikube_trainer.recipe import Recipe, read_recipe
 from optikube_trainer.training.loop import fit
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def _validation_accuracy(model: nn.Module, bundle: DataBundle) -> float:
 
 
 def _run_stage(
-    name: str, state: PipelineState, ctx: RunContext, bundle: DataBundle, example: Tensor, work: Any
+    name: str, state: PipelineCheckpoint, ctx: RunContext, bundle: DataBundle, example: Tensor, work: Any
 ) -> nn.Module:
     reporter = _reporter(ctx)
     reporter.stage(name, "started")
@@ -94,7 +95,8 @@ def _run_stage(
 def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
     """Run (or resume) the pipeline; rank 0 returns the results.json payload, other ranks None."""
     spec = config.spec
-    bundle = load_data(spec.data, spec.seed, ctx)
+    recipe = read_recipe(spec, ctx.world_size, config.stage)
+    bundle = load_job_data(spec, ctx)
     example = sample_inputs(bundle, 32)
     state, model = load_state(ctx)
     if state.completed:
@@ -126,13 +128,13 @@ def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
         model = _run_stage("train", state, ctx, bundle, example, train)
     assert model is not None
 
-    for name in enabled_stages(spec):
+    for name in recipe.stages:
         if state.done(name):
             continue
         current = model
 
         def work(stage: str = name, before: nn.Module = current) -> tuple[nn.Module, dict[str, Any]]:
-            outcome = STAGES[stage](before, spec, bundle, ctx)
+            outcome = STAGES[stage](before, recipe, bundle, ctx)
             if outcome.extra.get("macs") is not None:
                 state.macs = outcome.extra["macs"]
             return outcome.model, outcome.changes
@@ -146,7 +148,7 @@ def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
 
 def _finish(
     config: RunConfig,
-    state: PipelineState,
+    state: PipelineCheckpoint,
     model: nn.Module,
     bundle: DataBundle,
     example: Tensor,
@@ -191,14 +193,14 @@ def _finish(
 
 
 def compress_and_quantize(
-    model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext
+    model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext
 ) -> tuple[nn.Module, dict[str, float]]:
-    """Apply the spec's compression and quantization to a trained trial model and measure it on the
+    """Apply the recipe's compression and quantization to a trained trial model and measure it on the
     validation split. Every rank calls this; the values are rank 0's measurement."""
     example = sample_inputs(bundle, 32)
     macs = count_macs(ensure_cpu(model), example[:1])
-    for name in enabled_stages(spec):
-        outcome = STAGES[name](model, spec, bundle, ctx)
+    for name in recipe.stages:
+        outcome = STAGES[name](model, recipe, bundle, ctx)
         model = outcome.model
         macs = outcome.extra.get("macs", macs)
     values: dict[str, float] = {}

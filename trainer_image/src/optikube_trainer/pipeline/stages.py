@@ -1,20 +1,17 @@
-"""The compression and quantization stages of the pipeline, each applying one technique from the
-spec to a trained model (fine-tuning with `fit` where the spec asks for it)."""
+"""The compression and quantization stages of the pipeline, each applying one technique of the
+recipe to a trained model (fine-tuning with `fit` where the spec asks for it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from optikube_operator.api.model import ModelSpec
 from optikube_trainer.compression import (
-    DistillationConfig,
-    LowRankConfig,
-    PruningConfig,
-    WeightSharingConfig,
     distillation_loss_fn,
     factorize_low_rank_,
     make_pruning_permanent_,
@@ -23,17 +20,16 @@ from optikube_trainer.compression import (
     student_model_spec,
 )
 from optikube_trainer.compression.pruning import output_layers
-from optikube_trainer.config import ModelSpec, Spec
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
 from optikube_trainer.evaluation import count_macs, stored_parameters
 from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.models import build_model
-from optikube_trainer.quantization import QuantizationConfig, quantize
+from optikube_trainer.quantization import quantize
+from optikube_trainer.recipe import Recipe
 from optikube_trainer.training.loop import fit
 
 QAT_LEARNING_RATE_FACTOR = 0.1
-STAGE_ORDER = ("distillation", "pruning", "lowRank", "weightSharing", "quantization")
 
 
 @dataclass
@@ -44,7 +40,7 @@ class StageOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Stage = Callable[[nn.Module, Spec, DataBundle, RunContext], StageOutcome]
+Stage = Callable[[nn.Module, Recipe, DataBundle, RunContext], StageOutcome]
 
 
 def sample_inputs(bundle: DataBundle, count: int = 32, split: str = "val") -> Tensor:
@@ -53,40 +49,33 @@ def sample_inputs(bundle: DataBundle, count: int = 32, split: str = "val") -> Te
     return inputs
 
 
-def enabled_stages(spec: Spec) -> list[str]:
-    compression = spec.compression
-    blocks = {
-        "distillation": compression.distillation if compression else None,
-        "pruning": compression.pruning if compression else None,
-        "lowRank": compression.low_rank if compression else None,
-        "weightSharing": compression.weight_sharing if compression else None,
-        "quantization": spec.quantization,
-    }
-    return [name for name in STAGE_ORDER if blocks[name] is not None]
-
-
 def _fine_tune(
-    model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext, epochs: int, **kwargs: Any
+    model: nn.Module,
+    recipe: Recipe,
+    bundle: DataBundle,
+    ctx: RunContext,
+    epochs: int,
+    **kwargs: Any,
 ) -> dict[str, dict[str, list[float]]] | None:
     if epochs <= 0:
         return None
-    return fit(model, bundle, spec.training, ctx, epochs=epochs, **kwargs).curves
+    return fit(model, bundle, recipe.training.spec, ctx, epochs=epochs, **kwargs).curves
 
 
 def _counts(model: nn.Module, example: Tensor) -> tuple[int, int | None]:
     return stored_parameters(model), count_macs(model, example)
 
 
-def distill(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
-    assert spec.compression is not None and spec.compression.distillation is not None
-    config = DistillationConfig.from_spec(spec.compression.distillation)
-    student_spec = ModelSpec.model_validate(student_model_spec(config, spec.model))
+def distill(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    config = recipe.distillation
+    assert config is not None
+    student_spec = ModelSpec.model_validate(student_model_spec(config, recipe.model))
     torch.manual_seed(ctx.seed)  # every rank builds the same initial student
-    student = build_model(student_spec, bundle, dropout=spec.training.regularization.dropout)
+    student = build_model(student_spec, bundle, dropout=recipe.training.spec.regularization.dropout)
     example = sample_inputs(bundle, 2).to(ctx.device)
     teacher_params, teacher_macs = _counts(model.to(ctx.device), example)
     loss_fn = distillation_loss_fn(model, config)
-    curves = _fine_tune(student, spec, bundle, ctx, config.epochs, loss_fn=loss_fn)
+    curves = _fine_tune(student, recipe, bundle, ctx, config.epochs, loss_fn=loss_fn)
     student_params, student_macs = _counts(student, example)
     changes = {
         "student": student_spec.model_dump(by_alias=True, exclude_none=True),
@@ -101,24 +90,24 @@ def distill(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -
     return StageOutcome(student, changes, curves)
 
 
-def prune(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
-    assert spec.compression is not None and spec.compression.pruning is not None
-    config = PruningConfig.from_spec(spec.compression.pruning)
+def prune(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    config = recipe.pruning
+    assert config is not None
     model.to(ctx.device)
     summary = prune_(model, config, sample_inputs(bundle, 2).to(ctx.device))
-    curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
+    curves = _fine_tune(model, recipe, bundle, ctx, config.fine_tune_epochs)
     make_pruning_permanent_(model)
     return StageOutcome(model, summary.changes(), curves)
 
 
-def low_rank(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
-    assert spec.compression is not None and spec.compression.low_rank is not None
-    config = LowRankConfig.from_spec(spec.compression.low_rank)
+def low_rank(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    config = recipe.low_rank
+    assert config is not None
     example = sample_inputs(bundle, 2).to(ctx.device)
     model.to(ctx.device)
     before = _counts(model, example)
     summary = factorize_low_rank_(model, config, ignored_layers=output_layers(model, example))
-    curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
+    curves = _fine_tune(model, recipe, bundle, ctx, config.fine_tune_epochs)
     after = _counts(model, example)
     changes = {
         **summary.changes(),
@@ -130,13 +119,13 @@ def low_rank(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) 
     return StageOutcome(model, changes, curves)
 
 
-def share_weights(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
-    assert spec.compression is not None and spec.compression.weight_sharing is not None
-    config = WeightSharingConfig.from_spec(spec.compression.weight_sharing)
+def share_weights(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    config = recipe.weight_sharing
+    assert config is not None
     model.to(ctx.device)
     macs = count_macs(model, sample_inputs(bundle, 1).to(ctx.device))  # sharing keeps the MACs
     summary = share_weights_(model, config)
-    curves = _fine_tune(model, spec, bundle, ctx, config.fine_tune_epochs)
+    curves = _fine_tune(model, recipe, bundle, ctx, config.fine_tune_epochs)
     return StageOutcome(model, summary.changes(), curves, {"macs": macs} if macs is not None else {})
 
 
@@ -152,23 +141,19 @@ def _calibration(bundle: DataBundle, batch_size: int, batches: int) -> Callable[
     return batches_of_train
 
 
-def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
-    assert spec.quantization is not None
-    config = QuantizationConfig.from_spec(spec.quantization)
+def quantize_stage(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
+    config = recipe.quantization
+    assert config is not None
     example = sample_inputs(bundle, 4)
     macs = count_macs(ensure_cpu(model), example[:1])  # quantizing keeps the MAC count
     curves: list[dict[str, dict[str, list[float]]] | None] = []
     # QAT starts from a converged model: it fine-tunes at a tenth of the training learning rate
-    qat_spec = spec.model_copy(
-        update={
-            "training": spec.training.model_copy(
-                update={"learning_rate": spec.training.learning_rate * QAT_LEARNING_RATE_FACTOR}
-            )
-        }
-    )
+    training = recipe.training.spec
+    slower = training.model_copy(update={"learning_rate": training.learning_rate * QAT_LEARNING_RATE_FACTOR})
+    qat_recipe = replace(recipe, training=replace(recipe.training, spec=slower))
 
     def train(prepared: nn.Module) -> None:
-        curves.append(_fine_tune(prepared, qat_spec, bundle, ctx, config.qat_epochs))
+        curves.append(_fine_tune(prepared, qat_recipe, bundle, ctx, config.qat_epochs))
         ensure_cpu(prepared)
 
     model.eval()
@@ -176,7 +161,7 @@ def quantize_stage(model: nn.Module, spec: Spec, bundle: DataBundle, ctx: RunCon
         model,
         config,
         example_inputs=example,
-        calibration=_calibration(bundle, spec.training.batch_size, config.calibration_batches),
+        calibration=_calibration(bundle, training.batch_size, config.calibration_batches),
         train=train,
     )
     ensure_cpu(quantized)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from optikube_trainer._spec_access import spec_get
+from optikube_operator.api.compression import QuantizationSpec
 
 Method = Literal["dynamic", "static", "weightOnly", "qat"]
 METHODS: tuple[str, ...] = ("dynamic", "static", "weightOnly", "qat")
@@ -31,10 +31,7 @@ class QuantizationConfig:
             raise ValueError(f"quantization.qatBackend: expected auto|pt2e|torchao, got {self.qat_backend!r}")
 
     @classmethod
-    def from_spec(cls, block: Any) -> QuantizationConfig:
-        return cls(
-            method=spec_get(block, "method", "dynamic"),
-            calibration_batches=int(spec_get(block, "calibrationBatches", 8)),
-            qat_epochs=int(spec_get(block, "qatEpochs", 2)),
-            qat_backend=spec_get(block, "qatBackend", "auto"),
-        )
+    def from_spec(cls, block: QuantizationSpec) -> QuantizationConfig:
+        """The spec's `quantization` block (qatEpochs is set exactly when the method is qat)."""
+        qat_epochs = block.qat_epochs if block.qat_epochs is not None else cls.qat_epochs
+        return cls(method=block.method, calibration_batches=block.calibration_batches, qat_epochs=qat_epochs)

@@ -3,13 +3,25 @@ weights, or int8 weights only. Weights become torchao Int8Tensor (int8 data + pe
 
 from __future__ import annotations
 
+import copy
+
 from torch import nn
 from torchao.core.config import AOBaseConfig
 from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
 
 from optikube_trainer.evaluation.size import weight_bytes
-from optikube_trainer.export import remember_structure
 from optikube_trainer.quantization._summary import QuantizationSummary
+
+# set on a quantized model: (its weightless float structure, the quantization method), so that
+# optikube_trainer.export can save it as structure + int8 state dict
+REBUILD_ATTRIBUTE = "_optikube_rebuild"
+
+
+def remember_structure(model: nn.Module, method: str) -> None:
+    """Keep a weightless copy of `model`'s float structure so its quantized form can be saved as
+    structure + int8 state dict (quantized tensor subclasses cannot be pickled as a module)."""
+    skeleton = copy.deepcopy(model).to("meta")
+    model.__dict__[REBUILD_ATTRIBUTE] = (skeleton, method)
 
 
 def plain_linear(module: nn.Module, _fqn: str = "") -> bool:

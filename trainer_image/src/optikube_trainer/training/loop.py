@@ -17,9 +17,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: N817
 from torch.utils.data import DataLoader, DistributedSampler
 
-from optikube_trainer.config import TrainingSpec
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data.bundle import DataBundle
 from optikube_trainer.dist import RunContext, all_reduce_max, all_reduce_sum, any_rank, broadcast_object
+from optikube_trainer.recipe import early_stopping
 from optikube_trainer.training.checkpoint import load_checkpoint, save_checkpoint
 from optikube_trainer.training.diagnosis import diagnose
 from optikube_trainer.training.optim import Penalty, build_optimizer, build_scheduler
@@ -161,7 +162,7 @@ def fit(
     train_loader = bundle.loader("train", training.batch_size)
     val_loader = bundle.loader("val", training.batch_size)
     clip = training.gradient_clip_norm
-    patience, min_delta = training.early_stopping.patience, training.early_stopping.min_delta
+    patience, min_delta = early_stopping(training)
 
     state = _State()
     saved = _resume(checkpoint_dir, ctx)

@@ -9,7 +9,7 @@ from torch import nn
 from torch.optim import SGD, AdamW, Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR
 
-from optikube_trainer.config import TrainingSpec
+from optikube_operator.api.training import TrainingSpec
 
 
 def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:

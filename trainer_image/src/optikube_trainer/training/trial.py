@@ -6,22 +6,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from optikube_trainer.config import MEASURED_METRICS, TRAINING_METRICS, RunConfig, Spec
-from optikube_trainer.data import DataBundle, load_data, load_folds
+from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api.objectives import EPOCH_METRICS
+from optikube_operator.api.runconfig import RunConfig
+from optikube_trainer.data import DataBundle, load_job_data, load_job_folds
 from optikube_trainer.dist import RunContext
+from optikube_trainer.events import Reporter
 from optikube_trainer.models import build_model, count_parameters
-from optikube_trainer.reporting import Reporter
+from optikube_trainer.recipe import read_recipe
 from optikube_trainer.training.loop import FitResult, evaluate, fit
-
-COMPRESSION_KEYS = ("compression.", "quantization.")
-
-
-def needs_compression(spec: Spec) -> bool:
-    """Run compression/quantization in a trial only when the search or the objectives depend on it."""
-    has_blocks = (spec.compression is not None and spec.compression.any) or spec.quantization is not None
-    touched = any(key.startswith(COMPRESSION_KEYS) for key in spec.search_space_keys)
-    measured = any(o.metric in MEASURED_METRICS and o.metric != "parameters" for o in spec.objectives)
-    return (has_blocks and touched) or measured
 
 
 def _reporter(ctx: RunContext) -> Reporter:
@@ -35,14 +28,14 @@ def _epoch_reporter(reporter: Reporter, step_offset: int) -> Callable[[int, dict
     # is absent from intermediate events rather than null, and is known from the final event on
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
-        values = {k: metrics[k] for k in TRAINING_METRICS if k in metrics}
+        values = {k: metrics[k] for k in EPOCH_METRICS if k in metrics}
         return reporter.intermediate(epoch, values, step=step_offset + epoch)
 
     return report
 
 
 def _train_one(
-    spec: Spec,
+    spec: OptimizationJobSpec,
     bundle: DataBundle,
     ctx: RunContext,
     reporter: Reporter,
@@ -67,10 +60,11 @@ def _train_one(
 def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
     """Returns the final event's payload (values and results); a pruned trial returns type 'pruned'."""
     spec = config.spec
+    recipe = read_recipe(spec, ctx.world_size, config.stage)
     reporter = _reporter(ctx)
     started = time.monotonic()
-    folds = spec.data.cross_validation.folds
-    bundles = load_folds(spec.data, spec.seed, ctx) if folds >= 2 else [load_data(spec.data, spec.seed, ctx)]
+    folds = recipe.data.folds
+    bundles = load_job_folds(spec, ctx) if folds >= 2 else [load_job_data(spec, ctx)]
     fold_metrics: list[dict[str, float]] = []
     fold_results: list[FitResult] = []
     model: Any = None
@@ -86,15 +80,15 @@ def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
         fold_results.append(result)
         fold_metrics.append(metrics)
         if result.pruned:
-            reporter.pruned(result.epochs_run - 1, {k: metrics[k] for k in TRAINING_METRICS})
+            reporter.pruned(result.epochs_run - 1, {k: metrics[k] for k in EPOCH_METRICS})
             return {"type": "pruned", "epoch": result.epochs_run - 1, "values": metrics}
 
-    values = {k: sum(m[k] for m in fold_metrics) / len(fold_metrics) for k in TRAINING_METRICS}
+    values = {k: sum(m[k] for m in fold_metrics) / len(fold_metrics) for k in EPOCH_METRICS}
     values["parameters"] = float(count_parameters(model))
-    if needs_compression(spec):
+    if recipe.compresses_trials:
         from optikube_trainer.pipeline import compress_and_quantize  # part of the pipeline package
 
-        model, measured = compress_and_quantize(model, spec, bundles[-1], ctx)
+        model, measured = compress_and_quantize(model, recipe, bundles[-1], ctx)
         values.update(measured)
     last = fold_results[-1]
     results: dict[str, Any] = {

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from optikube_operator.api import SpecError, load_job
-from optikube_operator.core import ObservedState, StartTrial, decide
+from optikube_operator.core import JobSettings, ObservedState, StartTrial, decide
 from optikube_operator.runconfig import JobIdentity, render_run_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,14 +32,18 @@ def _job(path: Path) -> tuple[JobIdentity, dict[str, Any]]:
 def test_trial_and_pipeline_configs_of_every_example_load_in_the_trainer(
     example: Path, tmp_path: Path
 ) -> None:
-    from optikube_trainer.config import load_run_config
+    from optikube_operator.api.runconfig import load_run_config
 
     identity, spec = _job(example)
     from datetime import UTC, datetime
 
     starts = [
         a
-        for a in decide(spec, ObservedState(), datetime(2026, 1, 1, tzinfo=UTC), identity.name)
+        for a in decide(
+            JobSettings.from_spec(load_job(example).spec, identity.name),
+            ObservedState(),
+            datetime(2026, 1, 1, tzinfo=UTC),
+        )
         if isinstance(a, StartTrial)
     ]
     for start in starts:
@@ -87,7 +91,7 @@ def test_operator_modules_never_import_torch() -> None:
         "optikube_operator.runconfig",
         "optikube_operator.local.backend",
         "optikube_operator.cli.run",
-        "optikube_operator.report.html",
+        "optikube_operator.html_report",
     ]
     code = (
         "import importlib, sys\n"
@@ -104,3 +108,15 @@ def test_examples_parse_as_yaml() -> None:
     assert EXAMPLES, "examples/ holds the manifests the contract is checked against"
     for example in EXAMPLES:
         assert yaml.safe_load(example.read_text())["kind"] == "OptimizationJob"
+
+
+def test_the_api_the_trainer_imports_needs_only_pydantic_and_yaml() -> None:
+    code = (
+        "import sys\n"
+        "import optikube_operator.api, optikube_operator.api.runconfig, optikube_operator.api.events\n"
+        "heavy = ('kopf', 'kubernetes', 'optuna', 'aiohttp', 'torch', 'rich', 'click')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

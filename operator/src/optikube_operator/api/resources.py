@@ -43,6 +43,13 @@ class ResourcesSpec(ApiModel):
     processes_per_worker: int = Field(
         1, ge=1, le=64, description="torchrun processes per pod (usually one per GPU)."
     )
+    backoff_limit: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Pod failures tolerated per run before the run fails (the Job's backoffLimit); a retried"
+        " pod resumes from the run's last checkpoint when artifacts are on a PVC.",
+    )
     gpus_per_process: int = Field(
         0,
         ge=0,

@@ -223,3 +223,10 @@ class OptimizationJobStatus(ApiModel):
     artifacts: ArtifactsStatus | None = Field(None, description="Where the outputs are.")
     start_time: Timestamp | None = Field(None, description="When the job started.")
     completion_time: Timestamp | None = Field(None, description="When the job succeeded or failed.")
+    accepted_spec: dict[str, FreeValue] | None = Field(
+        None,
+        max_length=16,
+        description="The spec the job runs with. Later changes to suspend, tuning.maxTrials,"
+        " tuning.parallelTrials, tuning.maxDuration and cleanup take effect; any other change is refused"
+        " (condition SpecChangeRefused) and the job goes on with this spec.",
+    )

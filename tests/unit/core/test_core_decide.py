@@ -89,11 +89,18 @@ def test_timed_out_trial_is_stopped() -> None:
     assert [s.number for s in _starts(actions)] == [2]
 
 
-def test_running_trial_below_median_is_pruned() -> None:
+def test_a_trial_that_ignores_a_prune_reply_is_stopped_by_the_core() -> None:
     finished = tuple(trial(n, S.SUCCEEDED, 0.9, curve=[0.5, 0.8, 0.9]) for n in range(3))
-    laggard = trial(3, S.RUNNING, curve=[0.1, 0.2])
-    observed = ObservedState(trials=(*finished, laggard), start_time=T0)
     pruner = {"type": "median", "startupTrials": 2, "warmupSteps": 1}
+    # told to prune at step 1 (the reply): the trainer is stopping itself, the core waits
+    told = trial(3, S.RUNNING, curve=[0.1, 0.2])
+    assert not any(
+        isinstance(a, StopTrial)
+        for a in decide(spec(pruner=pruner, maxTrials=10), ObservedState(trials=(*finished, told)), T0)
+    )
+    # it reported step 2 anyway: it did not listen, so the core stops it
+    laggard = trial(3, S.RUNNING, curve=[0.1, 0.2, 0.25])
+    observed = ObservedState(trials=(*finished, laggard), start_time=T0)
     actions = decide(spec(pruner=pruner, maxTrials=10), observed, T0)
     assert StopTrial(3, StopReason.PRUNED) in actions
     good = trial(3, S.RUNNING, curve=[0.6, 0.85])

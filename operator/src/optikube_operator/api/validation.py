@@ -272,11 +272,11 @@ def load_job(source: str | Path | dict[str, Any]) -> OptimizationJob:
     if obj.get("kind") != "OptimizationJob":
         raise SpecError([FieldError("kind", "must be OptimizationJob")], where)
     job = OptimizationJob.model_validate(_without_status(obj), by_alias=True, by_name=False)
-    job.status = _lenient_status(obj.get("status"))
+    job.status = lenient_status(obj.get("status"))
     return job
 
 
-def _lenient_status(raw: Any) -> OptimizationJobStatus | None:
+def lenient_status(raw: Any) -> OptimizationJobStatus | None:
     """The recorded status, or None if it is absent or not in this version's shape (the operator
     rebuilds it from the OptimizationTrials, so an unreadable status is never fatal)."""
     if not isinstance(raw, dict):

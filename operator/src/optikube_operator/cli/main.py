@@ -16,6 +16,7 @@ from optikube_operator import __version__
 SUBCOMMANDS: dict[str, str] = {
     "validate": "optikube_operator.cli.validate:validate",
     "run": "optikube_operator.cli.run:run",
+    "operator": "optikube_operator.cli.operator:operator",
 }
 
 

@@ -109,12 +109,24 @@ def _trial_stops(settings: JobSettings, observed: ObservedState, now: datetime) 
         timeout = settings.trial_timeout
         if timeout is not None and trial.start_time is not None and now - trial.start_time >= timeout:
             stops.append(StopTrial(trial.number, StopReason.TIMED_OUT))
-        elif trial.state is TrialState.RUNNING and should_prune_trial(
-            settings, observed.trials, trial.number
-        ):
+        elif trial.state is TrialState.RUNNING and _ignored_prune(settings, observed, trial):
             # Normally the trainer stops on the report's reply; this catches one that did not.
             stops.append(StopTrial(trial.number, StopReason.PRUNED))
     return stops
+
+
+def _ignored_prune(settings: JobSettings, observed: ObservedState, trial: ObservedTrial) -> bool:
+    """Whether the trainer reported another step after the reply that told it to prune.
+
+    The reply to the latest report may say prune and the trainer is stopping now; only a report
+    after that one shows it did not listen.
+    """
+    if len(trial.intermediate) < 2:
+        return False
+    latest = max(trial.intermediate)
+    earlier = replace(trial, intermediate={s: v for s, v in trial.intermediate.items() if s < latest})
+    trials = tuple(earlier if t.number == trial.number else t for t in observed.trials)
+    return should_prune_trial(settings, trials, trial.number)
 
 
 def _search_end(

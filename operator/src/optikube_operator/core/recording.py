@@ -123,6 +123,8 @@ def record_pipeline_event(pipeline: ObservedPipeline, event: AnyEvent, now: date
         stage = ObservedStage(event.stage, event.status, event.duration_seconds)
         return replace(pipeline, stages=(*pipeline.stages, stage)[-MAX_STAGES:])
     if isinstance(event, FinalEvent):
+        if pipeline.values:
+            return pipeline  # replayed, or the termination message's copy of a pushed final event
         # the run still has to exit: the record turns Succeeded on its exit (or its Job's success)
         return replace(pipeline, values=_numbers(event.values), results=dict(event.results))
     if isinstance(event, FailedEvent):

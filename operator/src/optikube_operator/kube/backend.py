@@ -1,0 +1,194 @@
+"""KubernetesBackend: the core's actions carried out against the API.
+
+Every write is idempotent: objects have deterministic names, so a create after a restart that finds
+the object already there adopts it (AlreadyExists) instead of making a second one, and an attempt
+is counted only when a run's Job was really created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api.runconfig import JobIdentity
+from optikube_operator.core import ObservedTrial, TrialState
+from optikube_operator.core.records import trial_status
+from optikube_operator.kube import names
+from optikube_operator.kube.client import ApiError, KubeClient, resource_path
+from optikube_operator.kube.config import OperatorConfig
+from optikube_operator.kube.records import JobRecords
+from optikube_operator.kube.resources import (
+    build_config_map,
+    build_run_job,
+    build_service,
+    build_trial,
+    output_dir,
+)
+from optikube_operator.runconfig import render_run_config
+
+
+def _path(kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+    api_version, plural = {
+        "OptimizationJob": (names.API_VERSION, names.JOBS),
+        "OptimizationTrial": (names.API_VERSION, names.TRIALS),
+        "Job": ("batch/v1", "jobs"),
+        "Service": ("v1", "services"),
+        "ConfigMap": ("v1", "configmaps"),
+        "Pod": ("v1", "pods"),
+    }[kind]
+    return resource_path(api_version, plural, namespace, name, sub)
+
+
+class KubernetesBackend:
+    def __init__(self, client: KubeClient, config: OperatorConfig) -> None:
+        self.client = client
+        self.config = config
+        self._accounts: set[str] = set()
+
+    async def ensure_trainer_account(self, namespace: str, spec: OptimizationJobSpec) -> None:
+        """The default trainer ServiceAccount exists in every namespace jobs run in (once per
+        operator run): it is bound to nothing and mounts no API token."""
+        if spec.resources.service_account_name or namespace in self._accounts:
+            return
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": self.config.trainer.service_account,
+                "namespace": namespace,
+                "labels": {names.MANAGED_BY: names.MANAGER},
+            },
+            "automountServiceAccountToken": False,
+        }
+        try:
+            await self.client.create(resource_path("v1", "serviceaccounts", namespace), account)
+        except ApiError as error:
+            if not error.already_exists:
+                raise
+        self._accounts.add(namespace)
+
+    # --- records --------------------------------------------------------------------------------
+
+    async def load(self, records: JobRecords, status: Any) -> None:
+        items = await self.client.list(
+            _path("OptimizationTrial", records.namespace), names.selector(records.name)
+        )
+        records.load(items, status)
+
+    async def write_trial(self, records: JobRecords, trial: ObservedTrial) -> None:
+        """Write a trial's record to its OptimizationTrial status (the whole status, replaced)."""
+        status = trial_status(trial).model_dump(mode="json", by_alias=True, exclude_none=True)
+        await self.client.request(
+            "PATCH",
+            _path(
+                "OptimizationTrial", records.namespace, names.run_name(records.name, trial.number), "status"
+            ),
+            body=[{"op": "add", "path": "/status", "value": status}],
+            content_type="application/json-patch+json",
+        )
+        records.trials[trial.number] = trial
+
+    async def write_job_status(self, job: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        meta = job["metadata"]
+        await self.client.request(
+            "PATCH",
+            _path("OptimizationJob", meta["namespace"], meta["name"], "status"),
+            body=[{"op": "add", "path": "/status", "value": dict(status)}],
+            content_type="application/json-patch+json",
+        )
+
+    async def create_trial(
+        self,
+        job: Mapping[str, Any],
+        records: JobRecords,
+        number: int,
+        params: Mapping[str, Any],
+        attrs: Mapping[str, Any],
+    ) -> ObservedTrial:
+        """Record trial ``number`` as Pending (a new OptimizationTrial, or a suspended one resumed)."""
+        existing = records.trials.get(number)
+        if existing is None:
+            try:
+                await self.client.create(
+                    _path("OptimizationTrial", records.namespace), build_trial(job, number, params)
+                )
+            except ApiError as error:
+                if not error.already_exists:
+                    raise
+            record = ObservedTrial(number, dict(params), TrialState.PENDING, sampler_attrs=dict(attrs))
+        else:
+            record = replace(existing, state=TrialState.PENDING, message="", start_time=None, end_time=None)
+        await self.write_trial(records, record)
+        return record
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    async def dry_run(self, job: Mapping[str, Any], spec: OptimizationJobSpec, timeout: float | None) -> None:
+        """Ask the apiserver whether it would accept this job's trial Jobs (raises ApiError if not)."""
+        meta = job["metadata"]
+        body = build_run_job(meta["name"], meta["namespace"], 0, spec, self.config, job, timeout)
+        await self.client.create(_path("Job", meta["namespace"]), body, dry_run=True)
+
+    async def launch(
+        self,
+        job: Mapping[str, Any],
+        spec_dict: Mapping[str, Any],
+        spec: OptimizationJobSpec,
+        trial: int | None,
+        params: Mapping[str, Any],
+        *,
+        resume: bool,
+        timeout: float | None,
+    ) -> bool:
+        """Create a run's ConfigMap, headless Service and Job; True when the Job was created now,
+        False when it already existed (adopted)."""
+        meta = job["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        out = output_dir(spec, name, trial)
+        config = render_run_config(
+            job=JobIdentity(name=name, namespace=namespace, uid=meta["uid"]),
+            spec=spec_dict,
+            stage="pipeline" if trial is None else "trial",
+            output_dir=out,
+            trial_number=trial,
+            params=params,
+            resume_from=out if resume else None,
+        )
+        config_map = build_config_map(name, namespace, trial, config, job)
+        try:
+            await self.client.create(_path("ConfigMap", namespace), config_map)
+        except ApiError as error:
+            if not error.already_exists:
+                raise
+            path = _path("ConfigMap", namespace, config_map["metadata"]["name"])
+            await self.client.merge_patch(path, {"data": config_map["data"]})
+        try:
+            await self.client.create(_path("Service", namespace), build_service(name, namespace, trial, job))
+        except ApiError as error:
+            if not error.already_exists:
+                raise
+        try:
+            await self.client.create(
+                _path("Job", namespace),
+                build_run_job(name, namespace, trial, spec, self.config, job, timeout),
+            )
+        except ApiError as error:
+            if error.already_exists:
+                return False
+            raise
+        return True
+
+    async def delete_run(self, namespace: str, job: str, trial: int | None) -> None:
+        """Delete a run's Job (its pods with it), Service and ConfigMap."""
+        run = names.run_name(job, trial)
+        await self.client.delete(_path("Job", namespace, run), propagation="Background")
+        await self.client.delete(_path("Service", namespace, run))
+        await self.client.delete(_path("ConfigMap", namespace, names.config_name(job, trial)))
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        await self.client.delete(_path("OptimizationJob", namespace, name), propagation="Background")
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.client.get(_path("Pod", namespace, name))

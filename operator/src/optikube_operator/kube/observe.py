@@ -1,0 +1,155 @@
+"""Cluster objects -> what they mean for a run's record. Pure functions.
+
+A batch Job and its pods say when a run started, and how it ended: the Job's Complete or Failed
+condition, each pod's exit code and reason, and the termination message rank 0 left (the final
+event, Contract 3, written by the trainer for exactly this fallback).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from optikube_operator.api.events import AnyEvent, EventError, parse_event
+from optikube_operator.core import ObservedPipeline, ObservedTrial, PipelineState, StopReason, TrialState
+from optikube_operator.core.recording import (
+    record_pipeline_event,
+    record_pipeline_exit,
+    record_trial_event,
+    record_trial_exit,
+)
+from optikube_operator.kube import names
+from optikube_operator.kube.runs import RunObjects
+
+
+@dataclass(frozen=True)
+class RunObservation:
+    exists: bool = False
+    uid: str | None = None
+    deleting: bool = False
+    suspended: bool = False
+    running_since: datetime | None = None
+    succeeded: bool = False
+    failed_reason: str | None = None
+    failed_message: str = ""
+    termination_message: str | None = None
+    exit_code: int | None = None
+    exit_reason: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.succeeded or self.failed_reason is not None
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {
+        c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
+    }
+
+
+def _container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == names.CONTAINER:
+            return dict(status)
+    return {}
+
+
+def _index(pod: Mapping[str, Any]) -> str:
+    return str((pod["metadata"].get("annotations") or {}).get(names.COMPLETION_INDEX_ANNOTATION, ""))
+
+
+def observe_run(objects: RunObjects) -> RunObservation:
+    job = objects.job
+    if job is None:
+        return RunObservation()
+    conditions = _conditions(job)
+    failed = conditions.get("Failed")
+    pods = sorted(objects.pods.values(), key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")))
+    starts = [
+        started
+        for pod in pods
+        if (started := _time(((_container(pod).get("state") or {}).get("running") or {}).get("startedAt")))
+        or (started := _time(((_container(pod).get("state") or {}).get("terminated") or {}).get("startedAt")))
+    ]
+    rank0 = [pod for pod in pods if _index(pod) == "0"] or pods
+    terminated = [
+        (_container(pod).get("state") or {}).get("terminated") or {} for pod in rank0 if _container(pod)
+    ]
+    message = next((t.get("message") for t in reversed(terminated) if t.get("message")), None)
+    failures = [
+        t
+        for pod in pods
+        if (t := (_container(pod).get("state") or {}).get("terminated") or {}) and t.get("exitCode")
+    ]
+    return RunObservation(
+        exists=True,
+        uid=job["metadata"].get("uid"),
+        deleting=bool(job["metadata"].get("deletionTimestamp")),
+        suspended=bool((job.get("spec") or {}).get("suspend")),
+        running_since=min(starts) if starts else None,
+        succeeded="Complete" in conditions,
+        failed_reason=str(failed.get("reason") or "Failed") if failed else None,
+        failed_message=str(failed.get("message") or "") if failed else "",
+        termination_message=message,
+        exit_code=int(failures[-1]["exitCode"]) if failures else None,
+        exit_reason=str(failures[-1].get("reason") or "") if failures else "",
+    )
+
+
+def termination_event(message: str | None) -> AnyEvent | None:
+    """The event rank 0 wrote as its termination message, if it is one."""
+    if not message:
+        return None
+    try:
+        raw = json.loads(message)
+        if isinstance(raw, dict):
+            raw.setdefault("trial", None)
+        return parse_event(raw)
+    except (json.JSONDecodeError, EventError):
+        return None
+
+
+def _reason(observation: RunObservation) -> str:
+    return observation.exit_reason or observation.failed_reason or ""
+
+
+def observe_trial(
+    trial: ObservedTrial, observation: RunObservation, primary: str, now: datetime
+) -> ObservedTrial:
+    """``trial`` after what its Job and pods show; a finished trial never changes."""
+    if not trial.state.active or not observation.exists:
+        return trial
+    if trial.state is TrialState.PENDING and observation.running_since is not None:
+        trial = replace(trial, state=TrialState.RUNNING, start_time=observation.running_since)
+    if not observation.finished:
+        return trial
+    event = termination_event(observation.termination_message)
+    if event is not None and event.trial == trial.number:
+        trial = record_trial_event(trial, event, primary, now)
+    if observation.failed_reason == "DeadlineExceeded" and trial.state.active:
+        return replace(trial, state=TrialState.TIMED_OUT, message=StopReason.TIMED_OUT.message, end_time=now)
+    code = 0 if observation.succeeded else (observation.exit_code or 1)
+    return record_trial_exit(trial, code, None, now, reason=_reason(observation))
+
+
+def observe_pipeline(
+    pipeline: ObservedPipeline, observation: RunObservation, now: datetime
+) -> ObservedPipeline:
+    if not pipeline.state.active or not observation.exists:
+        return pipeline
+    if pipeline.state is PipelineState.PENDING and observation.running_since is not None:
+        pipeline = replace(pipeline, state=PipelineState.RUNNING, start_time=pipeline.start_time or now)
+    if not observation.finished:
+        return pipeline
+    event = termination_event(observation.termination_message)
+    if event is not None and event.trial is None:
+        pipeline = record_pipeline_event(pipeline, event, now)
+    code = 0 if observation.succeeded else (observation.exit_code or 1)
+    return record_pipeline_exit(pipeline, code, now)

@@ -1,0 +1,159 @@
+"""The operator's Prometheus metrics (`/metrics`): `optikube_` prefix, units in names, bounded labels.
+
+Per-job series (namespace, job) exist while the job does and are removed when it is deleted;
+every other label has a fixed set of values. docs/observability.md lists each metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from optikube_operator.api.status import JobPhase
+from optikube_operator.core import TrialState
+
+PHASES: tuple[str, ...] = JobPhase.__args__  # type: ignore[attr-defined]
+DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, float("inf"))
+STARTUP_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, float("inf"))
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.jobs = Gauge("optikube_jobs", "OptimizationJobs by phase.", ["phase"], registry=r)
+        self.trials = Gauge(
+            "optikube_trials", "Trials of a job by state.", ["namespace", "job", "state"], registry=r
+        )
+        self.running_trials = Gauge(
+            "optikube_running_trials", "Trials running now, per job.", ["namespace", "job"], registry=r
+        )
+        self.trial_duration = Histogram(
+            "optikube_trial_duration_seconds",
+            "Wall time of finished trials, by how they ended.",
+            ["state"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.trial_startup = Histogram(
+            "optikube_trial_startup_seconds",
+            "Time from a trial's creation to its pods running.",
+            buckets=STARTUP_BUCKETS,
+            registry=r,
+        )
+        self.best_objective = Gauge(
+            "optikube_job_best_objective_value",
+            "Primary objective of the best trial so far.",
+            ["namespace", "job", "metric"],
+            registry=r,
+        )
+        self.stage_duration = Histogram(
+            "optikube_stage_duration_seconds",
+            "Duration of pipeline stages.",
+            ["stage"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.model_size = Gauge(
+            "optikube_model_size_bytes", "Saved model size.", ["namespace", "job", "model"], registry=r
+        )
+        self.model_latency = Gauge(
+            "optikube_model_latency_seconds",
+            "Median inference latency.",
+            ["namespace", "job", "model", "batch"],
+            registry=r,
+        )
+        self.model_accuracy = Gauge(
+            "optikube_model_accuracy_ratio", "Test-split accuracy.", ["namespace", "job", "model"], registry=r
+        )
+        self.reconcile_errors = Counter(
+            "optikube_reconcile_errors_total",
+            "Reconciles that failed, by kind of error.",
+            ["kind"],
+            registry=r,
+        )
+        self.reconciles = Counter("optikube_reconciles_total", "Reconciles done.", registry=r)
+        self.reports = Counter(
+            "optikube_report_requests_total", "Report endpoint requests by outcome.", ["outcome"], registry=r
+        )
+        self.api_requests = Counter(
+            "optikube_apiserver_requests_total",
+            "Requests the operator sent to the apiserver.",
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+        # the per-job series set, so that a deleted job's can be removed
+        self._series: dict[tuple[str, str], set[tuple[Gauge, tuple[str, ...]]]] = {}
+        for phase in PHASES:
+            self.jobs.labels(phase=phase)
+        for outcome in (
+            "accepted",
+            "unauthenticated",
+            "forbidden",
+            "invalid",
+            "conflict",
+            "tooLarge",
+            "timeout",
+        ):
+            self.reports.labels(outcome=outcome)
+
+    def count_request(self, verb: str, resource: str, code: int) -> None:
+        self.api_requests.labels(verb=verb, resource=resource, code=str(code)).inc()
+
+    def publish_phases(self, phases: Mapping[str, int]) -> None:
+        for phase in PHASES:
+            self.jobs.labels(phase=phase).set(phases.get(phase, 0))
+
+    def _set(self, gauge: Gauge, value: float, *labels: str) -> None:
+        gauge.labels(*labels).set(value)
+        self._series.setdefault((labels[0], labels[1]), set()).add((gauge, labels))
+
+    def publish_job(
+        self,
+        namespace: str,
+        job: str,
+        counts: Mapping[TrialState, int],
+        running: int,
+        best: tuple[str, float] | None,
+        results: Mapping[str, Any] | None,
+    ) -> None:
+        for state in TrialState:
+            self._set(self.trials, counts.get(state, 0), namespace, job, state.value)
+        self._set(self.running_trials, running, namespace, job)
+        if best is not None:
+            self._set(self.best_objective, best[1], namespace, job, best[0])
+        for model in ("baseline", "optimized"):
+            block = (results or {}).get(model)
+            if not isinstance(block, Mapping):
+                continue
+            if block.get("sizeBytes") is not None:
+                self._set(self.model_size, block["sizeBytes"], namespace, job, model)
+            accuracy = (block.get("metrics") or {}).get("accuracy")
+            if accuracy is not None:
+                self._set(self.model_accuracy, accuracy, namespace, job, model)
+            latency = block.get("latencyMs") or {}
+            for batch, key in (("1", "batch1P50"), ("32", "batch32P50")):
+                if latency.get(key) is not None:
+                    self._set(self.model_latency, latency[key] / 1000.0, namespace, job, model, batch)
+
+    def forget_job(self, namespace: str, job: str) -> None:
+        """Drop every series of a deleted job, so label sets stay bounded by the jobs that exist."""
+        for gauge, labels in self._series.pop((namespace, job), set()):
+            gauge.remove(*labels)
+
+    async def serve(self, host: str, port: int) -> web.AppRunner:
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(
+                body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner

@@ -1,0 +1,93 @@
+"""The records of each job, held in memory and written through to the cluster.
+
+The operator is the only writer of OptimizationTrial status and OptimizationJob status (one replica,
+`Recreate`), so after loading them once (a consistent LIST after a start) its memory is the truth,
+and every change is written to the cluster before anything that depends on it is done: a restart
+reloads exactly what was recorded. A per-job lock serializes reconciles and reports of one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from optikube_operator.api.status import OptimizationJobStatus
+from optikube_operator.api.trial import OptimizationTrialStatus
+from optikube_operator.core import JobSettings, ObservedPipeline, ObservedState, ObservedTrial
+from optikube_operator.core.records import observed_pipeline, observed_trial
+
+JobKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class JobRecords:
+    namespace: str
+    name: str
+    uid: str
+    trials: dict[int, ObservedTrial] = field(default_factory=dict)
+    pipeline: ObservedPipeline = field(default_factory=ObservedPipeline)
+    start_time: datetime | None = None
+    loaded: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # the last status written, to skip patches that change nothing
+    written_status: dict[str, Any] | None = None
+    # when each trial's record was created (time-to-running metric)
+    created_at: dict[int | None, datetime] = field(default_factory=dict)
+    # the settings of the latest reconcile (the report endpoint's prune decisions use them)
+    settings: JobSettings | None = None
+
+    @property
+    def key(self) -> JobKey:
+        return self.namespace, self.name
+
+    def observed(self) -> ObservedState:
+        return ObservedState(
+            trials=tuple(self.trials[number] for number in sorted(self.trials)),
+            pipeline=self.pipeline,
+            start_time=self.start_time,
+        )
+
+    def load(self, trial_objects: list[dict[str, Any]], status: OptimizationJobStatus | None) -> None:
+        """Take the recorded state from the cluster: the job's OptimizationTrials and its status."""
+        self.trials = {}
+        for obj in trial_objects:
+            spec = obj.get("spec") or {}
+            if spec.get("stage", "trial") != "trial" or "number" not in spec:
+                continue
+            raw_status = obj.get("status")
+            parsed = (
+                OptimizationTrialStatus.model_validate(raw_status, by_alias=True, strict=False)
+                if isinstance(raw_status, dict)
+                else None
+            )
+            record = observed_trial(int(spec["number"]), spec.get("params") or {}, parsed)
+            self.trials[record.number] = record
+        self.pipeline = observed_pipeline(status.pipeline if status is not None else None)
+        if status is not None and status.start_time is not None:
+            self.start_time = status.start_time
+        self.loaded = True
+
+
+class RecordStore:
+    def __init__(self) -> None:
+        self._jobs: dict[JobKey, JobRecords] = {}
+
+    def of(self, namespace: str, name: str, uid: str) -> JobRecords:
+        """The records of a job; a job recreated under the same name (another uid) starts afresh."""
+        records = self._jobs.get((namespace, name))
+        if records is None or records.uid != uid:
+            records = JobRecords(namespace, name, uid)
+            self._jobs[(namespace, name)] = records
+        return records
+
+    def find(self, namespace: str, name: str) -> JobRecords | None:
+        return self._jobs.get((namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._jobs.pop((namespace, name), None)
+
+    def __iter__(self) -> Iterator[JobRecords]:
+        return iter(list(self._jobs.values()))

@@ -1,0 +1,329 @@
+"""Pure builders of every object the operator creates: dicts, unit-tested without a cluster.
+
+A run (a tuning trial or the final pipeline) is an Indexed Job of `workers` pods plus a headless
+Service (stable DNS names for torchrun's rendezvous) and a ConfigMap holding its run config;
+a trial also has its OptimizationTrial, the durable record of what it did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api.resources import GPU_RESOURCE
+from optikube_operator.kube import names
+from optikube_operator.kube.config import OperatorConfig
+
+# The trainer pod's entry point: wait until pod 0's name resolves (its DNS record appears only once
+# the pod exists), then hand over to torchrun. Values arrive as environment variables.
+LAUNCH_SCRIPT = """\
+deadline=$(( $(date +%s) + ${OPTIKUBE_DNS_TIMEOUT_SECONDS:-300} ))
+until getent hosts "$OPTIKUBE_RDZV_HOST" >/dev/null 2>&1; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "rendezvous host $OPTIKUBE_RDZV_HOST did not resolve in time" >&2
+    echo "rendezvous host $OPTIKUBE_RDZV_HOST did not resolve in time" > /dev/termination-log
+    exit 1
+  fi
+  sleep 1
+done
+exec torchrun --nnodes "$OPTIKUBE_NNODES" --nproc-per-node "$OPTIKUBE_NPROC_PER_NODE" \\
+  --node-rank "$JOB_COMPLETION_INDEX" --rdzv-backend c10d \\
+  --rdzv-endpoint "$OPTIKUBE_RDZV_HOST:$OPTIKUBE_RDZV_PORT" --rdzv-id "$OPTIKUBE_RUN" \\
+  -m optikube_trainer "$OPTIKUBE_STAGE" --config "$OPTIKUBE_CONFIG"
+"""
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """A controller reference to ``owner`` (an object as the API returns it)."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(name: str, namespace: str, labels: dict[str, str], owner: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
+def build_trial(job: Mapping[str, Any], number: int, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The OptimizationTrial of trial ``number`` of OptimizationJob ``job``."""
+    meta = job["metadata"]
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": "OptimizationTrial",
+        "metadata": _metadata(
+            names.run_name(meta["name"], number),
+            meta["namespace"],
+            names.run_labels(meta["name"], number),
+            job,
+        ),
+        "spec": {
+            "jobRef": {"name": meta["name"], "uid": meta["uid"]},
+            "number": number,
+            "params": dict(params),
+            "stage": "trial",
+        },
+    }
+
+
+def artifacts_root(spec: OptimizationJobSpec, job: str) -> str:
+    """Where a job's outputs go inside the pods (the claim's subPath is mounted at /artifacts)."""
+    return f"{names.ARTIFACTS_DIR}/{job}"
+
+
+def output_dir(spec: OptimizationJobSpec, job: str, trial: int | None) -> str:
+    root = artifacts_root(spec, job)
+    return f"{root}/pipeline" if trial is None else f"{root}/trials/{trial}"
+
+
+def artifacts_location(spec: OptimizationJobSpec, job: str) -> str | None:
+    """Where a user finds the outputs: the claim and folder, or the object-storage prefix."""
+    artifacts = spec.artifacts
+    if artifacts is None:
+        return None
+    if artifacts.pvc is not None:
+        folder = "/".join(part for part in (artifacts.pvc.sub_path, job) if part)
+        return f"pvc://{artifacts.pvc.claim_name}/{folder}"
+    return f"{artifacts.uri}/{job}" if artifacts.uri else None
+
+
+def build_config_map(
+    job: str, namespace: str, trial: int | None, run_config: Mapping[str, Any], owner: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(names.config_name(job, trial), namespace, names.run_labels(job, trial), owner),
+        "data": {names.CONFIG_FILE: json.dumps(run_config, indent=1, sort_keys=True)},
+    }
+
+
+def build_service(job: str, namespace: str, trial: int | None, owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The headless Service whose DNS names the run's pods find each other by."""
+    labels = names.run_labels(job, trial)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(names.run_name(job, trial), namespace, labels, owner),
+        "spec": {
+            "clusterIP": "None",
+            "selector": labels,
+            # torchrun's workers must find pod 0 before it is Ready (it is Ready only once running)
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rdzv", "port": names.RDZV_PORT, "targetPort": names.RDZV_PORT}],
+        },
+    }
+
+
+def _env(
+    job: str, trial: int | None, spec: OptimizationJobSpec, config: OperatorConfig
+) -> list[dict[str, Any]]:
+    run = names.run_name(job, trial)
+    values = {
+        "OPTIKUBE_RUN": run,
+        "OPTIKUBE_STAGE": "pipeline" if trial is None else "trial",
+        "OPTIKUBE_CONFIG": f"{names.CONFIG_DIR}/{names.CONFIG_FILE}",
+        "OPTIKUBE_NNODES": str(spec.resources.workers),
+        "OPTIKUBE_NPROC_PER_NODE": str(spec.resources.processes_per_worker),
+        # pod 0 of an Indexed Job is called <job name>-0; the Service is the pods' subdomain
+        "OPTIKUBE_RDZV_HOST": f"{run}-0.{run}",
+        "OPTIKUBE_RDZV_PORT": str(names.RDZV_PORT),
+        "OPTIKUBE_REPORT_URL": config.effective_report_url,
+        "OPTIKUBE_REPORT_TOKEN_FILE": f"{names.TOKEN_DIR}/{names.TOKEN_FILE}",
+        "OPTIKUBE_METRICS_PORT": str(names.METRICS_PORT),
+        "PYTHONUNBUFFERED": "1",
+        # the root filesystem is read-only: caches go to the writable /tmp
+        "HOME": "/tmp",
+        "XDG_CACHE_HOME": "/tmp/.cache",
+        "MPLCONFIGDIR": "/tmp/.matplotlib",
+    }
+    env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in values.items()]
+    for name, path in (
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+        ("POD_IP", "status.podIP"),
+    ):
+        env.append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+    return env
+
+
+def _resources(spec: OptimizationJobSpec) -> dict[str, Any]:
+    requests = {name: str(value) for name, value in spec.resources.requests.items()}
+    limits = {name: str(value) for name, value in spec.resources.limits.items()}
+    gpus = spec.resources.pod_gpus()
+    if gpus:
+        # extended resources must be equal in requests and limits
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(gpus)
+    resources: dict[str, Any] = {}
+    if requests:
+        resources["requests"] = requests
+    if limits:
+        resources["limits"] = limits
+    return resources
+
+
+def _volumes(
+    job: str, trial: int | None, spec: OptimizationJobSpec
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    artifacts: dict[str, Any] = {"name": "artifacts", "emptyDir": {}}
+    artifacts_mount: dict[str, Any] = {"name": "artifacts", "mountPath": names.ARTIFACTS_DIR}
+    pvc = spec.artifacts.pvc if spec.artifacts is not None else None
+    if pvc is not None:
+        artifacts = {"name": "artifacts", "persistentVolumeClaim": {"claimName": pvc.claim_name}}
+        if pvc.sub_path:
+            artifacts_mount["subPath"] = pvc.sub_path
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "config",
+            "configMap": {
+                "name": names.config_name(job, trial),
+                "items": [{"key": names.CONFIG_FILE, "path": names.CONFIG_FILE}],
+            },
+        },
+        {
+            "name": "report-token",
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": names.REPORT_AUDIENCE,
+                            "expirationSeconds": 3600,
+                            "path": names.TOKEN_FILE,
+                        }
+                    }
+                ]
+            },
+        },
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "shm", "emptyDir": {"medium": "Memory"}},
+        artifacts,
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": names.CONFIG_DIR, "readOnly": True},
+        {"name": "report-token", "mountPath": names.TOKEN_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "shm", "mountPath": "/dev/shm"},
+        artifacts_mount,
+    ]
+    return volumes, mounts
+
+
+def _scheduling(spec: OptimizationJobSpec, config: OperatorConfig) -> dict[str, Any]:
+    defaults = config.trainer
+    gpus = spec.resources.pod_gpus() > 0
+    node_selector = {**defaults.node_selector, **(defaults.gpu_node_selector if gpus else {})}
+    node_selector.update(spec.resources.node_selector)
+    tolerations = [*defaults.tolerations, *(defaults.gpu_tolerations if gpus else ())]
+    tolerations += [t.to_dict() for t in spec.resources.tolerations]
+    scheduling: dict[str, Any] = {}
+    if node_selector:
+        scheduling["nodeSelector"] = node_selector
+    if tolerations:
+        scheduling["tolerations"] = tolerations
+    if spec.resources.affinity:
+        scheduling["affinity"] = dict(spec.resources.affinity)
+    if spec.resources.priority_class_name:
+        scheduling["priorityClassName"] = spec.resources.priority_class_name
+    if defaults.runtime_class_name:
+        scheduling["runtimeClassName"] = defaults.runtime_class_name
+    if defaults.image_pull_secrets:
+        scheduling["imagePullSecrets"] = [{"name": name} for name in defaults.image_pull_secrets]
+    return scheduling
+
+
+def build_pod_template(
+    job: str, trial: int | None, spec: OptimizationJobSpec, config: OperatorConfig
+) -> dict[str, Any]:
+    """The trainer pods of one run: restricted security context, the report token, the run config."""
+    defaults = config.trainer
+    run = names.run_name(job, trial)
+    volumes, mounts = _volumes(job, trial, spec)
+    container: dict[str, Any] = {
+        "name": names.CONTAINER,
+        "image": spec.resources.image or defaults.image,
+        "command": ["/bin/sh", "-c", LAUNCH_SCRIPT],
+        "env": _env(job, trial, spec, config),
+        "ports": [
+            {"name": "rdzv", "containerPort": names.RDZV_PORT},
+            {"name": "metrics", "containerPort": names.METRICS_PORT},
+        ],
+        "volumeMounts": mounts,
+        "terminationMessagePath": names.TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+    }
+    resources = _resources(spec)
+    if resources:
+        container["resources"] = resources
+    return {
+        "metadata": {"labels": names.run_labels(job, trial)},
+        "spec": {
+            "restartPolicy": "Never",
+            "subdomain": run,
+            "serviceAccountName": spec.resources.service_account_name or defaults.service_account,
+            # trainer pods talk to nobody but the report endpoint: no API token at all
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": defaults.run_as_user,
+                "runAsGroup": defaults.run_as_group,
+                "fsGroup": defaults.fs_group,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": volumes,
+            **_scheduling(spec, config),
+        },
+    }
+
+
+def build_run_job(
+    job: str,
+    namespace: str,
+    trial: int | None,
+    spec: OptimizationJobSpec,
+    config: OperatorConfig,
+    owner: Mapping[str, Any],
+    trial_timeout_seconds: float | None = None,
+) -> dict[str, Any]:
+    """The Indexed Job of one run: one pod per worker, pod k is torchrun's node rank k."""
+    labels = names.run_labels(job, trial)
+    queue = spec.resources.queue_name
+    if queue:
+        labels = {**labels, names.QUEUE_LABEL: queue}
+    workers = spec.resources.workers
+    job_spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": workers,
+        "parallelism": workers,
+        "backoffLimit": spec.resources.backoff_limit,
+        "template": build_pod_template(job, trial, spec, config),
+    }
+    if trial_timeout_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = max(1, int(trial_timeout_seconds))
+    if queue:
+        # Kueue admits a suspended Job as a whole, then unsuspends it
+        job_spec["suspend"] = True
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(names.run_name(job, trial), namespace, labels, owner),
+        "spec": job_spec,
+    }

@@ -1,0 +1,78 @@
+"""What the cluster says about each run: its batch Job and pods, as kopf's watch events deliver them.
+
+Kept in memory (kopf lists and watches these with a server-side label selector, so only the
+operator's own objects arrive); the records of trials never depend on it alone, so a cache that
+lags after a restart only delays an observation, it cannot lose or duplicate a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from optikube_operator.kube import names
+
+RunId = tuple[str, str, int | None]  # (namespace, job, trial number or None for the pipeline)
+
+
+def run_id(obj: Mapping[str, Any]) -> RunId | None:
+    meta = obj.get("metadata", {})
+    owner = names.trial_of(meta.get("labels") or {})
+    if owner is None:
+        return None
+    return meta.get("namespace", ""), owner[0], owner[1]
+
+
+@dataclass
+class RunObjects:
+    job: dict[str, Any] | None = None
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class RunCache:
+    def __init__(self) -> None:
+        self._runs: dict[RunId, RunObjects] = {}
+
+    def update(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> RunId | None:
+        """Fold one watch event of a batch Job or a Pod in; returns the run it concerns."""
+        key = run_id(obj)
+        if key is None:
+            return None
+        entry = self._runs.setdefault(key, RunObjects())
+        deleted = event_type == "DELETED"
+        if kind == "Job":
+            if deleted:
+                if entry.job is None or entry.job["metadata"].get("uid") == obj["metadata"].get("uid"):
+                    entry.job = None
+            else:
+                entry.job = dict(obj)
+        else:
+            name = obj["metadata"]["name"]
+            if deleted:
+                entry.pods.pop(name, None)
+            else:
+                entry.pods[name] = dict(obj)
+        if entry.job is None and not entry.pods:
+            del self._runs[key]
+        return key
+
+    def pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        for (ns, _, _), objects in self._runs.items():
+            if ns == namespace and name in objects.pods:
+                return objects.pods[name]
+        return None
+
+    def get(self, key: RunId) -> RunObjects:
+        return self._runs.get(key, RunObjects())
+
+    def of_job(self, namespace: str, job: str) -> dict[int | None, RunObjects]:
+        return {
+            trial: objects
+            for (ns, name, trial), objects in self._runs.items()
+            if (ns, name) == (namespace, job)
+        }
+
+    def forget_job(self, namespace: str, job: str) -> None:
+        for key in [key for key in self._runs if key[:2] == (namespace, job)]:
+            del self._runs[key]

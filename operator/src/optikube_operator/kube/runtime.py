@@ -1,0 +1,182 @@
+"""Wiring: one OperatorRuntime holds the client, records, caches, endpoint and metrics that the kopf
+handlers delegate to; `run_operator` runs kopf with it until the stop flag is set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from optikube_operator.api import GROUP
+from optikube_operator.endpoint import ReportEndpoint
+from optikube_operator.kube import names
+from optikube_operator.kube.announce import Announcer
+from optikube_operator.kube.auth import TokenReviewAuthenticator
+from optikube_operator.kube.backend import KubernetesBackend
+from optikube_operator.kube.client import KubeClient
+from optikube_operator.kube.config import OperatorConfig, split_bind
+from optikube_operator.kube.prometheus import OperatorMetrics
+from optikube_operator.kube.reconcile import InvalidSpec, Reconciler
+from optikube_operator.kube.recorder import EventRecorder
+from optikube_operator.kube.records import RecordStore
+from optikube_operator.kube.reports import ReportHandler
+from optikube_operator.kube.runs import RunCache
+
+log = logging.getLogger(__name__)
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+_ENV_LOCK = threading.Lock()
+
+
+def connect(config: OperatorConfig) -> kopf.ConnectionInfo:
+    """Credentials: the given kubeconfig, else in-cluster service account, else $KUBECONFIG."""
+    settings = kopf.OperatorSettings()
+    if (
+        config.kubeconfig is None
+        and SERVICE_ACCOUNT_TOKEN.exists()
+        and os.environ.get("KUBERNETES_SERVICE_HOST")
+    ):
+        info = kopf.login_with_service_account(settings=settings)
+    else:
+        with _ENV_LOCK:  # kopf reads $KUBECONFIG; tests may run several operators in one process
+            saved = os.environ.get("KUBECONFIG")
+            if config.kubeconfig is not None:
+                os.environ["KUBECONFIG"] = str(config.kubeconfig)
+            try:
+                info = kopf.login_with_kubeconfig(settings=settings)
+            finally:
+                if saved is None:
+                    os.environ.pop("KUBECONFIG", None)
+                else:
+                    os.environ["KUBECONFIG"] = saved
+    if info is None:
+        raise kopf.LoginError("no kubeconfig and no in-cluster service account: pass --kubeconfig")
+    return info
+
+
+class OperatorRuntime:
+    def __init__(self, config: OperatorConfig, connection: kopf.ConnectionInfo | None = None) -> None:
+        self.config = config
+        self.connection = connection or connect(config)
+        self.metrics = OperatorMetrics()
+        self.client = KubeClient(
+            self.connection, relogin=self._relogin, on_request=self.metrics.count_request
+        )
+        self.runs = RunCache()
+        self.store = RecordStore()
+        self.backend = KubernetesBackend(self.client, config)
+        announcer = Announcer(EventRecorder(self.client, config.instance), self.metrics)
+        self.reconciler = Reconciler(self.backend, self.runs, self.store, self.metrics, announcer)
+        self.authenticator = TokenReviewAuthenticator(self.client, self._pod)
+        self.endpoint = ReportEndpoint(
+            ReportHandler(self.reconciler), self.authenticator, on_outcome=self._count_report
+        )
+        self._servers: list[web.AppRunner] = []
+        self.report_url = ""
+
+    async def _relogin(self) -> kopf.ConnectionInfo:
+        self.connection = await asyncio.to_thread(connect, self.config)
+        return self.connection
+
+    def _count_report(self, outcome: str) -> None:
+        self.metrics.reports.labels(outcome=outcome).inc()
+
+    async def _pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.runs.pod(namespace, name) or await self.backend.get_pod(namespace, name)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def configure(self, settings: kopf.OperatorSettings) -> None:
+        """kopf's settings: its bookkeeping in annotations (status is the operator's alone), no Events
+        of its own, server-side filtering of the pods and Jobs it watches, stall detection."""
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        settings.posting.enabled = False
+        settings.peering.standalone = True
+        ours = f"{names.MANAGED_BY}={names.MANAGER}"
+        settings.watching.label_selectors["", "pods"] = ours
+        settings.watching.label_selectors["batch", "jobs"] = ours
+        # a watch that goes quiet is reconnected (Kubernetes sends bookmarks every minute)
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.inactivity_timeout = 90
+        settings.watching.connect_timeout = 30
+        settings.networking.request_timeout = 60
+        settings.queueing.worker_limit = 200
+
+    async def start(self) -> None:
+        host, port = split_bind(self.config.report_bind)
+        self.report_url = await self.endpoint.start(host, port)
+        metrics_host, metrics_port = split_bind(self.config.metrics_bind)
+        self._servers.append(await self.metrics.serve(metrics_host, metrics_port))
+        log.info("report endpoint %s, metrics on %s", self.report_url, self.config.metrics_bind)
+
+    async def stop(self) -> None:
+        await self.endpoint.stop()
+        for server in self._servers:
+            await server.cleanup()
+        self._servers = []
+        await self.client.close()
+
+    # --- what the handlers call -----------------------------------------------------------------
+
+    async def job_changed(self, body: Mapping[str, Any]) -> None:
+        result = await self.reconciler.reconcile(body)
+        self.publish_phases()
+        if isinstance(result, InvalidSpec):
+            raise kopf.PermanentError(f"InvalidSpec: {result.message}")
+
+    def job_event(self, event_type: str, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        if event_type == "DELETED":
+            self.reconciler.forget(meta["namespace"], meta["name"])
+        else:
+            self.reconciler.remember(body)
+        self.publish_phases()
+
+    def run_changed(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:
+        run = self.runs.update(kind, event_type, body)
+        if kind == "Pod" and event_type == "DELETED":
+            self.authenticator.forget_pod(body["metadata"].get("namespace", ""), body["metadata"]["name"])
+        if run is not None:
+            self.reconciler.request((run[0], run[1]))
+
+    def publish_phases(self) -> None:
+        phases: dict[str, int] = {}
+        for key, body in self.reconciler.bodies.items():
+            records = self.store.find(*key)
+            status = (
+                records.written_status
+                if records is not None and records.written_status
+                else body.get("status")
+            )
+            phase = (status or {}).get("phase", "Pending")
+            phases[phase] = phases.get(phase, 0) + 1
+        self.metrics.publish_phases(phases)
+
+
+async def run_operator(
+    config: OperatorConfig,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    """Run the operator until ``stop_flag`` is set (or the process is signalled)."""
+    import optikube_operator.kube.handlers  # noqa: F401  (registers the handlers)
+
+    runtime = OperatorRuntime(config)
+    await kopf.operator(
+        clusterwide=not config.namespaces,
+        namespaces=list(config.namespaces),
+        liveness_endpoint=config.liveness,
+        standalone=True,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+        memo=kopf.Memo(runtime=runtime),
+    )

@@ -1,0 +1,218 @@
+"""The OptimizationJob status the operator writes: a pure function of the records, bounded for etcd.
+
+The full trial history lives in the OptimizationTrials; the status keeps the counts, the best trial,
+a bounded Pareto front and the running trials, the pipeline's record and its results, and
+Kubernetes-style conditions whose lastTransitionTime only moves when their status does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from optikube_operator.api.status import (
+    MAX_CONDITIONS,
+    MAX_MESSAGE,
+    MAX_PARETO_POINTS,
+    MAX_RUNNING_TRIALS,
+    OptimizationJobStatus,
+)
+from optikube_operator.core import JobSettings, ObservedState, ObservedTrial, PipelineState, TrialState
+from optikube_operator.core.records import pipeline_status
+from optikube_operator.core.summary import JobSummary
+from optikube_operator.kube import names
+
+STAGE_PHASES = {
+    "train": "Training",
+    "distillation": "Compressing",
+    "pruning": "Compressing",
+    "lowRank": "Compressing",
+    "weightSharing": "Compressing",
+    "quantization": "Quantizing",
+    "evaluation": "Evaluating",
+}
+COUNT_FIELDS = {
+    TrialState.PENDING: "pending",
+    TrialState.RUNNING: "running",
+    TrialState.SUCCEEDED: "succeeded",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAILED: "failed",
+    TrialState.TIMED_OUT: "timedOut",
+    TrialState.STOPPED: "stopped",
+    TrialState.SUSPENDED: "suspended",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended (from the core's Finish, or an invalid spec)."""
+
+    succeeded: bool
+    reason: str
+    message: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class ConditionUpdate:
+    type: str
+    status: str  # True | False
+    reason: str
+    message: str = ""
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def phase_of(settings: JobSettings | None, observed: ObservedState, outcome: Outcome | None) -> str:
+    if outcome is not None:
+        return "Succeeded" if outcome.succeeded else "Failed"
+    if settings is not None and settings.suspend:
+        return "Suspended"
+    pipeline = observed.pipeline
+    if pipeline.state is not PipelineState.NOT_STARTED:
+        return STAGE_PHASES.get(pipeline.stage, "Training")
+    return "Tuning" if observed.trials else "Pending"
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]],
+    updates: Sequence[ConditionUpdate],
+    generation: int | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Conditions after ``updates``; an unchanged status keeps its lastTransitionTime."""
+    by_type = {str(c.get("type")): dict(c) for c in previous}
+    for update in updates:
+        old = by_type.get(update.type)
+        moved = old is None or old.get("status") != update.status
+        by_type[update.type] = {
+            "type": update.type,
+            "status": update.status,
+            "reason": update.reason,
+            "message": update.message[:MAX_MESSAGE],
+            "lastTransitionTime": _iso(now) if moved else old.get("lastTransitionTime"),  # type: ignore[union-attr]
+            "observedGeneration": generation,
+        }
+    return sorted(by_type.values(), key=lambda c: str(c["type"]))[:MAX_CONDITIONS]
+
+
+def _trial_summary(trial: ObservedTrial) -> dict[str, Any]:
+    return {"number": trial.number, "params": dict(trial.params), "values": dict(trial.values)}
+
+
+def _results(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The bounded Results of the pipeline's results document (Contract 4)."""
+    if not results:
+        return None
+    out: dict[str, Any] = {}
+    for side in ("baseline", "optimized"):
+        block = results.get(side)
+        if isinstance(block, Mapping):
+            out[side] = {
+                key: block[key]
+                for key in ("metrics", "parameters", "sizeBytes", "macs", "latencyMs")
+                if block.get(key) is not None
+            }
+    baseline, optimized = out.get("baseline", {}), out.get("optimized", {})
+    if baseline.get("sizeBytes") and optimized.get("sizeBytes"):
+        out["sizeRatio"] = round(optimized["sizeBytes"] / baseline["sizeBytes"], 4)
+    base_latency = (baseline.get("latencyMs") or {}).get("batch1P50")
+    new_latency = (optimized.get("latencyMs") or {}).get("batch1P50")
+    if base_latency and new_latency:
+        out["speedup"] = round(base_latency / new_latency, 3)
+    return out or None
+
+
+def build_status(
+    *,
+    settings: JobSettings | None,
+    observed: ObservedState,
+    summary: JobSummary | None,
+    outcome: Outcome | None,
+    previous: OptimizationJobStatus | None,
+    conditions: Sequence[ConditionUpdate],
+    generation: int | None,
+    accepted_spec: Mapping[str, Any] | None,
+    artifacts_location: str | None,
+    job_name: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole status document (camelCase), written as one replace."""
+    previous_conditions = [c.to_dict() for c in previous.conditions] if previous is not None else []
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": phase_of(settings, observed, outcome),
+        "conditions": merge_conditions(previous_conditions, conditions, generation, now),
+        "startTime": _iso(observed.start_time),
+        "acceptedSpec": dict(accepted_spec) if accepted_spec is not None else None,
+    }
+    if outcome is not None:
+        status["completionTime"] = _iso(outcome.time)
+        status["message"] = (outcome.message or outcome.reason)[:MAX_MESSAGE]
+    pipeline = observed.pipeline
+    if pipeline.state is not PipelineState.NOT_STARTED:
+        status["stage"] = pipeline.stage or None
+        status["pipeline"] = pipeline_status(pipeline).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+    if summary is not None:
+        counts = {field: summary.count(state) for state, field in COUNT_FIELDS.items()}
+        counts["completed"] = summary.finished_trials
+        status["trialCounts"] = counts
+        best = summary.best
+        if best is not None and settings is not None:
+            status["bestTrial"] = {
+                **_trial_summary(best),
+                "objectiveValue": best.values.get(settings.primary.metric),
+            }
+        status["paretoFront"] = [_trial_summary(t) for t in summary.pareto_front[:MAX_PARETO_POINTS]]
+        status["runningTrials"] = [
+            {
+                "number": trial.number,
+                "name": names.run_name(job_name, trial.number),
+                "startTime": _iso(trial.start_time),
+                "epoch": trial.latest_step or 0,
+                "values": dict(trial.latest_values),
+            }
+            for trial in summary.running[:MAX_RUNNING_TRIALS]
+        ]
+        percent = 100.0 if outcome is not None and outcome.succeeded else summary.percent
+        progress: dict[str, Any] = {"percent": percent}
+        if summary.eta_seconds is not None and outcome is None:
+            # rounded, so that the status does not change on every resync
+            progress["etaSeconds"] = int(round(summary.eta_seconds / 10.0) * 10)
+        status["progress"] = progress
+    results = _results(pipeline.results)
+    if results is not None:
+        status["results"] = results
+    if artifacts_location is not None:
+        status["artifacts"] = {
+            "location": artifacts_location,
+            "model": f"{artifacts_location}/pipeline/model/",
+            "results": f"{artifacts_location}/pipeline/results.json",
+            "report": f"{artifacts_location}/pipeline/report.html",
+        }
+    # validate the shape (bounds) before it goes to the apiserver; drop what is unset
+    parsed = OptimizationJobStatus.model_validate(
+        {key: value for key, value in status.items() if value is not None}, by_alias=True, strict=False
+    )
+    return parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def outcome_of(previous: OptimizationJobStatus | None) -> Outcome | None:
+    """A finished job's outcome, as its status recorded it (terminal phases never change)."""
+    if previous is None or previous.phase not in ("Succeeded", "Failed"):
+        return None
+    condition = next(
+        (c for c in previous.conditions if c.type == previous.phase and c.status == "True"), None
+    )
+    return Outcome(
+        succeeded=previous.phase == "Succeeded",
+        reason=condition.reason if condition is not None else previous.phase,
+        message=previous.message or "",
+        time=previous.completion_time or datetime.now().astimezone(),
+    )

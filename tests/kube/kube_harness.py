@@ -1,0 +1,305 @@
+"""Running the operator against the real control plane, and acting as kubelet and trainer.
+
+Pods land on kwok nodes, which take them to Running and stop there; `Trainers` then plays what a
+trainer pod and its kubelet would do: it asks the TokenRequest API for the pod's projected token
+(audience optikube.io, bound to the pod), pushes Contract 3 events over real HTTP to the operator's
+report endpoint, and finishes the pod with an exit code and termination message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from optikube_operator.envtest import ControlPlane
+from optikube_operator.envtest.kubelet import finish_pod
+from optikube_operator.envtest.ports import free_ports
+from optikube_operator.kube import names
+from optikube_operator.kube.config import OperatorConfig, TrainerDefaults
+from optikube_operator.kube.runtime import run_operator
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class RunningOperator:
+    config: OperatorConfig
+    thread: threading.Thread
+    stop_flag: threading.Event
+
+    @property
+    def report_url(self) -> str:
+        return self.config.effective_report_url
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.config.metrics_bind}/metrics"
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the operator did not stop"
+
+
+@contextmanager
+def operator_running(plane: ControlPlane, **overrides: Any) -> Iterator[RunningOperator]:
+    """The operator in a thread of this process (kopf's event loop of its own), as the admin."""
+    report, metrics = free_ports(2)
+    values: dict[str, Any] = {
+        "kubeconfig": plane.kubeconfig,
+        "report_bind": f"127.0.0.1:{report}",
+        "metrics_bind": f"127.0.0.1:{metrics}",
+        "trainer": TrainerDefaults(image="optikube/trainer:test"),
+    }
+    values.update(overrides)
+    config = OperatorConfig(**values)
+    stop, ready = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(run_operator(config, stop_flag=stop, ready_flag=ready))
+        except BaseException as error:  # shown by the test instead of vanishing with the thread
+            failure.append(error)
+            ready.set()
+
+    thread = threading.Thread(target=main, name="optikube-operator", daemon=True)
+    thread.start()
+    assert ready.wait(60), "the operator did not start"
+    if failure:
+        raise failure[0]
+    running = RunningOperator(config, thread, stop)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def manifest(example: str, namespace: str, **spec_changes: Any) -> dict[str, Any]:
+    job: dict[str, Any] = yaml.safe_load((EXAMPLES / f"{example}.yaml").read_text())
+    job["metadata"]["namespace"] = namespace
+    for path, value in spec_changes.items():
+        node = job["spec"]
+        *parents, leaf = path.split("__")
+        for segment in parents:
+            node = node.setdefault(segment, {})
+        node[leaf] = value
+    return job
+
+
+def post(url: str, event: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(event).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def accuracy_for(params: dict[str, Any], epoch: int, epochs: int) -> float:
+    """A learning curve that depends smoothly on the learning rate (best near 3e-3)."""
+    lr = float(params.get("training.learningRate", 3e-3))
+    quality = max(0.1, 0.97 - abs(math.log10(lr) + 2.5) / 6)
+    return round(quality * (0.6 + 0.4 * (epoch + 1) / epochs), 6)
+
+
+def results_document(accuracy: float) -> dict[str, Any]:
+    block = {"metrics": {"accuracy": accuracy}, "parameters": 8000, "sizeBytes": 40000, "macs": 8000}
+    return {
+        "baseline": {**block, "latencyMs": {"batch1P50": 0.2, "batch32P50": 1.0}},
+        "optimized": {
+            **block,
+            "sizeBytes": 10000,
+            "parameters": 4000,
+            "latencyMs": {"batch1P50": 0.1, "batch32P50": 0.5},
+        },
+        "stages": [],
+        "artifacts": {"model": "model/", "report": "report.html"},
+    }
+
+
+@dataclass
+class Trainers:
+    """Plays the trainer and the kubelet for the operator's pods in one namespace."""
+
+    plane: ControlPlane
+    namespace: str
+    report_url: str
+    handled: set[str] = field(default_factory=set)
+    replies: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+
+    def core(self) -> Any:
+        return client.CoreV1Api(self.plane.api_client())
+
+    def pods(self, selector: str = f"{names.MANAGED_BY}={names.MANAGER}") -> list[Any]:
+        with self.plane.api_client() as api:
+            return list(
+                client.CoreV1Api(api).list_namespaced_pod(self.namespace, label_selector=selector).items
+            )
+
+    def running(self) -> list[Any]:
+        return [
+            p for p in self.pods() if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
+        ]
+
+    def token(self, pod: Any, audience: str = names.REPORT_AUDIENCE, seconds: int = 600) -> str:
+        request = {
+            "spec": {
+                "audiences": [audience],
+                "expirationSeconds": seconds,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": pod.metadata.name,
+                    "uid": pod.metadata.uid,
+                },
+            }
+        }
+        with self.plane.api_client() as api:
+            response = client.CoreV1Api(api).create_namespaced_service_account_token(
+                pod.spec.service_account_name, self.namespace, request
+            )
+        return str(response.status.token)
+
+    def config_of(self, pod: Any) -> dict[str, Any]:
+        name = next(v.config_map.name for v in pod.spec.volumes if v.config_map is not None)
+        with self.plane.api_client() as api:
+            data = client.CoreV1Api(api).read_namespaced_config_map(name, self.namespace).data
+        return json.loads(data[names.CONFIG_FILE])
+
+    def finish(self, pod: Any, exit_code: int = 0, message: str = "") -> None:
+        with self.plane.api_client() as api:
+            finish_pod(api, self.namespace, pod.metadata.name, exit_code, message)
+
+    def report(self, pod: Any, event: dict[str, Any], token: str) -> dict[str, Any]:
+        code, body = post(self.report_url, event, token)
+        self.replies.append((pod.metadata.name, code, body))
+        assert code == 200, (code, body, event)
+        return body
+
+    def play(self, pod: Any, *, fail: bool = False, push_final: bool = True) -> str:
+        """One pod's run to its end; returns how it ended (succeeded, pruned, failed)."""
+        self.handled.add(pod.metadata.name)
+        config = self.config_of(pod)
+        if pod.metadata.annotations.get(names.COMPLETION_INDEX_ANNOTATION, "0") != "0":
+            self.finish(pod)  # only rank 0 reports
+            return "succeeded"
+        token = self.token(pod)
+        trial = config["trial"]["number"] if config["trial"] else None
+        params = config["trial"]["params"] if config["trial"] else config["spec"]["training"]
+        epochs = int(config["spec"]["training"]["epochs"])
+        if fail:
+            self.report(pod, {"type": "failed", "trial": trial, "message": "RuntimeError: boom"}, token)
+            self.finish(
+                pod, 1, json.dumps({"type": "failed", "trial": trial, "message": "RuntimeError: boom"})
+            )
+            return "failed"
+        if trial is None:
+            return self._pipeline(pod, token, epochs)
+        accuracy = 0.0
+        for epoch in range(epochs):
+            accuracy = accuracy_for(params, epoch, epochs)
+            event = {
+                "type": "intermediate",
+                "trial": trial,
+                "epoch": epoch,
+                "step": epoch,
+                "values": {"accuracy": accuracy},
+            }
+            if self.report(pod, event, token).get("prune"):
+                pruned = {"type": "pruned", "trial": trial, "epoch": epoch, "values": {"accuracy": accuracy}}
+                self.report(pod, pruned, token)
+                self.finish(pod, 0, json.dumps(pruned))
+                return "pruned"
+        final = {
+            "type": "final",
+            "trial": trial,
+            "values": {"accuracy": accuracy},
+            "results": {"trial": trial},
+        }
+        if push_final:
+            self.report(pod, final, token)
+        self.finish(pod, 0, json.dumps(final))
+        return "succeeded"
+
+    def _pipeline(self, pod: Any, token: str, epochs: int) -> str:
+        for stage in ("train", "pruning", "quantization", "evaluation"):
+            self.report(pod, {"type": "stage", "trial": None, "stage": stage, "status": "started"}, token)
+            done = {
+                "type": "stage",
+                "trial": None,
+                "stage": stage,
+                "status": "completed",
+                "durationSeconds": 1.5,
+            }
+            self.report(pod, done, token)
+        results = results_document(0.95)
+        final = {
+            "type": "final",
+            "trial": None,
+            "values": {"accuracy": 0.95, "sizeBytes": 10000},
+            "results": results,
+        }
+        self.report(pod, final, token)
+        self.finish(pod, 0, json.dumps({"type": "final", "trial": None, "values": final["values"]}))
+        return "succeeded"
+
+    def play_all(self, **kwargs: Any) -> int:
+        """Play every running pod not handled yet; returns how many."""
+        fresh = [pod for pod in self.running() if pod.metadata.name not in self.handled]
+        for pod in fresh:
+            self.play(pod, **kwargs)
+        return len(fresh)
+
+
+def job_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    with plane.api_client() as api:
+        body = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "optikube.io", "v1alpha1", namespace, "optimizationjobs", name
+        )
+    status: dict[str, Any] = body.get("status") or {}
+    return status
+
+
+def apply(plane: ControlPlane, obj: dict[str, Any]) -> None:
+    plane.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def drive(trainers: Trainers, name: str, timeout: float = 180.0, **play: Any) -> dict[str, Any]:
+    """Play pods until the job finishes; returns its final status."""
+
+    def finished() -> dict[str, Any] | None:
+        trainers.play_all(**play)
+        status = job_status(trainers.plane, trainers.namespace, name)
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    result: dict[str, Any] = wait_for(f"{name} to finish", finished, timeout=timeout, interval=0.3)
+    return result

@@ -1,0 +1,157 @@
+"""Cluster objects -> records, records -> status, spec changes, token reviews: the operator's pure parts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from optikube_operator.core import ObservedPipeline, ObservedState, ObservedTrial, PipelineState, TrialState
+from optikube_operator.kube import names
+from optikube_operator.kube.auth import caller_of, token_expiry
+from optikube_operator.kube.observe import observe_pipeline, observe_run, observe_trial
+from optikube_operator.kube.runs import RunCache
+from optikube_operator.kube.spec_changes import accept_spec
+from optikube_operator.kube.status import ConditionUpdate, merge_conditions, phase_of
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+T = "2026-01-01T00:00:00Z"
+
+
+def _job(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "q-t1", "namespace": "ns", "uid": "u", "labels": names.run_labels("q", 1)},
+        "status": {"conditions": conditions},
+    }
+
+
+def _pod(name: str, index: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "creationTimestamp": T,
+            "labels": names.run_labels("q", 1),
+            "annotations": {names.COMPLETION_INDEX_ANNOTATION: index},
+        },
+        "status": {"containerStatuses": [{"name": names.CONTAINER, "state": state}]},
+    }
+
+
+def _observe(job: dict[str, Any], *pods: dict[str, Any]) -> Any:
+    cache = RunCache()
+    cache.update("Job", "ADDED", job)
+    for pod in pods:
+        cache.update("Pod", "ADDED", pod)
+    return observe_run(cache.get(("ns", "q", 1)))
+
+
+def test_a_running_pod_makes_a_pending_trial_running_from_its_start() -> None:
+    observation = _observe(_job([]), _pod("q-t1-0", "0", {"running": {"startedAt": T}}))
+    trial = observe_trial(ObservedTrial(1, {}, TrialState.PENDING), observation, "accuracy", NOW)
+    assert trial.state is TrialState.RUNNING and trial.start_time == NOW
+
+
+def test_the_termination_message_carries_a_lost_final_push() -> None:
+    final = {"type": "final", "trial": 1, "values": {"accuracy": 0.9}}
+    done = {"terminated": {"exitCode": 0, "message": json.dumps(final), "startedAt": T}}
+    observation = _observe(_job([{"type": "Complete", "status": "True"}]), _pod("q-t1-0", "0", done))
+    trial = observe_trial(
+        ObservedTrial(1, {}, TrialState.RUNNING, start_time=NOW), observation, "accuracy", NOW
+    )
+    assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
+
+
+def test_a_failed_job_fails_the_trial_with_the_exit_code_and_reason() -> None:
+    killed = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": T}}
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    observation = _observe(_job(failed), _pod("q-t1-0", "0", killed))
+    trial = observe_trial(
+        ObservedTrial(1, {}, TrialState.RUNNING, start_time=NOW), observation, "accuracy", NOW
+    )
+    assert (
+        trial.state is TrialState.FAILED and trial.message == "the trainer exited with code 137 (OOMKilled)"
+    )
+    deadline = _observe(_job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]))
+    timed = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING, start_time=NOW), deadline, "accuracy", NOW)
+    assert timed.state is TrialState.TIMED_OUT
+
+
+def test_a_finished_record_never_changes_and_the_pipeline_succeeds_on_completion() -> None:
+    observation = _observe(_job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]))
+    done = ObservedTrial(1, {}, TrialState.SUCCEEDED, values={"accuracy": 0.9})
+    assert observe_trial(done, observation, "accuracy", NOW) == done
+    complete = _observe(_job([{"type": "Complete", "status": "True"}]))
+    pipeline = observe_pipeline(ObservedPipeline(state=PipelineState.RUNNING), complete, NOW)
+    assert pipeline.state is PipelineState.SUCCEEDED
+
+
+def test_conditions_keep_their_transition_time_while_their_status_stays() -> None:
+    first = merge_conditions([], [ConditionUpdate("Suspended", "False", "Running")], 1, NOW)
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    same = merge_conditions(first, [ConditionUpdate("Suspended", "False", "Running")], 2, later)
+    moved = merge_conditions(first, [ConditionUpdate("Suspended", "True", "Suspended")], 2, later)
+    assert same[0]["lastTransitionTime"] == first[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert moved[0]["lastTransitionTime"] == "2026-01-02T00:00:00Z" and same[0]["observedGeneration"] == 2
+
+
+def test_phase_follows_the_pipeline_stage() -> None:
+    observed = ObservedState(pipeline=ObservedPipeline(state=PipelineState.RUNNING))
+    assert phase_of(None, ObservedState(), None) == "Pending"
+    assert phase_of(None, ObservedState(trials=(ObservedTrial(0, {}, TrialState.RUNNING),)), None) == "Tuning"
+    assert phase_of(None, observed, None) == "Training"
+
+
+def test_only_the_mutable_fields_of_a_running_job_may_change() -> None:
+    accepted = {
+        "suspend": False,
+        "tuning": {"maxTrials": 6, "searchSpace": {"a.b": {}}},
+        "training": {"epochs": 5},
+    }
+    ok = accept_spec(
+        {**accepted, "suspend": True, "tuning": {**accepted["tuning"], "maxTrials": 9}}, accepted
+    )
+    assert ok.refused_field is None and ok.spec["tuning"]["maxTrials"] == 9 and ok.spec["suspend"]
+    refused = accept_spec({**accepted, "suspend": True, "training": {"epochs": 50}}, accepted)
+    assert refused.refused_field == "spec.training.epochs"
+    assert refused.spec["training"] == {"epochs": 5} and refused.spec["suspend"] is True
+
+
+def _review(pod_uid: str = "pod-uid", audiences: tuple[str, ...] = ("optikube.io",)) -> dict[str, Any]:
+    return {
+        "status": {
+            "authenticated": True,
+            "audiences": list(audiences),
+            "user": {
+                "username": "system:serviceaccount:ns:optikube-trainer",
+                "extra": {
+                    "authentication.kubernetes.io/pod-name": ["q-t1-0-abc"],
+                    "authentication.kubernetes.io/pod-uid": [pod_uid],
+                },
+            },
+        }
+    }
+
+
+def test_a_token_is_a_caller_only_when_review_pod_and_labels_agree() -> None:
+    pod = {
+        "metadata": {
+            "name": "q-t1-0-abc",
+            "namespace": "ns",
+            "uid": "pod-uid",
+            "labels": names.run_labels("q", 1),
+        },
+        "spec": {"serviceAccountName": "optikube-trainer"},
+    }
+    caller = caller_of(_review(), pod)
+    assert caller is not None and (caller.run.namespace, caller.run.job, caller.run.trial) == ("ns", "q", 1)
+    assert caller_of(_review(pod_uid="another"), pod) is None  # a pod recreated under the same name
+    assert caller_of(_review(audiences=("https://kubernetes.default.svc",)), pod) is None
+    assert caller_of(_review(), None) is None  # the pod is gone
+    stranger = {**pod, "metadata": {**pod["metadata"], "labels": {}}}
+    assert caller_of(_review(), stranger) is None  # not one of the operator's pods
+    header = "eyJhbGciOiJub25lIn0"
+    claims = "eyJleHAiOjE3NjcyMjU2MDB9"  # {"exp":1767225600}
+    assert token_expiry(f"{header}.{claims}.sig") == 1767225600.0 and token_expiry("junk") is None

@@ -1,0 +1,142 @@
+"""The pure builders of the objects the operator creates (no cluster needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from optikube_operator.api import load_job
+from optikube_operator.kube import names
+from optikube_operator.kube.config import OperatorConfig, TrainerDefaults
+from optikube_operator.kube.resources import (
+    LAUNCH_SCRIPT,
+    artifacts_location,
+    build_config_map,
+    build_run_job,
+    build_service,
+    build_trial,
+    owner_reference,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+OWNER = {
+    "apiVersion": "optikube.io/v1alpha1",
+    "kind": "OptimizationJob",
+    "metadata": {"name": "mn", "namespace": "team", "uid": "uid-1"},
+}
+CONFIG = OperatorConfig(
+    report_url="http://optikube.optikube-system.svc:8443/v1/report",
+    trainer=TrainerDefaults(image="reg/trainer:1", runtime_class_name="nvidia", image_pull_secrets=("pull",)),
+)
+
+
+def _spec(example: str, **resources: Any) -> Any:
+    manifest = yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text())
+    manifest["spec"]["resources"].update(resources)
+    return load_job(manifest).spec
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_multi_node_gpu_job_is_an_indexed_job_of_gpu_pods_with_a_torchrun_rendezvous() -> None:
+    spec = _spec("multi-node-gpu", queueName="research", backoffLimit=2)
+    job = build_run_job("mn", "team", 3, spec, CONFIG, OWNER, trial_timeout_seconds=7200)
+    assert job["metadata"]["name"] == "mn-t3"
+    assert job["metadata"]["labels"] == {
+        names.MANAGED_BY: "optikube",
+        names.JOB_LABEL: "mn",
+        names.RUN_LABEL: "trial",
+        names.TRIAL_LABEL: "3",
+        names.QUEUE_LABEL: "research",
+    }
+    assert job["metadata"]["ownerReferences"] == [owner_reference(OWNER)]
+    spec_ = job["spec"]
+    assert (spec_["completionMode"], spec_["completions"], spec_["parallelism"]) == ("Indexed", 2, 2)
+    assert spec_["backoffLimit"] == 2 and spec_["activeDeadlineSeconds"] == 7200 and spec_["suspend"] is True
+    pod = spec_["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "ghcr.io/example/optikube-trainer:0.1.0"  # the spec's own image wins
+    assert container["command"] == ["/bin/sh", "-c", LAUNCH_SCRIPT]
+    env = _env(container)
+    assert env["OPTIKUBE_NNODES"] == "2" and env["OPTIKUBE_NPROC_PER_NODE"] == "4"
+    assert env["OPTIKUBE_RDZV_HOST"] == "mn-t3-0.mn-t3" and env["OPTIKUBE_RUN"] == "mn-t3"
+    assert env["OPTIKUBE_REPORT_URL"] == CONFIG.report_url
+    assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert pod["subdomain"] == "mn-t3" and pod["restartPolicy"] == "Never"
+    # 4 processes x 1 GPU each, equal requests and limits; the spec's memory limit kept
+    assert container["resources"]["limits"] == {"memory": "96Gi", "nvidia.com/gpu": "4"}
+    assert container["resources"]["requests"] == {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["runtimeClassName"] == "nvidia" and pod["imagePullSecrets"] == [{"name": "pull"}]
+    assert pod["serviceAccountName"] == "optikube-trainer" and pod["automountServiceAccountToken"] is False
+
+
+def test_trainer_pods_satisfy_the_restricted_profile_and_get_the_report_token() -> None:
+    pod = build_run_job("q", "team", 0, _spec("quickstart"), CONFIG, OWNER)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = pod["containers"][0]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    token = volumes["report-token"]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token == {"audience": "optikube.io", "expirationSeconds": 3600, "path": "token"}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert mounts == {
+        "config": "/etc/optikube",
+        "report-token": "/var/run/secrets/optikube",
+        "tmp": "/tmp",
+        "shm": "/dev/shm",
+        "artifacts": "/artifacts",
+    }
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert "tolerations" not in pod  # no GPUs asked, no GPU toleration added
+    assert _env(container)["OPTIKUBE_REPORT_TOKEN_FILE"] == "/var/run/secrets/optikube/token"
+
+
+def test_artifacts_on_a_claim_are_mounted_with_their_sub_path_and_located_for_users() -> None:
+    manifest = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    manifest["spec"]["artifacts"] = {"pvc": {"claimName": "models", "subPath": "runs"}}
+    spec = load_job(manifest).spec
+    pod = build_run_job("q", "team", None, spec, CONFIG, OWNER)["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["artifacts"] == {"name": "artifacts", "persistentVolumeClaim": {"claimName": "models"}}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "artifacts")
+    assert mount == {"name": "artifacts", "mountPath": "/artifacts", "subPath": "runs"}
+    assert artifacts_location(spec, "q") == "pvc://models/runs/q"
+    assert artifacts_location(_spec("quickstart"), "q") is None
+
+
+def test_trial_service_and_config_map_are_named_and_owned_deterministically() -> None:
+    trial = build_trial(OWNER, 7, {"training.learningRate": 0.01})
+    assert trial["metadata"]["name"] == "mn-t7" and trial["spec"] == {
+        "jobRef": {"name": "mn", "uid": "uid-1"},
+        "number": 7,
+        "params": {"training.learningRate": 0.01},
+        "stage": "trial",
+    }
+    service = build_service("mn", "team", 7, OWNER)
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert service["spec"]["selector"] == names.run_labels("mn", 7)
+    pipeline = build_config_map("mn", "team", None, {"stage": "pipeline"}, OWNER)
+    assert pipeline["metadata"]["name"] == "mn-pipeline-config"
+    assert pipeline["metadata"]["labels"][names.RUN_LABEL] == "pipeline"
+
+
+def test_names_fit_kubernetes_limits_for_the_longest_job_name() -> None:
+    longest = "j" * 40  # metadata.name is at most 40 characters (a CRD rule)
+    assert len(f"{names.run_name(longest, 9999)}-1023-abcde") <= 63  # pod names of the Job
+    assert len(f"{names.run_name(longest, None)}-1023") <= 63  # pipeline pod hostnames

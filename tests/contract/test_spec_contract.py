@@ -127,6 +127,9 @@ READINGS: list[Reading] = [
     (None, "data.preprocessing.text.lowercase", lambda r: r.data.text.lowercase),
     (None, "data.preprocessing.text.removeStopWords", lambda r: r.data.text.remove_stop_words),
     (None, "data.preprocessing.text.extraStopWords", lambda r: r.data.text.extra_stop_words),
+    # the budget holds with or without a compression block (a quantization-only spec too)
+    (None, "compression.maxAccuracyDrop", lambda r: r.budget.max_drop_points),
+    (None, "export.runtime", lambda r: r.export.runtime),
 ]
 # The technique configs: (the block, the recipe attribute, camelCase field -> config attribute).
 TECHNIQUES: list[tuple[str, str, dict[str, str]]] = [

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api.compression import CompressionSpec
 from optikube_operator.api.data import DataSpec, TextPreprocessing
 from optikube_operator.api.model import ModelSpec
 from optikube_operator.api.objectives import MODEL_METRICS, Objective
@@ -23,6 +24,8 @@ from optikube_trainer.quantization import QuantizationConfig
 
 STAGE_ORDER = ("distillation", "pruning", "lowRank", "weightSharing", "quantization")
 COMPRESSION_KEYS = ("compression.", "quantization.")
+# Metrics the accuracy budget can be counted in (fractions, so 100 x is points); others use accuracy.
+BUDGET_METRICS = ("accuracy", "f1")
 
 
 def per_process_batch(global_batch: int, world_size: int) -> int:
@@ -60,6 +63,31 @@ def compresses_trials(spec: OptimizationJobSpec) -> bool:
     return (has_blocks and touched) or measured
 
 
+def max_accuracy_drop(compression: CompressionSpec | None) -> float:
+    """The budget in points; the field's default when the spec has no compression block (a
+    quantization-only spec is held to the same budget)."""
+    if compression is None:
+        return float(CompressionSpec.model_fields["max_accuracy_drop"].default)
+    return float(compression.max_accuracy_drop)
+
+
+def budget_metric(objectives: tuple[Objective, ...]) -> str:
+    """The primary objective's metric when it is a task score, else accuracy."""
+    primary = objectives[0].metric if objectives else "accuracy"
+    return primary if primary in BUDGET_METRICS else "accuracy"
+
+
+@dataclass(frozen=True)
+class BudgetRecipe:
+    max_drop_points: float
+    metric: str
+
+
+@dataclass(frozen=True)
+class ExportRecipe:
+    runtime: str  # auto | eager | compiled | onnx
+
+
 @dataclass(frozen=True)
 class DataRecipe:
     spec: DataSpec
@@ -91,6 +119,8 @@ class Recipe:
     weight_sharing: WeightSharingConfig | None
     quantization: QuantizationConfig | None
     compresses_trials: bool
+    budget: BudgetRecipe
+    export: ExportRecipe
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -139,4 +169,8 @@ def read_recipe(spec: OptimizationJobSpec, world_size: int, stage: Stage = "pipe
         weight_sharing=WeightSharingConfig.from_spec(weight_sharing) if weight_sharing else None,
         quantization=QuantizationConfig.from_spec(spec.quantization) if spec.quantization else None,
         compresses_trials=compresses_trials(spec),
+        budget=BudgetRecipe(
+            max_drop_points=max_accuracy_drop(compression), metric=budget_metric(tuple(spec.objectives))
+        ),
+        export=ExportRecipe(runtime=spec.export.runtime),
     )

@@ -79,6 +79,15 @@ class CompressionSpec(ApiModel):
     pruning: Pruning | None = Field(None, description="Structured or unstructured pruning.")
     low_rank: LowRank | None = Field(None, description="Low-rank (SVD) factorization.")
     weight_sharing: WeightSharing | None = Field(None, description="Weight sharing by k-means clustering.")
+    max_accuracy_drop: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="Accuracy budget: the most points (of 100) of the primary metric (accuracy or f1;"
+        " accuracy for other objectives) on the validation split that the compressed and quantized"
+        " model may lose against the trained baseline. A stage that exceeds it is retried once with a"
+        " gentler setting, then skipped.",
+    )
 
     RULES = (
         Rule(

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 from optikube_operator.api.base import ApiModel, Rule
 from optikube_operator.api.compression import CompressionSpec, QuantizationSpec
 from optikube_operator.api.data import DataSpec
+from optikube_operator.api.export import ExportSpec
 from optikube_operator.api.model import ModelSpec
 from optikube_operator.api.objectives import Objective
 from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
@@ -67,6 +68,9 @@ class OptimizationJobSpec(ApiModel):
     )
     quantization: QuantizationSpec | None = Field(
         None, description="Quantization after compression; omit for none."
+    )
+    export: ExportSpec = Field(
+        default_factory=ExportSpec, description="The runtime the optimized model is exported for."
     )
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pods, GPUs and scheduling.")
     artifacts: ArtifactsSpec | None = Field(

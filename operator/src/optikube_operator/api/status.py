@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from optikube_operator.api.base import ApiModel, FreeValue, Timestamp
+from optikube_operator.api.export import Runtime
 
 JobPhase = Literal[
     "Pending",
@@ -28,6 +29,7 @@ MAX_PARETO_POINTS = 32
 MAX_RUNNING_TRIALS = 64
 MAX_CONDITIONS = 16
 MAX_MESSAGE = 1024
+MAX_RUNTIMES = 8
 
 MetricValues = dict[str, float]
 
@@ -129,6 +131,20 @@ class ModelMeasurement(ApiModel):
     latency_ms: LatencyMs | None = Field(None, description="Inference latency.")
 
 
+class RuntimeMeasurement(ApiModel):
+    """The optimized model and the baseline measured the same way in one runtime."""
+
+    runtime: Runtime = Field(description="eager, compiled or onnx.")
+    optimized: LatencyMs | None = Field(None, description="Latency of the optimized model here.")
+    baseline: LatencyMs | None = Field(None, description="Latency of the baseline here.")
+    accuracy: float | None = Field(
+        None, ge=0, le=1, description="Test accuracy of the optimized model in this runtime."
+    )
+    within_budget: bool | None = Field(
+        None, description="Whether it stays within compression.maxAccuracyDrop (validation split)."
+    )
+
+
 class Results(ApiModel):
     """Baseline (trained, uncompressed) vs optimized model."""
 
@@ -139,6 +155,15 @@ class Results(ApiModel):
     )
     speedup: float | None = Field(
         None, ge=0, description="baseline / optimized batch-1 latency (Speedup column)."
+    )
+    runtime: Runtime | None = Field(None, description="The runtime the shipped model is exported for.")
+    runtimes: list[RuntimeMeasurement] = Field(
+        default_factory=list,
+        max_length=MAX_RUNTIMES,
+        description="Every runtime tried, with the optimized and baseline latency in each.",
+    )
+    accuracy_drop: float | None = Field(
+        None, description="Points of the budget metric lost on the validation split (negative: gained)."
     )
 
 

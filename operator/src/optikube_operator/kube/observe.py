@@ -126,6 +126,9 @@ def observe_trial(
     """``trial`` after what its Job and pods show; a finished trial never changes."""
     if not trial.state.active or not observation.exists:
         return trial
+    if trial.attempts == 0:
+        # the Job exists: it was launched, even if the operator stopped before recording so
+        trial = replace(trial, attempts=1)
     if trial.state is TrialState.PENDING and observation.running_since is not None:
         trial = replace(trial, state=TrialState.RUNNING, start_time=observation.running_since)
     if not observation.finished:

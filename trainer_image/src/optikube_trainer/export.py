@@ -1,6 +1,9 @@
 """Saving an optimized model in a loadable form, and loading it back.
 
-Three forms, the most compact one that the model allows:
+Four forms: the ONNX model of the `onnx` runtime, or, for PyTorch (`eager` and `compiled`), the
+most compact one that the model allows:
+- `onnx`: `model.onnx` for ONNX Runtime (int8 QDQ or dynamic-int8 operators where the spec
+  quantizes); the manifest's `sessionConfig` holds the session settings it was measured with.
 - `stateDict`: torchao-quantized models: `architecture.pt` (the float module structure with no
   weights, on the meta device) + `weights.pt` (the int8 state dict) + the quantization method in
   the manifest; loading rebuilds the structure, re-applies the method and assigns the weights.
@@ -8,7 +11,8 @@ Three forms, the most compact one that the model allows:
   graph is the architecture; it also loads without optikube's classes.
 - `pickledModule`: everything else (float, pruned, factorized, codebook models): `model.pt`, the
   module with its weights (needs optikube_trainer importable for codebook layers).
-`manifest.json` names the form and files, the input shape and dtype, and the stages applied.
+`manifest.json` names the form and files, the runtime it is meant for, the input shape and dtype,
+and the stages applied. `load_exported` returns a module that runs in that runtime.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ MAX_BATCH = 65536
 class ExportedArtifact:
     directory: Path
     files: list[Path]
-    format: str  # "stateDict" | "exportedProgram" | "pickledModule"
+    format: str  # "stateDict" | "exportedProgram" | "pickledModule" | "onnx"
     size_bytes: int
 
     @property
@@ -81,10 +85,48 @@ def artifact_size_bytes(model: nn.Module, example_inputs: Tensor) -> int:
     return sum(len(data) for data in files.values())
 
 
-def export_model(
-    model: nn.Module, directory: Path, *, example_inputs: Tensor, description: dict[str, Any]
+def _input_entries(example_inputs: Tensor) -> dict[str, Any]:
+    return {
+        "inputShape": list(example_inputs.shape[1:]),
+        "inputDtype": str(example_inputs.dtype).removeprefix("torch."),
+    }
+
+
+def export_onnx_model(
+    onnx_file: Path,
+    directory: Path,
+    *,
+    example_inputs: Tensor,
+    session_config: dict[str, str],
+    description: dict[str, Any],
 ) -> ExportedArtifact:
-    """Write the artifact and its manifest into `directory` (created)."""
+    """Write an ONNX file (made by `optikube_trainer.runtimes`) as the artifact of the onnx runtime."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "model.onnx"
+    data = onnx_file.read_bytes()
+    target.write_bytes(data)
+    manifest = {
+        "format": "onnx",
+        "runtime": "onnx",
+        "files": [target.name],
+        **_input_entries(example_inputs),
+        "sessionConfig": session_config,
+        **description,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return ExportedArtifact(directory, [target], "onnx", len(data))
+
+
+def export_model(
+    model: nn.Module,
+    directory: Path,
+    *,
+    example_inputs: Tensor,
+    description: dict[str, Any],
+    runtime: str = "eager",
+) -> ExportedArtifact:
+    """Write the artifact and its manifest into `directory` (created). `runtime` (eager or
+    compiled) is what `load_exported` prepares the loaded model for."""
     directory.mkdir(parents=True, exist_ok=True)
     files, form, extra = serialize(model, example_inputs.cpu())
     paths = []
@@ -93,9 +135,9 @@ def export_model(
         paths.append(directory / name)
     manifest = {
         "format": form,
+        "runtime": runtime,
         "files": list(files),
-        "inputShape": list(example_inputs.shape[1:]),
-        "inputDtype": str(example_inputs.dtype).removeprefix("torch."),
+        **_input_entries(example_inputs),
         "architecture": str(model),
         **extra,
         **description,
@@ -111,11 +153,14 @@ def load_files(files: dict[str, bytes], manifest: dict[str, Any]) -> nn.Module:
         for name, data in files.items():
             (directory / name).write_bytes(data)
         (directory / MANIFEST).write_text(json.dumps(manifest))
-        return load_exported(directory)
+        return load_exported(directory, compiled=False)
 
 
-def load_exported(path: Path | str) -> nn.Module:
-    """Load a model written by `export_model` (a directory or its manifest) for inference on CPU."""
+def load_exported(path: Path | str, *, compiled: bool | None = None) -> nn.Module:
+    """Load a model written by `export_model` or `export_onnx_model` (a directory or its manifest)
+    for inference on CPU, in the runtime its manifest names: an ONNX Runtime session behind an
+    `nn.Module` call for `onnx`, the PyTorch module under `torch.compile` for `compiled` (it
+    compiles at its first call of each batch size; `compiled=False` returns it uncompiled)."""
     directory = Path(path)
     if directory.is_file():
         directory = directory.parent
@@ -124,6 +169,21 @@ def load_exported(path: Path | str) -> nn.Module:
         raise FileNotFoundError(f"{directory} holds no {MANIFEST}: not an exported optikube model")
     manifest = json.loads(manifest_path.read_text())
     form = manifest["format"]
+    if form == "onnx":
+        from optikube_trainer.runtimes.onnx_model import OnnxModule
+
+        return OnnxModule(directory / "model.onnx", config=manifest.get("sessionConfig") or {})
+    module = _load_torch(directory, manifest)
+    if compiled or (compiled is None and manifest.get("runtime") == "compiled"):
+        from optikube_trainer.runtimes.compiled import compile_for_cpu
+
+        return compile_for_cpu(module)
+    return module
+
+
+def _load_torch(directory: Path, manifest: dict[str, Any]) -> nn.Module:
+    form = manifest["format"]
+    manifest_path = directory / MANIFEST
     if form == "exportedProgram":
         return program_module(torch.export.load(str(directory / "model.pt2")))
     if form == "pickledModule":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,49 @@ def time_forward(model: nn.Module, inputs: Tensor, *, runs: int = 50, warmup: in
             model(inputs)
             samples.append((time.perf_counter() - start) * 1000.0)
     return samples
+
+
+def batch_of(sample_inputs: Tensor, size: int) -> Tensor:
+    """`size` rows of `sample_inputs`, repeated when it has fewer."""
+    repeats = -(-size // sample_inputs.shape[0])
+    return sample_inputs.repeat(repeats, *([1] * (sample_inputs.dim() - 1)))[:size]
+
+
+def compare_latency(
+    models: Mapping[str, Callable[[Tensor], object]],
+    sample_inputs: Tensor,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 32),
+    runs: int = 50,
+    warmup: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Latency of several models measured together: each round times one call of every model
+    (in a rotating order), so that a busy neighbour slows all of them alike and their ratios hold
+    on a noisy machine. Returns `{name: {batch1P50, batch1P90, ...}}` in milliseconds."""
+    if runs < 1:
+        raise ValueError(f"latency runs: expected >= 1, got {runs}")
+    names = list(models)
+    result: dict[str, dict[str, float]] = {name: {} for name in names}
+    for module in models.values():
+        if isinstance(module, nn.Module):
+            module.eval()
+    with torch.inference_mode():
+        for size in batch_sizes:
+            batch = batch_of(sample_inputs, size)
+            for name in names:
+                for _ in range(warmup):
+                    models[name](batch)
+            samples: dict[str, list[float]] = {name: [] for name in names}
+            for round_ in range(runs):
+                for offset in range(len(names)):
+                    name = names[(round_ + offset) % len(names)]
+                    start = time.perf_counter()
+                    models[name](batch)
+                    samples[name].append((time.perf_counter() - start) * 1000.0)
+            for name in names:
+                result[name][f"batch{size}P50"] = round(statistics.median(samples[name]), 4)
+                result[name][f"batch{size}P90"] = round(percentile(samples[name], 0.9), 4)
+    return result
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -50,8 +94,7 @@ def measure_latency(
         model = torch.compile(model)  # type: ignore[assignment]
     result: dict[str, float] = {}
     for size in batch_sizes:
-        repeats = -(-size // sample_inputs.shape[0])
-        batch = sample_inputs.repeat(repeats, *([1] * (sample_inputs.dim() - 1)))[:size]
+        batch = batch_of(sample_inputs, size)
         samples = time_forward(model, batch, runs=runs, warmup=warmup)
         result[f"batch{size}P50"] = round(statistics.median(samples), 4)
         result[f"batch{size}P90"] = round(percentile(samples, 0.9), 4)

@@ -53,13 +53,14 @@ def measure_model(
     macs: int | None = None,
     latency_runs: int = 50,
 ) -> Measurement:
-    """Measure `model` on CPU-side inputs; `macs` overrides counting (for quantized graphs)."""
+    """Measure `model` on CPU-side inputs; `macs` overrides counting (for quantized graphs);
+    `latency_runs=0` leaves the latency to the caller (the pipeline times runtimes together)."""
     counted = count_macs(model, sample_inputs[:1]) if macs is None else macs
     return Measurement(
         metrics={k: round(float(v), 6) for k, v in metrics.items()},
         parameters=stored_parameters(model),
         size_bytes=size_bytes,
         macs=counted,
-        latency_ms=measure_latency(model, sample_inputs, runs=latency_runs),
+        latency_ms=measure_latency(model, sample_inputs, runs=latency_runs) if latency_runs > 0 else {},
         weight_bytes=weight_bytes(model),
     )

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from optikube_trainer.dist import RunContext, barrier, broadcast_object
-from optikube_trainer.export import MANIFEST, export_model, load_files
+from optikube_trainer.export import MANIFEST, export_model, load_exported, load_files
 
 STATE_FILE = "state.json"
 
@@ -25,6 +25,12 @@ class PipelineCheckpoint:
     diagnosis: dict[str, Any] | None = None
     macs: int | None = None  # the last countable MACs (quantized graphs keep their float model's)
     model_file: str | None = None
+    # what the evaluation needs to measure every runtime: the trained model, the float model the
+    # quantization stage started from, the method that stage kept, the baseline's budget metric
+    baseline_model_file: str | None = None
+    float_model_file: str | None = None
+    quantization_method: str | None = None
+    baseline_validation: float | None = None
 
     def done(self, name: str) -> bool:
         return any(stage["name"] == name for stage in self.completed)
@@ -46,6 +52,11 @@ def save_stage(ctx: RunContext, state: PipelineCheckpoint, model: nn.Module, exa
         temporary.write_text(json.dumps(state.__dict__, indent=2))
         temporary.replace(directory / STATE_FILE)
     barrier()
+
+
+def load_checkpoint_model(ctx: RunContext, name: str) -> nn.Module:
+    """A model saved after an earlier stage (rank 0, which wrote it)."""
+    return load_exported(_directory(ctx) / name, compiled=False)
 
 
 def load_state(ctx: RunContext) -> tuple[PipelineCheckpoint, nn.Module | None]:

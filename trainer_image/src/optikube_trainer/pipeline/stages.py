@@ -129,7 +129,7 @@ def share_weights(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: Run
     return StageOutcome(model, summary.changes(), curves, {"macs": macs} if macs is not None else {})
 
 
-def _calibration(bundle: DataBundle, batch_size: int, batches: int) -> Callable[[], Iterator[Tensor]]:
+def calibration_batches(bundle: DataBundle, batch_size: int, batches: int) -> Callable[[], Iterator[Tensor]]:
     def batches_of_train() -> Iterator[Tensor]:
         # not distributed and not shuffled: every rank calibrates on the same data, same result
         loader = bundle.loader("train", batch_size, shuffle=False, distributed=False)
@@ -161,7 +161,7 @@ def quantize_stage(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: Ru
         model,
         config,
         example_inputs=example,
-        calibration=_calibration(bundle, training.batch_size, config.calibration_batches),
+        calibration=calibration_batches(bundle, training.batch_size, config.calibration_batches),
         train=train,
     )
     ensure_cpu(quantized)

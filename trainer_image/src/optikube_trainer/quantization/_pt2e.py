@@ -29,7 +29,26 @@ def export_for_quantization(model: nn.Module, example_inputs: Tensor) -> fx.Grap
     program = torch.export.export(model, (example_inputs,), dynamic_shapes=({0: batch},))
     module = program.module()
     assert isinstance(module, fx.GraphModule)
+    separate_repeated_calls(module)
     return module
+
+
+def separate_repeated_calls(module: fx.GraphModule) -> None:
+    """Give each call of a module that runs twice in one forward (torchvision's ResNet blocks call
+    their one `relu` twice) its own name in the nodes' module stack.
+
+    The quantizer groups nodes into patterns by the module they came from; two calls of the same
+    ReLU form one group with two outputs, and X86InductorQuantizer refuses the whole model ("Input
+    partition has more than one output node"). Export already tells the calls apart in the stack's
+    keys (`layer1.0.relu@1`); the name the grouping reads is made to match."""
+    for node in module.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        key, (name, kind) = list(stack.items())[-1]
+        call = key.rpartition("@")[2] if "@" in key else None
+        if call is not None and not str(name).endswith(f"@{call}"):
+            stack[key] = (f"{name}@{call}", kind)
 
 
 def _quantizer(*, is_qat: bool) -> X86InductorQuantizer:

@@ -1,0 +1,98 @@
+"""The accuracy budget (compression.maxAccuracyDrop): a destructive stage is retried once with a
+gentler setting, then skipped, and results.json and the stage events say so."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from optikube_operator.api.runconfig import parse_run_config
+from optikube_operator.api.validation import parse_spec
+from optikube_trainer.dist import local_context
+from optikube_trainer.events import Reporter
+from optikube_trainer.pipeline import run_pipeline
+from optikube_trainer.pipeline.budget import gentler
+from optikube_trainer.recipe import read_recipe
+
+
+def _spec(compression: dict[str, Any], quantization: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "seed": 3,
+        "data": {"source": {"builtin": "digits"}, "validationSplit": 0.2, "testSplit": 0.2},
+        "model": {"builtin": {"name": "mlp"}, "params": {"width": 64, "depth": 2}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "training": {"epochs": 4, "batchSize": 64, "learningRate": 0.01},
+        "compression": compression,
+        **({"quantization": quantization} if quantization else {}),
+        "export": {"runtime": "eager"},
+    }
+
+
+def _run(out: Path, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    config = parse_run_config(
+        {"stage": "pipeline", "job": {"name": "budget"}, "outputDir": str(out), "spec": spec}
+    )
+    ctx = local_context(seed=3, output_dir=out)
+    stream = io.StringIO()
+    ctx.reporter = Reporter(rank=0, trial=None, stream=stream, output_dir=out)
+    results = run_pipeline(config, ctx)
+    assert results is not None
+    return results, [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_destructive_stage_is_retried_then_skipped_and_recorded(tmp_path: Path) -> None:
+    # 98 % of the neurons removed and no fine-tuning: far over a 1-point budget, and so is 49 %
+    spec = _spec(
+        {"pruning": {"method": "structured", "sparsity": 0.98, "fineTuneEpochs": 0}, "maxAccuracyDrop": 1.0}
+    )
+    results, events = _run(tmp_path, spec)
+    statuses = [e["status"] for e in events if e["type"] == "stage" and e["stage"] == "pruning"]
+    assert statuses[:2] == ["started", "retried"] and statuses[-1] in ("skipped", "completed")
+    pruning = next(s for s in results["stages"] if s["name"] == "pruning")
+    attempts = pruning["budget"]["attempts"]
+    assert [a["sparsity"] for a in attempts] == [0.98, 0.49]
+    assert attempts[0]["drop"] > 1.0  # the first setting really broke the model
+    if statuses[-1] == "skipped":
+        assert (
+            pruning["skipped"]
+            and pruning["budget"]["outcome"] == "skipped"
+            and "budget" in pruning["budget"]["reason"]
+        )
+        assert results["optimized"]["parameters"] == results["baseline"]["parameters"]  # model unchanged
+    else:
+        assert pruning["budget"]["outcome"] == "retried"
+    # whatever happened, the shipped model is within the budget on the validation split
+    assert results["budget"]["withinBudget"] and results["budget"]["drop"] <= 1.0
+
+
+def test_a_harmless_stage_is_accepted_as_is(tmp_path: Path) -> None:
+    spec = _spec(
+        {"pruning": {"method": "structured", "sparsity": 0.25, "fineTuneEpochs": 2}, "maxAccuracyDrop": 5.0}
+    )
+    results, events = _run(tmp_path, spec)
+    assert not [e for e in events if e["type"] == "stage" and e["status"] in ("retried", "skipped")]
+    pruning = next(s for s in results["stages"] if s["name"] == "pruning")
+    assert pruning["budget"]["outcome"] == "accepted" and len(pruning["budget"]["attempts"]) == 1
+    assert results["optimized"]["parameters"] < results["baseline"]["parameters"]
+
+
+def test_gentler_settings() -> None:
+    spec = parse_spec(
+        _spec(
+            {
+                "pruning": {"sparsity": 0.6},
+                "lowRank": {"energy": 0.9},
+                "weightSharing": {"clusters": 256},
+            },
+            {"method": "static"},
+        )
+    )
+    recipe = read_recipe(spec, world_size=1)
+    assert gentler("pruning", recipe).pruning.sparsity == 0.3  # type: ignore[union-attr]
+    assert abs(gentler("lowRank", recipe).low_rank.energy - 0.95) < 1e-9  # type: ignore[union-attr, operator]
+    assert gentler("weightSharing", recipe) is None  # 256 clusters is the most there is
+    assert gentler("quantization", recipe).quantization.method == "weightOnly"  # type: ignore[union-attr]
+    weight_only = gentler("quantization", recipe)
+    assert weight_only is not None and gentler("quantization", weight_only) is None

@@ -1,0 +1,150 @@
+"""The deployment runtimes: ONNX export and ONNX Runtime INT8 really change the stored model and
+keep its predictions; the compiled runtime runs torchao/PT2E int8 models; the artifact of each
+form loads back; `auto` chooses the fastest candidate within the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnxruntime
+import pytest
+import torch
+from _tiny import accuracy, cnn, mlp, train
+from torch import nn
+
+from optikube_trainer.compression import WeightSharingConfig, share_weights_
+from optikube_trainer.evaluation.latency import compare_latency
+from optikube_trainer.export import export_onnx_model, load_exported
+from optikube_trainer.runtimes.candidates import Candidate, decoded
+from optikube_trainer.runtimes.onnx_model import OnnxModule, export_onnx
+from optikube_trainer.runtimes.onnx_quantize import WEIGHT_ONLY_SESSION, quantize_onnx
+from optikube_trainer.runtimes.selection import FixedBatches, RuntimeResult, choose
+
+
+def _images(samples: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 4, (samples,), generator=generator)
+    images = torch.randn(samples, 1, 4, 4, generator=generator) * 0.3
+    images[torch.arange(samples), 0, labels, labels] += 2.0
+    return images, labels
+
+
+@pytest.mark.parametrize("method", ["static", "dynamic", "weightOnly"])
+def test_onnx_runtime_int8_stores_int8_and_keeps_accuracy(tmp_path: Path, method: str) -> None:
+    images, labels = _images()
+    model = train(cnn(channels=32), images, labels, epochs=8)
+    before = accuracy(model, images, labels)
+    export_onnx(model, images[:4], tmp_path / "float.onnx")
+    count = quantize_onnx(
+        tmp_path / "float.onnx", tmp_path / "int8.onnx", method, [images[:64], images[64:128]]
+    )
+    # static and weight-only quantize the convolutions and the Linear; dynamic only MatMul/Gemm
+    assert count == (1 if method == "dynamic" else 3)
+    float_size, int8_size = (tmp_path / "float.onnx").stat().st_size, (tmp_path / "int8.onnx").stat().st_size
+    # tiny layers: the scales and QDQ nodes cost a few KB of the 4x the int8 weights save
+    assert int8_size < float_size / (2.5 if method != "dynamic" else 1.0)
+    config = WEIGHT_ONLY_SESSION if method == "weightOnly" else {}
+    runtime = OnnxModule(tmp_path / "int8.onnx", config=config)
+    assert accuracy(runtime, images, labels) >= before - 0.02
+    assert torch.allclose(OnnxModule(tmp_path / "float.onnx")(images[:8]), model(images[:8]), atol=1e-4)
+
+
+def test_weight_only_onnx_is_folded_to_float_at_load(tmp_path: Path) -> None:
+    images, labels = _images()
+    model = train(mlp(width=64, features=16), images.flatten(1), labels, epochs=5)
+    export_onnx(model, images.flatten(1)[:4], tmp_path / "float.onnx")
+    quantize_onnx(tmp_path / "float.onnx", tmp_path / "wo.onnx", "weightOnly")
+    graph = onnx.load(str(tmp_path / "wo.onnx")).graph
+    assert sum(node.op_type == "DequantizeLinear" for node in graph.node) == 3
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry(*next(iter(WEIGHT_ONLY_SESSION.items())))
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime.InferenceSession(str(tmp_path / "wo.onnx"), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(str(tmp_path / "optimized.onnx")).graph
+    assert not any(node.op_type == "DequantizeLinear" for node in optimized.node)  # float compute
+
+
+def test_weight_shared_layers_export_decoded(tmp_path: Path) -> None:
+    inputs = torch.randn(128, 16)
+    model = mlp(width=64)
+    share_weights_(model, WeightSharingConfig(clusters=8))
+    plain = decoded(model)
+    assert all(type(m) in (nn.Linear, nn.ReLU, nn.Sequential) for m in plain.modules())
+    assert torch.allclose(plain(inputs), model(inputs), atol=1e-6)
+    export_onnx(plain, inputs[:4], tmp_path / "m.onnx")
+    assert torch.allclose(OnnxModule(tmp_path / "m.onnx")(inputs), model(inputs), atol=1e-4)
+
+
+def test_onnx_artifact_loads_with_optikube_and_with_onnxruntime_alone(tmp_path: Path) -> None:
+    model = mlp(width=32).eval()
+    example = torch.randn(4, 16)
+    export_onnx(model, example, tmp_path / "f.onnx")
+    artifact = export_onnx_model(
+        tmp_path / "f.onnx", tmp_path / "model", example_inputs=example, session_config={}, description={}
+    )
+    assert (
+        artifact.format == "onnx"
+        and artifact.size_bytes == (tmp_path / "model" / "model.onnx").stat().st_size
+    )
+    loaded = load_exported(tmp_path / "model")
+    assert torch.allclose(loaded(example), model(example), atol=1e-5)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model" / "model.onnx"))
+    (logits,) = session.run(None, {"input": example.numpy()})
+    assert logits.shape == (4, 4)
+
+
+def test_fixed_batches_pad_the_last_chunk_and_trim() -> None:
+    calls: list[int] = []
+
+    class Spy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(x.shape[0])
+            return x * 2
+
+    out = FixedBatches(Spy())(torch.arange(70.0).reshape(70, 1))
+    assert calls == [32, 32, 32] and out.shape == (70, 1) and out[-1, 0] == 138.0
+
+
+def test_compare_latency_times_every_model_at_every_batch_size() -> None:
+    models = {"small": mlp(width=8).eval(), "large": mlp(width=512).eval()}
+    timings = compare_latency(models, torch.randn(8, 16), runs=5, warmup=1)
+    assert set(timings) == {"small", "large"}
+    assert set(timings["small"]) == {"batch1P50", "batch1P90", "batch32P50", "batch32P90"}
+    assert all(value > 0 for row in timings.values() for value in row.values())
+
+
+def _result(runtime: str, b1: float, b32: float, within: bool) -> RuntimeResult:
+    candidate = Candidate(runtime, nn.Identity(), nn.Identity(), "x")
+    return RuntimeResult(
+        candidate, latency={"batch1P50": b1, "batch32P50": b32}, within_budget=within, validation=0.9
+    )
+
+
+def test_auto_ships_the_fastest_runtime_within_the_budget() -> None:
+    results = [
+        _result("eager", 2.0, 20.0, True),
+        _result("compiled", 0.5, 5.0, False),
+        _result("onnx", 1.0, 6.0, True),
+    ]
+    chosen, reason = choose(results, "auto")
+    assert chosen.runtime == "onnx" and "fastest" in reason  # compiled is faster but over budget
+    assert choose(results, "compiled")[0].runtime == "compiled"  # an explicit runtime is honoured
+    broken = RuntimeResult(Candidate("onnx", None, None, "", error="export failed"), error="export failed")
+    chosen, reason = choose([results[0], broken], "onnx")
+    assert chosen.runtime == "eager" and "export failed" in reason
+
+
+@pytest.mark.slow  # inductor compiles for ~10 s
+def test_compiled_runtime_runs_a_torchao_int8_model() -> None:
+    from optikube_trainer.quantization import QuantizationConfig, quantize
+    from optikube_trainer.runtimes.compiled import compile_for_cpu
+
+    inputs = torch.randn(64, 16)
+    model, _ = quantize(
+        mlp(width=32).eval(), QuantizationConfig(method="weightOnly"), example_inputs=inputs[:2]
+    )
+    with torch.inference_mode():
+        expected = model(inputs[:4])
+        compiled = compile_for_cpu(model)
+        assert torch.allclose(compiled(inputs[:4]), expected, atol=1e-3)

@@ -1,0 +1,144 @@
+"""The accuracy budget of the pipeline (`compression.maxAccuracyDrop`).
+
+After each compression or quantization stage rank 0 measures the budget metric on the validation
+split and compares it with the trained baseline's; the drop is counted against the baseline, so the
+whole chain stays within the budget, not each stage alone. A stage that exceeds it is run again,
+once, from the model it started with and with a gentler setting (`gentler`); if that still exceeds
+it, or the stage has no gentler setting, the stage is skipped: the model it started with goes on.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from optikube_trainer.data import DataBundle
+from optikube_trainer.dist import RunContext, broadcast_object
+from optikube_trainer.evaluation.metrics import classification_metrics
+from optikube_trainer.recipe import Recipe
+
+# What a retry tries instead: a setting closer to the model the stage started from.
+MAX_CLUSTERS = 256
+GENTLER_QUANTIZATION = {"static": "weightOnly", "qat": "weightOnly", "dynamic": "weightOnly"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    metric: str
+    max_drop_points: float
+    baseline: float  # the trained model's value on the validation split
+
+    def drop(self, value: float) -> float:
+        """Points lost against the baseline (negative when the stage gained)."""
+        return round(100.0 * (self.baseline - value), 4) + 0.0  # no "-0.0" in results.json
+
+    def allows(self, value: float) -> bool:
+        return self.drop(value) <= self.max_drop_points + 1e-9
+
+    def to_contract(self) -> dict[str, Any]:
+        return {"metric": self.metric, "maxDrop": self.max_drop_points, "baselineValidation": self.baseline}
+
+
+def validation_value(model: nn.Module, bundle: DataBundle, metric: str) -> float:
+    """The budget metric of `model` on the whole validation split (call on rank 0)."""
+    device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
+    batches = (
+        (inputs.to(device), targets.to(device))
+        for inputs, targets in bundle.loader("val", 256, shuffle=False, distributed=False)
+    )
+    return classification_metrics(model, batches, bundle.num_classes)[metric]
+
+
+def setting(stage: str, recipe: Recipe) -> dict[str, Any]:
+    """The knob a retry turns, as it reads in results.json."""
+    if stage == "pruning" and recipe.pruning is not None:
+        return {"sparsity": recipe.pruning.sparsity}
+    if stage == "lowRank" and recipe.low_rank is not None:
+        if recipe.low_rank.energy is not None:
+            return {"energy": recipe.low_rank.energy}
+        return {"rankRatio": recipe.low_rank.rank_ratio}
+    if stage == "weightSharing" and recipe.weight_sharing is not None:
+        return {"clusters": recipe.weight_sharing.clusters}
+    if stage == "quantization" and recipe.quantization is not None:
+        return {"method": recipe.quantization.method}
+    if stage == "distillation" and recipe.distillation is not None:
+        return {"epochs": recipe.distillation.epochs}
+    return {}
+
+
+def gentler(stage: str, recipe: Recipe) -> Recipe | None:
+    """The recipe of the retry, or None where the stage has no gentler setting: half the sparsity,
+    half the discarded rank or energy, twice the clusters, weight-only instead of activation INT8,
+    twice the distillation epochs."""
+    if stage == "pruning" and recipe.pruning is not None:
+        return replace(recipe, pruning=replace(recipe.pruning, sparsity=recipe.pruning.sparsity / 2))
+    if stage == "lowRank" and recipe.low_rank is not None:
+        config = recipe.low_rank
+        if config.energy is not None:
+            return replace(recipe, low_rank=replace(config, energy=1.0 - (1.0 - config.energy) / 2))
+        ratio = config.rank_ratio if config.rank_ratio is not None else 0.5
+        return replace(recipe, low_rank=replace(config, rank_ratio=1.0 - (1.0 - ratio) / 2))
+    if stage == "weightSharing" and recipe.weight_sharing is not None:
+        clusters = recipe.weight_sharing.clusters
+        if clusters >= MAX_CLUSTERS:
+            return None
+        sharing = replace(recipe.weight_sharing, clusters=min(MAX_CLUSTERS, clusters * 2))
+        return replace(recipe, weight_sharing=sharing)
+    if stage == "quantization" and recipe.quantization is not None:
+        method = GENTLER_QUANTIZATION.get(recipe.quantization.method)
+        if method is None:
+            return None
+        return replace(recipe, quantization=replace(recipe.quantization, method=method))  # type: ignore[arg-type]
+    if stage == "distillation" and recipe.distillation is not None:
+        epochs = recipe.distillation.epochs * 2
+        return replace(recipe, distillation=replace(recipe.distillation, epochs=epochs))
+    return None
+
+
+@dataclass
+class Guarded:
+    """What running a stage under the budget gave."""
+
+    model: nn.Module
+    outcome: Any | None  # the accepted StageOutcome; None when the stage was skipped
+    recipe: Recipe  # the recipe of the accepted attempt (the original one when skipped)
+    record: dict[str, Any]  # results.json's `stages[].budget`
+
+
+def run_within_budget(
+    stage: str,
+    model: nn.Module,
+    recipe: Recipe,
+    bundle: DataBundle,
+    ctx: RunContext,
+    budget: Budget,
+    run: Callable[[nn.Module, Recipe], Any],
+    on_retry: Callable[[dict[str, Any]], None],
+) -> Guarded:
+    """Run `run(copy of model, recipe)` (every rank), measure on rank 0, retry once or skip."""
+    attempts: list[dict[str, Any]] = []
+    current = recipe
+    while True:
+        outcome = run(copy.deepcopy(model), current)
+        value = validation_value(outcome.model, bundle, budget.metric) if ctx.is_main else 0.0
+        value = float(broadcast_object(value))  # type: ignore[arg-type]
+        attempt = {**setting(stage, current), "validation": round(value, 6), "drop": budget.drop(value)}
+        attempts.append(attempt)
+        if budget.allows(value):
+            record = {**budget.to_contract(), "outcome": "retried" if len(attempts) > 1 else "accepted"}
+            return Guarded(outcome.model, outcome, current, {**record, "attempts": attempts})
+        retry = gentler(stage, current) if len(attempts) == 1 else None
+        if retry is None:
+            reason = (
+                f"{budget.metric} dropped {attempt['drop']} points on the validation split,"
+                f" over the budget of {budget.max_drop_points}"
+            )
+            record = {**budget.to_contract(), "outcome": "skipped", "reason": reason, "attempts": attempts}
+            return Guarded(model, None, recipe, record)
+        on_retry({"reason": "over the accuracy budget", **attempt, "next": setting(stage, retry)})
+        current = retry

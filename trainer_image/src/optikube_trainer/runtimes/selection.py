@@ -1,0 +1,168 @@
+"""Measuring the runtime candidates side by side and choosing the artifact to ship."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from optikube_trainer.evaluation.latency import compare_latency
+from optikube_trainer.evaluation.metrics import classification_metrics
+from optikube_trainer.runtimes.candidates import Candidate
+
+# Every runtime sees batches of exactly these sizes: a compiled model (static shapes) compiles once
+# per size, and accuracy is measured in the same graphs that are timed.
+CALL_SIZE = 32
+
+
+class FixedBatches(nn.Module):
+    """Calls `model` on chunks of exactly CALL_SIZE rows (the last one padded by repetition)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        outputs = []
+        for start in range(0, inputs.shape[0], CALL_SIZE):
+            chunk = inputs[start : start + CALL_SIZE]
+            rows = chunk.shape[0]
+            if rows < CALL_SIZE:
+                chunk = torch.cat([chunk, chunk[-1:].expand(CALL_SIZE - rows, *chunk.shape[1:])])
+            outputs.append(self.model(chunk)[:rows])
+        return torch.cat(outputs)
+
+
+@dataclass
+class RuntimeResult:
+    candidate: Candidate
+    latency: dict[str, float] = field(default_factory=dict)
+    baseline_latency: dict[str, float] = field(default_factory=dict)
+    validation: float | None = None  # the budget metric on the validation split
+    metrics: dict[str, float] = field(default_factory=dict)  # test split
+    drop_points: float | None = None
+    within_budget: bool = False
+    error: str | None = None
+
+    @property
+    def runtime(self) -> str:
+        return self.candidate.runtime
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None and self.candidate.model is not None
+
+    def speed(self) -> float:
+        """What `auto` minimizes: the geometric mean of the batch-1 and batch-32 medians."""
+        return math.sqrt(self.latency["batch1P50"] * self.latency["batch32P50"])
+
+    def to_contract(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"runtime": self.runtime, "quantization": self.candidate.quantization}
+        if not self.usable:
+            entry["error"] = (self.error or self.candidate.error or "")[:500]
+            return entry
+        speedup = {
+            f"batch{size}": round(
+                self.baseline_latency[f"batch{size}P50"] / self.latency[f"batch{size}P50"], 3
+            )
+            for size in (1, 32)
+            if self.latency.get(f"batch{size}P50")
+        }
+        entry.update(
+            {
+                "latencyMs": self.latency,
+                "baselineLatencyMs": self.baseline_latency,
+                "speedupVsBaselineHere": speedup,
+                "metrics": self.metrics,
+                "validation": self.validation,
+                "accuracyDrop": self.drop_points,
+                "withinBudget": self.within_budget,
+            }
+        )
+        if self.candidate.exporter:
+            entry["exporter"] = self.candidate.exporter
+        return entry
+
+
+def _probe(candidate: Candidate, example: Tensor) -> str | None:
+    """Run each model once at every call size (this compiles `compiled` models); the error if any."""
+    try:
+        with torch.inference_mode():
+            for model in (candidate.model, candidate.baseline):
+                assert model is not None
+                for size in (1, CALL_SIZE):
+                    model(example[:1].expand(size, *example.shape[1:]).contiguous())
+    except Exception as error:
+        return f"{type(error).__name__}: {str(error)[:400]}"
+    return None
+
+
+def score(
+    result: RuntimeResult,
+    example: Tensor,
+    *,
+    validation: Any,
+    test: Any,
+    num_classes: int,
+    metric: str,
+    baseline_validation: float,
+    max_drop_points: float,
+) -> None:
+    """Accuracy of one candidate: the budget metric on `validation`, every metric on `test`
+    (re-iterable loaders); sets `error` when it does not run."""
+    if result.error is not None or result.candidate.model is None:
+        return
+    result.error = _probe(result.candidate, example)
+    if result.error is not None:
+        return
+    model = FixedBatches(result.candidate.model)
+    result.validation = classification_metrics(model, _batches(validation), num_classes)[metric]
+    tested = classification_metrics(model, _batches(test), num_classes)
+    result.metrics = {k: round(v, 6) for k, v in tested.items()}
+    result.drop_points = round(100.0 * (baseline_validation - result.validation), 4) + 0.0
+    result.within_budget = result.drop_points <= max_drop_points + 1e-9
+
+
+def time_all(results: list[RuntimeResult], example: Tensor, *, runs: int = 50) -> None:
+    """The latency of every usable optimized model and baseline, all timed together."""
+    timed: dict[str, nn.Module] = {}
+    for result in results:
+        if result.usable:
+            assert result.candidate.model is not None and result.candidate.baseline is not None
+            timed[f"{result.runtime}/optimized"] = result.candidate.model
+            timed[f"{result.runtime}/baseline"] = result.candidate.baseline
+    latency = compare_latency(timed, example, runs=runs) if timed else {}
+    for result in results:
+        if result.usable:
+            result.latency = latency[f"{result.runtime}/optimized"]
+            result.baseline_latency = latency[f"{result.runtime}/baseline"]
+
+
+def _batches(source: Any) -> Iterator[tuple[Tensor, Tensor]]:
+    # loaders are re-iterable: each candidate reads the whole split
+    yield from source
+
+
+def choose(results: list[RuntimeResult], requested: str) -> tuple[RuntimeResult, str]:
+    """The result to ship and why. An explicit runtime is honoured when it runs; `auto` takes the
+    fastest one within the budget; eager (which passed the stage checks) is the fallback."""
+    usable = [r for r in results if r.usable]
+    eager = next(r for r in usable if r.runtime == "eager")
+    if requested != "auto":
+        chosen = next((r for r in usable if r.runtime == requested), None)
+        if chosen is None:
+            failed = next((r for r in results if r.runtime == requested), None)
+            why = failed.error if failed is not None and failed.error else "not available"
+            return eager, f"{requested} was requested but cannot run this model ({why}); shipped eager"
+        if not chosen.within_budget:
+            return chosen, f"{requested} as requested, although it exceeds the accuracy budget here"
+        return chosen, f"{requested} as requested"
+    within = [r for r in usable if r.within_budget]
+    if not within:
+        return eager, "no runtime stayed within the accuracy budget; shipped eager"
+    fastest = min(within, key=RuntimeResult.speed)
+    return fastest, "the fastest runtime within the accuracy budget (geometric mean of batch 1 and 32)"

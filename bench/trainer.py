@@ -1,7 +1,9 @@
-"""Baseline vs each compression/quantization technique vs the full pipeline, measured.
+"""Baseline vs each compression/quantization technique vs the full pipeline, measured; and the
+deployment-speed suite (bench/peers.py): the pipeline's shipped model vs the manual anchors.
 
-    python bench/trainer.py                     # digits MLP, digits CNN, synthetic text transformer
+    python bench/trainer.py                    # techniques: digits MLP and CNN, small text transformer
     python bench/trainer.py --workloads digits-mlp --skip-throughput
+    python bench/trainer.py --suite runtimes   # ResNet-18 32x32, 6x512 transformer, wide MLP, small
 
 Each workload's baseline is trained once with optikube's `fit`; every technique then runs on a
 copy through the pipeline's own stage functions (with the fine-tuning the spec asks for) and is
@@ -18,9 +20,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,109 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Workloads where arithmetic dominates latency (the `runtimes` suite); the small ones above are
+# dominated by call overhead. ResNet-18 with torchvision's CIFAR-style stem (3x3 stride 1, no
+# max-pool: what optikube builds for inputs under 64 px) on digits upsampled to 3x32x32.
+DIGITS32 = Path(tempfile.gettempdir()) / "optikube-bench-digits32.npz"
+LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
+    "resnet18-digits32": {
+        "data": {
+            "source": {"file": {"path": str(DIGITS32), "format": "npz"}},
+            "validationSplit": 0.2,
+            "testSplit": 0.25,
+        },
+        "model": {"torchvision": {"name": "resnet18", "pretrained": False}},
+        "training": {"epochs": 4, "batchSize": 64, "learningRate": 0.001},
+        "compression": {
+            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3},
+            "maxAccuracyDrop": 1.0,
+        },
+        "quantization": {"method": "static", "calibrationBatches": 8},
+    },
+    "text-transformer-6x512": {
+        "data": {
+            "source": {"synthetic": {"kind": "text", "samples": 2000, "classes": 4}},
+            "preprocessing": {"text": {"maxLength": 32}},
+            "validationSplit": 0.2,
+            "testSplit": 0.25,
+        },
+        "model": {
+            "builtin": {"name": "textTransformer"},
+            "params": {"width": 512, "depth": 6, "heads": 8, "ffMultiplier": 4},
+        },
+        "training": {"epochs": 3, "batchSize": 32, "learningRate": 0.0003},
+        "compression": {
+            "distillation": {
+                "student": {
+                    "builtin": {"name": "textTransformer"},
+                    "params": {"width": 256, "depth": 2, "heads": 4, "ffMultiplier": 4},
+                },
+                "temperature": 4.0,
+                "alpha": 0.7,
+                "epochs": 4,
+            },
+            "maxAccuracyDrop": 1.0,
+        },
+        "quantization": {"method": "dynamic"},
+    },
+    "wide-mlp-tabular": {
+        "data": {
+            "source": {
+                "synthetic": {
+                    "kind": "tabular",
+                    "samples": 6000,
+                    "classes": 4,
+                    "features": 64,
+                    "informative": 32,
+                }
+            },
+            "preprocessing": {"normalization": "standard"},
+            "validationSplit": 0.2,
+            "testSplit": 0.25,
+        },
+        "model": {"builtin": {"name": "mlp"}, "params": {"width": 2048, "depth": 3}},
+        "training": {"epochs": 10, "batchSize": 64, "learningRate": 0.001},
+        "compression": {
+            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3},
+            "maxAccuracyDrop": 1.0,
+        },
+        "quantization": {"method": "static", "calibrationBatches": 8},
+    },
+}
+
+
+def write_digits32(path: Path = DIGITS32) -> Path:
+    """scikit-learn's digits, bilinearly upsampled from 8x8 to 32x32 and repeated on 3 channels."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype("float32") / 16.0).unsqueeze(1)
+    large = torch.nn.functional.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
+    np.savez(path, x=large.repeat(1, 3, 1, 1).numpy(), label=digits.target)
+    return path
+
+
+def runtime_spec(name: str) -> dict[str, Any]:
+    """The full-pipeline spec of a workload for the runtimes suite (runtime auto, budget 1 point)."""
+    if name in LARGE_WORKLOADS:
+        workload = LARGE_WORKLOADS[name]
+        blocks: dict[str, Any] = {k: workload[k] for k in ("compression", "quantization") if k in workload}
+        return {
+            "seed": 7,
+            "data": workload["data"],
+            "model": workload["model"],
+            "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+            "training": workload["training"],
+            **blocks,
+            "export": {"runtime": "auto"},
+        }
+    spec = _spec(WORKLOADS[name], FULL_PIPELINE).to_dict()
+    spec["compression"]["maxAccuracyDrop"] = 1.0
+    spec["export"] = {"runtime": "auto"}
+    return spec
+
+
 # technique name -> the spec blocks that select it (the pipeline's own configuration language)
 TECHNIQUES: dict[str, dict[str, Any]] = {
     "int8 dynamic": {"quantization": {"method": "dynamic"}},
@@ -105,6 +212,7 @@ def _spec(workload: dict[str, Any], extra: dict[str, Any]) -> OptimizationJobSpe
             "seed": 7,
             "data": workload["data"],
             "model": workload["model"],
+            "objectives": [{"metric": "accuracy", "direction": "maximize"}],
             "training": {"epochs": workload["epochs"], "batchSize": 64, "learningRate": 0.003},
             **blocks,
         }
@@ -224,7 +332,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    everything = [*WORKLOADS, *LARGE_WORKLOADS]
+    parser.add_argument("--suite", choices=["techniques", "runtimes"], default="techniques")
+    parser.add_argument("--workloads", nargs="+", default=None, choices=everything)
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per model and batch size (runtimes)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for training and latency")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument(
@@ -234,8 +345,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "trainer.json")
     args = parser.parse_args(argv)
+    console = Console(width=200)
+    if args.suite == "runtimes":
+        run_runtimes_suite(args.workloads or everything, console, runs=args.runs, output=args.output)
+        return
     torch.set_num_threads(args.threads)
-    console = Console(width=150)
     report: dict[str, Any] = {
         "benchmark": "baseline vs each technique vs the full pipeline",
         "device": "cpu",
@@ -244,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         "python": platform.python_version(),
         "workloads": {},
     }
-    for name in args.workloads:
+    for name in args.workloads or list(WORKLOADS):
         rows = run_workload(name, console, compiled=args.compile)
         report["workloads"][name] = rows
         console.print(_table(name, rows))
@@ -253,6 +367,25 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
     console.print(f"wrote {args.output}")
+
+
+def run_runtimes_suite(names: list[str], console: Console, *, runs: int, output: Path) -> None:
+    """Each workload's pipeline and its peers; one JSON per workload (a long run keeps what it did)."""
+    from peers import peers_table, run_peers
+
+    if "resnet18-digits32" in names:
+        write_digits32()
+    threads = sorted({1, os.cpu_count() or 1})
+    for name in names:
+        started = time.monotonic()
+        report = run_peers(name, runtime_spec(name), console, threads=threads, runs=runs)
+        report["wallSeconds"] = round(time.monotonic() - started, 1)
+        report["torch"] = torch.__version__
+        target = output if output.name != "trainer.json" else RESULTS / f"runtimes-{name}.json"
+        target.write_text(json.dumps(report, indent=2))
+        console.print(peers_table(report))
+        console.print(f"{name}: optikube vs best anchor {json.dumps(report['optikubeVsBestAnchor'])}")
+        console.print(f"wrote {target} ({report['wallSeconds']} s)")
 
 
 if __name__ == "__main__":

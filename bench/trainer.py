@@ -84,9 +84,9 @@ LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
             "testSplit": 0.25,
         },
         "model": {"torchvision": {"name": "resnet18", "pretrained": False}},
-        "training": {"epochs": 4, "batchSize": 64, "learningRate": 0.001},
+        "training": {"epochs": 6, "batchSize": 64, "learningRate": 0.001},
         "compression": {
-            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3},
+            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 4},
             "maxAccuracyDrop": 1.0,
         },
         "quantization": {"method": "static", "calibrationBatches": 8},

@@ -136,6 +136,18 @@ def test_auto_ships_the_fastest_runtime_within_the_budget() -> None:
 
 
 @pytest.mark.slow  # inductor compiles for ~10 s
+def test_compiled_runtime_runs_a_pt2e_int8_cnn() -> None:
+    from optikube_trainer.quantization.static import quantize_static_int8
+    from optikube_trainer.runtimes.compiled import compile_for_cpu
+
+    images, _ = _images()
+    model, _ = quantize_static_int8(cnn(channels=16).eval(), images[:8], [images[:64]])
+    with torch.inference_mode():
+        expected = model(images[:4])
+        assert torch.allclose(compile_for_cpu(model)(images[:4]), expected, atol=0.05)
+
+
+@pytest.mark.slow  # inductor compiles for ~10 s
 def test_compiled_runtime_runs_a_torchao_int8_model() -> None:
     from optikube_trainer.quantization import QuantizationConfig, quantize
     from optikube_trainer.runtimes.compiled import compile_for_cpu

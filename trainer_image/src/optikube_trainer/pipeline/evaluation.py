@@ -44,14 +44,8 @@ class _Runtimes:
         example: Tensor,
         ctx: RunContext,
     ) -> None:
-        self.recipe, self.state, self.model, self.bundle, self.example, self.ctx = (
-            recipe,
-            state,
-            model,
-            bundle,
-            example,
-            ctx,
-        )
+        self.recipe, self.state, self.model = recipe, state, model
+        self.bundle, self.example, self.ctx = bundle, example, ctx
         assert state.baseline_model_file is not None and state.baseline_validation is not None
         self.baseline = load_checkpoint_model(ctx, state.baseline_model_file)
         # the float model the quantization stage started from; the model itself when none ran

@@ -40,8 +40,8 @@ from rich.table import Table
 from sklearn.datasets import load_digits
 from torch import nn
 
-from optikube_operator.core import ObservedTrial, TrialState
-from optikube_operator.core.settings import read_settings
+from optikube_operator.api.validation import parse_spec
+from optikube_operator.core import JobSettings, ObservedTrial, TrialState
 from optikube_operator.core.study import should_prune_trial, suggest
 
 MAX_EPOCHS = 9
@@ -60,6 +60,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def job_spec(sampler: str, pruner: str, seed: int) -> dict[str, Any]:
     return {
         "seed": seed,
+        "data": {"source": {"builtin": "digits"}},
+        "model": {"builtin": {"name": "mlp"}},
         "objectives": [{"metric": "accuracy", "direction": "maximize"}],
         "training": {"epochs": MAX_EPOCHS},
         "tuning": {
@@ -147,16 +149,16 @@ class SearchRun:
 def search(
     data: Digits, sampler: str, pruner: str, seed: int, max_trials: int, target: float | None
 ) -> SearchRun:
-    settings = read_settings(job_spec(sampler, pruner, seed), job_name=f"bench-{sampler}-{seed}")
+    settings = JobSettings.from_spec(parse_spec(job_spec(sampler, pruner, seed)), f"bench-{sampler}-{seed}")
     trials: list[ObservedTrial] = []
     epochs, best, pruned, epochs_to_best = 0, 0.0, 0, 0
     for number in range(max_trials):
         suggestion = suggest(settings, trials, number)
         trainer = Trainer(data, suggestion.params, seed * 1000 + number)
-        curve: dict[int, dict[str, float]] = {}
+        curve: dict[int, float] = {}
         state = TrialState.SUCCEEDED
         for step in range(MAX_EPOCHS):
-            curve[step] = {"accuracy": trainer.epoch()}
+            curve[step] = trainer.epoch()
             epochs += 1
             running = ObservedTrial(
                 number,
@@ -169,7 +171,7 @@ def search(
                 state = TrialState.PRUNED
                 pruned += 1
                 break
-        final = curve[max(curve)]["accuracy"]
+        final = curve[max(curve)]
         values = {"accuracy": final} if state is TrialState.SUCCEEDED else {}
         trials.append(
             ObservedTrial(
@@ -222,7 +224,7 @@ def suggestion_times(sizes: list[int], samplers: list[str], repeats: int) -> dic
     """Seconds per `suggest` (rebuild + sample) with `size` recorded, finished trials."""
     timings: dict[str, dict[str, float]] = {}
     for sampler in samplers:
-        settings = read_settings(job_spec(sampler, "none", 0), job_name="bench-timing")
+        settings = JobSettings.from_spec(parse_spec(job_spec(sampler, "none", 0)), "bench-timing")
         rng = random.Random(0)
         trials: list[ObservedTrial] = []
         for number in range(max(sizes)):

@@ -146,6 +146,10 @@ def results_document(accuracy: float) -> dict[str, Any]:
     }
 
 
+class RunGoneError(Exception):
+    """The operator ended the run (stopped, or the job finished) while it was being played."""
+
+
 @dataclass
 class Trainers:
     """Plays the trainer and the kubelet for the operator's pods in one namespace."""
@@ -212,6 +216,8 @@ class Trainers:
         self.replies.append((pod.metadata.name, code, body))
         if self.tolerant:
             return body if code == 200 else {}
+        if code == 409:
+            raise RunGoneError(body.get("error", ""))  # the operator ended this run first
         assert code == 200, (code, body, event)
         return body
 
@@ -220,11 +226,16 @@ class Trainers:
         operator stopped the run first)."""
         self.handled.add(pod.metadata.name)
         try:
-            config = self.config_of(pod)
+            return self._play(pod, fail=fail, push_final=push_final)
+        except RunGoneError:
+            return "gone"
         except client.ApiException as error:
             if error.status == 404:
-                return "gone"  # the operator stopped this run while we looked at it
+                return "gone"  # the operator stopped this run (its pod, its ConfigMap) meanwhile
             raise
+
+    def _play(self, pod: Any, *, fail: bool, push_final: bool) -> str:
+        config = self.config_of(pod)
         if pod.metadata.annotations.get(names.COMPLETION_INDEX_ANNOTATION, "0") != "0":
             self.finish(pod)  # only rank 0 reports
             return "succeeded"

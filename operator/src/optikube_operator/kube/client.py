@@ -21,6 +21,7 @@ import kopf
 
 RequestHook = Callable[[str, str, int], None]
 RETRIES = 5
+CONNECTIONS = 16
 Relogin = Callable[[], Awaitable[kopf.ConnectionInfo]]
 
 
@@ -107,7 +108,8 @@ class KubeClient:
 
     async def _ensure(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=ssl_context(self._info), limit=64)
+            # a few connections keep up with the apiserver; each more costs memory (TLS buffers)
+            connector = aiohttp.TCPConnector(ssl=ssl_context(self._info), limit=CONNECTIONS)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optikube_operator.api import OptimizationJobSpec
+from optikube_operator.api import GROUP, OptimizationJobSpec
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.validation import FieldError, lenient_status, validate_manifest, validate_spec
 from optikube_operator.core import (
@@ -44,12 +44,14 @@ from optikube_operator.kube.prometheus import OperatorMetrics
 from optikube_operator.kube.records import JobKey, JobRecords, RecordStore
 from optikube_operator.kube.resources import artifacts_location
 from optikube_operator.kube.runs import RunCache
-from optikube_operator.kube.spec_changes import accept_spec
+from optikube_operator.kube.spec_changes import SpecDecision, accept_spec
 from optikube_operator.kube.status import ConditionUpdate, Outcome, build_status, outcome_of
 
 log = logging.getLogger(__name__)
 # after a final, pruned or failed event the trainer still writes its results and exits
 RUN_EXIT_GRACE = timedelta(seconds=30)
+LAUNCH_SETTLE = timedelta(seconds=30)
+CONCURRENT_RECONCILES = 16
 
 
 def now_utc() -> datetime:
@@ -57,8 +59,26 @@ def now_utc() -> datetime:
 
 
 def as_dict(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain, private copy of an object kopf hands over (its Body is a read-only view)."""
-    return copy.deepcopy({key: body[key] for key in body})
+    """A plain, private copy of an OptimizationJob kopf hands over (its Body is a read-only view),
+    without what the operator never reads (managedFields, kopf's own annotations)."""
+    plain = copy.deepcopy(
+        {key: body[key] for key in body if key in ("apiVersion", "kind", "metadata", "spec", "status")}
+    )
+    meta = plain.get("metadata") or {}
+    meta.pop("managedFields", None)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(f"{GROUP}/")}
+    meta["annotations"] = annotations
+    return plain
+
+
+@dataclass(frozen=True)
+class AcceptedSpec:
+    """What a generation of the spec runs with (cached on the job's records)."""
+
+    generation: int | None
+    spec: OptimizationJobSpec
+    decision: SpecDecision
+    settings: JobSettings
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,8 @@ class Reconciler:
         self.announce = announcer
         self.bodies: dict[JobKey, dict[str, Any]] = {}
         self._queued: dict[JobKey, asyncio.Task[None]] = {}
+        # reconciles of different jobs run side by side, a bounded number at a time (memory, fairness)
+        self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._again: set[JobKey] = set()
 
     # --- entry points ---------------------------------------------------------------------------
@@ -143,7 +165,7 @@ class Reconciler:
         body = self.bodies[self.remember(body)]
         meta = body["metadata"]
         records = self.store.of(meta["namespace"], meta["name"], meta["uid"])
-        async with records.lock:
+        async with self._slots, records.lock:
             self.metrics.reconciles.inc()
             return await self._reconcile(body, records, now_utc())
 
@@ -168,20 +190,11 @@ class Reconciler:
         if finished is not None:
             await self._after_finish(body, previous, finished, now)
             return None
-        errors = validate_manifest(body)
-        if errors:
-            invalid = InvalidSpec(tuple(errors))
-            await self._fail_invalid(body, previous, invalid, now)
-            return invalid
-        current = OptimizationJobSpec.model_validate(body["spec"], by_alias=True, by_name=False).to_dict()
-        decision = accept_spec(current, _accepted(previous))
-        spec, problems = validate_spec(decision.spec)
-        if spec is None:
-            invalid = InvalidSpec(tuple(problems))
-            await self._fail_invalid(body, previous, invalid, now)
-            return invalid
-        settings = JobSettings.from_spec(spec, records.name)
-        records.settings = settings
+        accepted = self._accepted_spec(body, records, previous)
+        if isinstance(accepted, InvalidSpec):
+            await self._fail_invalid(body, previous, accepted, now)
+            return accepted
+        spec, decision, settings = accepted.spec, accepted.decision, accepted.settings
         if not records.loaded:
             await self.backend.load(records, previous)
             if not records.trials and records.pipeline.state is PipelineState.NOT_STARTED:
@@ -221,6 +234,27 @@ class Reconciler:
             body, records, settings, previous, outcome, conditions, decision.spec, spec, now
         )
         return None
+
+    def _accepted_spec(
+        self, body: Mapping[str, Any], records: JobRecords, previous: OptimizationJobStatus | None
+    ) -> AcceptedSpec | InvalidSpec:
+        """The spec to run with, validated; cached per generation (validating costs more than the
+        rest of a reconcile, and only a new generation can change it)."""
+        generation = body["metadata"].get("generation")
+        cached = records.accepted
+        if cached is not None and cached.generation == generation:
+            return cached
+        errors = validate_manifest(body)
+        if errors:
+            return InvalidSpec(tuple(errors))
+        current = OptimizationJobSpec.model_validate(body["spec"], by_alias=True, by_name=False).to_dict()
+        decision = accept_spec(current, _accepted(previous))
+        spec, problems = validate_spec(decision.spec)
+        if spec is None:
+            return InvalidSpec(tuple(problems))
+        records.accepted = AcceptedSpec(generation, spec, decision, JobSettings.from_spec(spec, records.name))
+        records.settings = records.accepted.settings
+        return records.accepted
 
     async def _dry_run(
         self, body: Mapping[str, Any], spec: OptimizationJobSpec, settings: JobSettings
@@ -270,16 +304,14 @@ class Reconciler:
         namespace, name = records.key
         timeout = settings.trial_timeout.total_seconds() if settings.trial_timeout else None
         outcome: Outcome | None = None
-        for action in decide(settings, records.observed(), now):
-            if isinstance(action, StartTrial):
-                before = records.trials.get(action.number)
-                trial = await self.backend.create_trial(
-                    body, records, action.number, action.params, action.sampler_attrs
-                )
-                records.created_at[action.number] = now
-                await self.announce.trial(body, records, before, trial)
-                await self._launch_trial(body, records, spec, spec_dict, trial, timeout, now)
-            elif isinstance(action, StopTrial):
+        actions = decide(settings, records.observed(), now)
+        # the trials of one wave start side by side: the apiserver, not the order, sets the pace
+        starts = [action for action in actions if isinstance(action, StartTrial)]
+        await asyncio.gather(
+            *(self._start_trial(body, records, spec, spec_dict, start, timeout, now) for start in starts)
+        )
+        for action in actions:
+            if isinstance(action, StopTrial):
                 trial = records.trials[action.number]
                 if trial.state.active:
                     stopped = replace(
@@ -311,6 +343,24 @@ class Reconciler:
                 outcome = Outcome(action.succeeded, action.reason.value, action.message, now)
         return outcome
 
+    async def _start_trial(
+        self,
+        body: Mapping[str, Any],
+        records: JobRecords,
+        spec: OptimizationJobSpec,
+        spec_dict: Mapping[str, Any],
+        start: StartTrial,
+        timeout: float | None,
+        now: datetime,
+    ) -> None:
+        before = records.trials.get(start.number)
+        trial = await self.backend.create_trial(
+            body, records, start.number, start.params, start.sampler_attrs
+        )
+        records.created_at[start.number] = now
+        await self.announce.trial(body, records, before, trial)
+        await self._launch_trial(body, records, spec, spec_dict, trial, timeout, now)
+
     async def _launch_trial(
         self,
         body: Mapping[str, Any],
@@ -321,6 +371,7 @@ class Reconciler:
         timeout: float | None,
         now: datetime,
     ) -> None:
+        records.launched_at[trial.number] = now
         created = await self.backend.launch(
             body, spec_dict, spec, trial.number, trial.params, resume=False, timeout=timeout
         )
@@ -338,6 +389,7 @@ class Reconciler:
         pipeline = records.pipeline
         # a retry resumes from the last finished stage, when the artifacts are on a volume
         resume = pipeline.attempts > 0 and spec.artifacts is not None and spec.artifacts.pvc is not None
+        records.launched_at[None] = now
         created = await self.backend.launch(
             body, spec_dict, spec, None, pipeline.params, resume=resume, timeout=None
         )
@@ -363,7 +415,7 @@ class Reconciler:
             objects = runs.get(number)
             observation = observe_run(objects) if objects is not None else None
             exists = observation is not None and observation.exists and not observation.deleting
-            if needs_launch(trial, exists) and records.created_at.get(number) != now:
+            if needs_launch(trial, exists) and _launch_due(records.launched_at.get(number), now):
                 await self._launch_trial(body, records, spec, spec_dict, trial, timeout, now)
             elif not trial.state.active and exists and observation is not None:
                 kept = keep == "all" or (keep == "failed" and trial.state.failure)
@@ -376,7 +428,7 @@ class Reconciler:
         objects = runs.get(None)
         observation = observe_run(objects) if objects is not None else None
         exists = observation is not None and observation.exists and not observation.deleting
-        if pipeline.state.active and not exists and records.created_at.get(None) != now:
+        if pipeline.state.active and not exists and _launch_due(records.launched_at.get(None), now):
             await self._launch_pipeline(body, records, spec, spec_dict, now)
 
     # --- reporting ------------------------------------------------------------------------------
@@ -450,6 +502,12 @@ class Reconciler:
         if ttl is not None and now >= outcome.time + timedelta(seconds=int(ttl)):
             meta = body["metadata"]
             await self.backend.delete_job(meta["namespace"], meta["name"])
+
+
+def _launch_due(launched: datetime | None, now: datetime) -> bool:
+    """A run this operator launched a moment ago is not launched again before its watch event has
+    had time to arrive (the create of a second launch would only find it AlreadyExists)."""
+    return launched is None or now - launched >= LAUNCH_SETTLE
 
 
 def _past_grace(ended: datetime | None, now: datetime) -> bool:

@@ -6,6 +6,7 @@ reconcile after a restart bumps a count instead of piling up copies).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -48,9 +49,13 @@ def build_event(
 
 
 class EventRecorder:
-    def __init__(self, client: KubeClient, component: str = "optikube-operator") -> None:
+    """Posts Events in the background: announcing a transition never delays acting on it."""
+
+    def __init__(self, client: KubeClient, component: str = "optikube-operator", backlog: int = 1000) -> None:
         self._client = client
         self._component = component
+        self._pending: set[asyncio.Task[None]] = set()
+        self._backlog = backlog
 
     async def post(
         self, regarding: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
@@ -58,10 +63,30 @@ class EventRecorder:
         event = build_event(
             regarding, reason, message, warning=warning, component=self._component, now=datetime.now(UTC)
         )
+        if len(self._pending) >= self._backlog:
+            log.warning(
+                "dropped event %s on %s: %d events wait to be posted",
+                reason,
+                event["metadata"]["name"],
+                self._backlog,
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._send(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Wait for the Events posted so far (before stopping)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def _send(self, event: dict[str, Any]) -> None:
         path = resource_path("v1", "events", event["metadata"]["namespace"])
         try:
             await self._client.create(path, event)
         except ApiError as error:
             if error.already_exists:
                 return  # the same transition announced again after a restart
-            log.warning("could not post event %s on %s: %s", reason, regarding["metadata"]["name"], error)
+            log.warning("could not post event %s: %s", event["metadata"]["name"], error)
+        except Exception as error:  # a busy apiserver must not lose the operator its task
+            log.warning("could not post event %s: %s", event["metadata"]["name"], error)

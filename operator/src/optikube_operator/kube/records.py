@@ -36,8 +36,12 @@ class JobRecords:
     written_status: dict[str, Any] | None = None
     # when each trial's record was created (time-to-running metric)
     created_at: dict[int | None, datetime] = field(default_factory=dict)
+    # when this operator last asked for each run's Job (None: the pipeline); the watch shows it later
+    launched_at: dict[int | None, datetime] = field(default_factory=dict)
     # the settings of the latest reconcile (the report endpoint's prune decisions use them)
     settings: JobSettings | None = None
+    # the validated spec of the latest generation (reconcile.AcceptedSpec)
+    accepted: Any = None
 
     @property
     def key(self) -> JobKey:

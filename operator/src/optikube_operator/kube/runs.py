@@ -24,6 +24,34 @@ def run_id(obj: Mapping[str, Any]) -> RunId | None:
     return meta.get("namespace", ""), owner[0], owner[1]
 
 
+_META = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp", "deletionTimestamp")
+
+
+def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    return {key: meta[key] for key in _META if key in meta}
+
+
+def slim_job(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a batch Job the operator reads (a watch delivers far more: managedFields...)."""
+    status = obj.get("status") or {}
+    return {
+        "metadata": _meta(obj),
+        "spec": {"suspend": (obj.get("spec") or {}).get("suspend")},
+        "status": {"conditions": status.get("conditions") or []},
+    }
+
+
+def slim_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    return {
+        "metadata": _meta(obj),
+        "spec": {"serviceAccountName": spec.get("serviceAccountName"), "nodeName": spec.get("nodeName")},
+        "status": {"phase": status.get("phase"), "containerStatuses": status.get("containerStatuses") or []},
+    }
+
+
 @dataclass
 class RunObjects:
     job: dict[str, Any] | None = None
@@ -46,13 +74,13 @@ class RunCache:
                 if entry.job is None or entry.job["metadata"].get("uid") == obj["metadata"].get("uid"):
                     entry.job = None
             else:
-                entry.job = dict(obj)
+                entry.job = slim_job(obj)
         else:
             name = obj["metadata"]["name"]
             if deleted:
                 entry.pods.pop(name, None)
             else:
-                entry.pods[name] = dict(obj)
+                entry.pods[name] = slim_pod(obj)
         if entry.job is None and not entry.pods:
             del self._runs[key]
         return key

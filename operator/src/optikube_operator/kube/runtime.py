@@ -71,7 +71,8 @@ class OperatorRuntime:
         self.runs = RunCache()
         self.store = RecordStore()
         self.backend = KubernetesBackend(self.client, config)
-        announcer = Announcer(EventRecorder(self.client, config.instance), self.metrics)
+        self.recorder = EventRecorder(self.client, config.instance)
+        announcer = Announcer(self.recorder, self.metrics)
         self.reconciler = Reconciler(self.backend, self.runs, self.store, self.metrics, announcer)
         self.authenticator = TokenReviewAuthenticator(self.client, self._pod)
         self.endpoint = ReportEndpoint(
@@ -108,9 +109,11 @@ class OperatorRuntime:
         settings.watching.inactivity_timeout = 90
         settings.watching.connect_timeout = 30
         settings.networking.request_timeout = 60
-        settings.queueing.worker_limit = 200
+        settings.queueing.worker_limit = 32
 
     async def start(self) -> None:
+        # the first request opens the TLS session: pay for it now, not in the first job's latency
+        await self.client.get("/version")
         host, port = split_bind(self.config.report_bind)
         self.report_url = await self.endpoint.start(host, port)
         metrics_host, metrics_port = split_bind(self.config.metrics_bind)
@@ -118,6 +121,7 @@ class OperatorRuntime:
         log.info("report endpoint %s, metrics on %s", self.report_url, self.config.metrics_bind)
 
     async def stop(self) -> None:
+        await self.recorder.flush()
         await self.endpoint.stop()
         for server in self._servers:
             await server.cleanup()

@@ -1,0 +1,301 @@
+"""Operator benchmark: how fast `kubectl apply` turns into trial Jobs, what the operator costs, and how
+many reports per second its endpoint records.
+
+A fresh control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes) on this
+machine, the operator as a subprocess (`python -m optikube_operator operator`), and for 1, 50 and
+200 OptimizationJobs applied at once (each tuning with 2 parallel trials): the time from a job's
+create call to the moment both of its first-wave trial Jobs exist (a watch sees them), p50/p95/max.
+Then the operator's RSS with every job live, the requests it sent to the apiserver per job and
+minute, and the report endpoint's throughput: threads post intermediate events for running trials
+with their pods' real tokens for a fixed time.
+
+    .venv/bin/python bench/operator_scale.py                # 1, 50, 200 jobs (minutes on 2 cores)
+    .venv/bin/python bench/operator_scale.py --jobs 1 20    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, watch
+from rich.console import Console
+from rich.table import Table
+
+from optikube_operator.envtest import ControlPlane
+from optikube_operator.envtest.ports import free_ports
+from optikube_operator.kube import names
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+FIRST_WAVE = 2
+
+
+def job_manifest(name: str, namespace: str) -> dict[str, Any]:
+    job: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    job["metadata"] = {"name": name, "namespace": namespace}
+    # kwok's nodes take any number of these; the scheduler is not what is measured
+    job["spec"]["resources"]["requests"] = {"cpu": "10m", "memory": "16Mi"}
+    job["spec"]["tuning"]["parallelTrials"] = FIRST_WAVE
+    return job
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def metric_total(url: str, name: str) -> float:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+class JobWatch(threading.Thread):
+    """Records when each trial Job of a namespace is first seen."""
+
+    def __init__(self, plane: ControlPlane, namespace: str) -> None:
+        super().__init__(daemon=True)
+        self.plane = plane
+        self.namespace = namespace
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with self.plane.api_client() as api:
+            batch: Any = client.BatchV1Api(api)
+            while not self.stop.is_set():
+                stream = watch.Watch()
+                for event in stream.stream(
+                    batch.list_namespaced_job,
+                    self.namespace,
+                    label_selector=f"{names.MANAGED_BY}={names.MANAGER}",
+                    timeout_seconds=5,
+                ):
+                    self.seen.setdefault(event["object"].metadata.name, time.monotonic())
+                    if self.stop.is_set():
+                        stream.stop()
+                        break
+
+
+def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str, Any]:
+    namespace = plane.create_namespace(f"bench-{count}")
+    jobs = [job_manifest(f"job-{i}", namespace) for i in range(count)]
+    watcher = JobWatch(plane, namespace)
+    watcher.start()
+    time.sleep(1.0)  # the watch is established
+    applied: dict[str, float] = {}
+
+    def create(job: dict[str, Any]) -> None:
+        with plane.api_client() as api:
+            applied[job["metadata"]["name"]] = time.monotonic()
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "optikube.io", "v1alpha1", namespace, "optimizationjobs", job
+            )
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(count, 16)) as pool:
+        list(pool.map(create, jobs))
+    deadline = started + 300
+
+    def first_wave(name: str) -> float | None:
+        times = [watcher.seen.get(names.run_name(name, k)) for k in range(FIRST_WAVE)]
+        return max(times) if all(t is not None for t in times) else None  # type: ignore[type-var]
+
+    while time.monotonic() < deadline and any(first_wave(n) is None for n in applied):
+        time.sleep(0.2)
+    watcher.stop.set()
+    latencies = [wave - applied[name] for name in applied if (wave := first_wave(name)) is not None]
+    everything = max(latencies) if len(latencies) == count else None
+    console.log(f"{count} jobs: {len(latencies)}/{count} started, all within {everything}")
+    return {
+        "jobs": count,
+        "started": len(latencies),
+        "p50Seconds": round(statistics.median(latencies), 3) if latencies else None,
+        "p95Seconds": round(percentile(latencies, 0.95), 3) if latencies else None,
+        "maxSeconds": round(max(latencies), 3) if latencies else None,
+        "allStartedWithinSeconds": round(everything, 3) if everything is not None else None,
+        "namespace": namespace,
+    }
+
+
+def report_throughput(
+    plane: ControlPlane, namespace: str, url: str, seconds: float, threads: int
+) -> dict[str, Any]:
+    with plane.api_client() as api:
+        core: Any = client.CoreV1Api(api)
+        pods: list[Any] = [
+            p for p in core.list_namespaced_pod(namespace).items if p.status.phase == "Running"
+        ]
+        pods = pods[:threads]
+        tokens = []
+        for pod in pods:
+            request = {
+                "spec": {
+                    "audiences": [names.REPORT_AUDIENCE],
+                    "expirationSeconds": 3600,
+                    "boundObjectRef": {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": pod.metadata.name,
+                        "uid": pod.metadata.uid,
+                    },
+                }
+            }
+            token = core.create_namespaced_service_account_token(
+                pod.spec.service_account_name, namespace, request
+            )
+            tokens.append((int(pod.metadata.labels[names.TRIAL_LABEL]), str(token.status.token)))
+    counts = [0] * len(tokens)
+    stop = time.monotonic() + seconds
+
+    def post(index: int) -> None:
+        trial, token = tokens[index]
+        step = 0
+        while time.monotonic() < stop:
+            event = {
+                "type": "intermediate",
+                "trial": trial,
+                "epoch": step % 5,
+                "step": step % 5,
+                "values": {"accuracy": 0.5},
+            }
+            request = urllib.request.Request(
+                url,
+                data=json.dumps(event).encode(),
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+            counts[index] += 1
+            step += 1
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
+        list(pool.map(post, range(len(tokens))))
+    elapsed = time.monotonic() - began
+    return {"threads": len(tokens), "events": sum(counts), "eventsPerSecond": round(sum(counts) / elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 50, 200])
+    parser.add_argument("--report-seconds", type=float, default=20.0)
+    parser.add_argument("--report-threads", type=int, default=8)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    console = Console()
+    with ControlPlane() as plane:
+        plane.kubectl("apply", "-f", str(ROOT / "crds"))
+        plane.kubectl("wait", "--for=condition=Established", "crd/optimizationjobs.optikube.io")
+        report, metrics = free_ports(2)
+        log = RESULTS / "operator-bench.log"
+        with log.open("w") as stream:
+            operator = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "optikube_operator",
+                    "operator",
+                    f"--kubeconfig={plane.kubeconfig}",
+                    f"--report-bind=127.0.0.1:{report}",
+                    f"--metrics-bind=127.0.0.1:{metrics}",
+                ],
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        metrics_url = f"http://127.0.0.1:{metrics}/metrics"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    metric_total(metrics_url, "optikube_reconciles_total")
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            scenarios = [start_latency(plane, count, console) for count in args.jobs]
+            live = sum(args.jobs)
+            time.sleep(10.0)
+            burst = metric_total(metrics_url, "optikube_apiserver_requests_total")
+            # idle: every job waits on its running trials; only the resync runs
+            time.sleep(args.idle_seconds)
+            idle = metric_total(metrics_url, "optikube_apiserver_requests_total") - burst
+            rss = rss_bytes(operator.pid)
+            throughput = report_throughput(
+                plane,
+                scenarios[-1]["namespace"],
+                f"http://127.0.0.1:{report}/v1/report",
+                args.report_seconds,
+                args.report_threads,
+            )
+        finally:
+            os.killpg(operator.pid, signal.SIGTERM)
+            operator.wait(60)
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "scenarios": scenarios,
+        "operatorRssBytes": rss,
+        "liveJobs": live,
+        "apiserverRequestsPerStartedJob": round(burst / live, 1),
+        "idleApiserverRequestsPerJobMinute": round(idle / live / (args.idle_seconds / 60), 3),
+        "reportEndpoint": throughput,
+        "command": "python bench/operator_scale.py " + " ".join(sys.argv[1:]),
+    }
+    table = Table(title="optikube operator: apply -> first-wave trial Jobs (kwok nodes)")
+    for column in ("jobs applied at once", "started", "p50 s", "p95 s", "max s"):
+        table.add_column(column, justify="right")
+    for row in scenarios:
+        table.add_row(
+            str(row["jobs"]),
+            str(row["started"]),
+            str(row["p50Seconds"]),
+            str(row["p95Seconds"]),
+            str(row["maxSeconds"]),
+        )
+    console.print(table)
+    console.print(
+        f"operator RSS {rss / 2**20:.1f} MiB with {live} jobs live; "
+        f"{result['apiserverRequestsPerStartedJob']} apiserver requests per started job, "
+        f"{result['idleApiserverRequestsPerJobMinute']} per job per minute idle; "
+        f"report endpoint {throughput['eventsPerSecond']} events/s ({throughput['threads']} clients)"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "operator.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -93,7 +93,7 @@ def test_too_many_failed_trials_fail_the_job(trainers: Trainers) -> None:
 def test_a_trial_past_its_timeout_is_stopped_and_the_search_goes_on(trainers: Trainers) -> None:
     job = manifest("quickstart", trainers.namespace)
     job["spec"]["tuning"].update(
-        {"trialTimeout": "4s", "maxTrials": 3, "parallelTrials": 1, "maxFailedTrials": 3}
+        {"trialTimeout": "10s", "maxTrials": 3, "parallelTrials": 1, "maxFailedTrials": 3}
     )
     apply(trainers.plane, job)
     wait_for("trial 0 timed out", lambda: _trial_phases(trainers).get(0) == "TimedOut", timeout=60)

@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 # Installs into the project's venv; the stamp changes whenever pyproject.toml does.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint fmt controlplane cluster-up cluster-down docs clean
+.PHONY: demo test test-fast lint fmt controlplane cluster-up cluster-down cluster-demo docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ cluster-up: $(STAMP) controlplane
 
 cluster-down: $(STAMP)
 	@$(PY) -m optikube_operator.envtest down
+
+# The quickstart through the operator, its trainer pods running for real on the process node;
+# the cluster stays up (its last line is `export KUBECONFIG=...`) until `make cluster-down`.
+cluster-demo: $(STAMP) controlplane
+	@$(PY) -m optikube_operator.envtest demo examples/quickstart.yaml
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

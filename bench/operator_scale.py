@@ -46,8 +46,9 @@ FIRST_WAVE = 2
 
 
 def job_manifest(name: str, namespace: str) -> dict[str, Any]:
-    job: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    job: dict[str, Any] = next(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
     job["metadata"] = {"name": name, "namespace": namespace}
+    job["spec"].pop("artifacts", None)  # kwok's pods mount nothing
     # kwok's nodes take any number of these; the scheduler is not what is measured
     job["spec"]["resources"]["requests"] = {"cpu": "10m", "memory": "16Mi"}
     job["spec"]["tuning"]["parallelTrials"] = FIRST_WAVE

@@ -118,7 +118,7 @@ def test_explain_prints_the_model_descriptions(kubectl: Kubectl) -> None:
 
 
 def _create_job_with_status(kubectl: Kubectl, namespace: str, name: str) -> None:
-    manifest = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    manifest = next(yaml.safe_load_all((REPO / "examples" / "quickstart.yaml").read_text()))
     manifest["metadata"] = {"name": name, "namespace": namespace}
     kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
     status = OptimizationJobStatus.model_validate(

@@ -107,7 +107,7 @@ def test_operator_modules_never_import_torch() -> None:
 def test_examples_parse_as_yaml() -> None:
     assert EXAMPLES, "examples/ holds the manifests the contract is checked against"
     for example in EXAMPLES:
-        assert yaml.safe_load(example.read_text())["kind"] == "OptimizationJob"
+        assert next(yaml.safe_load_all(example.read_text()))["kind"] == "OptimizationJob"
 
 
 def test_the_api_the_trainer_imports_needs_only_pydantic_and_yaml() -> None:

@@ -60,7 +60,8 @@ def test_cli_expands_folders() -> None:
 
 
 def test_cli_multi_document_file_fails_if_one_document_does(tmp_path: Path) -> None:
-    good = (EXAMPLES / "quickstart.yaml").read_text()
+    # the quickstart's first document is the job; its second, a PersistentVolumeClaim, is skipped
+    good = (EXAMPLES / "quickstart.yaml").read_text().split("\n---\n")[0]
     bad = (CORPUS / "training-zero-epochs.yaml").read_text()
     both = tmp_path / "both.yaml"
     both.write_text(good + "\n---\n" + bad)
@@ -74,6 +75,13 @@ def test_cli_multi_document_file_fails_if_one_document_does(tmp_path: Path) -> N
     result = CliRunner().invoke(validate, [str(two_good)])
     assert result.exit_code == 0, result.output
     assert "2 documents" in result.output
+
+    with_claim = CliRunner().invoke(validate, [str(EXAMPLES / "quickstart.yaml")])
+    assert with_claim.exit_code == 0 and "(1 document)" in with_claim.output
+    only_claim = tmp_path / "claim.yaml"
+    only_claim.write_text((EXAMPLES / "quickstart.yaml").read_text().split("\n---\n")[1])
+    refused = CliRunner().invoke(validate, [str(only_claim)])
+    assert refused.exit_code == 1 and "no OptimizationJob or OptimizationTrial document" in refused.output
 
 
 def test_cli_reports_unreadable_input(tmp_path: Path) -> None:

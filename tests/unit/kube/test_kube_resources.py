@@ -33,8 +33,8 @@ CONFIG = OperatorConfig(
 
 
 def _spec(example: str, **resources: Any) -> Any:
-    manifest = yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text())
-    manifest["spec"]["resources"].update(resources)
+    manifest = next(yaml.safe_load_all((ROOT / "examples" / f"{example}.yaml").read_text()))
+    manifest["spec"].setdefault("resources", {}).update(resources)
     return load_job(manifest).spec
 
 
@@ -108,7 +108,7 @@ def test_trainer_pods_satisfy_the_restricted_profile_and_get_the_report_token() 
 
 
 def test_artifacts_on_a_claim_are_mounted_with_their_sub_path_and_located_for_users() -> None:
-    manifest = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    manifest = next(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
     manifest["spec"]["artifacts"] = {"pvc": {"claimName": "models", "subPath": "runs"}}
     spec = load_job(manifest).spec
     pod = build_run_job("q", "team", None, spec, CONFIG, OWNER)["spec"]["template"]["spec"]
@@ -117,7 +117,8 @@ def test_artifacts_on_a_claim_are_mounted_with_their_sub_path_and_located_for_us
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "artifacts")
     assert mount == {"name": "artifacts", "mountPath": "/artifacts", "subPath": "runs"}
     assert artifacts_location(spec, "q") == "pvc://models/runs/q"
-    assert artifacts_location(_spec("quickstart"), "q") is None
+    assert artifacts_location(_spec("quickstart"), "q") == "pvc://quickstart-artifacts/q"
+    assert artifacts_location(_spec("multi-objective"), "m") is None
 
 
 def test_trial_service_and_config_map_are_named_and_owned_deterministically() -> None:

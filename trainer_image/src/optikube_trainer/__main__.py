@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=config.spec.seed, output_dir=config.output_dir, use_gpu=False if args.cpu else None
     )
     ctx.trial = config.trial_number
+    log.info("%s stage: rank %d of %d on %s", config.stage, ctx.rank, ctx.world_size, ctx.device)
     ctx.reporter = Reporter.from_env(
         rank=ctx.rank,
         trial=ctx.trial,

@@ -9,6 +9,7 @@ import click
 import yaml
 from rich.console import Console
 
+from optikube_operator.api import GROUP
 from optikube_operator.api.validation import FieldError, load_documents, validate_manifest
 
 
@@ -21,10 +22,15 @@ def validate_file(path: Path) -> tuple[int, list[FieldError]]:
     if not documents:
         return 0, [FieldError("", "no YAML document found")]
     errors: list[FieldError] = []
+    ours = [d for d in documents if not isinstance(d, dict) or d.get("apiVersion", "").startswith(GROUP + "/")]
+    if not ours:
+        return 0, [FieldError("", "no OptimizationJob or OptimizationTrial document found")]
     for index, document in enumerate(documents):
+        if isinstance(document, dict) and not document.get("apiVersion", "").startswith(GROUP + "/"):
+            continue  # a claim or a namespace next to the job: the apiserver validates those
         suffix = f" (document {index + 1})" if len(documents) > 1 else ""
         errors += [FieldError(e.path, e.message + suffix) for e in validate_manifest(document)]
-    return len(documents), errors
+    return len(ours), errors
 
 
 def expand(paths: tuple[Path, ...]) -> list[Path]:

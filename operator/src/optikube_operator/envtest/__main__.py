@@ -16,7 +16,7 @@ from optikube_operator.envtest.layout import Layout
 from optikube_operator.envtest.processnode.paths import claim_path, container_log_path
 
 USAGE = (
-    "usage: python -m optikube_operator.envtest up|down|status"
+    "usage: python -m optikube_operator.envtest up|down|status|demo [EXAMPLE]"
     " | claim-dir NAMESPACE CLAIM | log-path NAMESPACE POD CONTAINER"
 )
 PATH_COMMANDS = {"claim-dir": 2, "log-path": 3}
@@ -35,6 +35,10 @@ def _print_path(command: str, args: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if argv and argv[0] in PATH_COMMANDS and len(argv) == PATH_COMMANDS[argv[0]] + 1:
         return _print_path(argv[0], argv[1:])
+    if argv and argv[0] == "demo":
+        from optikube_operator.envtest import demo
+
+        return demo.main(argv[1:])
     if len(argv) != 1 or argv[0] not in ("up", "down", "status"):
         print(USAGE, file=sys.stderr)
         return 2

@@ -92,6 +92,19 @@ def up(directory: Path) -> ClusterState:
     return state
 
 
+def attach(directory: Path, name: str, argv: list[str], log: Path) -> int:
+    """Start ``argv`` detached, as one more process of the running cluster: `down` stops it first
+    (before the apiserver) with the other clients. Returns its pid."""
+    state = load_state(directory)
+    if state is None:
+        raise RuntimeError("no cluster is running: start one with make cluster-up")
+    process = processes.spawn(argv, log, detached=True)
+    record = ProcessRecord(name, process.pid, str(Path(argv[0]).resolve()))
+    attached = ClusterState(state.root, state.kubeconfig, state.server, [*state.processes, record])
+    state_file(directory).write_text(attached.to_json())
+    return process.pid
+
+
 def down(directory: Path) -> ClusterState | None:
     """Stops the recorded processes (only if they still run the recorded binaries) and removes
     the cluster's files; returns what was stopped, or None when nothing was recorded."""

@@ -63,3 +63,50 @@ app.kubernetes.io/component: operator
   resources: [events]
   verbs: [create]
 {{- end -}}
+
+{{/* Images: an empty tag means the chart's appVersion. */}}
+{{- define "optikube.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "optikube.trainerImage" -}}
+{{- printf "%s:%s" .Values.trainer.image.repository (default .Chart.AppVersion .Values.trainer.image.tag) -}}
+{{- end -}}
+
+{{/* The Service trainer pods report to, and its in-cluster URL. */}}
+{{- define "optikube.reportURL" -}}
+{{- printf "http://%s.%s.svc:%d/v1/report" (include "optikube.fullname" .) .Release.Namespace (int .Values.ports.report) -}}
+{{- end -}}
+
+{{/* The trainer pods' defaults, the operator's --trainer-defaults file (camelCase keys). */}}
+{{- define "optikube.trainerDefaults" -}}
+image: {{ include "optikube.trainerImage" . | quote }}
+serviceAccount: {{ .Values.trainerServiceAccount.name | quote }}
+nodeSelector: {{ .Values.trainer.nodeSelector | toJson }}
+tolerations: {{ .Values.trainer.tolerations | toJson }}
+gpuNodeSelector: {{ .Values.trainer.gpuNodeSelector | toJson }}
+gpuTolerations: {{ .Values.trainer.gpuTolerations | toJson }}
+{{- with .Values.trainer.runtimeClassName }}
+runtimeClassName: {{ . | quote }}
+{{- end }}
+imagePullSecrets: {{ .Values.trainer.imagePullSecrets | toJson }}
+runAsUser: {{ int .Values.trainer.runAsUser }}
+runAsGroup: {{ int .Values.trainer.runAsGroup }}
+fsGroup: {{ int .Values.trainer.fsGroup }}
+{{- end -}}
+
+{{/* The restricted Pod Security profile, for every pod the chart runs. */}}
+{{- define "optikube.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ int .Values.operator.runAsUser }}
+runAsGroup: {{ int .Values.operator.runAsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "optikube.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end -}}

@@ -17,6 +17,15 @@ def test_committed_crds_equal_generated() -> None:
     assert sorted(p.name for p in (REPO / "crds").glob("*.yaml")) == sorted(crdgen.rendered_crds())
 
 
+def test_committed_chart_crd_templates_equal_generated() -> None:
+    chart = REPO / "charts" / "optikube" / "templates" / "crds"
+    for name, text in crdgen.chart_crds().items():
+        committed = chart / name
+        assert committed.exists(), f"{committed} missing: run python -m optikube_operator.api.crdgen"
+        assert committed.read_text() == text, f"{committed} is stale: run python -m optikube_operator.api.crdgen"
+    assert sorted(p.name for p in chart.glob("*.yaml")) == sorted(crdgen.chart_crds())
+
+
 def test_committed_api_reference_is_current() -> None:
     committed = REPO / "docs" / "api.md"
     assert committed.read_text() == docgen.render(), (

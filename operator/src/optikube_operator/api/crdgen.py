@@ -1,5 +1,9 @@
 """Generates the CRDs in `crds/` from the pydantic models: `python -m optikube_operator.api.crdgen`.
 
+It also writes the Helm chart's CRD templates (charts/optikube/templates/crds/): the same text,
+inside `crds.enabled`, with the `helm.sh/resource-policy: keep` annotation under `crds.keep`, so
+that the chart installs exactly what `crds/` holds.
+
 Pydantic's JSON schema is turned into a structural OpenAPI v3 schema as Kubernetes wants it:
 references inlined, `Optional` unwrapped (absent means unset), JSON-Schema-2020 bounds rewritten in
 the OpenAPI 3.0 form, free-form values marked `x-kubernetes-preserve-unknown-fields`, and every
@@ -21,7 +25,9 @@ from optikube_operator.api.job import GROUP, VERSION, OptimizationJob
 from optikube_operator.api.trial import OptimizationTrial
 
 CATEGORIES = ["optikube", "ml"]
-CRD_DIR = Path(__file__).resolve().parents[4] / "crds"
+ROOT = Path(__file__).resolve().parents[4]
+CRD_DIR = ROOT / "crds"
+CHART_CRD_DIR = ROOT / "charts" / "optikube" / "templates" / "crds"
 
 _DROPPED_KEYS = {"title", "examples", "additionalProperties"}
 
@@ -248,6 +254,40 @@ def rendered_crds() -> dict[str, str]:
     return {f"{crd['metadata']['name']}.yaml": render(crd) for crd in (job_crd(), trial_crd())}
 
 
+# Inserted as the last key of `metadata` (just before the top-level `spec:`), so that with
+# crds.keep=false the rendered CRD is the crds/ file byte for byte.
+_KEEP_ANNOTATION = """\
+  {{- if .Values.crds.keep }}
+  annotations:
+    # `helm uninstall` leaves the CRDs (and so every OptimizationJob) in place
+    helm.sh/resource-policy: keep
+  {{- end }}
+"""
+
+
+def chart_template(text: str) -> str:
+    """A CRD's YAML as a chart template behind `crds.enabled` and `crds.keep`."""
+    if "{{" in text:
+        raise ValueError("a CRD whose text holds '{{' would be read as a template by Helm")
+    head, separator, tail = text.partition("\nspec:\n")
+    if not separator:
+        raise ValueError("no top-level spec: in the CRD")
+    return (
+        "{{- if .Values.crds.enabled }}\n"
+        + head
+        + "\n"
+        + _KEEP_ANNOTATION
+        + "spec:\n"
+        + tail
+        + "{{- end }}\n"
+    )
+
+
+def chart_crds() -> dict[str, str]:
+    """File name -> chart template of every CRD."""
+    return {name: chart_template(text) for name, text in rendered_crds().items()}
+
+
 @click.command()
 @click.option(
     "--out",
@@ -257,10 +297,19 @@ def rendered_crds() -> dict[str, str]:
     show_default=True,
     help="Folder to write the CRDs to.",
 )
+@click.option(
+    "--chart-out",
+    "chart_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=CHART_CRD_DIR,
+    show_default=True,
+    help="Folder to write the Helm chart's CRD templates to.",
+)
 @click.option("--check", is_flag=True, help="Exit 1 if a committed CRD differs instead of writing.")
-def main(out_dir: Path, check: bool) -> None:
-    """Write (or check) the CRDs generated from the API models."""
+def main(out_dir: Path, chart_dir: Path, check: bool) -> None:
+    """Write (or check) the CRDs generated from the API models, and the chart's CRD templates."""
     files = {out_dir / name: text for name, text in rendered_crds().items()}
+    files.update({chart_dir / name: text for name, text in chart_crds().items()})
     write_or_check(files, check=check, command="python -m optikube_operator.api.crdgen")
 
 

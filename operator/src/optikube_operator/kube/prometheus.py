@@ -90,6 +90,8 @@ class OperatorMetrics:
         self._series: dict[tuple[str, str], set[tuple[Gauge, tuple[str, ...]]]] = {}
         for phase in PHASES:
             self.jobs.labels(phase=phase)
+        # exported at 0 from the start, so that a rate of errors is 0 rather than no data
+        self.reconcile_errors.labels(kind="background")
         for outcome in (
             "accepted",
             "unauthenticated",

@@ -84,7 +84,8 @@ LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
             "testSplit": 0.25,
         },
         "model": {"torchvision": {"name": "resnet18", "pretrained": False}},
-        "training": {"epochs": 6, "batchSize": 64, "learningRate": 0.001},
+        # cosine: training and every fine-tuning end at a converged point, not a noisy last epoch
+        "training": {"epochs": 6, "batchSize": 64, "learningRate": 0.001, "scheduler": {"type": "cosine"}},
         "compression": {
             "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 4},
             "maxAccuracyDrop": 1.0,
@@ -102,7 +103,7 @@ LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
             "builtin": {"name": "textTransformer"},
             "params": {"width": 512, "depth": 6, "heads": 8, "ffMultiplier": 4},
         },
-        "training": {"epochs": 3, "batchSize": 32, "learningRate": 0.0003},
+        "training": {"epochs": 3, "batchSize": 32, "learningRate": 0.0003, "scheduler": {"type": "cosine"}},
         "compression": {
             "distillation": {
                 "student": {
@@ -133,7 +134,7 @@ LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
             "testSplit": 0.25,
         },
         "model": {"builtin": {"name": "mlp"}, "params": {"width": 2048, "depth": 3}},
-        "training": {"epochs": 10, "batchSize": 64, "learningRate": 0.001},
+        "training": {"epochs": 10, "batchSize": 64, "learningRate": 0.001, "scheduler": {"type": "cosine"}},
         "compression": {
             "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3},
             "maxAccuracyDrop": 1.0,

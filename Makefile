@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 # Installs into the project's venv; the stamp changes whenever pyproject.toml does.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint fmt controlplane cluster-up cluster-down cluster-demo docs clean
+.PHONY: demo test test-fast lint fmt controlplane prometheus cluster-up cluster-down cluster-demo docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/optikube run examples/quickstart.yaml --output runs/quickstart
 
 # Everything: lint, types, unit, trainer (real torchrun), contract and cluster tiers.
-test: $(STAMP) controlplane
+test: $(STAMP) controlplane prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -51,3 +51,17 @@ cluster-demo: $(STAMP) controlplane
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache
+
+# Debian's Prometheus (`prometheus`, `promtool`) for the chart tests, installed with apt-get when
+# missing. Its service is never started: a policy-rc.d answering 101 is in place for the install
+# (and removed after, if it was ours), since the tests run their own Prometheus on 127.0.0.1 only.
+prometheus:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "prometheus/promtool missing: run 'make prometheus' as root (apt-get)" >&2; exit 1; fi; \
+	echo "installing Debian's prometheus package (prometheus, promtool)"; \
+	ours=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; fi; \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; rc=$$?; \
+	if [ -n "$$ours" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	if [ $$rc != 0 ]; then echo "apt-get install prometheus failed" >&2; exit $$rc; fi; \
+	prometheus --version | head -1

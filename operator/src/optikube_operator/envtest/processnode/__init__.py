@@ -7,6 +7,7 @@ there by selecting PROCESS_NODE_SELECTOR and tolerating PROCESS_NODE_TAINT.
 
 from optikube_operator.envtest.processnode.paths import claim_path, container_log_path
 from optikube_operator.envtest.processnode.spec import (
+    HOST_LISTEN_ANNOTATION,
     HOST_PORT_ANNOTATION,
     PROCESS_NODE_LABEL,
     PROCESS_NODE_SELECTOR,
@@ -18,6 +19,7 @@ from optikube_operator.envtest.processnode.spec import (
 )
 
 __all__ = [
+    "HOST_LISTEN_ANNOTATION",
     "HOST_PORT_ANNOTATION",
     "PROCESS_NODE_LABEL",
     "PROCESS_NODE_SELECTOR",

@@ -4,7 +4,8 @@ Listeners sit on ClusterIP:port inside the node's network namespace, where the w
 range is a local route. Each connection goes to a ready endpoint: pod backends are dialled from
 a socket created in the node's namespace, host backends (the apiserver, host-backed Services)
 from a socket of the asyncio thread itself, which never leaves the host's namespace and only
-ever connects to 127.0.0.1.
+ever connects to 127.0.0.1. Host listeners (Services annotated host-listen) are that thread's
+sockets too, bound to the host's 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ class ServiceProxy:
         self._rules.update(wanted)
         for address in set(wanted) - set(self._servers):
             try:
-                sock = await asyncio.wrap_future(self.node_ns.submit(lambda a=address: _listener(a)))  # type: ignore[misc]
+                if wanted[address].on_host:
+                    # this thread is in the host's namespace; such rules only ever name 127.0.0.1
+                    sock = _listener(("127.0.0.1", address[1]))
+                else:
+                    sock = await asyncio.wrap_future(self.node_ns.submit(lambda a=address: _listener(a)))  # type: ignore[misc]
             except OSError as error:
                 log.warning("cannot listen on %s:%s for %s: %s", *address, wanted[address].service, error)
                 continue

@@ -1,6 +1,7 @@
 """Which ClusterIP:port goes where: pure rules for the node's userspace service proxy, from
 Services and EndpointSlices (whose ports the EndpointSlice controller has already resolved from
-named targetPorts to numbers, per pod)."""
+named targetPorts to numbers, per pod); plus the host listeners of Services annotated
+host-listen (127.0.0.1:<port> of the host, forwarded to the Service's endpoints)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optikube_operator.envtest.processnode.spec import HOST_PORT_ANNOTATION
+from optikube_operator.envtest.processnode.spec import HOST_LISTEN_ANNOTATION, HOST_PORT_ANNOTATION
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -26,6 +27,8 @@ class ProxyRule:
     cluster_ip: str
     port: int
     backends: tuple[Backend, ...]
+    # listen in the host's network namespace (cluster_ip is then 127.0.0.1), not the node's
+    on_host: bool = False
 
 
 def host_port(service: dict[str, Any]) -> int | None:
@@ -38,6 +41,25 @@ def host_port(service: dict[str, Any]) -> int | None:
     except ValueError:
         return None
     return port if 0 < port < 65536 else None
+
+
+def host_listens(service: dict[str, Any]) -> dict[int, int]:
+    """host port -> service port, from the host-listen annotation ("P" means the first port;
+    "P=S,..." names each); malformed entries are ignored, as a kube-proxy ignores what it cannot use."""
+    value = (service["metadata"].get("annotations") or {}).get(HOST_LISTEN_ANNOTATION)
+    ports = [int(p["port"]) for p in (service.get("spec") or {}).get("ports") or []]
+    if value is None or not ports:
+        return {}
+    wanted: dict[int, int] = {}
+    for entry in str(value).split(","):
+        host, _, target = entry.strip().partition("=")
+        try:
+            listen_port, service_port = int(host), int(target) if target else ports[0]
+        except ValueError:
+            continue
+        if 0 < listen_port < 65536 and service_port in ports:
+            wanted[listen_port] = service_port
+    return wanted
 
 
 def _slice_backends(
@@ -87,4 +109,8 @@ def proxy_rules(
                 backends = _slice_backends(slices, namespace, name, port.get("name") or "")
             label = f"{namespace}/{name}:{port['port']}"
             rules.append(ProxyRule(label, cluster_ip, int(port["port"]), backends))
+            for listen_port, service_port in host_listens(service).items():
+                if service_port == int(port["port"]):
+                    label = f"{namespace}/{name}:{service_port} from the host"
+                    rules.append(ProxyRule(label, "127.0.0.1", listen_port, backends, on_host=True))
     return rules

@@ -1,7 +1,8 @@
 """What a process node is: its name, what it offers, its labels and taint, and its pod subnet.
 
 Also the names other code targets it by: the label, the taint (and the toleration that
-matches it), the host-port annotation of host-backed Services and the StorageClass.
+matches it), the host-port annotation of host-backed Services, the host-listen annotation of
+Services forwarded from the host, and the StorageClass.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ PROCESS_NODE_TOLERATION: dict[str, str] = {**PROCESS_NODE_TAINT, "operator": "Eq
 # A Service with this annotation is forwarded to 127.0.0.1:<port> of the host's network namespace:
 # how pods reach a server a test runs on the host (the operator's report endpoint, say).
 HOST_PORT_ANNOTATION = "envtest.optikube.io/host-port"
+# The other direction, what `kubectl port-forward` does: a Service with this annotation
+# ("<host port>" for its first port, or "<host port>=<service port>,...") gets a listener on the
+# host's 127.0.0.1:<host port>, forwarded to the Service's ready endpoints (pods of the nodes).
+# How a test on the host reaches a server in a pod (a Prometheus, an operator's /metrics).
+HOST_LISTEN_ANNOTATION = "envtest.optikube.io/host-listen"
 STORAGE_CLASS = "optikube-local"
 PROVISIONER = "optikube.io/process-node"
 # Process nodes take their pod subnets from the upper half of the pod CIDR; kwok hands out its

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from optikube_operator.api.events import parse_event
+from optikube_operator.api.events import AnyEvent, parse_event
 from optikube_operator.core import ObservedPipeline, ObservedTrial, PipelineState, TrialState
 from optikube_operator.core.recording import (
     record_pipeline_event,
     record_pipeline_exit,
     record_trial_event,
     record_trial_exit,
+    stale_report,
     values_from_results,
 )
 
@@ -57,6 +58,28 @@ def test_intermediate_events_keep_the_primary_series_and_the_latest_values() -> 
         trial = record_trial_event(trial, event, "accuracy", NOW)
     assert trial.intermediate == {0: 0.5, 1: 0.6}
     assert trial.latest_step == 1 and trial.latest_values == {"accuracy": 0.6, "valLoss": 0.4}
+
+
+def test_a_replayed_or_out_of_order_step_changes_nothing() -> None:
+    def at(step: int, accuracy: float) -> AnyEvent:
+        return parse_event(
+            {
+                "type": "intermediate",
+                "trial": 1,
+                "epoch": step,
+                "step": step,
+                "values": {"accuracy": accuracy},
+            }
+        )
+
+    trial = record_trial_event(
+        record_trial_event(running(1), at(0, 0.5), "accuracy", NOW), at(1, 0.6), "accuracy", NOW
+    )
+    for stale in (at(1, 0.9), at(0, 0.1)):
+        assert stale_report(trial, stale)
+        assert record_trial_event(trial, stale, "accuracy", NOW) == trial
+    assert not stale_report(trial, at(2, 0.7))
+    assert record_trial_event(trial, at(2, 0.7), "accuracy", NOW).intermediate == {0: 0.5, 1: 0.6, 2: 0.7}
 
 
 def test_a_finished_trial_ignores_late_and_replayed_events() -> None:

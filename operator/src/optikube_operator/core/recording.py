@@ -71,10 +71,20 @@ def _with_step(series: Mapping[int, float], step: int, value: float) -> dict[int
     return updated
 
 
+def stale_report(trial: ObservedTrial, event: AnyEvent) -> bool:
+    """An intermediate report for a step already reported (replayed, or out of order): recording it
+    would rewrite a value the pruner has already judged."""
+    return (
+        isinstance(event, IntermediateEvent)
+        and trial.latest_step is not None
+        and event.step <= trial.latest_step
+    )
+
+
 def record_trial_event(trial: ObservedTrial, event: AnyEvent, primary: str, now: datetime) -> ObservedTrial:
     """``trial`` after ``event``; ``primary`` is the metric whose series the pruner reads."""
-    if not trial.state.active:
-        return trial  # late events of a stopped trial change nothing
+    if not trial.state.active or stale_report(trial, event):
+        return trial  # late events of a stopped trial, replayed steps: they change nothing
     if isinstance(event, IntermediateEvent):
         values = _numbers(event.values)
         series = trial.intermediate

@@ -9,7 +9,7 @@ from typing import Any
 
 from optikube_operator.api.events import AnyEvent, FailedEvent, FinalEvent, IntermediateEvent, PrunedEvent
 from optikube_operator.core import should_prune
-from optikube_operator.core.recording import record_pipeline_event, record_trial_event
+from optikube_operator.core.recording import record_pipeline_event, record_trial_event, stale_report
 from optikube_operator.endpoint import EventRejectedError, RunKey
 from optikube_operator.kube.reconcile import Reconciler, now_utc
 
@@ -45,6 +45,9 @@ class ReportHandler:
                 if trial is None or not trial.state.active or settings is None:
                     state = "unknown" if trial is None else trial.state.value
                     raise EventRejectedError(409, f"trial {run.trial} is not running ({state})", "conflict")
+                if stale_report(trial, event):
+                    message = f"step {getattr(event, 'step', '?')} is not after step {trial.latest_step}"
+                    raise EventRejectedError(409, message, "conflict")
                 updated_trial = record_trial_event(trial, event, settings.primary.metric, now)
                 if updated_trial != trial:
                     await self.reconciler.backend.write_trial(records, updated_trial)

@@ -40,6 +40,7 @@ from optikube_operator.core.recording import (
     record_pipeline_exit,
     record_trial_event,
     record_trial_exit,
+    stale_report,
 )
 from optikube_operator.core.recovery import interrupted, launched, needs_launch, pipeline_launched, resumed
 from optikube_operator.endpoint import BearerTokens, EventRejectedError, ReportEndpoint, RunKey
@@ -330,6 +331,8 @@ class LocalBackend:
             if trial is None or not trial.record.state.active:
                 state = "unknown" if trial is None else trial.record.state.value
                 raise EventRejectedError(409, f"trial {key.trial} is not running ({state})", "conflict")
+            if stale_report(trial.record, event):
+                raise EventRejectedError(409, f"step already reported for trial {key.trial}", "conflict")
             trial.record = record_trial_event(trial.record, event, self.settings.primary.metric, now)
             if isinstance(event, FinalEvent):
                 trial.results = dict(event.results)

@@ -314,6 +314,11 @@ def build_run_job(
         "completions": workers,
         "parallelism": workers,
         "backoffLimit": spec.resources.backoff_limit,
+        # a pod lost to its node (deleted, drained, preempted) is the cluster's failure, not the
+        # run's: it is replaced without using up backoffLimit
+        "podFailurePolicy": {
+            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        },
         "template": build_pod_template(job, trial, spec, config),
     }
     if trial_timeout_seconds is not None:

@@ -247,10 +247,17 @@ def test_a_two_worker_trial_rendezvouses_through_the_headless_service_and_trains
     trial = _trial(crds, namespace, "ddp-t0")["status"]
     assert trial["phase"] == "Succeeded", trial.get("message")
     assert len(trial["intermediateValues"]) == 3  # rank 0 reported every epoch
-    pods = _pods(crds, namespace, f"{names.JOB_LABEL}=ddp,{names.TRIAL_LABEL}=0")
+    selector = f"{names.JOB_LABEL}=ddp,{names.TRIAL_LABEL}=0"
+    # the trial is recorded on rank 0's final push; the pods exit right after
+    pods = wait_for(
+        "both pods Succeeded",
+        lambda: (
+            (p := _pods(crds, namespace, selector)) and all(x.status.phase == "Succeeded" for x in p) and p
+        ),
+        timeout=120,
+    )
     assert sorted(p.metadata.annotations[names.COMPLETION_INDEX_ANNOTATION] for p in pods) == ["0", "1"]
     for pod in pods:
-        assert pod.status.phase == "Succeeded"
         log = crds.container_log(namespace, pod.metadata.name, "trainer").read_text()
         index = pod.metadata.annotations[names.COMPLETION_INDEX_ANNOTATION]
         assert f"rank {index} of 2" in log, log[-2000:]  # both ranks ran in one process group

@@ -65,6 +65,7 @@ class Component:
     binary: Path
     pid: int
     process: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()
 
 
 _LAST_TO_STOP = ("kube-apiserver", "etcd")
@@ -263,7 +264,38 @@ class ControlPlane:
     def _launch(self, name: str, args: list[str]) -> None:
         binary = self.bin_dir / name
         process = processes.spawn([str(binary), *args], self.layout.log(name), detached=self.detached)
-        self.components.append(Component(name, binary, process.pid, process))
+        self.components.append(Component(name, binary, process.pid, process, tuple(args)))
+
+    def restart(self, name: str, *, kill: bool = True, down_seconds: float = 0.0) -> float:
+        """Stop a component (SIGKILL, or SIGTERM with kill=False), keep it down for down_seconds,
+        start it again with the same flags and ports (etcd keeps its data), and wait until it
+        serves; returns the seconds it was unavailable. For fault-injection tests."""
+        component = next(c for c in self.components if c.name == name)
+        began = time.monotonic()
+        if kill:
+            processes.kill_group(component.pid)
+        else:
+            processes.terminate_all([component.pid], grace_seconds=10.0, reap=self._reap)
+        if component.process is not None:
+            component.process.wait(30)
+        time.sleep(down_seconds)
+        self.components.remove(component)
+        self._launch(name, list(component.args))
+        ports = self.ports
+        assert ports is not None
+        deadline = time.monotonic() + self.startup_timeout
+        admin = client_tls(self.layout.ca_cert, self.layout.client_cert(ADMIN), self.layout.client_key(ADMIN))
+        probes = {
+            "etcd": (f"http://{LOOPBACK}:{ports.etcd_client}/health", None),
+            "kube-apiserver": (f"{self.server}/readyz", admin),
+        }
+        url, context = probes.get(name, (f"{self.server}/readyz", admin))
+        wait_until(
+            f"{name} after a restart", lambda: http_ok(url, context), deadline, check_alive=self._check_alive
+        )
+        if name == "etcd":  # the apiserver serves again once it reconnected to etcd
+            wait_until("kube-apiserver /readyz", lambda: http_ok(f"{self.server}/readyz", admin), deadline)
+        return time.monotonic() - began
 
     def _launch_process_nodes(self, layout: Layout) -> None:
         argv = agent_argv(layout, self.server, self.process_nodes)

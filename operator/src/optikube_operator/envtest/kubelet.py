@@ -8,19 +8,23 @@ from typing import Any
 
 
 def terminated_status_patch(
-    containers: dict[str, str], exit_code: int, message: str = "", now: dt.datetime | None = None
+    containers: dict[str, str],
+    exit_code: int,
+    message: str = "",
+    now: dt.datetime | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """The status of a pod whose containers (name -> image) all exited with exit_code.
 
     message is each container's termination message, as the kubelet reads it from
-    terminationMessagePath.
+    terminationMessagePath; reason overrides the kubelet's Completed/Error (e.g. OOMKilled).
     """
     if not containers:
         raise ValueError("containers must name at least one container")
     timestamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     terminated: dict[str, Any] = {
         "exitCode": exit_code,
-        "reason": "Completed" if exit_code == 0 else "Error",
+        "reason": reason or ("Completed" if exit_code == 0 else "Error"),
         "startedAt": timestamp,
         "finishedAt": timestamp,
     }
@@ -47,12 +51,19 @@ def terminated_status_patch(
     }
 
 
-def finish_pod(api_client: Any, namespace: str, name: str, exit_code: int = 0, message: str = "") -> Any:
+def finish_pod(
+    api_client: Any,
+    namespace: str,
+    name: str,
+    exit_code: int = 0,
+    message: str = "",
+    reason: str | None = None,
+) -> Any:
     """Marks a pod Succeeded (exit_code 0) or Failed, as its kubelet would; returns the pod."""
     from kubernetes import client
 
     core: Any = client.CoreV1Api(api_client)
     pod = core.read_namespaced_pod(name, namespace)
     containers = {container.name: container.image for container in pod.spec.containers}
-    patch = terminated_status_patch(containers, exit_code, message)
+    patch = terminated_status_patch(containers, exit_code, message, reason=reason)
     return core.patch_namespaced_pod_status(name, namespace, patch)

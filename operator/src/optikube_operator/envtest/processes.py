@@ -95,6 +95,11 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
+def kill_group(pid: int) -> None:
+    """SIGKILL a component and its process group at once (a crash, for fault-injection tests)."""
+    _signal_group(pid, signal.SIGKILL)
+
+
 def terminate_all(
     pids: list[int], grace_seconds: float = 10.0, reap: Callable[[], object] | None = None
 ) -> None:

@@ -22,7 +22,9 @@ def test_committed_chart_crd_templates_equal_generated() -> None:
     for name, text in crdgen.chart_crds().items():
         committed = chart / name
         assert committed.exists(), f"{committed} missing: run python -m optikube_operator.api.crdgen"
-        assert committed.read_text() == text, f"{committed} is stale: run python -m optikube_operator.api.crdgen"
+        assert committed.read_text() == text, (
+            f"{committed} is stale: run python -m optikube_operator.api.crdgen"
+        )
     assert sorted(p.name for p in chart.glob("*.yaml")) == sorted(crdgen.chart_crds())
 
 

@@ -41,7 +41,9 @@ def test_load_job_fills_defaults_and_round_trips_in_camel_case() -> None:
     assert spec["training"]["optimizer"] == {"type": "adamw", "momentum": 0.9}
     assert spec["tuning"]["searchSpace"]["model.params.width"]["step"] == 32
     assert "earlyStopping" not in spec["training"]  # unset optional blocks stay unset
-    assert "earlyStopping" not in spec["training"] and spec["artifacts"] == {"pvc": {"claimName": "quickstart-artifacts", "subPath": ""}}
+    assert "earlyStopping" not in spec["training"] and spec["artifacts"] == {
+        "pvc": {"claimName": "quickstart-artifacts", "subPath": ""}
+    }
     # the filled-in form is itself a valid spec, and stable
     parsed, errors = validate_spec(spec)
     assert errors == [] and parsed is not None and parsed.to_dict() == spec

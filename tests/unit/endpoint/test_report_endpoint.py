@@ -99,3 +99,33 @@ def test_bad_events_are_refused_naming_the_problem_and_never_recorded(
     replies, received = _serve([(body, "run3")])
     assert replies[0][0] == status and named in replies[0][1]["error"]
     assert received == []
+
+
+class _Unreachable:
+    """An authenticator whose cluster does not answer (the apiserver is restarting)."""
+
+    async def authenticate(self, token: str) -> None:
+        raise ConnectionError("the apiserver does not answer")
+
+
+def test_an_unreachable_cluster_answers_503_so_the_trainer_retries() -> None:
+    async def failing_write(key: RunKey, event: AnyEvent) -> dict[str, Any]:
+        raise ConnectionError("the status write did not go through")
+
+    async def scenario() -> list[tuple[int, dict[str, Any]]]:
+        tokens = BearerTokens()
+        replies = []
+        for endpoint, token in (
+            (ReportEndpoint(failing_write, _Unreachable()), "any"),
+            (ReportEndpoint(failing_write, tokens), tokens.issue(RunKey(3))),
+        ):
+            url = await endpoint.start("127.0.0.1", 0)
+            try:
+                replies.append(await asyncio.to_thread(_post, url, json.dumps(EVENT).encode(), token))
+            finally:
+                await endpoint.stop()
+        return replies
+
+    (auth_code, auth_reply), (write_code, write_reply) = asyncio.run(scenario())
+    assert auth_code == 503 and "cannot be verified" in auth_reply["error"]
+    assert write_code == 503 and "cannot be recorded" in write_reply["error"]

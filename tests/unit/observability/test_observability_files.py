@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_committed_dashboard_and_rules_equal_generated() -> None:
     for path, text in generated_files().items():
-        assert path.exists(), f"{path.relative_to(REPO)} missing: run python -m optikube_operator.observability"
+        assert path.exists(), (
+            f"{path.relative_to(REPO)} missing: run python -m optikube_operator.observability"
+        )
         assert path.read_text() == text, (
             f"{path.relative_to(REPO)} is stale: run python -m optikube_operator.observability"
         )
@@ -27,7 +29,9 @@ def test_dashboard_has_a_fixed_uid_a_datasource_variable_and_namespace_and_job_v
     board = json.loads((REPO / "charts/optikube/dashboards/optikube.json").read_text())
     assert board["uid"] == dashboard.UID == "optikube-overview"
     variables = {v["name"]: v for v in board["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert (
+        variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    )
     for name in ("namespace", "job"):
         assert variables[name]["type"] == "query" and variables[name]["includeAll"]
         assert variables[name]["datasource"]["uid"] == "${datasource}"

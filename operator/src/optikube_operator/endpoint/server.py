@@ -74,7 +74,11 @@ class ReportEndpoint:
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         if not token:
             return 401, "unauthenticated", {"error": "a bearer token is required"}
-        caller = await self._authenticator.authenticate(token)
+        try:
+            caller = await self._authenticator.authenticate(token)
+        except Exception:  # the cluster cannot verify the token now: the trainer retries on 5xx
+            log.exception("cannot authenticate a report")
+            return 503, "unavailable", {"error": "the token cannot be verified now; retry"}
         if caller is None:
             return 401, "unauthenticated", {"error": "unknown, expired or foreign token"}
         if request.content_length is not None and request.content_length > self._max_body:
@@ -97,6 +101,9 @@ class ReportEndpoint:
             reply = await self._handler(caller.run, event)
         except EventRejectedError as rejected:
             return rejected.status, rejected.outcome, {"error": str(rejected)}
+        except Exception:  # nothing was recorded (the write failed): the trainer retries on 5xx
+            log.exception("cannot record a %s event of %s", event.type, caller.run)
+            return 503, "unavailable", {"error": "the event cannot be recorded now; retry"}
         return 200, "accepted", reply
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:

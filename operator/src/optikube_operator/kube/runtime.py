@@ -103,12 +103,15 @@ class OperatorRuntime:
         ours = f"{names.MANAGED_BY}={names.MANAGER}"
         settings.watching.label_selectors["", "pods"] = ours
         settings.watching.label_selectors["batch", "jobs"] = ours
-        # a watch that goes quiet is reconnected (Kubernetes sends bookmarks every minute)
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        settings.watching.inactivity_timeout = 90
-        settings.watching.connect_timeout = 30
-        settings.networking.request_timeout = 60
+        # Stall detection (kopf#585, #957): the apiserver ends every watch after 45 s and kopf
+        # resumes it from the last resourceVersion (one request, no re-list), so a stream silent
+        # for 50 s is dead (a half-open connection, a restarted apiserver behind a proxy) and is
+        # reconnected: the operator notices a lost apiserver within a minute, not never.
+        settings.watching.server_timeout = 45
+        settings.watching.inactivity_timeout = 50
+        settings.watching.client_timeout = 60
+        settings.watching.connect_timeout = 10
+        settings.networking.request_timeout = 30
         settings.queueing.worker_limit = 32
 
     async def start(self) -> None:

@@ -1,5 +1,8 @@
-"""Fixtures of the Kubernetes tier: the CRDs installed once, one operator for the session, a fresh
-namespace per test."""
+"""Fixtures of the Kubernetes tier: one operator for the session, a fresh namespace per test (the
+CRDs fixture, `crds`, is in tests/conftest.py).
+
+Each operator of this tier watches its own namespace pattern (the session's `kube-*`; modules that
+start operators of their own use another prefix), so that no two operators ever act on one job."""
 
 from __future__ import annotations
 
@@ -7,32 +10,22 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from kube_harness import ROOT, RunningOperator, Trainers, operator_running
+from kube_harness import RunningOperator, Trainers, operator_running
 
 from optikube_operator.envtest import ControlPlane
 
-
-@pytest.fixture(scope="session")
-def crds(control_plane: ControlPlane) -> ControlPlane:
-    control_plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/optimizationjobs.optikube.io",
-        "crd/optimizationtrials.optikube.io",
-    )
-    return control_plane
+SESSION_PREFIX = "kube"
 
 
 @pytest.fixture(scope="session")
 def operator(crds: ControlPlane) -> Iterator[RunningOperator]:
-    with operator_running(crds) as running:
+    with operator_running(crds, namespaces=(f"{SESSION_PREFIX}-*",)) as running:
         yield running
 
 
 @pytest.fixture
 def namespace(crds: ControlPlane) -> str:
-    return crds.create_namespace(f"kube-{uuid.uuid4().hex[:8]}")
+    return crds.create_namespace(f"{SESSION_PREFIX}-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

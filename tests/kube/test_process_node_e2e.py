@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,15 @@ def pn_operator(crds: ControlPlane) -> Iterator[RunningOperator]:
         metrics_bind=f"127.0.0.1:{metrics}",
         report_url=f"http://optikube.{SYSTEM}.svc:8443/v1/report",
         trainer=defaults,
+        namespaces=("pn-*",),
     ) as running:
         yield running
+
+
+@pytest.fixture
+def namespace(crds: ControlPlane) -> str:
+    """A namespace only this module's operator watches."""
+    return crds.create_namespace(f"pn-{uuid.uuid4().hex[:8]}")
 
 
 def iris_job(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,22 @@ TRIALS = 8
 KILLS = 10
 
 
-def _operator(plane: ControlPlane, report: int, metrics: int, log: Path) -> subprocess.Popen[bytes]:
+@pytest.fixture
+def namespace(crds: ControlPlane) -> str:
+    """A namespace only this test's operator watches (the session operator watches kube-*)."""
+    return crds.create_namespace(f"restart-{uuid.uuid4().hex[:8]}")
+
+
+def _operator(
+    plane: ControlPlane, namespace: str, report: int, metrics: int, log: Path
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
         "optikube_operator",
         "operator",
         f"--kubeconfig={plane.kubeconfig}",
+        f"--namespace={namespace}",
         f"--report-bind=127.0.0.1:{report}",
         f"--metrics-bind=127.0.0.1:{metrics}",
         "--trainer-image=optikube/trainer:test",
@@ -78,11 +88,11 @@ def test_killing_the_operator_at_random_points_loses_and_duplicates_nothing(
     log = tmp_path / "operator.log"
     try:
         for _ in range(KILLS):
-            process = _operator(crds, report, metrics, log)
+            process = _operator(crds, namespace, report, metrics, log)
             time.sleep(rng.uniform(0.5, 4.0))
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
-        final = _operator(crds, report, metrics, log)
+        final = _operator(crds, namespace, report, metrics, log)
         try:
             wait_for(
                 "every job to finish",

@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 # Installs into the project's venv; the stamp changes whenever pyproject.toml does.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint fmt controlplane prometheus cluster-up cluster-down cluster-demo docs clean
+.PHONY: demo test test-fast test-reliability lint fmt controlplane prometheus cluster-up cluster-down cluster-demo docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,14 @@ test: $(STAMP) controlplane prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not reliability"
 
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -m "not cluster and not slow"
+	$(VENV)/bin/pytest -m "not cluster and not slow and not reliability"
+
+# The long fault, load and fuzz scenarios of docs/reliability.md (make test runs their core samples).
+test-reliability: $(STAMP) controlplane prometheus
+	$(VENV)/bin/pytest -m reliability
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -65,3 +69,73 @@ prometheus:
 	if [ -n "$$ours" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	if [ $$rc != 0 ]; then echo "apt-get install prometheus failed" >&2; exit $$rc; fi; \
 	prometheus --version | head -1
+
+# --- images and the kind path (need Docker: without a running daemon each target says so and fails)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+# The chart's default images (values.yaml) and the operator's default --trainer-image.
+OPERATOR_IMAGE ?= ghcr.io/optikube/operator:$(VERSION)
+TRAINER_IMAGE ?= ghcr.io/optikube/trainer:$(VERSION)
+DOCKER ?= docker
+KIND ?= kind
+KIND_CLUSTER ?= optikube
+KIND_CONTEXT := kind-$(KIND_CLUSTER)
+BIN = $$(bash hack/build-controlplane.sh)
+
+define need-docker
+@$(DOCKER) info >/dev/null 2>&1 || { echo "make $@: needs a running Docker daemon ('$(DOCKER) info' fails on this machine); nothing was built or started. Without Docker, 'make cluster-up' / 'make cluster-demo' give a real control plane instead." >&2; exit 1; }
+endef
+define need-kind
+@command -v $(KIND) >/dev/null || { echo "make $@: needs kind (go install sigs.k8s.io/kind@v0.29.0)" >&2; exit 1; }
+endef
+
+.PHONY: images operator-image trainer-image kind-up kind-load deploy kind-e2e kind-down dashboard dashboard-preview
+
+images: operator-image trainer-image
+
+operator-image:
+	$(need-docker)
+	$(DOCKER) build -f operator/Dockerfile -t $(OPERATOR_IMAGE) .
+
+trainer-image:
+	$(need-docker)
+	$(DOCKER) build -f trainer_image/Dockerfile -t $(TRAINER_IMAGE) .
+
+# A kind cluster of kind-config.yaml's shape (docs/kind.md), then the images loaded into its nodes.
+kind-up:
+	$(need-docker)
+	$(need-kind)
+	$(KIND) get clusters 2>/dev/null | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+
+kind-load:
+	$(need-docker)
+	$(need-kind)
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(OPERATOR_IMAGE) $(TRAINER_IMAGE)
+
+# The chart into the kind cluster, with the images just loaded (never pulled).
+deploy:
+	$(need-docker)
+	$(BIN)/helm upgrade --install optikube charts/optikube --kube-context $(KIND_CONTEXT) \
+		--namespace optikube-system --create-namespace --wait --timeout 5m --set image.pullPolicy=Never
+	$(BIN)/helm test optikube --kube-context $(KIND_CONTEXT) --namespace optikube-system
+
+# The quickstart on kind, to Succeeded (the trainer image runs on the CPU worker).
+kind-e2e:
+	$(need-docker)
+	$(BIN)/kubectl --context $(KIND_CONTEXT) apply -f examples/quickstart.yaml
+	$(BIN)/kubectl --context $(KIND_CONTEXT) wait optjob/quickstart --for=jsonpath='{.status.phase}'=Succeeded --timeout=30m
+	$(BIN)/kubectl --context $(KIND_CONTEXT) get optjob quickstart
+
+kind-down:
+	$(need-docker)
+	$(need-kind)
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+# The chart's Grafana dashboard and alert rules, regenerated from optikube_operator.observability.
+dashboard: $(STAMP)
+	$(PY) -m optikube_operator.observability
+
+# docs/images/dashboard.png: the chart installed into the test control plane, the quickstart run,
+# and every panel drawn from the real Prometheus that scraped it (the chart's end-to-end test).
+dashboard-preview: $(STAMP) controlplane prometheus
+	mkdir -p docs/images
+	OPTIKUBE_DASHBOARD_PREVIEW=$(CURDIR)/docs/images/dashboard.png $(VENV)/bin/pytest -q -s tests/chart/test_chart_install_e2e.py

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from optikube_operator.envtest import ControlPlane
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +30,16 @@ def control_plane() -> Iterator[ControlPlane]:
 
     with ControlPlane(process_nodes=[ProcessNodeSpec("process-0", taint=True)]) as plane:
         yield plane
+
+
+@pytest.fixture(scope="session")
+def crds(control_plane: ControlPlane) -> ControlPlane:
+    """The control plane with the CRDs of crds/ applied (and Established)."""
+    control_plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    control_plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/optimizationjobs.optikube.io",
+        "crd/optimizationtrials.optikube.io",
+    )
+    return control_plane

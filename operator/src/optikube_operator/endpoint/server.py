@@ -2,13 +2,13 @@
 
 Every request ends in one outcome (counted by the optional `on_outcome` hook for metrics): a
 request that is not a valid, authenticated event for the caller's own run is refused with a 4xx
-before anything is recorded.
+before anything is recorded. A client cannot hold the endpoint: its body must arrive within the read
+timeout (else 408), an oversized one is refused unread (413), and both connections are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -16,14 +16,25 @@ from typing import Any
 
 from aiohttp import web
 
-from optikube_operator.api.events import MAX_EVENT_BYTES, AnyEvent, EventError, parse_event
+from optikube_operator.api.events import MAX_EVENT_BYTES, AnyEvent
 from optikube_operator.endpoint.auth import Authenticator, RunKey
+from optikube_operator.endpoint.body import decode_event
 
 log = logging.getLogger(__name__)
 
 REPORT_PATH = "/v1/report"
-# A slow client must not hold a connection open forever.
+# A slow client must not hold a connection open forever: an event is a few KiB, sent at once.
 READ_TIMEOUT_SECONDS = 10.0
+# A connection that sends no complete request (idle, or headers trickled byte by byte) is closed
+# after this long; trainers open a connection per event, so nothing waits on a kept-alive one.
+IDLE_TIMEOUT_SECONDS = 15.0
+# Bodies above this are decoded off the event loop, so one 1 MiB body does not stall the others.
+INLINE_DECODE_BYTES = 16 * 1024
+# Answers after which the rest of the connection is not worth reading. Such a connection is closed
+# after at most LINGER_SECONDS more of discarding what the client still sends (so that a client
+# busy sending still reads its 4xx instead of a reset), not aiohttp's default 10 s.
+_CLOSING = frozenset({408, 413})
+LINGER_SECONDS = 1.0
 
 
 class EventRejectedError(Exception):
@@ -51,11 +62,15 @@ class ReportEndpoint:
         *,
         on_outcome: OutcomeHook | None = None,
         max_body_bytes: int = MAX_EVENT_BYTES,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
         self._handler = handler
         self._authenticator = authenticator
         self._on_outcome = on_outcome or (lambda outcome: None)
         self._max_body = max_body_bytes
+        self._read_timeout = read_timeout
+        self._idle_timeout = idle_timeout
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -67,7 +82,10 @@ class ReportEndpoint:
     async def _report(self, request: web.Request) -> web.Response:
         status, outcome, body = await self._answer(request)
         self._on_outcome(outcome)
-        return web.json_response(body, status=status)
+        response = web.json_response(body, status=status)
+        if status in _CLOSING:
+            response.force_close()
+        return response
 
     async def _answer(self, request: web.Request) -> tuple[int, str, dict[str, Any]]:
         header = request.headers.get("Authorization", "")
@@ -84,16 +102,18 @@ class ReportEndpoint:
         if request.content_length is not None and request.content_length > self._max_body:
             return 413, "tooLarge", {"error": f"an event is at most {self._max_body} bytes"}
         try:
-            raw = await asyncio.wait_for(request.read(), READ_TIMEOUT_SECONDS)
+            raw = await asyncio.wait_for(request.read(), self._read_timeout)
         except web.HTTPRequestEntityTooLarge:
             return 413, "tooLarge", {"error": f"an event is at most {self._max_body} bytes"}
         except TimeoutError:
             return 408, "timeout", {"error": "the request body was not sent in time"}
         try:
-            event = parse_event(json.loads(raw, parse_constant=_no_constants))
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
-            message = str(error) if isinstance(error, EventError) else f"the body is not JSON: {error}"
-            return 400, "invalid", {"error": message}
+            if len(raw) > INLINE_DECODE_BYTES:
+                event = await asyncio.to_thread(decode_event, raw)
+            else:
+                event = decode_event(raw)
+        except ValueError as error:  # BodyError, EventError: both name the problem
+            return 400, "invalid", {"error": str(error)}
         if event.trial != caller.run.trial:
             which = "the pipeline" if caller.run.trial is None else f"trial {caller.run.trial}"
             return 403, "forbidden", {"error": f"this token reports for {which} only"}
@@ -108,7 +128,12 @@ class ReportEndpoint:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on host:port (port 0 picks a free one); returns the report URL."""
-        self._runner = web.AppRunner(self.application(), access_log=None)
+        self._runner = web.AppRunner(
+            self.application(),
+            access_log=None,
+            keepalive_timeout=self._idle_timeout,
+            lingering_time=LINGER_SECONDS,
+        )
         await self._runner.setup()
         listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,7 +148,3 @@ class ReportEndpoint:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")

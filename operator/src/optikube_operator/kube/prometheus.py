@@ -100,6 +100,7 @@ class OperatorMetrics:
             "conflict",
             "tooLarge",
             "timeout",
+            "unavailable",
         ):
             self.reports.labels(outcome=outcome)
 

@@ -38,8 +38,9 @@ class Alert:
 ALERTS: tuple[Alert, ...] = (
     Alert(
         "OptikubeJobFailed",
-        # a gauge of jobs per phase: it grew, so a job has entered Failed
-        'sum(delta(optikube_jobs{phase="Failed"}[15m])) > 0',
+        # a gauge of jobs per phase: above its lowest of the last 15 minutes, so a job has entered
+        # Failed (a whole number, where delta() would extrapolate to fractions of a job)
+        'sum(optikube_jobs{phase="Failed"} - min_over_time(optikube_jobs{phase="Failed"}[15m])) > 0',
         "0m",
         "warning",
         "An OptimizationJob failed",
@@ -48,7 +49,10 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "OptikubeTrialsFailing",
-        'sum by (namespace, job) (delta(optikube_trials{state=~"Failed|TimedOut"}[30m])) >= 3',
+        # a job's count of failed trials only grows: this is how many failed in 30 minutes
+        "sum by (namespace, job) ("
+        'optikube_trials{state=~"Failed|TimedOut"}'
+        ' - min_over_time(optikube_trials{state=~"Failed|TimedOut"}[30m])) >= 3',
         "0m",
         "warning",
         "Trials of {{ $labels.namespace }}/{{ $labels.job }} keep failing",

@@ -61,7 +61,6 @@ def test_free_form_only_where_truly_free_form() -> None:
         ".status.pipeline.params.<key>",
         ".status.acceptedSpec.<key>",  # a copy of the spec, validated as the spec when it was accepted
         ".spec.tuning.searchSpace.<key>.choices[]",
-        ".spec.resources.affinity.<key>",
         ".status.bestTrial.params.<key>",
         ".status.paretoFront[].params.<key>",
     }

@@ -9,15 +9,24 @@ at a glance that they say the same thing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,39 @@ class ApiModel(BaseModel):
         """The camelCase JSON form with defaults filled in and unset optional blocks left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def field_errors(self) -> Iterator[tuple[str, str]]:
+        """Problems a `Rule` cannot place, as (field path relative to this model, message): those
+        of one map entry (`requests["example.com/gpu"]`) or comparing entries of two maps. The
+        apiserver checks them in the Pods derived from the spec, not in the CRD."""
+        return iter(())
+
+
+@dataclass(frozen=True)
+class AsDict:
+    """Annotates a `dict[str, Any]` field that is validated as `model` and kept as the camelCase
+    dict the user wrote (without defaults filled in), so that builders copy it verbatim into
+    Kubernetes objects. The CRD documents and checks it as `model`; `format_loc` and
+    `rule_errors` walk it as `model` too."""
+
+    model: type[ApiModel]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            self.as_written,
+            handler.generate_schema(self.model),
+            serialization=core_schema.plain_serializer_function_ser_schema(dict),
+        )
+
+    @staticmethod
+    def as_written(value: ApiModel) -> dict[str, Any]:
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """`repr(value)`, cut short: error messages quote what was written, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
 
 def count_set(*values: object) -> int:
     return sum(value is not None for value in values)
@@ -80,10 +122,26 @@ def count_set(*values: object) -> int:
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's time.Duration ends there (int64 nanoseconds); a trial timeout becomes the Job's
+# activeDeadlineSeconds, an int64 the apiserver refuses to decode when it overflows.
+MAX_DURATION_HOURS = 2562047
+
+
+def _bounded_duration(text: str) -> str:
+    seconds = duration_seconds(text)
+    if seconds <= 0:
+        raise PydanticCustomError("duration", "must be longer than 0s")
+    if seconds > MAX_DURATION_HOURS * 3600:
+        raise PydanticCustomError(
+            "duration", f"must be at most {MAX_DURATION_HOURS}h (Go's longest duration)"
+        )
+    return text
+
 
 Duration = Annotated[
     str,
     Field(pattern=DURATION_PATTERN, max_length=32, examples=["90s", "10m", "1h30m"]),
+    AfterValidator(_bounded_duration),
 ]
 
 
@@ -94,18 +152,21 @@ def duration_seconds(text: str) -> float:
     return sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
 
 
-# Kubernetes resource quantity (`500m`, `2Gi`, `1`), the same pattern Kubernetes' own CRDs use.
+# A Kubernetes resource quantity (`500m`, `2Gi`, `1`): the pattern Kubernetes' own CRDs use, without
+# the minus sign (Pods refuse negative requests and limits). The exponent form takes a whole
+# number only, as Kubernetes' parser does (`1e3`, not `1e1.5`).
 _NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
+QUANTITY_PATTERN = rf"^\+?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?[0-9]+))?$"
+QUANTITY_HINT = "must be a quantity such as 500m, 2Gi or 4"
 
 
 def _parse_quantity(value: object) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise PydanticCustomError("quantity", "must be a quantity such as 500m, 2Gi or 4")
+        raise PydanticCustomError("quantity", QUANTITY_HINT)
+    if (isinstance(value, int) and value < 0) or (isinstance(value, str) and value.startswith("-")):
+        raise PydanticCustomError("quantity", "must not be negative, got {value}", {"value": shown(value)})
     if isinstance(value, str) and not re.fullmatch(QUANTITY_PATTERN, value):
-        raise PydanticCustomError(
-            "quantity", "must be a quantity such as 500m, 2Gi or 4, got {value!r}", {"value": value}
-        )
+        raise PydanticCustomError("quantity", QUANTITY_HINT + ", got {value}", {"value": shown(value)})
     return value
 
 
@@ -115,6 +176,7 @@ Quantity = Annotated[
     WithJsonSchema(
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "minimum": 0,
             "pattern": QUANTITY_PATTERN,
             "x-kubernetes-int-or-string": True,
         }

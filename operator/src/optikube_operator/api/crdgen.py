@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[4]
 CRD_DIR = ROOT / "crds"
 CHART_CRD_DIR = ROOT / "charts" / "optikube" / "templates" / "crds"
 
-_DROPPED_KEYS = {"title", "examples", "additionalProperties"}
+# propertyNames and patternProperties (map keys' format) have no place in a Kubernetes schema:
+# validation.py checks the keys.
+_DROPPED_KEYS = {"title", "examples", "additionalProperties", "propertyNames", "patternProperties"}
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +101,10 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     extra = node.get("additionalProperties")
+    if extra is None and len(node.get("patternProperties", {})) == 1:
+        # a map with constrained keys: Kubernetes has no patternProperties (validation.py checks
+        # the keys), so the values' schema becomes additionalProperties
+        extra = next(iter(node["patternProperties"].values()))
     if extra is True or extra == {}:
         out["additionalProperties"] = {"x-kubernetes-preserve-unknown-fields": True}
     elif isinstance(extra, dict):

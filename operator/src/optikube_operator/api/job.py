@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from optikube_operator.api.base import ApiModel, Rule
 from optikube_operator.api.compression import CompressionSpec, QuantizationSpec
 from optikube_operator.api.data import DataSpec
 from optikube_operator.api.export import ExportSpec
+from optikube_operator.api.formats import DNS1035_LABEL_PATTERN, dns1035_label_problem
+from optikube_operator.api.metadata import ObjectMeta, name_errors
 from optikube_operator.api.model import ModelSpec
 from optikube_operator.api.objectives import Objective
 from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
@@ -22,21 +25,10 @@ from optikube_operator.api.tuning import MAX_TRIAL_STEPS, TuningSpec
 GROUP = "optikube.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-# Trials are named <job>-<number>; Jobs, Services and pod hostnames derive from that, and a DNS
-# label (63 characters) must still fit the suffixes.
+# A run is named <job>-t<number> or <job>-pipeline: its Job, its headless Service (a DNS-1035
+# label: starts with a letter) and its pods' hostnames (<run>-<index>, a DNS label of at most 63)
+# derive from that. The longest, <job>-pipeline-1023, leaves 49 characters; 40 keeps a margin.
 MAX_JOB_NAME = 40
-
-
-class ObjectMeta(ApiModel):
-    """The parts of Kubernetes object metadata optikube reads; everything else passes through."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str | None = Field(None, description="Object name.")
-    generate_name: str | None = Field(None, description="Prefix of a generated name.")
-    namespace: str | None = Field(None, description="Namespace.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
 
 
 class OptimizationJobSpec(ApiModel):
@@ -164,11 +156,18 @@ class OptimizationJob(ApiModel):
 
     RULES = (
         Rule(
-            cel=f"self.metadata.name.size() <= {MAX_JOB_NAME}",
-            message=f"metadata.name must be at most {MAX_JOB_NAME} characters: trial Jobs and Services are"
-            " named after it",
-            check=lambda s: s.metadata.name is None or len(s.metadata.name) <= MAX_JOB_NAME,
+            cel=f"self.metadata.name.size() <= {MAX_JOB_NAME}"
+            f" && self.metadata.name.matches('{DNS1035_LABEL_PATTERN}')",
+            message=f"metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting"
+            f" with a letter) of at most {MAX_JOB_NAME} characters: trial Jobs and Services are named"
+            " after it",
+            check=lambda s: (
+                s.metadata.name is None or dns1035_label_problem(s.metadata.name, MAX_JOB_NAME) is None
+            ),
             field="metadata.name",
             crd_field_path=False,
         ),
     )
+
+    def field_errors(self) -> Iterator[tuple[str, str]]:
+        yield from name_errors(self.metadata, MAX_JOB_NAME, name=False)

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue, Quantity, Rule
+from optikube_operator.api.affinity import Affinity
+from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, AsDict, Quantity, Rule
+from optikube_operator.api.formats import DnsSubdomain, ImageReference, LabelValue, QualifiedName
+from optikube_operator.api.quantities import ResourceName, requirement_errors
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# A relative path none of whose components is '..' (the apiserver refuses such a volume subPath).
+_COMPONENT = r"([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+|\.)"
+SUB_PATH_PATTERN = rf"^({_COMPONENT}(/{_COMPONENT})*)?$"
 
 
 class Toleration(ApiModel):
     """A Kubernetes toleration, copied to every trainer pod."""
 
-    key: str | None = Field(
-        None, max_length=316, description="Taint key; empty with operator Exists matches all."
-    )
+    key: QualifiedName | None = Field(None, description="Taint key; empty with operator Exists matches all.")
     operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
-    value: str | None = Field(None, max_length=63, description="Taint value (operator Equal).")
+    value: LabelValue | None = Field(None, description="Taint value (operator Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect to tolerate; empty matches all effects."
     )
@@ -32,6 +37,19 @@ class Toleration(ApiModel):
             message="a toleration with operator Exists has no value",
             check=lambda s: s.operator != "Exists" or s.value is None,
             field="value",
+        ),
+        # The apiserver's own rules for a pod's tolerations (ValidateTolerations).
+        Rule(
+            cel="has(self.key) || self.operator == 'Exists'",
+            message="a toleration without a key must have operator Exists",
+            check=lambda s: s.key is not None or s.operator == "Exists",
+            field="operator",
+        ),
+        Rule(
+            cel="!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            message="tolerationSeconds applies to effect NoExecute only",
+            check=lambda s: s.toleration_seconds is None or s.effect == "NoExecute",
+            field="tolerationSeconds",
         ),
     )
 
@@ -56,30 +74,32 @@ class ResourcesSpec(ApiModel):
         le=8,
         description="GPUs per process; the pod requests processesPerWorker x this nvidia.com/gpu.",
     )
-    image: str | None = Field(
+    image: ImageReference | None = Field(
         None,
-        max_length=512,
         description="Trainer image (your own for importPath models); the operator's default otherwise.",
     )
-    requests: dict[str, Quantity] = Field(
+    requests: dict[ResourceName, Quantity] = Field(
         default_factory=dict,
         max_length=16,
         description="Resource requests of each pod, e.g. cpu: 2, memory: 4Gi.",
     )
-    limits: dict[str, Quantity] = Field(
+    limits: dict[ResourceName, Quantity] = Field(
         default_factory=dict, max_length=16, description="Resource limits of each pod."
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, max_length=32, description="Node labels the pods must match."
+    node_selector: dict[QualifiedName, LabelValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Node labels the pods must match (keys are label keys, values label values).",
     )
     tolerations: list[Toleration] = Field(
         default_factory=list, max_length=32, description="Taints the pods tolerate (e.g. GPU nodes)."
     )
-    affinity: dict[str, FreeValue] = Field(
+    # Kept as written (AsDict): the operator copies it into the pod template verbatim.
+    affinity: Annotated[dict[str, Any], AsDict(Affinity)] = Field(
         default_factory=dict,
         description="A Kubernetes affinity (nodeAffinity, podAffinity, podAntiAffinity).",
     )
-    priority_class_name: str | None = Field(None, max_length=253, description="PriorityClass of the pods.")
+    priority_class_name: DnsSubdomain | None = Field(None, description="PriorityClass of the pods.")
     queue_name: str | None = Field(
         None,
         pattern=DNS_LABEL_PATTERN,
@@ -104,6 +124,9 @@ class ResourcesSpec(ApiModel):
         ),
     )
 
+    def field_errors(self) -> Iterator[tuple[str, str]]:
+        yield from requirement_errors(self.requests, self.limits)
+
     def pod_gpus(self) -> int:
         return self.processes_per_worker * self.gpus_per_process
 
@@ -115,7 +138,7 @@ class PvcLocation(ApiModel):
     sub_path: str = Field(
         "",
         max_length=1024,
-        pattern=r"^([^/.][^/]*(/[^/]+)*)?$",
+        pattern=SUB_PATH_PATTERN,
         description="Folder inside the volume (relative, no '..').",
     )
 

@@ -8,12 +8,13 @@ series for the pruner, the sampler's own attributes), so nothing lives only in m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import Field
 
 from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue, Timestamp
-from optikube_operator.api.job import ObjectMeta
+from optikube_operator.api.metadata import ObjectMeta, name_errors
 from optikube_operator.api.status import MAX_MESSAGE, MetricValues
 from optikube_operator.api.tuning import MAX_TRIAL_STEPS
 
@@ -24,6 +25,9 @@ TrialPhase = Literal[
 # series the pruner needs never overflows.
 MAX_INTERMEDIATE_VALUES = MAX_TRIAL_STEPS
 MAX_SAMPLER_ATTRIBUTES = 64
+# A trial's Job and Service share its name, and its pods' hostnames are <name>-<index> (at most
+# 1023 with 1024 workers): a DNS label of 63.
+MAX_TRIAL_NAME = 58
 
 
 class JobReference(ApiModel):
@@ -95,3 +99,6 @@ class OptimizationTrial(ApiModel):
     )
     spec: OptimizationTrialSpec = Field(description="What the trial runs.")
     status: OptimizationTrialStatus | None = Field(None, description="Observed state.")
+
+    def field_errors(self) -> Iterator[tuple[str, str]]:
+        yield from name_errors(self.metadata, MAX_TRIAL_NAME)

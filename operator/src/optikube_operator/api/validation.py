@@ -11,6 +11,7 @@ Three layers, each reporting field paths like `spec.tuning.searchSpace["training
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import types
 from collections.abc import Iterator
@@ -21,8 +22,9 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from optikube_operator.api.base import ApiModel
+from optikube_operator.api.base import ApiModel, AsDict
 from optikube_operator.api.job import API_VERSION, OptimizationJob, OptimizationJobSpec
+from optikube_operator.api.manifests import Document, read_documents
 from optikube_operator.api.params import apply_params, is_free_param, missing_block, tunable_fields
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.trial import OptimizationTrial
@@ -34,6 +36,12 @@ KINDS: dict[str, type[ApiModel]] = {
 }
 TUNABLE = tunable_fields(OptimizationJobSpec)
 _STATUS_KEYS = {info.alias or name for name, info in OptimizationJobStatus.model_fields.items()}
+# The spec is copied into every run's ConfigMap (at most 1 MiB, indented JSON) and its values into
+# trials and status; 256 KiB of JSON leaves room for all of that.
+MAX_SPEC_BYTES = 256 * 1024
+# More than this many problems are summed up in one line: a message stays readable (and an
+# Event or a status condition stays small) whatever was written.
+MAX_ERRORS = 30
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,11 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _as_model(metadata: list[Any]) -> type[ApiModel] | None:
+    """The model of an `AsDict` field (a dict validated as that model), else None."""
+    return next((m.model for m in metadata if isinstance(m, AsDict)), None)
+
+
 def format_loc(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
     """A pydantic error location as a field path, with map keys in brackets: `a.b["key"].c`."""
     path = ""
@@ -86,7 +99,7 @@ def format_loc(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
         elif isinstance(current, type) and issubclass(current, BaseModel):
             field = next((f for n, f in current.model_fields.items() if (f.alias or n) == item), None)
             path = _join(path, item)
-            current = field.annotation if field else None
+            current = (_as_model(field.metadata) or field.annotation) if field else None
         elif origin is dict:
             path += f'["{item}"]'
             current = get_args(current)[1]
@@ -102,8 +115,14 @@ def _message(error: Any) -> str:
         return "unknown field"
     if kind == "missing":
         return "required field is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return message.replace("Input should be", "must be").replace("String should", "must")
+    message = str(error["msg"]).removeprefix("Value error, ").replace(" after validation", "")
+    for wordy, short in (
+        ("Input should be", "must be"),
+        ("String should", "must"),
+        (" should have", " must have"),
+    ):
+        message = message.replace(wordy, short)
+    return message.replace("List must", "must").replace("Dictionary must", "must")
 
 
 def model_errors(model: type[ApiModel], obj: Any, prefix: str = "") -> tuple[Any, list[FieldError]]:
@@ -122,8 +141,14 @@ def rule_errors(value: Any, path: str = "") -> Iterator[FieldError]:
         for rule in type(value).RULES:
             if rule.check is not None and not rule.check(value):
                 yield FieldError(_join(path, rule.field), rule.message)
+        for field, message in value.field_errors():
+            yield FieldError(_join(path, field), message)
         for name, info in type(value).model_fields.items():
-            yield from rule_errors(getattr(value, name), _join(path, info.alias or name))
+            child, model = getattr(value, name), _as_model(info.metadata)
+            if model is not None and isinstance(child, dict):
+                # validated already; rebuilt as the model so that its rules are walked too
+                child = model.model_validate(child, by_alias=True, by_name=False)
+            yield from rule_errors(child, _join(path, info.alias or name))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from rule_errors(item, f"{path}[{index}]")
@@ -229,15 +254,44 @@ def validate_manifest(obj: Any) -> list[FieldError]:
         obj["metadata"].get("name") or obj["metadata"].get("generateName")
     ):
         return [FieldError("metadata.name", "required field is missing")]
+    size = _json_size(obj.get("spec"))
+    if size > MAX_SPEC_BYTES:
+        return [FieldError("spec", f"is {size} bytes of JSON; at most {MAX_SPEC_BYTES} are allowed")]
     parsed, errors = model_errors(model, _without_status(obj))
     if parsed is None:
-        return errors
+        return _bounded(errors)
     errors = list(rule_errors(parsed))
     if isinstance(parsed, OptimizationJob):
         errors += _duplicate_objectives(parsed.spec)
         if not errors:
             errors += search_space_errors(parsed.spec, parsed.spec.to_dict())
-    return errors
+    return _bounded(errors)
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return 0  # not JSON (a date, a set): the schema names the field
+
+
+def _bounded(errors: list[FieldError]) -> list[FieldError]:
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    return [*errors[:MAX_ERRORS], FieldError("", f"... and {len(errors) - MAX_ERRORS} more problems")]
+
+
+def duplicate_errors(document: Document) -> list[FieldError]:
+    """A key written twice in one mapping of the document (YAML keeps only the last)."""
+    value = document.value
+    model = KINDS.get(value.get("kind", "")) if isinstance(value, dict) else None
+    return [
+        FieldError(
+            format_loc(model, d.loc) if model else ".".join(map(str, d.loc)),
+            f"written twice (line {d.line}); YAML would silently keep only the last",
+        )
+        for d in document.duplicates
+    ]
 
 
 def _without_status(obj: dict[str, Any]) -> dict[str, Any]:
@@ -245,9 +299,14 @@ def _without_status(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_documents(path: Path) -> list[Any]:
-    """Every YAML document of a file (empty documents skipped)."""
-    with path.open() as stream:
-        return [doc for doc in yaml.safe_load_all(stream) if doc is not None]
+    """Every YAML document of a file (empty documents skipped); raises yaml.YAMLError on a key
+    written twice, an alias or a file over the size limit."""
+    documents = read_documents(path)
+    for document in documents:
+        errors = duplicate_errors(document)
+        if errors:
+            raise yaml.YAMLError(f"{path}: {errors[0]}")
+    return [document.value for document in documents]
 
 
 def load_job(source: str | Path | dict[str, Any]) -> OptimizationJob:

@@ -10,26 +10,32 @@ import yaml
 from rich.console import Console
 
 from optikube_operator.api import GROUP
-from optikube_operator.api.validation import FieldError, load_documents, validate_manifest
+from optikube_operator.api.manifests import read_documents
+from optikube_operator.api.validation import FieldError, duplicate_errors, validate_manifest
+
+
+def _ours(document: object) -> bool:
+    return not isinstance(document, dict) or str(document.get("apiVersion", "")).startswith(GROUP + "/")
 
 
 def validate_file(path: Path) -> tuple[int, list[FieldError]]:
     """(number of documents, errors) of one file; in a multi-document file messages name the document."""
     try:
-        documents = load_documents(path)
+        documents = read_documents(path)
     except (OSError, yaml.YAMLError) as exc:
         return 0, [FieldError("", f"cannot read: {exc}")]
     if not documents:
         return 0, [FieldError("", "no YAML document found")]
     errors: list[FieldError] = []
-    ours = [d for d in documents if not isinstance(d, dict) or d.get("apiVersion", "").startswith(GROUP + "/")]
+    ours = [d for d in documents if _ours(d.value)]
     if not ours:
         return 0, [FieldError("", "no OptimizationJob or OptimizationTrial document found")]
     for index, document in enumerate(documents):
-        if isinstance(document, dict) and not document.get("apiVersion", "").startswith(GROUP + "/"):
+        if not _ours(document.value):
             continue  # a claim or a namespace next to the job: the apiserver validates those
         suffix = f" (document {index + 1})" if len(documents) > 1 else ""
-        errors += [FieldError(e.path, e.message + suffix) for e in validate_manifest(document)]
+        found = duplicate_errors(document) + validate_manifest(document.value)
+        errors += [FieldError(e.path, e.message + suffix) for e in found]
     return len(ours), errors
 
 

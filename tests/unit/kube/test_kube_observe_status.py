@@ -64,6 +64,20 @@ def test_the_termination_message_carries_a_lost_final_push() -> None:
     assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
 
 
+def test_a_complete_job_waits_for_its_rank0_pod_to_be_seen_terminated() -> None:
+    """Jobs and Pods arrive on separate watches: the Job's Complete may come first."""
+    complete = _job([{"type": "Complete", "status": "True"}])
+    early = _observe(complete, _pod("q-t1-0", "0", {"running": {"startedAt": T}}))
+    assert not early.finished
+    trial = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING), early, "accuracy", NOW)
+    assert trial.state is TrialState.RUNNING
+    final = {"type": "final", "trial": 1, "values": {"accuracy": 0.9}}
+    done = {"terminated": {"exitCode": 0, "message": json.dumps(final), "startedAt": T}}
+    late = _observe(complete, _pod("q-t1-0", "0", done))
+    trial = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING), late, "accuracy", NOW)
+    assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
+
+
 def test_a_failed_job_fails_the_trial_with_the_exit_code_and_reason() -> None:
     killed = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": T}}
     failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]

@@ -83,6 +83,14 @@ def observe_run(objects: RunObjects) -> RunObservation:
         (_container(pod).get("state") or {}).get("terminated") or {} for pod in rank0 if _container(pod)
     ]
     message = next((t.get("message") for t in reversed(terminated) if t.get("message")), None)
+    # Jobs and Pods come on separate watches: a Job can be seen Complete before its rank-0 pod is
+    # seen terminated, and concluding then would lose the result the pod's termination message
+    # carries. The run is finished once no rank-0 pod still shows itself live (deleted ones go).
+    lagging = any(
+        not (_container(pod).get("state") or {}).get("terminated")
+        and not pod["metadata"].get("deletionTimestamp")
+        for pod in rank0
+    )
     failures = [
         t
         for pod in pods
@@ -94,8 +102,8 @@ def observe_run(objects: RunObjects) -> RunObservation:
         deleting=bool(job["metadata"].get("deletionTimestamp")),
         suspended=bool((job.get("spec") or {}).get("suspend")),
         running_since=min(starts) if starts else None,
-        succeeded="Complete" in conditions,
-        failed_reason=str(failed.get("reason") or "Failed") if failed else None,
+        succeeded="Complete" in conditions and not lagging,
+        failed_reason=str(failed.get("reason") or "Failed") if failed and not lagging else None,
         failed_message=str(failed.get("message") or "") if failed else "",
         termination_message=message,
         exit_code=int(failures[-1]["exitCode"]) if failures else None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
 import yaml
 from kubernetes import client
 
@@ -235,6 +236,10 @@ class Trainers:
         except client.ApiException as error:
             if error.status == 404:
                 return "gone"  # the operator stopped this run (its pod, its ConfigMap) meanwhile
+            self.handled.discard(pod.metadata.name)  # cut short (the apiserver away): play it again
+            raise
+        except Exception:
+            self.handled.discard(pod.metadata.name)
             raise
 
     def _play(self, pod: Any, *, fail: bool, push_final: bool) -> str:
@@ -308,6 +313,45 @@ class Trainers:
         for pod in fresh:
             self.play(pod, **kwargs)
         return len(fresh)
+
+
+class PlayingTrainers(threading.Thread):
+    """Plays every trial pod in the background, whether or not the operator or the apiserver is up
+    to hear it: a pod whose play the apiserver cut short is played again (replayed reports are
+    refused with 409 and change nothing)."""
+
+    def __init__(self, trainers: Trainers, **play: Any) -> None:
+        super().__init__(daemon=True)
+        self.trainers = trainers
+        self.play = play
+        self.stop = threading.Event()
+        self.interruptions = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.trainers.play_all(**self.play)
+            except client.ApiException as error:
+                if error.status < 500 and error.status != 429:
+                    self.error = error
+                    return
+                self.interruptions += 1
+            except (OSError, urllib3.exceptions.HTTPError):
+                self.interruptions += 1  # the apiserver is down: try again
+            except BaseException as error:
+                self.error = error
+                return
+            time.sleep(0.2)
+
+    def __enter__(self) -> PlayingTrainers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join(30)
+        assert self.error is None, self.error
 
 
 def job_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:

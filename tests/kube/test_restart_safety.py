@@ -1,5 +1,6 @@
-"""The operator killed (SIGKILL) at random points while 3 jobs x 8 trials run: no trial Job is ever
-made twice, no trial result is lost, and every job finishes with all its trials."""
+"""The operator killed (SIGKILL) at random points while jobs run (3 jobs x 8 trials x 10 kills in
+make test, 20 x 10 x 50 in make test-reliability): no trial Job is ever made twice, no trial result
+is lost, and every job finishes with all its trials."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_harness import Trainers, apply, job_status, manifest, wait_for
+from kube_harness import PlayingTrainers, Trainers, apply, job_status, manifest, wait_for
 from kubernetes import client
 
 from optikube_operator.envtest import ControlPlane
@@ -24,9 +24,6 @@ from optikube_operator.envtest.ports import free_ports
 from optikube_operator.kube import names
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-JOBS = ("alpha", "bravo", "charlie")
-TRIALS = 8
-KILLS = 10
 
 
 @pytest.fixture
@@ -53,41 +50,21 @@ def _operator(
         return subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-class PlayingTrainers(threading.Thread):
-    """Plays every trial pod, whether or not the operator is up to hear the reports."""
-
-    def __init__(self, trainers: Trainers) -> None:
-        super().__init__(daemon=True)
-        self.trainers = trainers
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                self.trainers.play_all()
-                time.sleep(0.2)
-        except BaseException as error:
-            self.error = error
-
-
-def test_killing_the_operator_at_random_points_loses_and_duplicates_nothing(
-    crds: ControlPlane, namespace: str, tmp_path: Path
+def _kill_at_random_points(
+    crds: ControlPlane, namespace: str, log: Path, jobs: int, trials: int, kills: int
 ) -> None:
+    job_names = [f"job-{i}" for i in range(jobs)]
     report, metrics = free_ports(2)
     trainers = Trainers(crds, namespace, f"http://127.0.0.1:{report}/v1/report", tolerant=True)
-    for name in JOBS:
+    for name in job_names:
         job = manifest("quickstart", namespace)
         job["metadata"]["name"] = name
-        job["spec"]["tuning"].update({"maxTrials": TRIALS, "parallelTrials": 2, "pruner": {"type": "none"}})
+        job["spec"]["tuning"].update({"maxTrials": trials, "parallelTrials": 2, "pruner": {"type": "none"}})
         job["spec"]["training"]["epochs"] = 2
         apply(crds, job)
-    player = PlayingTrainers(trainers)
-    player.start()
     rng = random.Random(20261201)
-    log = tmp_path / "operator.log"
-    try:
-        for _ in range(KILLS):
+    with PlayingTrainers(trainers):
+        for _ in range(kills):
             process = _operator(crds, namespace, report, metrics, log)
             time.sleep(rng.uniform(0.5, 4.0))
             os.killpg(process.pid, signal.SIGKILL)
@@ -97,39 +74,48 @@ def test_killing_the_operator_at_random_points_loses_and_duplicates_nothing(
             wait_for(
                 "every job to finish",
                 lambda: all(
-                    job_status(crds, namespace, name).get("phase") in ("Succeeded", "Failed") for name in JOBS
+                    job_status(crds, namespace, name).get("phase") in ("Succeeded", "Failed")
+                    for name in job_names
                 ),
-                timeout=300,
+                timeout=300 + 30 * jobs,
                 interval=1.0,
             )
         finally:
             os.killpg(final.pid, signal.SIGTERM)
             final.wait(60)
-    finally:
-        player.stop.set()
-        player.join(30)
-    assert player.error is None, player.error
 
     with crds.api_client() as api:
-        trials = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        items = client.CustomObjectsApi(api).list_namespaced_custom_object(
             "optikube.io", "v1alpha1", namespace, "optimizationtrials"
         )["items"]
     by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for trial in trials:
+    for trial in items:
         by_job[trial["spec"]["jobRef"]["name"]].append(trial)
     pods_per_run: dict[str, set[str]] = defaultdict(set)
     for pod in trainers.handled:
         pods_per_run[pod.rsplit("-", 2)[0]].add(pod)
-    for name in JOBS:
+    for name in job_names:
         status = job_status(crds, namespace, name)
         assert status["phase"] == "Succeeded", (name, status.get("message"))
-        assert status["trialCounts"]["completed"] == TRIALS and status["trialCounts"]["succeeded"] == TRIALS
+        assert status["trialCounts"]["completed"] == trials and status["trialCounts"]["succeeded"] == trials
         numbers = sorted(t["spec"]["number"] for t in by_job[name])
-        assert numbers == list(range(TRIALS)), (name, numbers)
+        assert numbers == list(range(trials)), (name, numbers)
         for trial in by_job[name]:
-            assert trial["status"]["finalValues"].get("accuracy") is not None, trial["metadata"][
-                "name"
-            ]  # none lost
-            assert trial["status"]["attempts"] == 1, trial["metadata"]["name"]  # launched once
+            label = trial["metadata"]["name"]
+            assert trial["status"]["finalValues"].get("accuracy") is not None, label  # none lost
+            assert trial["status"]["attempts"] == 1, label  # launched once
             run = names.run_name(name, trial["spec"]["number"])
             assert len(pods_per_run[run]) == 1, (run, pods_per_run[run])  # one Job, one pod, ever
+
+
+def test_killing_the_operator_at_random_points_loses_and_duplicates_nothing(
+    crds: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    _kill_at_random_points(crds, namespace, tmp_path / "operator.log", jobs=3, trials=8, kills=10)
+
+
+@pytest.mark.reliability
+def test_fifty_kills_across_twenty_jobs_of_ten_trials_lose_and_duplicate_nothing(
+    crds: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    _kill_at_random_points(crds, namespace, tmp_path / "operator.log", jobs=20, trials=10, kills=50)

@@ -3,13 +3,16 @@ many reports per second its endpoint records.
 
 A fresh control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes) on this
 machine, the operator as a subprocess (`python -m optikube_operator operator`), and for 1, 50 and
-200 OptimizationJobs applied at once (each tuning with 2 parallel trials): the time from a job's
-create call to the moment both of its first-wave trial Jobs exist (a watch sees them), p50/p95/max.
-Then the operator's RSS with every job live, the requests it sent to the apiserver per job and
-minute, and the report endpoint's throughput: threads post intermediate events for running trials
-with their pods' real tokens for a fixed time.
+500 OptimizationJobs applied at once (each tuning with 2 parallel trials): the time from a job's
+create call to the moment both of its first-wave trial Jobs exist (a watch sees them),
+p50/p95/p99/max. Then, with every job live: the operator's RSS and CPU time, the requests it sent
+(its own count) and the requests the apiserver served on the resources the operator works with
+(the apiserver's count, everyone's: an upper bound), per job and minute while idle, the largest
+status of an OptimizationJob and of an OptimizationTrial (etcd refuses objects over 1.5 MiB; the
+target is 64 KiB), and the report endpoint's throughput: threads post intermediate events for
+running trials with their pods' real tokens for a fixed time.
 
-    .venv/bin/python bench/operator_scale.py                # 1, 50, 200 jobs (minutes on 2 cores)
+    .venv/bin/python bench/operator_scale.py                # 1, 50, 500 jobs (minutes on 2 cores)
     .venv/bin/python bench/operator_scale.py --jobs 1 20    # a quick look
 """
 
@@ -43,6 +46,21 @@ from optikube_operator.kube import names
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FIRST_WAVE = 2
+# what the operator reads and writes (watches excluded: one long request each, not a rate)
+OPERATOR_RESOURCES = frozenset(
+    {
+        "optimizationjobs",
+        "optimizationtrials",
+        "jobs",
+        "pods",
+        "configmaps",
+        "services",
+        "events",
+        "serviceaccounts",
+        "tokenreviews",
+        "persistentvolumeclaims",
+    }
+)
 
 
 def job_manifest(name: str, namespace: str) -> dict[str, Any]:
@@ -66,6 +84,38 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def apiserver_requests(plane: ControlPlane) -> float:
+    """Requests the apiserver has served on OPERATOR_RESOURCES (apiserver_request_total)."""
+    text = plane.kubectl("get", "--raw", "/metrics").stdout
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1)
+            for part in line[line.index("{") + 1 : line.rindex("}")].split(",")
+            if "=" in part
+        )
+        resource = labels.get("resource", "").strip('"')
+        if resource in OPERATOR_RESOURCES and labels.get("verb", "").strip('"') != "WATCH":
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def largest_status(plane: ControlPlane, plural: str) -> int:
+    """Bytes of the largest .status (as JSON) among every object of that kind."""
+    with plane.api_client() as api:
+        listed: dict[str, Any] = client.CustomObjectsApi(api).list_cluster_custom_object(
+            "optikube.io", "v1alpha1", plural
+        )
+    return max((len(json.dumps(item.get("status") or {})) for item in listed["items"]), default=0)
 
 
 def metric_total(url: str, name: str) -> float:
@@ -139,6 +189,7 @@ def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str
         "started": len(latencies),
         "p50Seconds": round(statistics.median(latencies), 3) if latencies else None,
         "p95Seconds": round(percentile(latencies, 0.95), 3) if latencies else None,
+        "p99Seconds": round(percentile(latencies, 0.99), 3) if latencies else None,
         "maxSeconds": round(max(latencies), 3) if latencies else None,
         "allStartedWithinSeconds": round(everything, 3) if everything is not None else None,
         "namespace": namespace,
@@ -208,7 +259,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 50, 200])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 50, 500])
     parser.add_argument("--report-seconds", type=float, default=20.0)
     parser.add_argument("--report-threads", type=int, default=8)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
@@ -243,14 +294,21 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.5)
+            cpu_before = cpu_seconds(operator.pid)
             scenarios = [start_latency(plane, count, console) for count in args.jobs]
             live = sum(args.jobs)
             time.sleep(10.0)
+            cpu_start = cpu_seconds(operator.pid) - cpu_before
             burst = metric_total(metrics_url, "optikube_apiserver_requests_total")
+            served = apiserver_requests(plane)
+            cpu_idle = cpu_seconds(operator.pid)
             # idle: every job waits on its running trials; only the resync runs
             time.sleep(args.idle_seconds)
             idle = metric_total(metrics_url, "optikube_apiserver_requests_total") - burst
+            served_idle = apiserver_requests(plane) - served
+            cpu_idle = cpu_seconds(operator.pid) - cpu_idle
             rss = rss_bytes(operator.pid)
+            statuses = {plural: largest_status(plane, plural) for plural in (names.JOBS, names.TRIALS)}
             throughput = report_throughput(
                 plane,
                 scenarios[-1]["namespace"],
@@ -270,14 +328,18 @@ def main() -> None:
         },
         "scenarios": scenarios,
         "operatorRssBytes": rss,
+        "operatorCpuSecondsToStartAll": round(cpu_start, 1),
+        "operatorIdleCpuPercent": round(100 * cpu_idle / args.idle_seconds, 1),
         "liveJobs": live,
         "apiserverRequestsPerStartedJob": round(burst / live, 1),
         "idleApiserverRequestsPerJobMinute": round(idle / live / (args.idle_seconds / 60), 3),
+        "idleServedRequestsPerJobMinute": round(served_idle / live / (args.idle_seconds / 60), 3),
+        "largestStatusBytes": statuses,
         "reportEndpoint": throughput,
         "command": "python bench/operator_scale.py " + " ".join(sys.argv[1:]),
     }
     table = Table(title="optikube operator: apply -> first-wave trial Jobs (kwok nodes)")
-    for column in ("jobs applied at once", "started", "p50 s", "p95 s", "max s"):
+    for column in ("jobs applied at once", "started", "p50 s", "p95 s", "p99 s", "max s"):
         table.add_column(column, justify="right")
     for row in scenarios:
         table.add_row(
@@ -285,13 +347,17 @@ def main() -> None:
             str(row["started"]),
             str(row["p50Seconds"]),
             str(row["p95Seconds"]),
+            str(row["p99Seconds"]),
             str(row["maxSeconds"]),
         )
     console.print(table)
     console.print(
-        f"operator RSS {rss / 2**20:.1f} MiB with {live} jobs live; "
+        f"operator RSS {rss / 2**20:.1f} MiB with {live} jobs live, {cpu_start:.1f} CPU s to start them, "
+        f"{result['operatorIdleCpuPercent']} % CPU idle; "
         f"{result['apiserverRequestsPerStartedJob']} apiserver requests per started job, "
-        f"{result['idleApiserverRequestsPerJobMinute']} per job per minute idle; "
+        f"{result['idleApiserverRequestsPerJobMinute']} per job per minute idle "
+        f"({result['idleServedRequestsPerJobMinute']} served on its resources, by anyone); "
+        f"largest status {statuses} bytes; "
         f"report endpoint {throughput['eventsPerSecond']} events/s ({throughput['threads']} clients)"
     )
     RESULTS.mkdir(exist_ok=True)

@@ -112,9 +112,8 @@ def apiserver_requests(plane: ControlPlane) -> float:
 def largest_status(plane: ControlPlane, plural: str) -> int:
     """Bytes of the largest .status (as JSON) among every object of that kind."""
     with plane.api_client() as api:
-        listed: dict[str, Any] = client.CustomObjectsApi(api).list_cluster_custom_object(
-            "optikube.io", "v1alpha1", plural
-        )
+        custom: Any = client.CustomObjectsApi(api)
+        listed: dict[str, Any] = custom.list_cluster_custom_object("optikube.io", "v1alpha1", plural)
     return max((len(json.dumps(item.get("status") or {})) for item in listed["items"]), default=0)
 
 

@@ -19,7 +19,9 @@ INTERRUPTED = "interrupted: runs again on resume"
 
 def launched(trial: ObservedTrial, now: datetime, *, running: bool) -> ObservedTrial:
     """``trial`` once its run was (re)launched: one more attempt; ``running`` when it runs at once
-    (a local process) rather than waiting to be scheduled (a Kubernetes Job)."""
+    (a local process) rather than waiting to be scheduled (a Kubernetes Job). The new run reports
+    from step 0 again: the series of an attempt that was cut off is dropped, else every step the
+    new run reports would be refused as a replay (and the pruner would judge the dead attempt)."""
     return replace(
         trial,
         state=TrialState.RUNNING if running else TrialState.PENDING,
@@ -27,6 +29,9 @@ def launched(trial: ObservedTrial, now: datetime, *, running: bool) -> ObservedT
         start_time=now if running else None,
         end_time=None,
         message="",
+        intermediate={},
+        latest_values={},
+        latest_step=None,
     )
 
 

@@ -45,10 +45,19 @@ from optikube_operator.core.recording import (
 from optikube_operator.core.recovery import interrupted, launched, needs_launch, pipeline_launched, resumed
 from optikube_operator.endpoint import BearerTokens, EventRejectedError, ReportEndpoint, RunKey
 from optikube_operator.local.processes import kill_leftover, launch, log_tail, terminate, torchrun_command
-from optikube_operator.local.state import STATE_FILE, LocalTrial, RunState, write_json_atomic
+from optikube_operator.local.state import (
+    STATE_FILE,
+    LocalTrial,
+    RunState,
+    append_line,
+    remove_temporaries,
+    repair_log,
+    write_json_atomic,
+)
 from optikube_operator.runconfig import JobIdentity, Stage, render_run_config
 
 PIPELINE = RunKey(trial=None)
+LOGS = ("launches.jsonl", "events.jsonl")
 CommandBuilder = Callable[[str, Path, int], list[str]]
 
 
@@ -105,6 +114,10 @@ class LocalBackend:
         if (self.out / STATE_FILE).exists():
             if not self.options.resume:
                 raise RunExistsError(f"{self.out} already holds a run: pass --resume to continue it")
+            # what a kill left half-written: temporaries never renamed into place, a torn last line
+            remove_temporaries(self.out)
+            for name in LOGS:
+                repair_log(self.out / name)
             state = RunState.load(self.out, _read_json(self.out / "pipeline" / "results.json"))
             if state.spec_digest != digest or state.job_name != self.job.name:
                 raise RunExistsError(f"{self.out} holds a run of another spec: use a new --output")
@@ -122,8 +135,7 @@ class LocalBackend:
             self.progress.update(self.state)
 
     def _log(self, name: str, entry: dict[str, Any]) -> None:
-        with (self.out / name).open("a") as stream:
-            stream.write(json.dumps(entry, default=str) + "\n")
+        append_line(self.out / name, entry)
 
     # --- the loop -------------------------------------------------------------------------------
 

@@ -16,7 +16,13 @@ from optikube_operator.core import JobSettings, ObservedTrial
 from optikube_operator.core.study import build_study
 from optikube_operator.core.summary import summarize
 from optikube_operator.html_report import write_report
-from optikube_operator.local.state import LocalTrial, RunState, write_json_atomic
+from optikube_operator.local.state import (
+    TEMPORARY_SUFFIX,
+    LocalTrial,
+    RunState,
+    replace_atomically,
+    write_json_atomic,
+)
 
 # An Optuna journal file: `optuna-dashboard <output>/study.log` opens it (no database needed).
 STUDY_FILE = "study.log"
@@ -93,14 +99,28 @@ def copy_model(pipeline_dir: Path, pipeline_results: dict[str, Any] | None, out:
     if not source.exists():
         return None
     target = out / "model"
-    if target.exists():
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    # copied beside, then swapped in: a kill mid-copy leaves the old model/ (or none), not half a one
+    staging = out / f".model{TEMPORARY_SUFFIX}"
+    _remove(staging)
     if source.is_dir():
-        shutil.copytree(source, target)
+        shutil.copytree(source, staging)
     else:
-        target.mkdir()
-        shutil.copy2(source, target / source.name)
+        staging.mkdir()
+        shutil.copy2(source, staging / source.name)
+    retired = out / f".model.old{TEMPORARY_SUFFIX}"
+    _remove(retired)
+    if target.exists():
+        target.rename(retired)
+    staging.rename(target)
+    _remove(retired)
     return target
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def export_study(settings: JobSettings, state: RunState, out: Path) -> Path | None:
@@ -108,18 +128,22 @@ def export_study(settings: JobSettings, state: RunState, out: Path) -> Path | No
     if not settings.search_space:
         return None
     path = out / STUDY_FILE
-    path.unlink(missing_ok=True)
     memory = build_study(settings, state.observed().trials)
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    study = optuna.create_study(
-        storage=storage,
-        study_name=state.job_name,
-        directions=[objective.direction for objective in settings.objectives],
-    )
-    with warnings.catch_warnings():  # metric names are "experimental" in Optuna, and the dashboard shows them
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([objective.metric for objective in settings.objectives])
-    study.add_trials(memory.get_trials(deepcopy=False))
+
+    def write(temporary: Path) -> None:
+        temporary.unlink()  # the journal is created by Optuna, from nothing
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(temporary)))
+        study = optuna.create_study(
+            storage=storage,
+            study_name=state.job_name,
+            directions=[objective.direction for objective in settings.objectives],
+        )
+        with warnings.catch_warnings():  # metric names are "experimental" in Optuna; the dashboard shows them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([objective.metric for objective in settings.objectives])
+        study.add_trials(memory.get_trials(deepcopy=False))
+
+    replace_atomically(path, write)
     return path
 
 
@@ -146,9 +170,8 @@ def write_outputs(
     results["artifacts"] = artifacts
     write_json_atomic(out / "results.json", results)
     if report:
-        write_report(
-            out / "report.html", results, build_study(settings, state.observed().trials) if study else None
-        )
+        shown = build_study(settings, state.observed().trials) if study else None
+        replace_atomically(out / "report.html", lambda temporary: write_report(temporary, results, shown))
     return results
 
 

@@ -3,8 +3,8 @@
 Each trial is stored as an OptimizationTrial status and the pipeline as `status.pipeline` (the
 core's durable records, `optikube_operator.core.records`), plus what only local mode keeps: the
 trial's results document, its log tail and its process id. The file is saved atomically (write a
-temporary file, then rename) after every change, so that ``optikube run --resume`` continues from
-exactly what finished, whatever killed the CLI.
+temporary file, fsync, rename, fsync the directory) after every change, so that ``optikube run
+--resume`` continues from exactly what finished, whatever killed the CLI.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -124,15 +125,74 @@ class RunState:
         return cls.from_json(json.loads((directory / STATE_FILE).read_text()), pipeline_results)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a power cut, not only a kill, keeps the new file)."""
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True, default=str)
-            stream.flush()
+        handle = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems cannot sync a directory; the rename itself is still atomic
+    finally:
+        os.close(handle)
+
+
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a temporary sibling renamed over it: a reader (or a kill) sees the old
+    file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        with temporary.open("rb+") as stream:
             os.fsync(stream.fileno())
-        Path(temporary).replace(path)
+        temporary.replace(path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    def write(temporary: Path) -> None:
+        temporary.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+
+    replace_atomically(path, write)
+
+
+def append_line(path: Path, entry: Mapping[str, Any]) -> None:
+    """Append one JSON line with a single write to an O_APPEND descriptor (a kill cannot interleave
+    it with another write; a torn tail, which only a kill inside this write leaves, is repaired by
+    `repair_log` on resume)."""
+    line = (json.dumps(entry, default=str) + "\n").encode()
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(handle, line)
+    finally:
+        os.close(handle)
+
+
+def repair_log(path: Path) -> None:
+    """Drop a last line that a kill cut short, so that every line of the log is whole JSON."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    if not data or data.endswith(b"\n"):
+        return
+    with path.open("rb+") as stream:
+        stream.truncate(data.rfind(b"\n") + 1)
+
+
+def remove_temporaries(directory: Path) -> None:
+    """Temporary files of writes a kill interrupted (never renamed into place, so never read)."""
+    for temporary in directory.rglob(f".*{TEMPORARY_SUFFIX}"):
+        if temporary.is_file():
+            temporary.unlink(missing_ok=True)

@@ -1,0 +1,198 @@
+"""The hostile-report fuzzer, run as its own process so that generating and sending cases does not
+compete with the operator (which the tests run in their own process) for one interpreter lock:
+`python hostile_fuzz.py URL EXAMPLES` with the tokens as a JSON object on stdin; prints a JSON
+object: the count of each (class, status) and the cases refused with the wrong status (or let in).
+
+Each case is (class, whose token, body, the statuses that refuse it); every body is invalid by
+construction (no lax parser turns it into a valid event), so each must be refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections import Counter
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optikube_operator.api.events import MAX_EVENT_BYTES, MAX_STEP
+
+FUZZED = 1  # the trial whose token sends the fuzz
+LATEST = 5  # the step recorded for it before the fuzz: steps up to here are replays
+EVENT_TYPES = ("intermediate", "stage", "final", "pruned", "failed")
+
+
+def _raw_post(url: str, body: bytes, token: str) -> int:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (ConnectionError, urllib.error.URLError):
+        return 0  # the server may hang up on an oversized body before reading all of it
+
+
+Case = tuple[str, str, bytes, frozenset[int]]
+R400, R403, R409, R413, R401 = (frozenset({c}) for c in (400, 403, 409, 413, 401))
+
+
+def _event(**fields: Any) -> dict[str, Any]:
+    return {
+        "type": "intermediate",
+        "trial": FUZZED,
+        "epoch": 6,
+        "step": 6,
+        "values": {"accuracy": 0.5},
+    } | fields
+
+
+def _body(document: Any) -> bytes:
+    return json.dumps(document).encode()
+
+
+# values no lax parser turns into a valid one: containers, words, out of range
+WRONG_INT = st.one_of(
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.text(alphabet="abcxyz", min_size=1, max_size=6),
+    st.integers(max_value=-1),
+    st.integers(min_value=MAX_STEP + 1),
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != int(v)),
+)
+WRONG_METRIC = st.one_of(
+    st.text(alphabet="abcxyz", min_size=1, max_size=6),
+    st.lists(st.floats(allow_nan=False), min_size=1, max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2),
+)
+NOT_FINITE = st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e400"])
+KNOWN_FIELDS = {"type", "trial", "stage", "epoch", "step", "values"}
+
+malformed = (
+    st.binary(max_size=300)
+    .filter(lambda b: not b.strip().startswith(b"{"))
+    .map(lambda b: ("malformed", "fuzzed", b, R400))
+)
+truncated = st.integers(min_value=1, max_value=40).map(
+    lambda cut: ("malformed", "fuzzed", _body(_event())[:-cut], R400)
+)
+wrong_type = st.one_of(
+    st.tuples(st.sampled_from(["step", "epoch"]), WRONG_INT).map(lambda kv: _event(**{kv[0]: kv[1]})),
+    WRONG_METRIC.map(lambda v: _event(values={"accuracy": v})),
+    st.one_of(st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2)).map(
+        lambda v: _event(values=v)
+    ),
+    st.just(_event(values={f"m{i}": 0.1 for i in range(17)})),
+    st.just(_event(values={"x" * 65: 0.1})),
+).map(lambda doc: ("wrong type", "fuzzed", _body(doc), R400))
+not_finite = st.tuples(NOT_FINITE, st.sampled_from(["values", "stage-duration", "results"])).map(
+    lambda c: (
+        "not finite",
+        "fuzzed",
+        {
+            "values": b'{"type":"intermediate","trial":1,"epoch":6,"step":6,"values":{"accuracy":%s}}',
+            "stage-duration": b'{"type":"stage","trial":1,"stage":"x","status":"started",'
+            b'"durationSeconds":%s}',
+            "results": b'{"type":"final","trial":1,"values":{},"results":{"m":{"x":[%s]}}}',
+        }[c[1]]
+        % c[0],
+        R400,
+    )
+)
+unknown_type = (
+    st.text(max_size=12)
+    .filter(lambda t: t not in EVENT_TYPES)
+    .map(lambda t: ("unknown type", "fuzzed", _body(_event(type=t)), R400))
+)
+unknown_field = st.tuples(
+    st.text(min_size=1, max_size=12).filter(lambda k: k not in KNOWN_FIELDS), st.integers()
+).map(lambda kv: ("unknown field", "fuzzed", _body({**_event(), kv[0]: kv[1]}), R400))
+deep = st.integers(min_value=33, max_value=5000).map(
+    lambda depth: (
+        "too deep",
+        "fuzzed",
+        b'{"type":"final","trial":1,"values":{},"results":{"r":' + b"[" * depth + b"]" * depth + b"}}",
+        R400,
+    )
+)
+duplicate_key = st.integers(min_value=0, max_value=3).map(
+    lambda t: (
+        "duplicate key",
+        "fuzzed",
+        b'{"type":"intermediate","trial":1,"trial":%d,"epoch":6,"step":6,"values":{}}' % t,
+        R400,
+    )
+)
+huge = st.integers(min_value=MAX_EVENT_BYTES + 1, max_value=MAX_EVENT_BYTES + 64 * 1024).map(
+    lambda size: ("too large", "fuzzed", _body(_event(stage="s" * size)), R413)
+)
+replayed = st.tuples(st.integers(0, LATEST), st.floats(0, 1)).map(
+    lambda sv: (
+        "replayed",
+        "fuzzed",
+        _body(_event(step=sv[0], epoch=sv[0], values={"accuracy": sv[1]})),
+        R409,
+    )
+)
+foreign = st.tuples(st.sampled_from([0, 2, 3, 999, None]), st.sampled_from(EVENT_TYPES)).map(
+    lambda tt: (
+        "another trial",
+        "fuzzed",
+        _body(
+            {"type": "failed", "trial": tt[0], "message": "x"}
+            if tt[1] != "intermediate"
+            else _event(trial=tt[0])
+        ),
+        R403,
+    )
+)
+finished = st.integers(LATEST + 1, 1000).map(
+    lambda s: ("finished trial", "finished", _body(_event(trial=2, step=s, epoch=s)), frozenset({401, 409}))
+)
+forged = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=80).map(
+    lambda t: ("forged token", t, _body(_event(step=10**6)), R401)
+)
+CASES = st.one_of(
+    malformed,
+    truncated,
+    wrong_type,
+    not_finite,
+    unknown_type,
+    unknown_field,
+    deep,
+    duplicate_key,
+    replayed,
+    foreign,
+    finished,
+    forged,
+    huge,
+)
+
+
+def main() -> None:
+    url, examples = sys.argv[1], int(sys.argv[2])
+    tokens: dict[str, str] = json.loads(sys.stdin.read())
+    outcomes: Counter[str] = Counter()
+    wrong: list[tuple[str, int, str]] = []
+
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(CASES)
+    def send(case: Case) -> None:
+        kind, whose, body, refused = case
+        code = _raw_post(url, body, tokens.get(whose, whose))
+        outcomes[f"{kind}:{code}"] += 1
+        # 0: the server hung up on an oversized body before reading all of it (a refusal too)
+        if code not in refused and not (kind == "too large" and code == 0):
+            wrong.append((kind, code, body[:200].decode(errors="replace")))
+
+    send()
+    json.dump({"outcomes": outcomes, "wrong": wrong}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Hostile reports against the real operator: hypothesis-generated bodies (malformed JSON, wrong
+types, NaN and infinities, unknown types and fields, oversized bodies, replayed and out-of-order
+steps, another trial's events, a finished trial's, forged tokens) and slow clients, all at once.
+
+Every one is refused with the 4xx of its class, the fuzzed trial's status is unchanged, and a valid
+report sent all along keeps its p99 latency within 2x of the same run's before the fuzz. The core
+sample runs in `make test`; the long fuzz behind `reliability`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hostile_fuzz import FUZZED, LATEST
+from kube_harness import Trainers, apply, manifest, post, wait_for
+from kubernetes import client
+
+pytestmark = pytest.mark.cluster
+
+FUZZER = Path(__file__).with_name("hostile_fuzz.py")
+SLOW_CLIENTS = 8
+PROBE_SAMPLES = 200
+
+
+def _trial_status(trainers: Trainers, name: str) -> dict[str, Any]:
+    with trainers.plane.api_client() as api:
+        body = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "optikube.io", "v1alpha1", trainers.namespace, "optimizationtrials", name
+        )
+    status: dict[str, Any] = body.get("status") or {}
+    return status
+
+
+# --- the probe: valid reports, timed, all along ----------------------------------------------------
+
+
+@dataclass
+class Probe:
+    url: str
+    token: str
+    phase: str = "before"
+    step: int = 0
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {"before": [], "during": [], "after": []}
+    )
+    failures: list[tuple[int, Any]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            event = {
+                "type": "intermediate",
+                "trial": 0,
+                "epoch": 0,
+                "step": self.step,
+                "values": {"accuracy": 0.5},
+            }
+            self.step += 1
+            started = time.monotonic()
+            code, reply = post(self.url, event, self.token)
+            elapsed = time.monotonic() - started
+            if code != 200:
+                self.failures.append((code, reply))
+            self.latencies[self.phase].append(elapsed)
+            time.sleep(0.02)
+
+
+def _p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98]
+
+
+def _slow_client(url: str, token: str, answers: list[bytes]) -> None:
+    """Headers, then one byte of a 4 KiB body every 0.2 s: cut off with 408 after the read timeout."""
+    host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST /v1/report HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 4096\r\n\r\n".encode()
+        )
+        sock.settimeout(0.2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                sock.sendall(b" ")
+                answers.append(sock.recv(64))
+                return
+            except TimeoutError:
+                continue
+            except OSError:
+                answers.append(b"closed")
+                return
+        answers.append(b"never answered")
+
+
+def _fuzz(trainers: Trainers, examples: int) -> None:
+    job = manifest("quickstart", trainers.namespace, tuning__parallelTrials=3, tuning__trialTimeout="30m")
+    apply(trainers.plane, job)
+    pods = wait_for("three trial pods", lambda: len(trainers.running()) >= 3 and trainers.running())
+    by_trial = {trainers.config_of(p)["trial"]["number"]: p for p in pods}
+    tokens = {"probe": trainers.token(by_trial[0]), "fuzzed": trainers.token(by_trial[FUZZED])}
+    tokens["finished"] = trainers.token(by_trial[2])
+    assert trainers.play(by_trial[2]) == "succeeded"
+    ok = {
+        "type": "intermediate",
+        "trial": FUZZED,
+        "epoch": LATEST,
+        "step": LATEST,
+        "values": {"accuracy": 0.4},
+    }
+    assert post(trainers.report_url, ok, tokens["fuzzed"])[0] == 200
+    before = _trial_status(trainers, f"quickstart-t{FUZZED}")
+
+    probe = Probe(trainers.report_url, tokens["probe"])
+    prober = threading.Thread(target=probe.run, daemon=True)
+    prober.start()
+    wait_for("valid reports", lambda: len(probe.latencies["before"]) >= PROBE_SAMPLES, timeout=PROBE_SAMPLES)
+    probe.phase = "during"
+
+    slow_answers: list[bytes] = []
+    slow = [
+        threading.Thread(target=_slow_client, args=(trainers.report_url, tokens["fuzzed"], slow_answers))
+        for _ in range(SLOW_CLIENTS)
+    ]
+    for thread in slow:
+        thread.start()
+    # rounds of the fuzz until the probe has its samples: every "during" sample is taken under fuzz
+    started = time.monotonic()
+    outcomes: Counter[str] = Counter()
+    wrong: list[Any] = []
+    rounds = 0
+    while rounds == 0 or len(probe.latencies["during"]) < PROBE_SAMPLES:
+        fuzzer = subprocess.run(
+            [sys.executable, str(FUZZER), trainers.report_url, str(examples)],
+            input=json.dumps(tokens),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        assert fuzzer.returncode == 0, fuzzer.stderr[-4000:]
+        report = json.loads(fuzzer.stdout)
+        outcomes.update(report["outcomes"])
+        wrong += report["wrong"]
+        rounds += 1
+    probe.phase = "after"
+    fuzz_seconds = time.monotonic() - started
+    for thread in slow:
+        thread.join(60)
+    probe.stop.set()
+    prober.join(30)
+
+    p99_before, p99_during = _p99(probe.latencies["before"]), _p99(probe.latencies["during"])
+    by_class: dict[int, int] = Counter()
+    for kind_code, count in outcomes.items():
+        by_class[int(kind_code.rsplit(":", 1)[1])] += count
+    print(
+        f"hostile reports: {sum(outcomes.values())} fuzz cases ({rounds} rounds) in {fuzz_seconds:.1f} s,"
+        f" by status"
+        f" {dict(sorted(by_class.items()))}, by class {dict(sorted(outcomes.items()))};"
+        f" {SLOW_CLIENTS} slow clients: {[a[:12] for a in slow_answers]};"
+        f" valid report p99 {p99_before * 1000:.1f} ms before, {p99_during * 1000:.1f} ms during"
+        f" ({len(probe.latencies['before'])}/{len(probe.latencies['during'])} samples)"
+    )
+    assert wrong == [], wrong[:10]
+    assert probe.failures == [], probe.failures[:5]
+    assert all(answer.startswith(b"HTTP/1.1 408") for answer in slow_answers), slow_answers
+    assert len(slow_answers) == SLOW_CLIENTS
+    assert _trial_status(trainers, f"quickstart-t{FUZZED}") == before  # nothing was recorded
+    assert p99_during <= 2 * p99_before, (p99_before, p99_during)
+
+
+def test_a_hostile_fuzz_is_refused_records_nothing_and_leaves_reports_fast(trainers: Trainers) -> None:
+    _fuzz(trainers, examples=300)
+
+
+@pytest.mark.reliability
+def test_a_long_hostile_fuzz_is_refused_records_nothing_and_leaves_reports_fast(
+    trainers: Trainers,
+) -> None:
+    _fuzz(trainers, examples=3000)
+
+
+def test_a_pod_of_another_namespace_cannot_report_for_this_ones_trials(trainers: Trainers) -> None:
+    """A pod elsewhere, labelled exactly like this namespace's trial 0 pod, with a valid token of
+    ours (audience optikube.io, bound to it): its reports are for its own namespace, where no such
+    job runs, so they are refused and this trial records nothing."""
+    apply(trainers.plane, manifest("quickstart", trainers.namespace))
+    mine = wait_for("a trial pod", lambda: trainers.running())[0]
+    number = trainers.config_of(mine)["trial"]["number"]
+    other = Trainers(trainers.plane, trainers.plane.create_namespace(f"kube-{uuid.uuid4().hex[:8]}"), "")
+    wait_for("the other namespace's default account", lambda: _has_default_account(other), timeout=60)
+    impostor = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "impostor", "namespace": other.namespace, "labels": dict(mine.metadata.labels)},
+        "spec": {"containers": [{"name": "c", "image": "optikube/trainer:test"}]},
+    }
+    with trainers.plane.api_client() as api:
+        pod = client.CoreV1Api(api).create_namespaced_pod(other.namespace, impostor)
+    before = _trial_status(trainers, f"quickstart-t{number}")
+    event = {"type": "intermediate", "trial": number, "epoch": 0, "step": 0, "values": {"accuracy": 0.9}}
+    refusals = {
+        "other namespace's pod": post(trainers.report_url, event, other.token(pod))[0],
+        "other namespace's pod, wrong audience": post(
+            trainers.report_url, event, other.token(pod, audience="kubernetes")
+        )[0],
+    }
+    assert refusals == {"other namespace's pod": 409, "other namespace's pod, wrong audience": 401}
+    assert _trial_status(trainers, f"quickstart-t{number}") == before
+
+
+def _has_default_account(trainers: Trainers) -> bool:
+    with trainers.plane.api_client() as api:
+        names = [
+            a.metadata.name
+            for a in client.CoreV1Api(api).list_namespaced_service_account(trainers.namespace).items
+        ]
+    return "default" in names

@@ -170,9 +170,42 @@ def _render_tunable() -> list[str]:
     return [*lines, ""]
 
 
+def _render_limits() -> list[str]:
+    """The limits `optikube validate` and the operator apply beyond the schema."""
+    # imported here: validation imports the models this module documents
+    from optikube_operator.api.job import MAX_JOB_NAME
+    from optikube_operator.api.manifests import MAX_MANIFEST_BYTES
+    from optikube_operator.api.validation import MAX_ERRORS, MAX_SPEC_BYTES
+
+    return [
+        "## Limits",
+        "",
+        "Beyond each field's bounds, `optikube validate` and the operator (reason `InvalidSpec`) refuse:",
+        "",
+        f"- a `metadata.name` that is not a DNS-1035 label of at most {MAX_JOB_NAME} characters"
+        " (the run's Job, Service and pod hostnames `<name>-pipeline-<index>` are derived from it;"
+        f" a `generateName` at most {MAX_JOB_NAME - 5}), labels and annotations Kubernetes refuses;",
+        f"- a spec of more than {MAX_SPEC_BYTES} bytes as JSON (it is copied into every run's"
+        " ConfigMap and its values into trials and status); the error names the field that holds"
+        " most of the bytes;",
+        f"- a manifest file of more than {MAX_MANIFEST_BYTES} bytes (read no further), YAML aliases,"
+        " and a key written twice in one mapping (YAML would keep only the last);",
+        "- at most 32 search-space parameters and 256 choices per categorical parameter (the"
+        " schema's bounds); durations up to 2562047h (Go's longest);",
+        "- in `spec.resources`: what the apiserver would refuse in the run's Pods: resource names"
+        " (cpu, memory, ephemeral-storage, hugepages-<size>, extended `domain/name`), requests above"
+        " limits, fractional or overcommitted extended resources, label keys and values of"
+        " nodeSelector and affinity, toleration rules, image references, volume subPaths with `..`.",
+        "",
+        f"At most {MAX_ERRORS} problems are listed, then a count of the rest.",
+        "",
+    ]
+
+
 def render() -> str:
     lines = [
         INTRO,
+        *_render_limits(),
         *_render_kind("OptimizationJob", job_crd()),
         *_render_tunable(),
         *_render_kind("OptimizationTrial", trial_crd(), prefix="OptimizationTrial."),

@@ -256,7 +256,10 @@ def validate_manifest(obj: Any) -> list[FieldError]:
         return [FieldError("metadata.name", "required field is missing")]
     size = _json_size(obj.get("spec"))
     if size > MAX_SPEC_BYTES:
-        return [FieldError("spec", f"is {size} bytes of JSON; at most {MAX_SPEC_BYTES} are allowed")]
+        where, part = _largest_part(obj["spec"], "spec", size)
+        return [
+            FieldError(where, f"is {part} bytes of JSON; the whole spec may have at most {MAX_SPEC_BYTES}")
+        ]
     parsed, errors = model_errors(model, _without_status(obj))
     if parsed is None:
         return _bounded(errors)
@@ -273,6 +276,20 @@ def _json_size(value: Any) -> int:
         return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     except (TypeError, ValueError):
         return 0  # not JSON (a date, a set): the schema names the field
+
+
+def _largest_part(value: Any, path: str, size: int) -> tuple[str, int]:
+    """The field that makes a spec too big: the largest child, followed down while it holds
+    most of the bytes (a huge list or string, not the block around it)."""
+    while isinstance(value, dict | list) and value:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        sizes = [(_json_size(item), key, item) for key, item in items]
+        part, key, item = max(sizes, key=lambda entry: entry[0])
+        if part * 2 < size:
+            break
+        path = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+        value, size = item, part
+    return path, size
 
 
 def _bounded(errors: list[FieldError]) -> list[FieldError]:

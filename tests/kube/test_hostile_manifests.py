@@ -199,7 +199,7 @@ def _affinities() -> st.SearchStrategy[dict[str, Any]]:
             {
                 "key": _QUALIFIED,
                 "operator": st.sampled_from(["Gt", "Lt"]),
-                "values": st.sampled_from([["1"], ["-5"], ["0"]]),
+                "values": st.sampled_from([["1"], ["10"], ["0"]]),
             }
         ),
     )

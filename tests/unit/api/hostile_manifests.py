@@ -140,7 +140,7 @@ _WRONG = {
 _BAD_STRINGS = ["INVALID value!", "", " ", "-x-", "a/b/../c", "☃", "x" * 70, "UPPER_case.", "1h2x"]
 
 
-def _schema_mistakes(site: Site, draw: st.DrawFn) -> list[tuple[str, Any]]:
+def _schema_mistakes(site: Site, base: Json, draw: st.DrawFn) -> list[tuple[str, Any]]:
     """(class, value to put at the site) for what this schema node forbids; None deletes it."""
     schema, options = site.schema, []
     kind = schema.get("type")
@@ -167,14 +167,14 @@ def _schema_mistakes(site: Site, draw: st.DrawFn) -> list[tuple[str, Any]]:
         if bad:
             options.append(("pattern", draw(st.sampled_from(bad))))
     if "maxItems" in schema and site.present:
-        current = _get_base(site)
+        current = _get(base, site.path)
         if isinstance(current, list) and current:
             count = schema["maxItems"] + draw(st.sampled_from([1, 50, 5000]))
             options.append(("huge-list", [copy.deepcopy(current[0]) for _ in range(count)]))
     if "minItems" in schema and site.present and schema["minItems"] > 0:
         options.append(("bounds", []))
     if "maxProperties" in schema and site.present:
-        current = _get_base(site)
+        current = _get(base, site.path)
         if isinstance(current, dict) and current:
             first = next(iter(current.values()))
             count = schema["maxProperties"] + draw(st.sampled_from([1, 1000]))
@@ -186,22 +186,11 @@ def _schema_mistakes(site: Site, draw: st.DrawFn) -> list[tuple[str, Any]]:
     return options
 
 
-_CURRENT_BASE: list[Json] = []
-
-
-def _get_base(site: Site) -> Any:
-    return _get(_CURRENT_BASE[-1], site.path)
-
-
 @st.composite
 def schema_mistakes(draw: st.DrawFn) -> Hostile:
     index, site = draw(st.sampled_from(SITES))
     base = copy.deepcopy(BASES[index])
-    _CURRENT_BASE.append(base)
-    try:
-        options = _schema_mistakes(site, draw)
-    finally:
-        _CURRENT_BASE.pop()
+    options = _schema_mistakes(site, base, draw)
     if not options:
         # nothing to break here but its type
         options = [("wrong-type", ["not", "this"])]

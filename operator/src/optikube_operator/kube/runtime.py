@@ -113,6 +113,12 @@ class OperatorRuntime:
         settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 30
         settings.queueing.worker_limit = 32
+        # Watching exact namespaces needs no listing of namespaces or CRDs: kopf's scanning would
+        # retry those (403 in the chart's namespaced mode, whose RBAC is per namespace) for about
+        # a minute before falling back, and start the watches only then. Patterns (team-*) need it.
+        settings.scanning.disabled = bool(self.config.namespaces) and not any(
+            char in namespace for namespace in self.config.namespaces for char in "*?[!"
+        )
 
     async def start(self) -> None:
         # the first request opens the TLS session: pay for it now, not in the first job's latency

@@ -186,6 +186,7 @@ def test_a_hostile_fuzz_is_refused_records_nothing_and_leaves_reports_fast(train
 
 
 @pytest.mark.reliability
+@pytest.mark.timeout(1800)
 def test_a_long_hostile_fuzz_is_refused_records_nothing_and_leaves_reports_fast(
     trainers: Trainers,
 ) -> None:

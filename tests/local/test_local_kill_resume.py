@@ -204,5 +204,6 @@ def test_five_kills_at_random_points_lose_and_repeat_nothing(tmp_path: Path) -> 
 
 
 @pytest.mark.reliability
+@pytest.mark.timeout(2400)  # 20 CLI start-ups and resumes: past the suite's 900 s on a busy machine
 def test_twenty_kills_at_random_points_lose_and_repeat_nothing(tmp_path: Path) -> None:
     _kill_resume_scenario(tmp_path, kills=20)

@@ -65,6 +65,25 @@ def test_weight_only_onnx_is_folded_to_float_at_load(tmp_path: Path) -> None:
     assert not any(node.op_type == "DequantizeLinear" for node in optimized.node)  # float compute
 
 
+def test_a_transformer_exports_and_quantizes_for_onnx_runtime(tmp_path: Path) -> None:
+    # in eval mode without gradients nn.TransformerEncoderLayer takes PyTorch's fused fast path,
+    # which no exporter translates: the TorchScript export failed and the dynamo graph that took
+    # its place was refused by onnxruntime.quantization's shape inference
+    from optikube_trainer.models.builtin import TextTransformer
+
+    torch.manual_seed(0)
+    model = TextTransformer(50, 12, 4, width=32, depth=2, heads=4).eval()
+    ids = torch.randint(1, 50, (16, 12))
+    ids[:, 8:] = 0  # padding, as the tokenizer leaves it
+    assert export_onnx(model, ids, tmp_path / "float.onnx") == "torchscript"
+    assert torch.backends.mha.get_fastpath_enabled()  # restored after the export
+    with torch.no_grad():
+        expected = model(ids)
+    assert torch.allclose(OnnxModule(tmp_path / "float.onnx")(ids), expected, atol=1e-4)
+    assert quantize_onnx(tmp_path / "float.onnx", tmp_path / "int8.onnx", "dynamic") >= 4
+    assert OnnxModule(tmp_path / "int8.onnx")(ids).shape == (16, 4)
+
+
 def test_weight_shared_layers_export_decoded(tmp_path: Path) -> None:
     inputs = torch.randn(128, 16)
     model = mlp(width=64)
@@ -112,6 +131,33 @@ def test_compare_latency_times_every_model_at_every_batch_size() -> None:
     assert set(timings) == {"small", "large"}
     assert set(timings["small"]) == {"batch1P50", "batch1P90", "batch32P50", "batch32P90"}
     assert all(value > 0 for row in timings.values() for value in row.values())
+
+
+def test_compare_latency_varies_the_neighbour_and_repeats_each_call() -> None:
+    # in a fixed or rotating order each model always ran right after the same other model (and
+    # paid for its spinning threads); now every timed call follows an untimed call of itself
+    calls: list[str] = []
+
+    def recorder(name: str) -> nn.Module:
+        class Recorder(nn.Module):
+            def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+                calls.append(name)
+                return inputs
+
+        return Recorder()
+
+    names = ["a", "b", "c", "d"]
+    compare_latency({n: recorder(n) for n in names}, torch.randn(4, 2), batch_sizes=(1,), runs=20, warmup=1)
+    timed = calls[len(names) :]  # after one warm-up call of each
+    pairs = [timed[i : i + 2] for i in range(0, len(timed), 2)]
+    assert len(pairs) == 20 * len(names) and all(first == second for first, second in pairs)
+    rounds = [[pair[0] for pair in pairs[i : i + len(names)]] for i in range(0, len(pairs), len(names))]
+    assert all(sorted(order) == names for order in rounds)  # every model once per round
+    predecessors: dict[str, set[str]] = {name: set() for name in names}  # who ran right before
+    for order in rounds:
+        for k in range(1, len(names)):
+            predecessors[order[k]].add(order[k - 1])
+    assert all(len(before) > 1 for before in predecessors.values())
 
 
 def _result(runtime: str, b1: float, b32: float, within: bool) -> RuntimeResult:

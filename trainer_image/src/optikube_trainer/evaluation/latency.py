@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -40,9 +41,15 @@ def compare_latency(
     runs: int = 50,
     warmup: int = 10,
 ) -> dict[str, dict[str, float]]:
-    """Latency of several models measured together: each round times one call of every model
-    (in a rotating order), so that a busy neighbour slows all of them alike and their ratios hold
-    on a noisy machine. Returns `{name: {batch1P50, batch1P90, ...}}` in milliseconds."""
+    """Latency of several models measured together: each round times one call of every model, so
+    that a busy neighbour slows all of them alike and their ratios hold on a noisy machine.
+
+    The order is shuffled every round (seeded) and each timed call follows an untimed call of the
+    same model: in a fixed or rotating order a model always runs right after the same neighbour
+    and pays for what that one leaves behind (OpenMP or ONNX Runtime threads still spinning, cold
+    caches), which measured two identical ONNX Runtime sessions 2-3x apart. A deployment calls one
+    model over and over; this is what each timed call sees. Returns `{name: {batch1P50,
+    batch1P90, ...}}` in milliseconds."""
     if runs < 1:
         raise ValueError(f"latency runs: expected >= 1, got {runs}")
     names = list(models)
@@ -57,9 +64,10 @@ def compare_latency(
                 for _ in range(warmup):
                     models[name](batch)
             samples: dict[str, list[float]] = {name: [] for name in names}
-            for round_ in range(runs):
-                for offset in range(len(names)):
-                    name = names[(round_ + offset) % len(names)]
+            order = random.Random(size)
+            for _ in range(runs):
+                for name in order.sample(names, len(names)):
+                    models[name](batch)  # untimed: the timed call follows the same model
                     start = time.perf_counter()
                     models[name](batch)
                     samples[name].append((time.perf_counter() - start) * 1000.0)

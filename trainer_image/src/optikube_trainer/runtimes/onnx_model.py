@@ -27,36 +27,51 @@ def export_onnx(model: nn.Module, example_inputs: Tensor, path: Path) -> str:
     The TorchScript exporter comes first: its graphs (Gemm, Conv, MatMul with constant weights) are
     what onnxruntime.quantization's static and dynamic passes expect, and it takes seconds where the
     dynamo exporter takes tens of seconds. The dynamo exporter is the fallback for models the
-    TorchScript tracer cannot handle."""
+    TorchScript tracer cannot handle.
+
+    PyTorch's fused transformer fast path (`aten::_transformer_encoder_layer_fwd`, taken by
+    `nn.TransformerEncoderLayer` in eval mode without gradients) is off while exporting: no exporter
+    translates it, and the TorchScript exporter then fails on every nn.Transformer model, leaving
+    the dynamo exporter's graph, which onnxruntime.quantization's shape inference rejects. Without
+    it the layers export as the MatMul/Add/Softmax graph that the INT8 passes quantize."""
     model.eval()
     example = (_two_rows(example_inputs.cpu()),)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fast_path = torch.backends.mha.get_fastpath_enabled()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.backends.mha.set_fastpath_enabled(False)
         try:
-            torch.onnx.export(
-                model,
-                example,
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                dynamo=False,
-            )
-            return "torchscript"
-        except Exception:
-            batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-            torch.onnx.export(
-                model,
-                example,
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: batch},),
-                dynamo=True,
-                external_data=False,  # one self-contained file
-            )
-            return "dynamo"
+            return _export(model, example, path)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast_path)
+
+
+def _export(model: nn.Module, example: tuple[Tensor], path: Path) -> str:
+    try:
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamo=False,
+        )
+        return "torchscript"
+    except Exception:
+        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            dynamo=True,
+            external_data=False,  # one self-contained file
+        )
+        return "dynamo"
 
 
 def session_options(config: Mapping[str, str] | None = None, threads: int | None = None) -> object:

@@ -14,6 +14,7 @@ from optikube_trainer.dist import local_context
 from optikube_trainer.events import Reporter
 from optikube_trainer.pipeline import run_pipeline
 from optikube_trainer.pipeline.budget import gentler
+from optikube_trainer.pipeline.stages import fine_tuning_spec
 from optikube_trainer.recipe import read_recipe
 
 
@@ -96,3 +97,14 @@ def test_gentler_settings() -> None:
     assert gentler("quantization", recipe).quantization.method == "weightOnly"  # type: ignore[union-attr]
     weight_only = gentler("quantization", recipe)
     assert weight_only is not None and gentler("quantization", weight_only) is None
+
+
+def test_fine_tuning_decays_a_constant_learning_rate() -> None:
+    # the budget judges a stage right after its fine-tuning: a decay ends at a settled point
+    constant = parse_spec(_spec({"pruning": {"sparsity": 0.5}})).training
+    assert fine_tuning_spec(constant).scheduler.type == "cosine"
+    assert fine_tuning_spec(constant).learning_rate == constant.learning_rate
+    stepped = constant.model_copy(
+        update={"scheduler": constant.scheduler.model_copy(update={"type": "step", "step_size": 2})}
+    )
+    assert fine_tuning_spec(stepped) is stepped  # a schedule the spec sets is kept

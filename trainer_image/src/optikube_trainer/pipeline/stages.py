@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.compression import (
     distillation_loss_fn,
     factorize_low_rank_,
@@ -59,7 +60,19 @@ def _fine_tune(
 ) -> dict[str, dict[str, list[float]]] | None:
     if epochs <= 0:
         return None
-    return fit(model, bundle, recipe.training.spec, ctx, epochs=epochs, **kwargs).curves
+    return fit(model, bundle, fine_tuning_spec(recipe.training.spec), ctx, epochs=epochs, **kwargs).curves
+
+
+def fine_tuning_spec(training: TrainingSpec) -> TrainingSpec:
+    """The training settings of a stage's fine-tuning: the spec's, with a constant learning rate
+    replaced by a cosine decay over the fine-tuning epochs. A stage's model is judged against the
+    accuracy budget right after its fine-tuning; at a constant rate that is whatever the last
+    noisy steps left (a gentler setting could measure worse than a harsher one), while a decay to
+    zero ends at a settled point. A schedule the spec sets is kept."""
+    if training.scheduler.type != "none":
+        return training
+    cosine = training.scheduler.model_copy(update={"type": "cosine"})
+    return training.model_copy(update={"scheduler": cosine})
 
 
 def _counts(model: nn.Module, example: Tensor) -> tuple[int, int | None]:

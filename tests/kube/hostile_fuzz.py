@@ -152,7 +152,7 @@ foreign = st.tuples(st.sampled_from([0, 2, 3, 999, None]), st.sampled_from(EVENT
     )
 )
 finished = st.integers(LATEST + 1, 1000).map(
-    lambda s: ("finished trial", "finished", _body(_event(trial=2, step=s, epoch=s)), frozenset({401, 409}))
+    lambda s: ("finished trial", "finished", _body(_event(trial=2, step=s, epoch=s)), R409)
 )
 forged = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=80).map(
     lambda t: ("forged token", t, _body(_event(step=10**6)), R401)

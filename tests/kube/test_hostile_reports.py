@@ -105,7 +105,15 @@ def _slow_client(url: str, token: str, answers: list[bytes]) -> None:
 
 
 def _fuzz(trainers: Trainers, examples: int) -> None:
-    job = manifest("quickstart", trainers.namespace, tuning__parallelTrials=3, tuning__trialTimeout="30m")
+    # the finished trial keeps its pod (and so a token the apiserver still honours): its events reach
+    # the operator, which refuses them as a finished trial's (409)
+    job = manifest(
+        "quickstart",
+        trainers.namespace,
+        tuning__parallelTrials=3,
+        tuning__trialTimeout="30m",
+        cleanup__keepTrialPods="all",
+    )
     apply(trainers.plane, job)
     pods = wait_for("three trial pods", lambda: len(trainers.running()) >= 3 and trainers.running())
     by_trial = {trainers.config_of(p)["trial"]["number"]: p for p in pods}

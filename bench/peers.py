@@ -90,49 +90,55 @@ def _onnx(path: Path, threads: int) -> nn.Module:
     return OnnxModule(path, threads=threads)
 
 
+def _failed(error: Exception) -> Maker:
+    def make(_threads: int) -> nn.Module:
+        raise error
+
+    return make
+
+
 def _anchors(baseline: nn.Module, bundle: DataBundle, example: Tensor, work: Path, batch: int) -> list[Entry]:
+    """The manual routes on the trained baseline; one that cannot be built is listed with its error."""
     entries: list[Entry] = []
     has_conv = any(isinstance(m, nn.Conv2d) for m in baseline.modules())
     calibrate = calibration_batches(bundle, batch, 8)
-    if any(type(m) is nn.Linear for m in baseline.modules()):
+
+    def add(name: str, build: Callable[[], tuple[Maker, int]], kind: str = "anchor") -> None:
+        try:
+            make, size = build()
+            entries.append(Entry(name, make, size, kind=kind))
+        except Exception as error:
+            entry = Entry(name, _failed(error), 0, kind=kind)
+            entry.error = f"{type(error).__name__}: {str(error)[:200]}"
+            entries.append(entry)
+
+    def torchao_dynamic() -> tuple[Maker, int]:
         dynamic = copy.deepcopy(baseline)
         quantize_dynamic_int8_(dynamic)
-        entries.append(
-            Entry(
-                "torchao int8 dynamic + compile",
-                functools.partial(_compiled, dynamic),
-                _torch_bytes(dynamic),
-                kind="anchor",
-            )
-        )
-    if has_conv:
+        return functools.partial(_compiled, dynamic), _torch_bytes(dynamic)
+
+    def pt2e_static() -> tuple[Maker, int]:
         static, _ = quantize_static_int8(copy.deepcopy(baseline), example[:4], calibrate())
-        entries.append(
-            Entry(
-                "torchao PT2E static int8 + compile",
-                functools.partial(_compiled, static),
-                _weights_size(static, example),
-                kind="anchor",
-            )
-        )
-    export_onnx(baseline, example, work / "fp32.onnx")
-    quantize_onnx(work / "fp32.onnx", work / "ort-dynamic.onnx", "dynamic")
-    quantize_onnx(work / "fp32.onnx", work / "ort-static.onnx", "static", calibrate())
-    for name, file in (
-        ("ORT quantize_dynamic", "ort-dynamic.onnx"),
-        ("ORT quantize_static", "ort-static.onnx"),
-    ):
-        path = work / file
-        entries.append(Entry(name, functools.partial(_onnx, path), _size(path), kind="anchor"))
-    entries.insert(
-        0,
-        Entry(
-            "ORT fp32 (no quantization)",
-            functools.partial(_onnx, work / "fp32.onnx"),
-            _size(work / "fp32.onnx"),
-            kind="reference",
-        ),
-    )
+        return functools.partial(_compiled, static), _weights_size(static, example)
+
+    def ort(file: str, method: str | None) -> Callable[[], tuple[Maker, int]]:
+        def build() -> tuple[Maker, int]:
+            if not (work / "fp32.onnx").exists():
+                export_onnx(baseline, example, work / "fp32.onnx")
+            path = work / file
+            if method is not None:
+                quantize_onnx(work / "fp32.onnx", path, method, calibrate() if method == "static" else None)
+            return functools.partial(_onnx, path), _size(path)
+
+        return build
+
+    add("ORT fp32 (no quantization)", ort("fp32.onnx", None), kind="reference")
+    if any(type(m) is nn.Linear for m in baseline.modules()):
+        add("torchao int8 dynamic + compile", torchao_dynamic)
+    if has_conv:
+        add("torchao PT2E static int8 + compile", pt2e_static)
+    add("ORT quantize_dynamic", ort("ort-dynamic.onnx", "dynamic"))
+    add("ORT quantize_static", ort("ort-static.onnx", "static"))
     return entries
 
 

@@ -48,7 +48,9 @@ from optikube_operator.envtest.ports import free_ports
 from optikube_operator.kube import names
 from optikube_operator.observability import panels, preview
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# about 10 minutes on 2 cores; the quickstart's evaluation (every runtime timed) is the long part,
+# and a machine shared with other work can double it
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1800)]
 PREVIEW_ENV = "OPTIKUBE_DASHBOARD_PREVIEW"
 SCRAPE = "2s"
 RATE = "15s"  # what Grafana's $__rate_interval is at a 2 s scrape interval, rounded up
@@ -163,9 +165,9 @@ def test_helm_install_runs_the_quickstart_and_the_dashboard_shows_it(
 
         plane.kubectl("apply", "-n", jobs, "-f", str(ROOT / "examples" / "quickstart.yaml"))
         trainer_text = ""
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 1500
         while (status := _phase(plane, jobs)).get("phase") not in ("Succeeded", "Failed"):
-            assert time.monotonic() < deadline, f"quickstart still {status.get('phase')} after 15 min"
+            assert time.monotonic() < deadline, f"quickstart still {status.get('phase')} after 25 min"
             for port in (trainer_port, pipeline_port):  # a trainer's /metrics once it has trained an epoch
                 try:
                     text = get(f"http://127.0.0.1:{port}/metrics", timeout=2)

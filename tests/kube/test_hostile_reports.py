@@ -201,33 +201,52 @@ def test_a_long_hostile_fuzz_is_refused_records_nothing_and_leaves_reports_fast(
     _fuzz(trainers, examples=3000)
 
 
-def test_a_pod_of_another_namespace_cannot_report_for_this_ones_trials(trainers: Trainers) -> None:
-    """A pod elsewhere, labelled exactly like this namespace's trial 0 pod, with a valid token of
-    ours (audience optikube.io, bound to it): its reports are for its own namespace, where no such
-    job runs, so they are refused and this trial records nothing."""
+def test_a_look_alike_pod_cannot_report_for_a_trial(trainers: Trainers) -> None:
+    """Pods labelled exactly like trial 0's pod, each with a valid token of ours (audience
+    optikube.io, bound to it): one in another namespace, one in this namespace under the trainers'
+    own ServiceAccount. Neither was made by the trial's Job, so both are refused and the trial
+    records nothing."""
     apply(trainers.plane, manifest("quickstart", trainers.namespace))
     mine = wait_for("a trial pod", lambda: trainers.running())[0]
     number = trainers.config_of(mine)["trial"]["number"]
     other = Trainers(trainers.plane, trainers.plane.create_namespace(f"kube-{uuid.uuid4().hex[:8]}"), "")
     wait_for("the other namespace's default account", lambda: _has_default_account(other), timeout=60)
-    impostor = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "impostor", "namespace": other.namespace, "labels": dict(mine.metadata.labels)},
-        "spec": {"containers": [{"name": "c", "image": "optikube/trainer:test"}]},
+
+    # the run's own labels; not the Job controller's (with those, the Job would adopt the pod: it
+    # is then one of the Job's pods, which whoever may create pods here can make anyway)
+    labels = {
+        key: value
+        for key, value in mine.metadata.labels.items()
+        if not key.startswith("batch.kubernetes.io/") and key not in ("controller-uid", "job-name")
     }
-    with trainers.plane.api_client() as api:
-        pod = client.CoreV1Api(api).create_namespaced_pod(other.namespace, impostor)
+
+    def impostor(namespace: str, account: str) -> Any:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "impostor", "namespace": namespace, "labels": labels},
+            "spec": {
+                "serviceAccountName": account,
+                "containers": [{"name": "c", "image": "optikube/trainer:test"}],
+            },
+        }
+        with trainers.plane.api_client() as api:
+            return client.CoreV1Api(api).create_namespaced_pod(namespace, body)
+
+    elsewhere = impostor(other.namespace, "default")
+    beside = impostor(trainers.namespace, mine.spec.service_account_name)
     before = _trial_status(trainers, f"quickstart-t{number}")
     event = {"type": "intermediate", "trial": number, "epoch": 0, "step": 0, "values": {"accuracy": 0.9}}
     refusals = {
-        "other namespace's pod": post(trainers.report_url, event, other.token(pod))[0],
+        "other namespace's pod": post(trainers.report_url, event, other.token(elsewhere))[0],
         "other namespace's pod, wrong audience": post(
-            trainers.report_url, event, other.token(pod, audience="kubernetes")
+            trainers.report_url, event, other.token(elsewhere, audience="kubernetes")
         )[0],
+        "this namespace's look-alike": post(trainers.report_url, event, trainers.token(beside))[0],
     }
-    assert refusals == {"other namespace's pod": 409, "other namespace's pod, wrong audience": 401}
+    assert refusals == dict.fromkeys(refusals, 401), refusals
     assert _trial_status(trainers, f"quickstart-t{number}") == before
+    assert post(trainers.report_url, event, trainers.token(mine))[0] == 200  # the real pod still can
 
 
 def _has_default_account(trainers: Trainers) -> bool:

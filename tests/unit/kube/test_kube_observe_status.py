@@ -35,6 +35,9 @@ def _pod(name: str, index: str, state: dict[str, Any]) -> dict[str, Any]:
             "creationTimestamp": T,
             "labels": names.run_labels("q", 1),
             "annotations": {names.COMPLETION_INDEX_ANNOTATION: index},
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "q-t1", "controller": True}
+            ],
         },
         "status": {"containerStatuses": [{"name": names.CONTAINER, "state": state}]},
     }
@@ -156,6 +159,9 @@ def test_a_token_is_a_caller_only_when_review_pod_and_labels_agree() -> None:
             "namespace": "ns",
             "uid": "pod-uid",
             "labels": names.run_labels("q", 1),
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": "q-t1", "controller": True}
+            ],
         },
         "spec": {"serviceAccountName": "optikube-trainer"},
     }
@@ -166,6 +172,25 @@ def test_a_token_is_a_caller_only_when_review_pod_and_labels_agree() -> None:
     assert caller_of(_review(), None) is None  # the pod is gone
     stranger = {**pod, "metadata": {**pod["metadata"], "labels": {}}}
     assert caller_of(_review(), stranger) is None  # not one of the operator's pods
+    look_alike = {**pod, "metadata": {**pod["metadata"], "ownerReferences": []}}
+    assert caller_of(_review(), look_alike) is None  # labels copied, but no Job of the run made it
+    other_run = [{"apiVersion": "batch/v1", "kind": "Job", "name": "q-t2", "controller": True}]
+    assert (
+        caller_of(_review(), {**pod, "metadata": {**pod["metadata"], "ownerReferences": other_run}}) is None
+    )
+    terminating = {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "2026-01-01T00:00:30Z"}}
+    grace_ends = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC).timestamp()
+    assert caller_of(_review(), terminating, now=grace_ends - 10) is not None  # its last words
+    assert caller_of(_review(), terminating, now=grace_ends) is None  # the grace period is over
     header = "eyJhbGciOiJub25lIn0"
     claims = "eyJleHAiOjE3NjcyMjU2MDB9"  # {"exp":1767225600}
     assert token_expiry(f"{header}.{claims}.sig") == 1767225600.0 and token_expiry("junk") is None
+
+
+def test_a_look_alike_pod_with_copied_labels_is_not_one_of_the_runs_pods() -> None:
+    cache = RunCache()
+    cache.update("Job", "ADDED", _job([{"type": "Complete", "status": "True"}]))
+    impostor = _pod("impostor", "0", {"running": {"startedAt": T}})
+    impostor["metadata"]["ownerReferences"] = []
+    assert cache.update("Pod", "ADDED", impostor) is None
+    assert observe_run(cache.get(("ns", "q", 1))).succeeded  # it cannot hold the run open either

@@ -2,8 +2,10 @@
 apiserver's TokenReview (audience optikube.io), then matched to the pod it is bound to.
 
 A token is accepted only when the apiserver authenticates it for our audience, it is bound to a pod
-that still exists with that uid, and that pod is a trainer pod of an optikube run; the run it may
-report for is the one the pod's labels name. Reviews are cached briefly (never past the token's own
+that still exists with that uid and whose grace period (if it is being deleted) has not run out,
+and that pod is a trainer pod of an optikube run: labelled for the run and controlled by the run's
+Job (a look-alike pod with copied labels is not); the run it may report for is the one the pod's
+labels name. Reviews are cached briefly (never past the token's own
 expiry) so a busy trainer costs the apiserver one review a minute, not one per event.
 """
 
@@ -15,11 +17,13 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from optikube_operator.endpoint import Caller, RunKey
 from optikube_operator.kube import names
 from optikube_operator.kube.client import KubeClient
+from optikube_operator.kube.runs import controlled_by_run
 
 POD_NAME = "authentication.kubernetes.io/pod-name"
 POD_UID = "authentication.kubernetes.io/pod-uid"
@@ -46,7 +50,18 @@ def token_expiry(token: str) -> float | None:
         return None
 
 
-def caller_of(review: dict[str, Any], pod: dict[str, Any] | None) -> Caller | None:
+def _deleted_by(meta: dict[str, Any]) -> float | None:
+    """When the pod's grace period ends, if it is being deleted."""
+    stamp = meta.get("deletionTimestamp")
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0  # unreadable: treat as already gone
+
+
+def caller_of(review: dict[str, Any], pod: dict[str, Any] | None, now: float | None = None) -> Caller | None:
     """The caller a TokenReview and the pod it names make, or None when they do not add up."""
     status = review.get("status") or {}
     if not status.get("authenticated") or names.REPORT_AUDIENCE not in (status.get("audiences") or []):
@@ -68,6 +83,11 @@ def caller_of(review: dict[str, Any], pod: dict[str, Any] | None) -> Caller | No
     if owner is None:
         return None
     job, trial = owner
+    if not controlled_by_run(meta, job, trial):
+        return None
+    deleted_by = _deleted_by(meta)
+    if deleted_by is not None and deleted_by <= (time.time() if now is None else now):
+        return None  # the pod may still send its result while it terminates, not after
     return Caller(RunKey(trial=trial, job=job, namespace=namespace), f"{namespace}/{pod_name}")
 
 
@@ -107,9 +127,12 @@ class TokenReviewAuthenticator:
         review = await self._client.create("/apis/authentication.k8s.io/v1/tokenreviews", review_body(token))
         bound = pod_of(review)
         pod = await self._lookup_pod(*bound) if bound is not None else None
-        caller = caller_of(review, pod)
+        caller = caller_of(review, pod, now)
         expiry = token_expiry(token)
         until = min(now + CACHE_SECONDS, expiry if expiry is not None else now + CACHE_SECONDS)
+        deleted_by = _deleted_by((pod or {}).get("metadata") or {})
+        if deleted_by is not None:
+            until = min(until, deleted_by)
         if caller is not None:  # refusals are not cached: a just-created pod's token must work at once
             if len(self._cache) >= MAX_CACHED:
                 self._cache = {k: v for k, v in self._cache.items() if v.until > now}

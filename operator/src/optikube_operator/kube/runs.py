@@ -27,9 +27,34 @@ def run_id(obj: Mapping[str, Any]) -> RunId | None:
 _META = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp", "deletionTimestamp")
 
 
+def _controller(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    return next((dict(o) for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+
+
+def controlled_by_run(meta: Mapping[str, Any], job: str, trial: int | None) -> bool:
+    """Whether the run's batch Job controls the object: labels can be copied onto any pod, the
+    controller reference is set by the Job controller."""
+    owner = _controller(meta) or {}
+    return (owner.get("apiVersion"), owner.get("kind"), owner.get("name")) == (
+        "batch/v1",
+        "Job",
+        names.run_name(job, trial),
+    )
+
+
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    return {key: meta[key] for key in _META if key in meta}
+    slim = {key: meta[key] for key in _META if key in meta}
+    controller = _controller(meta)
+    if controller is not None:
+        slim["ownerReferences"] = [
+            {
+                key: controller[key]
+                for key in ("apiVersion", "kind", "name", "uid", "controller")
+                if key in controller
+            }
+        ]
+    return slim
 
 
 def slim_job(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,6 +92,8 @@ class RunCache:
         key = run_id(obj)
         if key is None:
             return None
+        if kind != "Job" and not controlled_by_run(obj["metadata"], key[1], key[2]):
+            return None  # a look-alike with the run's labels is not one of its pods
         entry = self._runs.setdefault(key, RunObjects())
         deleted = event_type == "DELETED"
         if kind == "Job":

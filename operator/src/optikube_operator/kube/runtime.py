@@ -155,7 +155,7 @@ class OperatorRuntime:
 
     def run_changed(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:
         run = self.runs.update(kind, event_type, body)
-        if kind == "Pod" and event_type == "DELETED":
+        if kind == "Pod" and (event_type == "DELETED" or body["metadata"].get("deletionTimestamp")):
             self.authenticator.forget_pod(body["metadata"].get("namespace", ""), body["metadata"]["name"])
         if run is not None:
             self.reconciler.request((run[0], run[1]))

@@ -35,11 +35,5 @@ def control_plane() -> Iterator[ControlPlane]:
 @pytest.fixture(scope="session")
 def crds(control_plane: ControlPlane) -> ControlPlane:
     """The control plane with the CRDs of crds/ applied (and Established)."""
-    control_plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/optimizationjobs.optikube.io",
-        "crd/optimizationtrials.optikube.io",
-    )
+    control_plane.install_crds(ROOT / "crds")
     return control_plane

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -276,17 +275,6 @@ class PrometheusAPI:
 
     def rules(self) -> list[dict[str, Any]]:
         return [rule for group in self._api("rules")["groups"] for rule in group["rules"]]
-
-
-def wait(what: str, condition: Any, timeout: float, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def promtool_check_metrics(text: str, scratch: Path) -> str:

@@ -38,9 +38,9 @@ from chart_prometheus import (
     manifests,
     prometheus_config,
     promtool_check_metrics,
-    wait,
 )
 from chart_tools import CHART, RELEASE, ROOT, find, helm, render
+from kube_harness import wait_for
 from kubernetes import client
 
 from optikube_operator.envtest import PROCESS_NODE_SELECTOR, PROCESS_NODE_TOLERATION, ControlPlane
@@ -160,7 +160,7 @@ def test_helm_install_runs_the_quickstart_and_the_dashboard_shows_it(
             ],
         )
         prometheus = PrometheusAPI(f"http://127.0.0.1:{prometheus_port}")
-        wait("Prometheus ready", prometheus.ready, 120)
+        wait_for("Prometheus ready", prometheus.ready, 120, interval=1.0)
         _helm(plane, "test", RELEASE, f"--namespace={system}", "--timeout=3m")
 
         plane.kubectl("apply", "-n", jobs, "-f", str(ROOT / "examples" / "quickstart.yaml"))
@@ -197,10 +197,11 @@ def test_helm_install_runs_the_quickstart_and_the_dashboard_shows_it(
         # Prometheus saw both kinds of targets; the operator's final values have been scraped
         scraped = {t["scrapePool"].split("/")[0] for t in prometheus.targets() if t["health"] == "up"}
         assert "serviceMonitor" in scraped, prometheus.targets()
-        wait(
+        wait_for(
             "the results scraped",
             lambda: prometheus.query(f'optikube_model_size_bytes{{namespace="{jobs}"}}'),
             60,
+            interval=1.0,
         )
         time.sleep(10)  # a few more scrapes, so that every rate window after the last change has points
         end = time.time()
@@ -255,7 +256,7 @@ def test_helm_install_runs_the_quickstart_and_the_dashboard_shows_it(
             )
 
     # `helm uninstall --wait` waits for the Deployment; its pod goes with the garbage collector
-    wait("the operator pod gone after helm uninstall", lambda: not operator_pods(), 120)
+    wait_for("the operator pod gone after helm uninstall", lambda: not operator_pods(), 120, interval=1.0)
     for crd in CRDS:  # crds.keep: the CRDs, and everyone's jobs, outlive the release
         assert (
             plane.kubectl("get", "crd", crd, "-o", "name").stdout.strip()

@@ -43,13 +43,7 @@ RECOVERY_LIMIT = 60.0  # seconds from the fault's end to the operator's next act
 @pytest.fixture(scope="module")
 def plane() -> Iterator[ControlPlane]:
     with ControlPlane() as plane:
-        plane.kubectl("apply", "-f", str(ROOT / "crds"))
-        plane.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "crd/optimizationjobs.optikube.io",
-            "crd/optimizationtrials.optikube.io",
-        )
+        plane.install_crds(ROOT / "crds")
         yield plane
 
 

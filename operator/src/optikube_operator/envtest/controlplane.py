@@ -366,6 +366,24 @@ class ControlPlane:
             raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
         return result
 
+    def install_crds(self, directory: Path, timeout: float = 60.0) -> None:
+        """Applies the CRDs of a folder and waits until the apiserver serves them (Established).
+        `kubectl wait` right after the create can fail while a CRD has no conditions yet, so the
+        wait is retried until the deadline."""
+        self.kubectl("apply", "-f", str(directory))
+        crds = self.kubectl("get", "-f", str(directory), "-o", "name").stdout.split()
+        wait_until(
+            f"{', '.join(crds)} Established",
+            lambda: (
+                self.kubectl(
+                    "wait", "--for=condition=Established", "--timeout=10s", *crds, check=False
+                ).returncode
+                == 0
+            ),
+            time.monotonic() + timeout,
+            interval=0.5,
+        )
+
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient authenticated as the admin."""
         from kubernetes import client

@@ -3,7 +3,8 @@ every connection the operator holds goes silent (kopf#585/#957: a watch that sta
 error). The operator notices within 60 s, resumes, and loses or repeats no trial.
 
 These tests restart components, so they run on a control plane of their own (kwok nodes only),
-not on the session's.
+not on the session's; with that second control plane they take minutes, so they run in
+`make test-reliability`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from stall_proxy import StallingProxy
 from optikube_operator.envtest import ControlPlane
 from optikube_operator.kube import names
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.reliability]
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 8
 RECOVERY_LIMIT = 60.0  # seconds from the fault's end to the operator's next action

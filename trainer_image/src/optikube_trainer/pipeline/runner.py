@@ -87,6 +87,8 @@ def _train(
         state.macs = baseline.macs
         state.baseline_validation = round(validation_value(trained, bundle, recipe.budget.metric), 6)
         changes["validationAccuracyAfter"] = round(validation_value(trained, bundle, "accuracy"), 6)
+    # every rank judges the later stages against the same baseline (the budget checks run on all)
+    state.baseline_validation = float(broadcast_object(state.baseline_validation or 0.0))  # type: ignore[arg-type]
     state.baseline_model_file = f"model-{len(state.completed) + 1}"  # the name save_stage gives it
     _record("train", state, ctx, example, trained, changes, round(time.monotonic() - started, 3))
     return trained

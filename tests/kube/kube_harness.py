@@ -15,7 +15,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,6 +353,40 @@ class PlayingTrainers(threading.Thread):
         self.stop.set()
         self.join(30)
         assert self.error is None, self.error
+
+
+def assert_nothing_lost_or_repeated(trainers: Trainers, jobs: Sequence[str], trials: int) -> None:
+    """Every job Succeeded with trials 0..trials-1, each with its result, launched once, with one
+    Job and one pod ever (the pods `trainers` saw)."""
+    with trainers.plane.api_client() as api:
+        items = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "optikube.io", "v1alpha1", trainers.namespace, "optimizationtrials"
+        )["items"]
+    by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for trial in items:
+        by_job[trial["spec"]["jobRef"]["name"]].append(trial)
+    pods_per_run: dict[str, set[str]] = defaultdict(set)
+    for pod in trainers.handled:
+        pods_per_run[pod.rsplit("-", 2)[0]].add(pod)
+    for name in jobs:
+        status = job_status(trainers.plane, trainers.namespace, name)
+        assert status["phase"] == "Succeeded", (name, status.get("message"))
+        unsuccessful = {
+            t["metadata"]["name"]: (t["status"].get("phase"), t["status"].get("message"))
+            for t in by_job[name]
+            if t["status"].get("phase") != "Succeeded"
+        }
+        assert not unsuccessful, unsuccessful
+        counts = status["trialCounts"]
+        assert counts["completed"] == trials and counts["succeeded"] == trials, (name, counts)
+        numbers = sorted(t["spec"]["number"] for t in by_job[name])
+        assert numbers == list(range(trials)), (name, numbers)
+        for trial in by_job[name]:
+            label = trial["metadata"]["name"]
+            assert trial["status"]["finalValues"].get("accuracy") is not None, label  # none lost
+            assert trial["status"]["attempts"] == 1, label  # launched once
+            run = names.run_name(name, trial["spec"]["number"])
+            assert len(pods_per_run[run]) == 1, (run, pods_per_run[run])  # one Job, one pod, ever
 
 
 def job_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from kube_harness import (
     RunningOperator,
     Trainers,
     apply,
+    assert_nothing_lost_or_repeated,
     job_status,
     manifest,
     operator_running,
@@ -95,27 +95,6 @@ def _next_run_after(trainers: Trainers, moment: float, known: set[str]) -> float
     return max(0.0, created - moment)
 
 
-def _assert_nothing_lost_or_repeated(plane: ControlPlane, trainers: Trainers, name: str) -> None:
-    status = job_status(plane, trainers.namespace, name)
-    assert status["phase"] == "Succeeded", status.get("message")
-    trials = _trials(plane, trainers.namespace)
-    unsuccessful = {
-        t["metadata"]["name"]: (t["status"].get("phase"), t["status"].get("message"))
-        for t in trials
-        if t["status"].get("phase") != "Succeeded"
-    }
-    assert not unsuccessful and status["trialCounts"]["succeeded"] == TRIALS, unsuccessful
-    assert sorted(t["spec"]["number"] for t in trials) == list(range(TRIALS))
-    pods_per_run: dict[str, set[str]] = defaultdict(set)
-    for pod in trainers.handled:
-        pods_per_run[pod.rsplit("-", 2)[0]].add(pod)
-    for trial in trials:
-        assert trial["status"]["finalValues"].get("accuracy") is not None, trial["metadata"]["name"]
-        assert trial["status"]["attempts"] == 1, trial["metadata"]["name"]
-        run = names.run_name(name, trial["spec"]["number"])
-        assert len(pods_per_run[run]) == 1, (run, pods_per_run[run])  # one Job, one pod, ever
-
-
 def _finish(plane: ControlPlane, trainers: Trainers, name: str) -> None:
     wait_for(
         f"{name} to finish",
@@ -145,7 +124,7 @@ def test_a_restarted_component_is_noticed_and_the_job_goes_on_without_loss(
             f"{player.interruptions} plays cut short"
         )
         assert recovery <= RECOVERY_LIMIT
-        _assert_nothing_lost_or_repeated(plane, trainers, "restarted")
+        assert_nothing_lost_or_repeated(trainers, ["restarted"], TRIALS)
 
 
 def _kubeconfig_through(plane: ControlPlane, port: int, path: Path) -> Path:
@@ -182,6 +161,6 @@ def test_a_silently_stalled_watch_is_noticed_within_a_minute(plane: ControlPlane
             assert recovery <= RECOVERY_LIMIT
             with PlayingTrainers(trainers):
                 _finish(plane, trainers, "stalled")
-        _assert_nothing_lost_or_repeated(plane, trainers, "stalled")
+        assert_nothing_lost_or_repeated(trainers, ["stalled"], TRIALS)
     finally:
         proxy.close()

@@ -11,17 +11,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kube_harness import PlayingTrainers, Trainers, apply, job_status, manifest, wait_for
-from kubernetes import client
+from kube_harness import (
+    PlayingTrainers,
+    Trainers,
+    apply,
+    assert_nothing_lost_or_repeated,
+    job_status,
+    manifest,
+    wait_for,
+)
 
 from optikube_operator.envtest import ControlPlane
 from optikube_operator.envtest.ports import free_ports
-from optikube_operator.kube import names
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -84,28 +88,7 @@ def _kill_at_random_points(
             os.killpg(final.pid, signal.SIGTERM)
             final.wait(60)
 
-    with crds.api_client() as api:
-        items = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            "optikube.io", "v1alpha1", namespace, "optimizationtrials"
-        )["items"]
-    by_job: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for trial in items:
-        by_job[trial["spec"]["jobRef"]["name"]].append(trial)
-    pods_per_run: dict[str, set[str]] = defaultdict(set)
-    for pod in trainers.handled:
-        pods_per_run[pod.rsplit("-", 2)[0]].add(pod)
-    for name in job_names:
-        status = job_status(crds, namespace, name)
-        assert status["phase"] == "Succeeded", (name, status.get("message"))
-        assert status["trialCounts"]["completed"] == trials and status["trialCounts"]["succeeded"] == trials
-        numbers = sorted(t["spec"]["number"] for t in by_job[name])
-        assert numbers == list(range(trials)), (name, numbers)
-        for trial in by_job[name]:
-            label = trial["metadata"]["name"]
-            assert trial["status"]["finalValues"].get("accuracy") is not None, label  # none lost
-            assert trial["status"]["attempts"] == 1, label  # launched once
-            run = names.run_name(name, trial["spec"]["number"])
-            assert len(pods_per_run[run]) == 1, (run, pods_per_run[run])  # one Job, one pod, ever
+    assert_nothing_lost_or_repeated(trainers, job_names, trials)
 
 
 def test_killing_the_operator_at_random_points_loses_and_duplicates_nothing(

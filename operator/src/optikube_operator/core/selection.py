@@ -5,16 +5,19 @@ The rule (documented in docs/tuning.md):
 1. Candidates are the succeeded trials that report every objective and meet every constraint of
    ``spec.tuning.selection.constraints``.
 2. Among the candidates' Pareto front (over all objectives), pick the best value of the
-   primary objective; ties go to the next objectives in order, then to the lowest trial number.
+   primary objective; ties go to the next objectives in order, then to the lower validation loss
+   (``valLoss``), then to fewer parameters, and only then to the lowest trial number.
 3. When no trial meets the constraints, the same choice is made over all succeeded trials and
    the result says the constraints were not met.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from optikube_operator.api.objectives import Objective
 from optikube_operator.core.observed import ObservedTrial, TrialState
 from optikube_operator.core.settings import JobSettings
 
@@ -51,9 +54,23 @@ def pareto_front(settings: JobSettings, trials: Sequence[ObservedTrial]) -> list
     return sorted(front, key=lambda trial: trial.number)
 
 
-def _ranking_key(settings: JobSettings, trial: ObservedTrial) -> tuple[float, ...]:
-    keys = [-o.oriented(trial.values[o.metric]) for o in settings.objectives]
-    return (*keys, float(trial.number))
+# What breaks a tie of the objectives, smaller first: accuracy counts whole validation samples, so
+# on a small split trials tie often, and the loss (a continuous score of the same predictions)
+# still tells them apart; then the smaller model; the trial number only makes the order total.
+TIE_BREAKERS = ("valLoss", "parameters")
+
+
+def _smaller_first(trial: ObservedTrial, metric: str) -> float:
+    value = trial.values.get(metric)
+    return float(value) if value is not None and math.isfinite(value) else math.inf
+
+
+def _ranking_key(
+    settings: JobSettings, trial: ObservedTrial, objectives: Sequence[Objective] | None = None
+) -> tuple[float, ...]:
+    keys = [-o.oriented(trial.values[o.metric]) for o in objectives or settings.objectives]
+    ties = [_smaller_first(trial, metric) for metric in TIE_BREAKERS]
+    return (*keys, *ties, float(trial.number))
 
 
 def select(settings: JobSettings, trials: Sequence[ObservedTrial]) -> Selection | None:
@@ -68,12 +85,11 @@ def select(settings: JobSettings, trials: Sequence[ObservedTrial]) -> Selection 
 
 
 def best_trial(settings: JobSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:
-    """The best trial by the primary objective alone (ties: lowest number)."""
+    """The best trial by the primary objective alone (ties: validation loss, parameters, number)."""
     complete = _complete(settings, trials)
     if not complete:
         return None
-    primary = settings.primary
-    return min(complete, key=lambda t: (-primary.oriented(t.values[primary.metric]), t.number))
+    return min(complete, key=lambda t: _ranking_key(settings, t, (settings.primary,)))
 
 
 def goal_reached(settings: JobSettings, trials: Sequence[ObservedTrial]) -> ObservedTrial | None:

@@ -1,4 +1,8 @@
-"""The kopf handlers: only the decorators, each a line that hands over to the runtime."""
+"""The kopf handlers: only the decorators, each a line that hands over to the runtime.
+
+There is no kopf timer: after each pass the reconciler sets its own timer per job to the next
+moment the clock can move it (`kube.wakeups`).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,6 @@ from optikube_operator.kube.runtime import OperatorRuntime
 
 JOBS = (GROUP, VERSION, names.JOBS)
 OURS = {names.MANAGED_BY: names.MANAGER}
-# how often an unfinished job is reconciled without any event (timeouts, maxDuration, ETA)
-RESYNC_SECONDS = 10.0
 RETRY_SECONDS = 5.0
 
 
@@ -44,11 +46,6 @@ def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
 @kopf.on.update(*JOBS, backoff=RETRY_SECONDS)
 async def job_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
     await _runtime(memo).job_changed(body)
-
-
-@kopf.timer(*JOBS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS, sharp=False)
-async def job_resync(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await _runtime(memo).reconciler.reconcile(body)
 
 
 @kopf.on.event(*JOBS)

@@ -46,6 +46,7 @@ from optikube_operator.kube.resources import artifacts_location
 from optikube_operator.kube.runs import RunCache
 from optikube_operator.kube.spec_changes import SpecDecision, accept_spec
 from optikube_operator.kube.status import ConditionUpdate, Outcome, build_status, outcome_of
+from optikube_operator.kube.wakeups import RETRY_AFTER_ERROR, Wakeups, next_wakeup
 
 log = logging.getLogger(__name__)
 # after a final, pruned or failed event the trainer still writes its results and exits
@@ -121,6 +122,7 @@ class Reconciler:
         # reconciles of different jobs run side by side, a bounded number at a time (memory, fairness)
         self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._again: set[JobKey] = set()
+        self.wakeups = Wakeups(self.request)
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class Reconciler:
 
     def forget(self, namespace: str, name: str) -> None:
         self.bodies.pop((namespace, name), None)
+        self.wakeups.cancel((namespace, name))
         self.store.forget(namespace, name)
         self.runs.forget_job(namespace, name)
         self.metrics.forget_job(namespace, name)
@@ -165,9 +168,22 @@ class Reconciler:
         body = self.bodies[self.remember(body)]
         meta = body["metadata"]
         records = self.store.of(meta["namespace"], meta["name"], meta["uid"])
+        key = records.key
         async with self._slots, records.lock:
             self.metrics.reconciles.inc()
-            return await self._reconcile(body, records, now_utc())
+            now = now_utc()
+            try:
+                result = await self._reconcile(body, records, now)
+            except Exception:
+                self.wakeups.arm(key, now + RETRY_AFTER_ERROR, now)
+                raise
+            if key in self.bodies:
+                finished = outcome_of(previous_status(self.bodies[key], records)) is not None
+                due = next_wakeup(
+                    records, now, settle=LAUNCH_SETTLE, exit_grace=RUN_EXIT_GRACE, finished=finished
+                )
+                self.wakeups.arm(key, due, now)
+            return result
 
     async def ensure_loaded(self, namespace: str, name: str) -> JobRecords | None:
         """The records of a job (loading them if this operator has not yet), for the report endpoint."""

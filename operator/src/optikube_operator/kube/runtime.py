@@ -130,6 +130,7 @@ class OperatorRuntime:
         log.info("report endpoint %s, metrics on %s", self.report_url, self.config.metrics_bind)
 
     async def stop(self) -> None:
+        self.reconciler.wakeups.cancel_all()
         await self.recorder.flush()
         await self.endpoint.stop()
         for server in self._servers:

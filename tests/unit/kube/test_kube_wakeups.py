@@ -1,0 +1,50 @@
+"""The per-job timers that replaced polling: when a job is woken, and that a timer fires once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from optikube_operator.core import ObservedTrial, TrialState
+from optikube_operator.kube.records import JobKey, JobRecords
+from optikube_operator.kube.wakeups import SAFETY_RESYNC, Wakeups, next_wakeup
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SETTLE = timedelta(seconds=30)
+GRACE = timedelta(seconds=30)
+
+
+def wakeup(records: JobRecords, now: datetime, finished: bool = False) -> datetime:
+    return next_wakeup(records, now, settle=SETTLE, exit_grace=GRACE, finished=finished)
+
+
+def test_an_idle_job_is_woken_only_by_the_safety_pass() -> None:
+    records = JobRecords("ns", "job", "uid")
+    assert wakeup(records, T0) == T0 + SAFETY_RESYNC
+
+
+def test_a_fresh_launch_and_a_run_past_its_end_are_rechecked_when_due() -> None:
+    records = JobRecords("ns", "job", "uid")
+    records.launched_at[0] = T0
+    assert wakeup(records, T0 + timedelta(seconds=10)) == T0 + SETTLE
+    # once settled it no longer counts
+    assert wakeup(records, T0 + SETTLE) == T0 + SETTLE + SAFETY_RESYNC
+    records.trials[1] = ObservedTrial(1, {}, TrialState.SUCCEEDED, end_time=T0 + timedelta(seconds=5))
+    assert wakeup(records, T0 + SETTLE) == T0 + timedelta(seconds=5) + GRACE
+
+
+def test_wakeups_fire_once_and_rearming_or_cancelling_replaces_the_timer() -> None:
+    async def scenario() -> list[JobKey]:
+        woken: list[JobKey] = []
+        wakeups = Wakeups(woken.append)
+        now = datetime.now(UTC)
+        wakeups.arm(("ns", "a"), now + timedelta(milliseconds=20), now)
+        wakeups.arm(("ns", "a"), now + timedelta(milliseconds=40), now)  # replaces the first
+        wakeups.arm(("ns", "b"), now + timedelta(milliseconds=10), now)
+        wakeups.cancel(("ns", "b"))
+        wakeups.arm(("ns", "c"), now - timedelta(seconds=1), now)  # overdue: at once
+        await asyncio.sleep(0.1)
+        assert not wakeups.armed(("ns", "a"))
+        return woken
+
+    assert asyncio.run(scenario()) == [("ns", "c"), ("ns", "a")]

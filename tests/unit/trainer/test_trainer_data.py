@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from optikube_operator.api.data import DataSpec, FileSource, TextPreprocessing
+from optikube_operator.api.data import DataSpec, FileSource, MissingValues, TextPreprocessing
 from optikube_trainer.data import load_data, load_folds
 from optikube_trainer.data.augment import augment_image
 from optikube_trainer.data.bundle import ShardSampler
@@ -172,9 +172,9 @@ def test_csv_text_column(tmp_path: Path) -> None:
     bundle = load_data(_spec({"file": {"path": str(path), "format": "csv", "textColumn": "text"}}), 0)
     assert bundle.task == "text" and bundle.num_classes == 2
     with pytest.raises(ValueError, match="targetColumn"):
-        from optikube_trainer.data.files import load_csv
+        from optikube_trainer.data.csv_reader import load_csv
 
-        load_csv(FileSource(path=str(path), format="csv", target_column="nope"))
+        load_csv(FileSource(path=str(path), format="csv", target_column="nope"), MissingValues())
 
 
 def _write_idx(path: Path, data: np.ndarray) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from optikube_operator.api.base import ApiModel, Rule, count_set
 
 BuiltinDataset = Literal["digits", "iris", "wine", "breast_cancer"]
+
+# what a CSV written by pandas, R, a spreadsheet or a UCI data set uses for an empty cell
+DEFAULT_NA_VALUES = ("", "NA", "N/A", "nan", "NaN", "null", "NULL", "None", "?")
 
 
 class SyntheticSource(ApiModel):
@@ -50,6 +53,25 @@ class FileSource(ApiModel):
         32, ge=4, le=1024, description="Images are resized to this square size (imagefolder)."
     )
     channels: Literal[1, 3] = Field(3, description="1 (grayscale) or 3 (RGB) (imagefolder only).")
+    na_values: list[Annotated[str, Field(max_length=64)]] = Field(
+        list(DEFAULT_NA_VALUES),
+        max_length=100,
+        description="Cells read as missing (csv only), compared after trimming spaces; like pandas'"
+        " na_values, but these replace the defaults rather than add to them."
+        " spec.data.preprocessing.missingValues says what happens to missing cells.",
+    )
+    categorical_columns: list[Annotated[str, Field(max_length=256)]] | None = Field(
+        None,
+        max_length=10_000,
+        description="Feature columns holding categories (csv only), encoded as"
+        " spec.data.preprocessing.categorical says; every other feature column must then hold numbers."
+        " Unset: a column is categorical when fewer than half of its cells are numbers.",
+    )
+    ignore_columns: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Columns that are not features, such as ids or free-text notes (csv only).",
+    )
 
 
 class TorchvisionSource(ApiModel):
@@ -169,8 +191,53 @@ class TextPreprocessing(ApiModel):
     )
 
 
+class MissingValues(ApiModel):
+    """What happens to missing cells of a CSV (those in spec.data.source.file.naValues)."""
+
+    strategy: Literal["impute", "drop", "error"] = Field(
+        "impute",
+        description="impute: fill each missing feature cell with a statistic of the training split"
+        " (scikit-learn's SimpleImputer), a row without a label is an error; drop: leave out every row"
+        " with a missing cell in a feature or the label; error: fail naming the first missing cell.",
+    )
+    numeric: Literal["mean", "median", "mostFrequent", "constant"] = Field(
+        "median", description="Fill of numeric columns (impute only); constant uses fillValue."
+    )
+    categorical: Literal["mostFrequent", "constant"] = Field(
+        "mostFrequent",
+        description="Fill of categorical columns (impute only); constant makes missing a category of"
+        " its own, named `missing`.",
+    )
+    fill_value: float = Field(0.0, description="The value of the numeric constant fill.")
+
+
+class CategoricalEncoding(ApiModel):
+    """How categorical columns become numbers; categories are learned from the training split."""
+
+    encoding: Literal["oneHot", "ordinal"] = Field(
+        "oneHot",
+        description="oneHot: a 0/1 feature per category (scikit-learn's OneHotEncoder); ordinal: one"
+        " feature holding the category's index in sorted order (OrdinalEncoder).",
+    )
+    max_categories: int = Field(
+        32,
+        ge=2,
+        le=10_000,
+        description="Per column, the most frequent categories kept (oneHot only); the rarer ones"
+        " share one `infrequent` feature. A category the training split lacks is all zeros (oneHot)"
+        " or -1 (ordinal).",
+    )
+
+
 class Preprocessing(ApiModel):
     """Transforms applied to every split; statistics are fitted on the training split only."""
+
+    missing_values: MissingValues = Field(
+        default_factory=MissingValues, description="Missing cells of a CSV: impute, drop or fail."
+    )
+    categorical: CategoricalEncoding = Field(
+        default_factory=CategoricalEncoding, description="Encoding of a CSV's categorical columns."
+    )
 
     normalization: Literal["none", "standard", "minmax"] = Field(
         "standard",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
@@ -42,6 +43,10 @@ class DataBundle:
     pad_id: int = 0  # text only
     class_names: list[str] = field(default_factory=list)
     fold: int | None = None
+    # what each input feature is (tabular: a column, or a column's category after encoding)
+    feature_names: list[str] | None = None
+    # what loading and preprocessing found and chose: results.json's `data`
+    summary: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> Dataset[tuple[torch.Tensor, torch.Tensor]]:
         if name not in SPLITS:

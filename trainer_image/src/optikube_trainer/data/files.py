@@ -1,45 +1,16 @@
-"""Data from a mounted path: CSV, NPZ and image folders (one sub-folder per class)."""
+"""Data from a mounted path: CSV (read by `csv_reader`), NPZ and image folders (one sub-folder per class)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from optikube_operator.api.data import FileSource
+from optikube_operator.api.data import FileSource, MissingValues
+from optikube_trainer.data.csv_reader import load_csv
 from optikube_trainer.data.raw import RawData, encode_labels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def load_csv(source: FileSource) -> RawData:
-    path = Path(source.path)
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise ValueError(f"data.source.file.path: {path} has no data rows")
-    columns = list(rows[0])
-    if source.target_column not in columns:
-        raise ValueError(
-            f"data.source.file.targetColumn: {source.target_column!r} is not a column of {path} "
-            f"(columns: {columns})"
-        )
-    labels, names = encode_labels([row[source.target_column] for row in rows])
-    if source.text_column is not None:
-        if source.text_column not in columns:
-            raise ValueError(f"data.source.file.textColumn: {source.text_column!r} is not a column of {path}")
-        return RawData(
-            task="text", texts=[row[source.text_column] for row in rows], labels=labels, class_names=names
-        )
-    feature_columns = [c for c in columns if c != source.target_column]
-    try:
-        features = np.array([[float(row[c]) for c in feature_columns] for row in rows], dtype=np.float32)
-    except ValueError as error:
-        raise ValueError(
-            f"data.source.file.path: {path} has a non-numeric feature ({error}); set textColumn for text data"
-        ) from None
-    return RawData(task="tabular", features=features, labels=labels, class_names=names)
 
 
 def load_npz(source: FileSource) -> RawData:
@@ -49,7 +20,7 @@ def load_npz(source: FileSource) -> RawData:
         for key, field in ((source.features_key, "featuresKey"), (source.target_column, "targetColumn")):
             if key not in keys:
                 raise ValueError(
-                    f"data.source.file.{field}: {key!r} is not an array in {path} (arrays: {keys})"
+                    f"spec.data.source.file.{field}: {key!r} is not an array in {path} (arrays: {keys})"
                 )
         features = archive[source.features_key].astype(np.float32)
         labels, names = encode_labels(archive[source.target_column])
@@ -63,10 +34,12 @@ def load_npz(source: FileSource) -> RawData:
         return RawData(task="image", features=features, labels=labels, class_names=names)
     if features.ndim != 2:
         raise ValueError(
-            f"data.source.file.featuresKey: expected 2-D (tabular) or 3/4-D (images), "
+            f"spec.data.source.file.featuresKey: expected 2-D (tabular) or 3/4-D (images), "
             f"got shape {features.shape}"
         )
-    return RawData(task="tabular", features=features, labels=labels, class_names=names)
+    # an array's columns have no names: messages call them as numpy would index them
+    columns = [f"{source.features_key}[:, {i}]" for i in range(features.shape[1])]
+    return RawData(task="tabular", features=features, labels=labels, class_names=names, feature_names=columns)
 
 
 def load_image_folder(source: FileSource) -> RawData:
@@ -75,7 +48,7 @@ def load_image_folder(source: FileSource) -> RawData:
     root = Path(source.path)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
-        raise ValueError(f"data.source.file.path: {root} needs one sub-folder per class")
+        raise ValueError(f"spec.data.source.file.path: {root} needs one sub-folder per class")
     mode = "L" if source.channels == 1 else "RGB"
     images: list[np.ndarray] = []
     labels: list[int] = []
@@ -89,12 +62,14 @@ def load_image_folder(source: FileSource) -> RawData:
             images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
             labels.append(label)
     if not images:
-        raise ValueError(f"data.source.file.path: no images under {root}")
+        raise ValueError(f"spec.data.source.file.path: no images under {root}")
     return RawData(task="image", features=np.stack(images), labels=np.array(labels), class_names=classes)
 
 
-def load_file(source: FileSource) -> RawData:
+def load_file(source: FileSource, missing: MissingValues) -> RawData:
+    """``missing`` (spec.data.preprocessing.missingValues) decides which CSV rows are kept."""
     if not Path(source.path).exists():
-        raise FileNotFoundError(f"data.source.file.path: {source.path} does not exist")
-    loaders = {"csv": load_csv, "npz": load_npz, "imagefolder": load_image_folder}
-    return loaders[source.format](source)
+        raise ValueError(f"spec.data.source.file.path: {source.path} does not exist")
+    if source.format == "csv":
+        return load_csv(source, missing)
+    return load_npz(source) if source.format == "npz" else load_image_folder(source)

@@ -1,11 +1,14 @@
-"""Raw data before splitting: arrays (images, tabular) or texts, with integer labels."""
+"""Raw data before splitting: arrays (images, tabular), a table to encode, or texts, with integer labels."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from optikube_trainer.data.tabular import Table
 
 Task = Literal["image", "tabular", "text"]
 
@@ -17,6 +20,10 @@ class RawData:
     features: np.ndarray | None = None  # float32: (N, C, H, W) for images, (N, F) for tabular
     texts: list[str] | None = None
     class_names: list[str] = field(default_factory=list)
+    # a CSV's columns before encoding: imputation and encoders are fitted on the training rows only
+    table: Table | None = None
+    # what each column of ``features`` is (tabular), so that messages can name it
+    feature_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels).astype(np.int64)
@@ -26,8 +33,10 @@ class RawData:
                 raise ValueError(f"{len(self.features)} samples but {len(self.labels)} labels")
         if self.texts is not None and len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
-        if self.features is None and self.texts is None:
-            raise ValueError("raw data needs features or texts")
+        if self.table is not None and len(self.table) != len(self.labels):
+            raise ValueError(f"{len(self.table)} table rows but {len(self.labels)} labels")
+        if self.features is None and self.texts is None and self.table is None:
+            raise ValueError("raw data needs features, a table or texts")
         if not self.class_names:
             self.class_names = [str(c) for c in range(self.num_classes)]
 

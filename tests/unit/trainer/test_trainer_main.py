@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from optikube_operator.api.runconfig import parse_run_config
 from optikube_trainer.__main__ import main
+from optikube_trainer.data import load_job_data
 
 
 def _write(path: Path, output_dir: Path, **spec_overrides: Any) -> Path:
@@ -48,6 +50,11 @@ def test_trial_prints_events_and_writes_results(tmp_path: Path, capsys: pytest.C
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["values"] == events[-1]["values"]
     assert (tmp_path / "out" / "checkpoints" / "checkpoint.pt").exists()
+    # the tie-breakers and the validation-resolution check read these (docs/tuning.md)
+    spec = parse_run_config(json.loads(config.read_text())).spec
+    validation = load_job_data(spec).val
+    assert results["values"]["validationSamples"] == len(validation) > 0  # type: ignore[arg-type]
+    assert results["values"]["valLoss"] > 0 and results["values"]["parameters"] > 0
 
 
 def test_bad_config_exits_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,11 @@ Metric = Literal[
 EPOCH_METRICS: tuple[str, ...] = ("accuracy", "f1", "valLoss")
 # Measured on the finished (compressed, quantized) model.
 MODEL_METRICS: tuple[str, ...] = ("latencyMs", "latencyMsBatch32", "sizeBytes", "parameters", "macs")
+# A trial's final values also say how many validation samples its scores stand on (not a metric to
+# optimize: it tells whether the split can rank trials, docs/tuning.md).
+VALIDATION_SAMPLES = "validationSamples"
+# Metrics that count samples: one validation sample moves them by about 1 / validationSamples.
+COUNTED_METRICS: tuple[str, ...] = ("accuracy", "f1")
 METRIC_DESCRIPTION = (
     "accuracy and f1 (macro) on the validation split, valLoss, latencyMs (median batch-1 inference time),"
     " latencyMsBatch32, sizeBytes (saved model), parameters, macs (multiply-accumulates per example)."

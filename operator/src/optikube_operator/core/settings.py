@@ -38,6 +38,8 @@ class JobSettings:
     # intermediate reports of a full trial (epochs x folds): Hyperband's maximum resource
     steps_per_trial: int = 1
     suspend: bool = False
+    # spec.data.crossValidation.folds; 0 when trials validate on one split
+    cross_validation_folds: int = 0
 
     @classmethod
     def from_spec(cls, spec: OptimizationJobSpec, job_name: str) -> JobSettings:
@@ -47,6 +49,7 @@ class JobSettings:
             "objectives": tuple(spec.objectives),
             "steps_per_trial": spec.steps_per_trial(),
             "suspend": spec.suspend,
+            "cross_validation_folds": spec.data.cross_validation.folds if spec.data.cross_validation else 0,
         }
         tuning = spec.tuning
         if tuning is None:

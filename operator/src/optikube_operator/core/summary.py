@@ -1,5 +1,6 @@
 """The job summary both executors publish: trial counts, the best trial, the Pareto front, the
-running trials and the progress estimate (local results.json, and the OptimizationJob status)."""
+running trials, the progress estimate and whether the validation split tells the trials apart
+(local results.json, and the OptimizationJob status)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from optikube_operator.core.observed import ObservedState, ObservedTrial, PipelineState, TrialState
+from optikube_operator.core.resolution import ValidationResolution, validation_resolution
 from optikube_operator.core.selection import best_trial, pareto_front, select
 from optikube_operator.core.settings import JobSettings
 
@@ -26,6 +28,8 @@ class JobSummary:
     percent: float
     eta_seconds: float | None = None
     finished_trials: int = field(default=0)
+    # whether the validation split can tell the succeeded trials apart (None: nothing to judge)
+    resolution: ValidationResolution | None = None
 
     def count(self, state: TrialState) -> int:
         return self.counts.get(state, 0)
@@ -76,4 +80,5 @@ def summarize(settings: JobSettings, observed: ObservedState) -> JobSummary:
         percent=_percent(settings, observed, finished),
         eta_seconds=search_eta_seconds(settings, trials) if searching else None,
         finished_trials=finished,
+        resolution=validation_resolution(settings, trials) if settings.search_space else None,
     )

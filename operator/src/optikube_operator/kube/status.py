@@ -2,7 +2,8 @@
 
 The full trial history lives in the OptimizationTrials; the status keeps the counts, the best trial,
 a bounded Pareto front and the running trials, the pipeline's record and its results, and
-Kubernetes-style conditions whose lastTransitionTime only moves when their status does.
+Kubernetes-style conditions whose lastTransitionTime only moves when their status does (among
+them TrialsDistinguishable: whether the validation split can rank the trials).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from optikube_operator.api.status import (
 )
 from optikube_operator.core import JobSettings, ObservedState, ObservedTrial, PipelineState, TrialState
 from optikube_operator.core.records import pipeline_status
+from optikube_operator.core.resolution import CONDITION
 from optikube_operator.core.summary import JobSummary
 from optikube_operator.kube import names
 
@@ -143,6 +145,10 @@ def build_status(
 ) -> dict[str, Any]:
     """The whole status document (camelCase), written as one replace."""
     previous_conditions = [c.to_dict() for c in previous.conditions] if previous is not None else []
+    resolution = summary.resolution if summary is not None else None
+    if resolution is not None:
+        verdict = "True" if resolution.distinguishable else "False"
+        conditions = [*conditions, ConditionUpdate(CONDITION, verdict, resolution.reason, resolution.message)]
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": phase_of(settings, observed, outcome),

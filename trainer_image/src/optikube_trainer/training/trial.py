@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from optikube_operator.api import OptimizationJobSpec
-from optikube_operator.api.objectives import EPOCH_METRICS
+from optikube_operator.api.objectives import EPOCH_METRICS, VALIDATION_SAMPLES
 from optikube_operator.api.runconfig import RunConfig
 from optikube_trainer.data import DataBundle, load_job_data, load_job_folds
 from optikube_trainer.dist import RunContext
@@ -32,6 +32,10 @@ def _epoch_reporter(reporter: Reporter, step_offset: int) -> Callable[[int, dict
         return reporter.intermediate(epoch, values, step=step_offset + epoch)
 
     return report
+
+
+def _validation_samples(bundle: DataBundle) -> int:
+    return len(bundle.val)  # type: ignore[arg-type]
 
 
 def _train_one(
@@ -85,11 +89,15 @@ def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
 
     values = {k: sum(m[k] for m in fold_metrics) / len(fold_metrics) for k in EPOCH_METRICS}
     values["parameters"] = float(count_parameters(model))
+    # how many samples the score stands on: one of them is worth 1/n of an accuracy, which tells
+    # the core whether the split can rank trials at all (docs/tuning.md)
+    values[VALIDATION_SAMPLES] = float(sum(_validation_samples(bundle) for bundle in bundles))
     if recipe.compresses_trials:
         from optikube_trainer.pipeline import compress_and_quantize  # part of the pipeline package
 
         model, measured = compress_and_quantize(model, recipe, bundles[-1], ctx)
         values.update(measured)
+        values[VALIDATION_SAMPLES] = float(_validation_samples(bundles[-1]))
     last = fold_results[-1]
     results: dict[str, Any] = {
         "trial": ctx.trial,

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from optikube_operator.api import SpecError, load_job
+from optikube_operator.api import OptimizationJob, SpecError, load_job
+from optikube_operator.api.smoke import SmokeSpec, smoke_spec
 from optikube_operator.core import JobSettings
 from optikube_operator.core.study import TuningError, preflight
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
@@ -36,11 +37,22 @@ EXIT_INTERRUPTED = 130
     help="Trials at once; overrides spec.tuning.parallelTrials.",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in the output directory.")
-def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> None:
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help="A quick end-to-end check of the same job, offline: at most 2 trials, 1 epoch, a few hundred"
+    " examples, stand-ins for downloads, pretrained weights and cluster placement (default output:"
+    " runs/<job name>-smoke).",
+)
+def run(file: Path, output: Path | None, parallel: int | None, resume: bool, smoke: bool) -> None:
     """Run FILE's OptimizationJob here: tuning trials, then the final pipeline."""
     console = Console(stderr=False)
+    smoked: SmokeSpec | None = None
     try:
         job = load_job(file)
+        if smoke:
+            smoked = smoke_spec(job.spec)
+            job = job.model_copy(update={"spec": smoked.spec})
         settings = JobSettings.from_spec(job.spec, job.metadata.name or "optikube")
         preflight(settings)
     except SpecError as error:
@@ -53,7 +65,10 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> 
     if job.spec.suspend:
         click.echo(f"{file}: spec.suspend is true, so there is nothing to run; set it to false", err=True)
         sys.exit(EXIT_SPEC_ERROR)
-    out = output or Path("runs") / (job.metadata.name or "optikube")
+    name = job.metadata.name or "optikube"
+    out = output or Path("runs") / (f"{name}-smoke" if smoked else name)
+    if smoked is not None:
+        _announce_smoke(console, job, smoked)
     try:
         backend = LocalBackend(job, LocalOptions(output_dir=out, parallel=parallel, resume=resume))
     except RunExistsError as error:
@@ -62,7 +77,8 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> 
     with RichProgress(backend.settings, console) as progress:
         backend.progress = progress
         state = asyncio.run(backend.run())
-    results = write_outputs(backend.settings, state, out)
+    marker = {"smoke": {"changes": [c.to_dict() for c in smoked.changes]}} if smoked else None
+    results = write_outputs(backend.settings, state, out, extra=marker)
     if backend.interrupted:
         console.print(f"interrupted; continue with: optikube run {file} --output {out} --resume")
         sys.exit(EXIT_INTERRUPTED)
@@ -73,4 +89,18 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool) -> 
         console.print(f"best trial {best.get('number')}: {best.get('values')} with {best.get('params')}")
     console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}")
     console.print(f"study: optuna-dashboard {out / STUDY_FILE}")
+    if smoked is not None:
+        console.print(
+            "[bold yellow]smoke run[/bold yellow]: the numbers say the job runs, not how good it is"
+        )
     sys.exit(0 if outcome.get("succeeded") else 1)
+
+
+def _announce_smoke(console: Console, job: OptimizationJob, smoked: SmokeSpec) -> None:
+    console.print(
+        f"[bold yellow]SMOKE RUN[/bold yellow] of {job.metadata.name}: the same spec except"
+        f" ({len(smoked.changes)} changes):",
+        highlight=False,
+    )
+    for change in smoked.changes:
+        console.print(f"  {change.kind:<8}  {change}", highlight=False, markup=False)

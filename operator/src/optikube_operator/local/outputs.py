@@ -79,6 +79,8 @@ def job_results(
                 "constraintsMet": summary.constraints_met,
                 "trialCounts": {state.value: count for state, count in summary.counts.items()},
                 "interruptions": state.interruptions,
+                # whether the validation split tells the trials apart (docs/tuning.md); None: not judged
+                "validationResolution": summary.resolution.to_json() if summary.resolution else None,
             },
         }
     )
@@ -148,11 +150,17 @@ def export_study(settings: JobSettings, state: RunState, out: Path) -> Path | No
 
 
 def write_outputs(
-    settings: JobSettings, state: RunState, out: Path, *, report: bool = True
+    settings: JobSettings,
+    state: RunState,
+    out: Path,
+    *,
+    report: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``extra``: top-level keys the caller adds to results.json (`smoke` for a smoke run)."""
     pipeline_dir = out / "pipeline"
     pipeline_results = _read(pipeline_dir / "results.json")
-    results = job_results(settings, state, pipeline_results)
+    results = {**job_results(settings, state, pipeline_results), **(extra or {})}
     model = copy_model(pipeline_dir, pipeline_results, out)
     study = export_study(settings, state, out)
     artifacts = dict(results.get("artifacts") or {})

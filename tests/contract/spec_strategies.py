@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.data import DataSource
 from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.model_params import BUILTIN_MODEL_PARAMS
 from optikube_operator.api.params import tunable_fields
 from optikube_operator.api.validation import search_space_errors, validate_spec
 
@@ -182,7 +183,21 @@ def _repair(spec: dict[str, Any]) -> dict[str, Any]:
     artifacts = spec.get("artifacts")
     if artifacts == {}:
         del spec["artifacts"]
+    _repair_params(spec["model"])
+    student = _get(spec, "compression.distillation.student")
+    if isinstance(student, dict):
+        _repair_params(student)
     return spec
+
+
+def _repair_params(model: dict[str, Any]) -> None:
+    """A built-in model takes only its own params, a torchvision or Hugging Face model none: as many
+    of them as were drawn, at their defaults. An importPath builder keeps whatever was drawn."""
+    params = model.get("params")
+    if not isinstance(params, dict) or "importPath" in model:
+        return
+    table = BUILTIN_MODEL_PARAMS.get((model.get("builtin") or {}).get("name", ""), ())
+    model["params"] = {param.name: param.default for param in table[: len(params)]}
 
 
 def field_at(path: str) -> tuple[Any, FieldInfo]:

@@ -16,6 +16,7 @@ import click
 from optikube_operator.api.crdgen import job_crd, trial_crd
 from optikube_operator.api.generated_files import write_or_check
 from optikube_operator.api.job import OptimizationJobSpec
+from optikube_operator.api.model_params import BUILTIN_MODEL_PARAMS
 from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
 
 DOC_PATH = Path(__file__).resolve().parents[4] / "docs" / "api.md"
@@ -157,9 +158,10 @@ def _render_tunable() -> list[str]:
     lines = [
         "## Tunable fields",
         "",
-        "A `spec.tuning.searchSpace` key is one of these paths, or any name under "
+        "A `spec.tuning.searchSpace` key is one of these paths, or a param of the model under "
         + " or ".join(f"`{prefix}<name>`" for prefix in FREE_PARAM_PREFIXES)
-        + ". A path inside an optional block (e.g. `compression.pruning`) needs that block in the spec.",
+        + " (a built-in model's own, listed below; any name an importPath builder takes)."
+        " A path inside an optional block (e.g. `compression.pruning`) needs that block in the spec.",
         "",
         "| Path | Kind | Values |",
         "| --- | --- | --- |",
@@ -167,6 +169,23 @@ def _render_tunable() -> list[str]:
     for path, field in sorted(tunable_fields(OptimizationJobSpec).items()):
         values = ", ".join(f"`{c}`" for c in field.choices) if field.choices else ""
         lines.append(f"| `{path}` | {field.kind} | {values} |")
+    return [*lines, "", *_render_builtin_params()]
+
+
+def _render_builtin_params() -> list[str]:
+    lines = [
+        "## Built-in model params",
+        "",
+        "What `params` a built-in model (`spec.model.builtin.name`, and the distillation student's)"
+        " takes; any other name is refused. Integers are positive.",
+        "",
+        "| Model | Param | Default | Meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for model, params in BUILTIN_MODEL_PARAMS.items():
+        for param in params:
+            default = str(param.default).lower()
+            lines.append(f"| `{model}` | `{param.name}` | `{default}` | {param.description} |")
     return [*lines, ""]
 
 

@@ -15,8 +15,9 @@ from optikube_operator.api.export import ExportSpec
 from optikube_operator.api.formats import DNS1035_LABEL_PATTERN, dns1035_label_problem
 from optikube_operator.api.metadata import ObjectMeta, name_errors
 from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.model_params import BUILTIN_MODEL_PARAMS, param_names
 from optikube_operator.api.objectives import Objective
-from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
+from optikube_operator.api.params import MODEL_PARAMS_PREFIX, STUDENT_PARAMS_PREFIX, tunable_fields
 from optikube_operator.api.resources import ArtifactsSpec, CleanupSpec, ResourcesSpec
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.training import TrainingSpec
@@ -85,13 +86,32 @@ class OptimizationJobSpec(ApiModel):
         return len(self.objectives) > 1
 
 
+def _free_param_key(prefix: str, model: str) -> str:
+    """CEL: key `k` lies under `prefix` and, where the model there is a built-in one, names one of
+    its params (`model` is the CEL path of that ModelSpec, `guard` proves it is set)."""
+    names = {name: [prefix + param for param in param_names(name)] for name in BUILTIN_MODEL_PARAMS}
+    *others, last = names
+    allowed = json.dumps(names[last])
+    for name in reversed(others):
+        allowed = f"{model}.builtin.name == '{name}' ? {json.dumps(names[name])} : {allowed}"
+    return f"(k.startsWith('{prefix}') && (!has({model}.builtin) || k in ({allowed})))"
+
+
 def _search_key_rule() -> Rule:
     paths = sorted(tunable_fields(OptimizationJobSpec))
-    prefixes = " || ".join(f"k.startsWith('{prefix}')" for prefix in FREE_PARAM_PREFIXES)
+    model_key = _free_param_key(MODEL_PARAMS_PREFIX, "self.model")
+    student = "self.compression.distillation.student"
+    student_key = _free_param_key(STUDENT_PARAMS_PREFIX, student)
+    # a student key without a distillation block is refused by Python (the block is missing)
+    student_key = (
+        f"(has(self.compression) && has(self.compression.distillation) ? {student_key}"
+        f" : k.startsWith('{STUDENT_PARAMS_PREFIX}'))"
+    )
     return Rule(
-        cel=f"!has(self.tuning) || self.tuning.searchSpace.all(k, {prefixes} || k in {json.dumps(paths)})",
+        cel=f"!has(self.tuning) || self.tuning.searchSpace.all(k, {model_key} || {student_key}"
+        f" || k in {json.dumps(paths)})",
         message="every searchSpace key must name a tunable spec field, e.g. training.learningRate or"
-        " model.params.width",
+        " model.params.width (a built-in model's param: see spec.model.builtin.name)",
         field="tuning.searchSpace",
     )
 

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from collections.abc import Iterator
 
 from pydantic import Field
 
 from optikube_operator.api.base import ApiModel, FreeValue, Rule, count_set
+from optikube_operator.api.model_params import (
+    BUILTIN_MODEL_PARAMS,
+    BuiltinName,
+    builtin_param_errors,
+    describe_params,
+    param_names,
+)
 
 
 class BuiltinModel(ApiModel):
     """A network that ships with optikube; its size is set by `params` (e.g. width, depth)."""
 
-    name: Literal["mlp", "cnn", "textTransformer"] = Field(
-        description="mlp: fully connected (params width, depth); cnn: small convolutional net (params"
-        " channels, depth); textTransformer: small transformer encoder (params dim, layers, heads)."
+    name: BuiltinName = Field(
+        description=f"mlp: fully connected (params {describe_params('mlp')}); cnn: small convolutional"
+        f" net (params {describe_params('cnn')}); textTransformer: small transformer encoder (params"
+        f" {describe_params('textTransformer')}). Defaults in brackets; dropout is"
+        " training.regularization.dropout."
+    )
+
+
+def _params_rule() -> Rule:
+    """The CRD's side of `ModelSpec.field_errors`: a built-in model's params are its own, and a
+    torchvision or Hugging Face model takes none."""
+    names = {model: param_names(model) for model in BUILTIN_MODEL_PARAMS}
+    *others, last = names
+    allowed = json.dumps(names[last])
+    for model in reversed(others):
+        allowed = f"self.builtin.name == '{model}' ? {json.dumps(names[model])} : {allowed}"
+    takes = "; ".join(f"{model} takes {', '.join(known)}" for model, known in names.items())
+    return Rule(
+        cel=f"!has(self.params) || (has(self.builtin) ? self.params.all(k, k in ({allowed}))"
+        " : (has(self.importPath) || size(self.params) == 0))",
+        message=f"params must be the model's own: {takes}; torchvision and huggingface models take none",
+        field="params",
     )
 
 
@@ -67,7 +94,9 @@ class ModelSpec(ApiModel):
     params: dict[str, FreeValue] = Field(
         default_factory=dict,
         max_length=64,
-        description="Keyword arguments of the model builder; each is tunable as model.params.<name>.",
+        description="Keyword arguments of the model builder; each is tunable as model.params.<name>."
+        " A built-in model takes only its own (see builtin.name), a torchvision or Hugging Face model"
+        " none, an importPath builder any.",
     )
 
     RULES = (
@@ -77,4 +106,14 @@ class ModelSpec(ApiModel):
             message="set exactly one model source: builtin, torchvision, huggingface or importPath",
             check=lambda s: count_set(s.builtin, s.torchvision, s.huggingface, s.import_path) == 1,
         ),
+        _params_rule(),
     )
+
+    def field_errors(self) -> Iterator[tuple[str, str]]:
+        if self.builtin is not None:
+            for name, problem in builtin_param_errors(self.builtin.name, self.params):
+                yield f"params.{name}", problem
+        elif self.torchvision is not None or self.huggingface is not None:
+            source = "torchvision" if self.torchvision is not None else "huggingface"
+            for name in self.params:
+                yield f"params.{name}", f"a {source} model takes no params"

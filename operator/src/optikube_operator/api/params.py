@@ -1,9 +1,9 @@
 """Search-space paths: which spec fields can be tuned, and setting sampled values into a spec.
 
 A search-space key is a dotted path of camelCase field names into the spec (`training.learningRate`,
-`compression.pruning.sparsity`); under a model's free-form `params` any name is allowed
-(`model.params.width`). The tunable fields are derived from the models, so a new field is tunable
-as soon as it exists.
+`compression.pruning.sparsity`); under a model's `params` any name its builder takes
+(`model.params.width`; a built-in model's are listed in `api.model_params`). The tunable fields are
+derived from the models, so a new field is tunable as soon as it exists.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ NOT_TUNABLE = frozenset(
     }
 )
 # Free-form builder arguments: any key below these prefixes is tunable.
-FREE_PARAM_PREFIXES = ("model.params.", "compression.distillation.student.params.")
+MODEL_PARAMS_PREFIX = "model.params."
+STUDENT_PARAMS_PREFIX = "compression.distillation.student.params."
+FREE_PARAM_PREFIXES = (MODEL_PARAMS_PREFIX, STUDENT_PARAMS_PREFIX)
 
 ScalarKind = Literal["float", "int", "bool", "str"]
 

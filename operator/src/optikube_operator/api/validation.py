@@ -25,7 +25,15 @@ from pydantic import BaseModel, ValidationError
 from optikube_operator.api.base import ApiModel, AsDict
 from optikube_operator.api.job import API_VERSION, OptimizationJob, OptimizationJobSpec
 from optikube_operator.api.manifests import Document, read_documents
-from optikube_operator.api.params import apply_params, is_free_param, missing_block, tunable_fields
+from optikube_operator.api.model_params import param_names, unknown_param_message
+from optikube_operator.api.params import (
+    MODEL_PARAMS_PREFIX,
+    STUDENT_PARAMS_PREFIX,
+    apply_params,
+    is_free_param,
+    missing_block,
+    tunable_fields,
+)
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.trial import OptimizationTrial
 from optikube_operator.api.tuning import SEARCH_KEY_PATTERN, Parameter
@@ -203,6 +211,25 @@ def _type_fit(key: str, parameter: Parameter) -> str | None:
     return None
 
 
+def _model_param_problem(spec: OptimizationJobSpec, key: str) -> str | None:
+    """A `model.params.<x>` (or student) key that the model there does not take."""
+    distillation = spec.compression.distillation if spec.compression is not None else None
+    for prefix, model in (
+        (MODEL_PARAMS_PREFIX, spec.model),
+        (STUDENT_PARAMS_PREFIX, distillation.student if distillation is not None else None),
+    ):
+        if model is None or not key.startswith(prefix):
+            continue
+        name = key.removeprefix(prefix)
+        if model.builtin is not None and name not in param_names(model.builtin.name):
+            return unknown_param_message(model.builtin.name, name)
+        if model.torchvision is not None or model.huggingface is not None:
+            return (
+                f"{prefix.removesuffix('.params.')} is not a built-in or importPath model: it takes no params"
+            )
+    return None
+
+
 def search_space_errors(spec: OptimizationJobSpec, raw_spec: dict[str, Any]) -> Iterator[FieldError]:
     """What no schema expresses: keys naming real, present fields, and values those fields accept."""
     if spec.tuning is None:
@@ -222,6 +249,10 @@ def search_space_errors(spec: OptimizationJobSpec, raw_spec: dict[str, Any]) -> 
             yield FieldError(
                 base, f"spec.{block} is not set, so tuning {key} would have no effect; add the block"
             )
+            continue
+        unknown = _model_param_problem(spec, key)
+        if unknown:
+            yield FieldError(base, unknown)
             continue
         misfit = _type_fit(key, parameter)
         if misfit:

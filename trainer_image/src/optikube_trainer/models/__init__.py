@@ -7,29 +7,25 @@ import math
 from torch import nn
 
 from optikube_operator.api.model import ModelSpec
+from optikube_operator.api.model_params import resolve_builtin_params
 from optikube_trainer.data.bundle import DataBundle
 from optikube_trainer.models.builtin import CNN, MLP, TextTransformer
 from optikube_trainer.models.huggingface import build_huggingface
-from optikube_trainer.models.params import resolve_params
 from optikube_trainer.models.user import build_user_model
 from optikube_trainer.models.vision import build_torchvision
-
-MLP_DEFAULTS = {"width": 64, "depth": 2}
-CNN_DEFAULTS = {"channels": 16, "depth": 2, "width": 64, "batchNorm": True}
-TEXT_DEFAULTS = {"width": 64, "depth": 2, "heads": 4, "ffMultiplier": 2}
 
 
 def _builtin(name: str, spec: ModelSpec, bundle: DataBundle, dropout: float) -> nn.Module:
     shape = bundle.input_shape
     if name == "mlp":
-        p = resolve_params("mlp", spec.params, MLP_DEFAULTS)
+        p = resolve_builtin_params("mlp", spec.params)
         return MLP(math.prod(shape), bundle.num_classes, width=p["width"], depth=p["depth"], dropout=dropout)
     if name == "cnn":
         if bundle.task != "image" or len(shape) != 3:
             raise ValueError(
                 f"model.builtin.name: cnn needs image data, got {bundle.task} data of shape {shape}"
             )
-        p = resolve_params("cnn", spec.params, CNN_DEFAULTS)
+        p = resolve_builtin_params("cnn", spec.params)
         return CNN(
             shape[0],
             (shape[1], shape[2]),
@@ -43,7 +39,7 @@ def _builtin(name: str, spec: ModelSpec, bundle: DataBundle, dropout: float) -> 
     if name == "textTransformer":
         if bundle.task != "text" or bundle.vocab_size is None:
             raise ValueError(f"model.builtin.name: textTransformer needs text data, got {bundle.task} data")
-        p = resolve_params("textTransformer", spec.params, TEXT_DEFAULTS)
+        p = resolve_builtin_params("textTransformer", spec.params)
         return TextTransformer(
             bundle.vocab_size,
             shape[0],

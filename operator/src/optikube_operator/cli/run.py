@@ -16,6 +16,7 @@ from optikube_operator.core.study import TuningError, preflight
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
 from optikube_operator.local.outputs import STUDY_FILE, write_outputs
 from optikube_operator.local.progress import RichProgress
+from optikube_operator.report_text import resolution_warning
 
 EXIT_SPEC_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -87,6 +88,9 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool, smo
     console.print(f"[bold]{outcome.get('reason')}[/bold] {outcome.get('message', '')}".rstrip())
     if best:
         console.print(f"best trial {best.get('number')}: {best.get('values')} with {best.get('params')}")
+    too_small = resolution_warning(results)
+    if too_small:
+        console.print(f"[bold yellow]warning[/bold yellow]: {too_small}", highlight=False)
     console.print(f"results: {out / 'results.json'}  report: {out / 'report.html'}")
     console.print(f"study: optuna-dashboard {out / STUDY_FILE}")
     if smoked is not None:

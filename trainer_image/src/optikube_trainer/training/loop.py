@@ -23,6 +23,7 @@ from optikube_trainer.dist import RunContext, all_reduce_max, all_reduce_sum, an
 from optikube_trainer.recipe import early_stopping
 from optikube_trainer.training.checkpoint import load_checkpoint, save_checkpoint
 from optikube_trainer.training.diagnosis import diagnose
+from optikube_trainer.training.guard import check_epoch
 from optikube_trainer.training.optim import Penalty, build_optimizer, build_scheduler
 
 # (model, inputs, targets) -> loss, or (loss, logits) so that training accuracy can be recorded
@@ -142,8 +143,10 @@ def fit(
     """Train ``model`` in place; wraps in DDP when world_size > 1 and returns the plain module's results.
 
     ``on_epoch_end(epoch, metrics)`` runs on every rank after each epoch; True from any rank stops
-    training on all ranks (a prune). With ``checkpoint_dir`` every epoch is checkpointed and a run
-    started again with the same directory resumes after the last finished epoch.
+    training on all ranks (a prune). A NaN or infinite loss or validation metric raises
+    `NonFiniteTrainingError` at the end of that epoch, on every rank. With ``checkpoint_dir``
+    every epoch is checkpointed and a run started again with the same directory resumes after the
+    last finished epoch.
     """
     total_epochs = epochs if epochs is not None else training.epochs
     loss_fn = loss_fn or cross_entropy_loss
@@ -227,6 +230,8 @@ def fit(
         train_loss, train_acc = float(sums[0] / sums[2]), float(sums[1] / sums[2])
         val = evaluate(model, val_loader, ctx, num_classes=bundle.num_classes)
         learning_rate = float(optimizer.param_groups[0]["lr"])
+        # before anything is recorded, checkpointed or reported: a NaN epoch ends the run here
+        check_epoch(epoch, total_epochs, {"trainLoss": train_loss, **val}, bundle, learning_rate)
         if scheduler is not None:
             scheduler.step()
         state.curves["train"]["loss"].append(train_loss)

@@ -84,7 +84,14 @@ def test_report_embeds_plots_and_tables() -> None:
     results = {
         "baseline": entry,
         "optimized": {**entry, "sizeBytes": 250},
-        "stages": [{"name": "pruning", "durationSeconds": 1.0, "changes": {"parametersAfter": 10}}],
+        "stages": [
+            {
+                "name": "pruning",
+                "durationSeconds": 1.0,
+                "changes": {"parametersBefore": 40, "parametersAfter": 10, "validationAccuracyAfter": 0.85},
+                "budget": {"outcome": "accepted", "attempts": [{"validation": 0.85, "drop": 5.0}]},
+            }
+        ],
         "curves": {
             "train": {"loss": [1.0, 0.5], "accuracy": [0.5, 0.8]},
             "validation": {"loss": [1.1, 0.6], "accuracy": [0.4, 0.7]},
@@ -93,4 +100,7 @@ def test_report_embeds_plots_and_tables() -> None:
     }
     page = render_report(results, title="t")
     assert page.count("data:image/png;base64,") == 2
-    assert "pruning" in page and "250" in page and "<b>good</b>" in page
+    assert "The model fits well: train and validation accuracy are 0.1 apart; falling." in page
+    assert "parameters 40 to 10 (-75%); validation accuracy after it 0.85" in page
+    assert "accepted; 5 points lost on validation" in page and "4x smaller on disk" in page
+    assert "{" not in page[page.index("<body>") :].split("<img")[0]  # sentences, not JSON

@@ -1,12 +1,16 @@
-"""report.html: a self-contained page with the training curves, baseline vs optimized bars and
-what each stage changed (matplotlib PNGs embedded as base64)."""
+"""report.html of the final pipeline: what it did in sentences, baseline vs optimized, the training
+curves with the fit diagnosis, what each stage changed and every runtime measured.
+
+The plots are small static PNGs (matplotlib) embedded in the page: no script, tens of kB, and the
+page opens anywhere, offline.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +20,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-BAR_FIELDS = (
-    ("accuracy", lambda m: m["metrics"].get("accuracy")),
-    ("f1", lambda m: m["metrics"].get("f1")),
-    ("parameters", lambda m: m.get("parameters")),
-    ("sizeBytes", lambda m: m.get("sizeBytes")),
-    ("macs", lambda m: m.get("macs")),
-    ("latency batch 1 p50 (ms)", lambda m: m.get("latencyMs", {}).get("batch1P50")),
-    ("latency batch 32 p50 (ms)", lambda m: m.get("latencyMs", {}).get("batch32P50")),
+from optikube_trainer.pipeline.report_text import (
+    MEASURES,
+    RUNTIMES,
+    STAGES,
+    data_sentences,
+    diagnosis_sentence,
+    dig,
+    measure_text,
+    number,
+    stage_budget,
+    stage_changes,
+    summary_sentences,
+)
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;line-height:1.45}"
+    "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;"
+    "text-align:right;vertical-align:top}th{background:#f3f3f3}td.l,th.l{text-align:left}"
+    "tr.chosen{background:#eef8f0}.lead{border-left:.35rem solid #2a7;padding:.4rem 1rem;background:#f7f7f7}"
 )
 
 
@@ -34,11 +49,11 @@ def _png(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def curves_figure(curves: dict[str, dict[str, list[float]]]) -> str:
+def curves_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for split in ("train", "validation"):
-            values = curves.get(split, {}).get(metric, [])
+            values = list(curves.get(split, {}).get(metric, []))
             axis.plot(range(1, len(values) + 1), values, marker="o", label=split)
         axis.set_xlabel("epoch")
         axis.set_title(metric)
@@ -46,70 +61,134 @@ def curves_figure(curves: dict[str, dict[str, list[float]]]) -> str:
     return _png(figure)
 
 
-def comparison_figure(baseline: dict[str, Any], optimized: dict[str, Any]) -> str:
-    """One small panel per measure, since their scales differ by orders of magnitude."""
-    fields = [
-        (name, get) for name, get in BAR_FIELDS if get(baseline) is not None and get(optimized) is not None
+def _paired(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    rows = [(label, dig(baseline, path), dig(optimized, path)) for label, path, _ in MEASURES]
+    return [
+        (label, before, after) for label, before, after in rows if before is not None and after is not None
     ]
-    figure, axes = plt.subplots(1, max(1, len(fields)), figsize=(2.3 * max(1, len(fields)), 3))
-    axes_list = list(axes) if len(fields) > 1 else [axes]
-    for axis, (name, get) in zip(axes_list, fields, strict=False):
-        axis.bar(["baseline", "optimized"], [get(baseline), get(optimized)], color=["#888", "#2a7"])
-        axis.set_title(name, fontsize=9)
+
+
+def comparison_figure(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> str | None:
+    """One small panel per measure, since their scales differ by orders of magnitude."""
+    rows = _paired(baseline, optimized)
+    if not rows:
+        return None
+    figure, axes = plt.subplots(1, len(rows), figsize=(2.3 * len(rows), 3))
+    for axis, (label, before, after) in zip([axes] if len(rows) == 1 else list(axes), rows, strict=True):
+        axis.bar(["baseline", "optimized"], [before, after], color=["#888", "#2a7"])
+        axis.set_title(label.split(" (")[0], fontsize=9)
         axis.tick_params(labelsize=8)
     return _png(figure)
-
-
-STYLE = (
-    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{border:1px solid #ccc;padding:4px 8px}"
-)
 
 
 def _image(alt: str, png_base64: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png_base64}">'
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], chosen: int | None = None) -> str:
+    """Plain-text cells; the first column reads as words (left-aligned), the rest as numbers."""
+    head = "".join(f"<th{' class=l' if i == 0 else ''}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    body = []
+    for index, row in enumerate(rows):
+        cells = "".join(
+            f"<td{' class=l' if i == 0 or len(c) > 24 else ''}>{html.escape(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        body.append(f"<tr{' class=chosen' if index == chosen else ''}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
+def _comparison_rows(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for label, path, kind in MEASURES:
+        before, after = dig(baseline, path), dig(optimized, path)
+        if before is None and after is None:
+            continue
+        ratio = f"{after / before:.3g}x" if before and after is not None else "-"
+        rows.append([label, measure_text(kind, before), measure_text(kind, after), ratio])
+    return rows
 
 
-def render_report(results: dict[str, Any], *, title: str = "optikube report") -> str:
-    baseline, optimized = results["baseline"], results["optimized"]
-    rows = [[name, _fmt(get(baseline)), _fmt(get(optimized))] for name, get in BAR_FIELDS]
-    stage_rows = [
-        [s["name"], _fmt(s.get("durationSeconds")), json.dumps(s.get("changes", {}), sort_keys=True)[:400]]
-        for s in results.get("stages", [])
+def _stage_rows(stages: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    return [
+        [
+            STAGES.get(str(stage.get("name")), str(stage.get("name"))),
+            f"{number(stage.get('durationSeconds'))} s",
+            stage_changes(stage),
+            stage_budget(stage),
+        ]
+        for stage in stages
     ]
-    diagnosis = results.get("diagnosis", {})
+
+
+def _runtime_table(runtime: Mapping[str, Any]) -> str:
+    candidates = [c for c in runtime.get("candidates") or [] if isinstance(c, Mapping)]
+    if not candidates:
+        return ""
+    rows = [
+        [
+            RUNTIMES.get(str(c.get("runtime")), str(c.get("runtime"))),
+            str(c.get("quantization") or "-"),
+            number(dig(c, ("latencyMs", "batch1P50"))),
+            number(dig(c, ("latencyMs", "batch32P50"))),
+            number(dig(c, ("baselineLatencyMs", "batch1P50"))),
+            number(dig(c, ("metrics", "accuracy"))),
+            "yes" if c.get("withinBudget") else "no",
+        ]
+        for c in candidates
+    ]
+    chosen = next((i for i, c in enumerate(candidates) if c.get("runtime") == runtime.get("chosen")), None)
+    header = [
+        "runtime",
+        "quantization",
+        "batch 1 (ms)",
+        "batch 32 (ms)",
+        "baseline batch 1 (ms)",
+        "test accuracy",
+        "within budget",
+    ]
+    return "<h2>Runtimes</h2>" + _table(header, rows, chosen)
+
+
+def _paragraphs(sentences: Sequence[str]) -> str:
+    return "".join(f"<p>{html.escape(sentence)}</p>" for sentence in sentences)
+
+
+def render_report(results: Mapping[str, Any], *, title: str = "optikube report") -> str:
+    baseline, optimized = results.get("baseline") or {}, results.get("optimized") or {}
     parts = [
         f"<h1>{html.escape(title)}</h1>",
-        "<h2>Baseline vs optimized</h2>",
-        _table(rows, ["measure", "baseline", "optimized"]),
-        _image("baseline vs optimized", comparison_figure(baseline, optimized)),
+        f"<div class=lead>{_paragraphs(summary_sentences(results))}</div>",
     ]
+    data = data_sentences(results.get("data") or {})
+    if data:
+        parts += ["<h2>Data</h2>", _paragraphs(data)]
+    parts += [
+        "<h2>Baseline vs optimized</h2>",
+        _table(
+            ["measure", "baseline", "optimized", "optimized / baseline"],
+            _comparison_rows(baseline, optimized),
+        ),
+    ]
+    bars = comparison_figure(baseline, optimized)
+    if bars is not None:
+        parts.append(_image("baseline vs optimized", bars))
     if results.get("curves"):
+        diagnosis = diagnosis_sentence(results.get("diagnosis") or {})
+        parts += ["<h2>Training curves</h2>", _paragraphs([diagnosis] if diagnosis else [])]
+        parts.append(_image("training curves", curves_figure(results["curves"])))
+    stages = list(results.get("stages") or [])
+    if stages:
         parts += [
-            "<h2>Training curves</h2>",
-            f"<p>Diagnosis: <b>{html.escape(str(diagnosis.get('fit', '-')))}</b> "
-            f"(gap {html.escape(_fmt(diagnosis.get('gap')))}; "
-            f"{html.escape(str(diagnosis.get('trend', '')))})</p>",
-            _image("training curves", curves_figure(results["curves"])),
+            "<h2>Stages</h2>",
+            _table(["stage", "took", "what it did", "accuracy budget"], _stage_rows(stages)),
         ]
-    parts += ["<h2>Stages</h2>", _table(stage_rows, ["stage", "seconds", "changes"])]
+    parts.append(_runtime_table(results.get("runtime") or {}))
     head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
     return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
 
 
-def write_report(results: dict[str, Any], path: Path, *, title: str = "optikube report") -> Path:
+def write_report(results: Mapping[str, Any], path: Path, *, title: str = "optikube report") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(results, title=title))
+    path.write_text(render_report(results, title=title), encoding="utf-8")
     return path

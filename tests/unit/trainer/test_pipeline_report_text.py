@@ -1,0 +1,70 @@
+"""The pipeline report's words: each stage's changes, the budget, the data, as sentences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from optikube_trainer.pipeline.html_report import render_report
+from optikube_trainer.pipeline.report_text import (
+    data_sentences,
+    stage_budget,
+    stage_changes,
+    summary_sentences,
+)
+
+# a real quickstart pipeline's results.json
+REAL = json.loads(
+    (
+        Path(__file__).parents[2] / "local" / "fixtures" / "quickstart-run" / "pipeline-results.json"
+    ).read_text()
+)
+
+
+def test_a_real_pipeline_reads_as_sentences() -> None:
+    summary = " ".join(summary_sentences(REAL))
+    assert "The pipeline ran training, pruning and quantization." in summary
+    assert "It ships the model for ONNX Runtime, the fastest runtime within the accuracy budget" in summary
+    assert "8.62x smaller on disk (71.0 kB to 8.2 kB)" in summary
+    assert "the shipped model has 0.56 points gained, within the budget" in summary
+    train, pruning, quantization = REAL["stages"]
+    assert (
+        stage_changes(train) == "5 epochs; the weights of epoch 4 kept; validation accuracy after it 0.9556"
+    )
+    assert stage_changes(pruning).startswith("method structured; parameters 16,522 to 5,962 (-64%)")
+    assert "weights 23.4 kB to 6.4 kB (-73%)" in stage_changes(quantization)
+    assert stage_budget(pruning) == "accepted; 0.83 points gained on validation"
+
+
+def test_a_stage_the_budget_skipped_says_why() -> None:
+    stage = {
+        "name": "lowRank",
+        "skipped": True,
+        "changes": {"validationAccuracyAfter": None},
+        "budget": {
+            "outcome": "skipped",
+            "reason": "every rank lost more than 1 point",
+            "attempts": [{"drop": 3.0}, {"drop": 2.0}],
+        },
+    }
+    assert (
+        stage_changes(stage) == "skipped: every rank lost more than 1 point; the model is the one before it"
+    )
+    assert stage_budget(stage) == "skipped after 2 attempts; 2 points lost on validation"
+
+
+def test_the_data_section_reads_a_tables_summary_without_python_reprs() -> None:
+    data = {
+        "task": "tabular",
+        "classes": ["no", "yes"],
+        "samples": {"train": 600, "val": 200, "test": 200},
+        "features": {"count": 9, "names": ["age", "income", "city_Paris"]},
+        "table": {"rowsUsed": 1000, "rowsDropped": 3, "ignoredColumns": ["id"]},
+    }
+    text = " ".join(data_sentences(data))
+    assert "The tabular data had 600 train, 200 val, 200 test samples." in text
+    assert "2 classes: no, yes." in text
+    assert "Features: count 9, names (age, income, city_Paris)." in text
+    assert "Table: rows used 1,000, rows dropped 3, ignored columns (id)." in text
+    assert "[" not in text and "{" not in text
+    assert "<h2>Data</h2>" in render_report({**REAL, "data": data}, title="t")

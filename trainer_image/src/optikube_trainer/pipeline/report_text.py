@@ -1,0 +1,246 @@
+"""The words of the pipeline's report: what each stage did, the budget, the runtime and the fit.
+
+Pure functions from the pipeline's results document (Contract 4) to sentences and table cells.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# The baseline-vs-optimized rows: (label, how to read it from a Contract 4 block, kind of number)
+MEASURES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("accuracy (test split)", ("metrics", "accuracy"), "score"),
+    ("F1, macro (test split)", ("metrics", "f1"), "score"),
+    ("parameters", ("parameters",), "count"),
+    ("size on disk", ("sizeBytes",), "bytes"),
+    ("MACs per example", ("macs",), "count"),
+    ("latency, batch 1 (ms, median)", ("latencyMs", "batch1P50"), "score"),
+    ("latency, batch 32 (ms, median)", ("latencyMs", "batch32P50"), "score"),
+)
+RUNTIMES = {"eager": "eager PyTorch", "compiled": "torch.compile", "onnx": "ONNX Runtime"}
+STAGES = {
+    "train": "training",
+    "distillation": "knowledge distillation",
+    "pruning": "pruning",
+    "lowRank": "low-rank factorization",
+    "weightSharing": "weight sharing",
+    "quantization": "quantization",
+}
+SHOWN_ITEMS = 6
+
+
+def dig(block: Mapping[str, Any], path: tuple[str, ...]) -> float | None:
+    node: Any = block
+    for key in path:
+        if not isinstance(node, Mapping) or node.get(key) is None:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
+
+
+def number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def size(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def measure_text(kind: str, value: float | None) -> str:
+    if kind == "bytes":
+        return size(value)
+    if kind == "count" and value is not None:
+        return f"{value:,.0f}"
+    return number(value)
+
+
+def words(key: str) -> str:
+    """A camelCase key as words: weightBytesBefore -> weight bytes before."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).lower()
+
+
+def _change(before: Any, after: Any, write: Any = number) -> str:
+    text = f"{write(before)} to {write(after)}"
+    if isinstance(before, int | float) and isinstance(after, int | float) and before:
+        text += f" ({(after - before) / before:+.0%})"
+    return text
+
+
+def value_text(value: Any, nested: bool = False) -> str:
+    """A value as words: a mapping as "key value" pairs, a list comma-separated, both shortened."""
+    if isinstance(value, Mapping):
+        items = [f"{words(str(k))} {value_text(v, True)}" for k, v in list(value.items())[:SHOWN_ITEMS]]
+        more = f" and {len(value) - SHOWN_ITEMS} more" if len(value) > SHOWN_ITEMS else ""
+        text = ", ".join(items) + more
+        return f"({text})" if nested else text
+    if isinstance(value, list | tuple):
+        text = ", ".join(value_text(v, True) for v in value[:SHOWN_ITEMS])
+        text += f" and {len(value) - SHOWN_ITEMS} more" if len(value) > SHOWN_ITEMS else ""
+        return f"({text})" if nested else text
+    return number(value)
+
+
+def _free(key: str, value: Any) -> str:
+    """Any other change: its words and its value."""
+    separator = ": " if isinstance(value, Mapping | list | tuple) else " "
+    return f"{words(key)}{separator}{value_text(value)}"
+
+
+# pairs of changes that read as "x to y": (before key, after key, label, writer)
+_PAIRS = (
+    ("parametersBefore", "parametersAfter", "parameters", number),
+    ("macsBefore", "macsAfter", "MACs", number),
+    ("weightBytesBefore", "weightBytesAfter", "weights", size),
+    ("sizeBytesBefore", "sizeBytesAfter", "size", size),
+)
+_TRAIN_KEYS = ("epochsRun", "bestEpoch", "stoppedEarly")
+
+
+def stage_changes(stage: Mapping[str, Any]) -> str:
+    """What a stage did, as a sentence from its `changes`."""
+    changes = dict(stage.get("changes") or {})
+    if stage.get("skipped"):
+        reason = (stage.get("budget") or {}).get("reason")
+        return f"skipped{f': {reason}' if reason else ''}; the model is the one before it"
+    parts: list[str] = []
+    if stage.get("name") == "train" and "epochsRun" in changes:
+        epochs = changes.get("epochsRun")
+        best = changes.get("bestEpoch")
+        early = ", stopped early" if changes.get("stoppedEarly") else ""
+        parts.append(f"{number(epochs)} epochs{early}; the weights of epoch {number(best)} kept")
+        for key in _TRAIN_KEYS:
+            changes.pop(key, None)
+    method = changes.pop("method", None)
+    if method is not None:
+        backend = changes.pop("backend", None)
+        parts.append(f"method {method}{f' ({backend})' if backend else ''}")
+    for before_key, after_key, label, write in _PAIRS:
+        if before_key in changes and after_key in changes:
+            parts.append(f"{label} {_change(changes.pop(before_key), changes.pop(after_key), write)}")
+    accuracy = changes.pop("validationAccuracyAfter", None)
+    parts += [_free(key, value) for key, value in changes.items() if value is not None]
+    if accuracy is not None:
+        parts.append(f"validation accuracy after it {number(accuracy)}")
+    return "; ".join(parts) if parts else "-"
+
+
+def stage_budget(stage: Mapping[str, Any]) -> str:
+    """How the stage fared against the accuracy budget."""
+    budget = stage.get("budget") or {}
+    if not budget:
+        return "-"
+    outcome = str(budget.get("outcome", ""))
+    attempts = budget.get("attempts") or []
+    last = attempts[-1] if attempts else {}
+    drop = last.get("drop")
+    tried = f" after {len(attempts)} attempts" if len(attempts) > 1 else ""
+    lost = f"; {_points(drop)} on validation" if isinstance(drop, int | float) else ""
+    return f"{outcome}{tried}{lost}"
+
+
+def _points(drop: float) -> str:
+    if drop <= 0:
+        return f"{-drop:.2g} points gained" if drop < 0 else "no points lost"
+    return f"{drop:.2g} points lost"
+
+
+def summary_sentences(results: Mapping[str, Any]) -> list[str]:
+    """The report's opening: what ran, what ships, how it compares, and the budget."""
+    sentences: list[str] = []
+    ran = [STAGES.get(str(s.get("name")), str(s.get("name"))) for s in results.get("stages") or []]
+    skipped = [str(s.get("name")) for s in results.get("stages") or [] if s.get("skipped")]
+    if ran:
+        sentences.append(f"The pipeline ran {_series(ran)}.")
+    if skipped:
+        sentences.append(f"Skipped by the accuracy budget: {_series(skipped)}.")
+    runtime = results.get("runtime") or {}
+    chosen = runtime.get("chosen") or (results.get("artifacts") or {}).get("runtime")
+    if chosen:
+        why = f", {runtime['reason']}" if runtime.get("reason") else ""
+        sentences.append(f"It ships the model for {RUNTIMES.get(str(chosen), str(chosen))}{why}.")
+    comparison = _comparison(results.get("baseline") or {}, results.get("optimized") or {})
+    if comparison:
+        sentences.append(comparison)
+    budget = results.get("budget") or {}
+    if budget.get("maxDrop") is not None and budget.get("drop") is not None:
+        verdict = "within" if budget.get("withinBudget") else "outside"
+        allowed = float(budget["maxDrop"])
+        metric = budget.get("metric", "accuracy")
+        sentences.append(
+            f"The accuracy budget allowed {number(allowed)} point{'' if allowed == 1 else 's'} of {metric}"
+            f" to be lost on the validation split; the shipped model has {_points(float(budget['drop']))},"
+            f" {verdict} the budget."
+        )
+    return sentences
+
+
+def _series(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _comparison(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> str | None:
+    parts: list[str] = []
+    before, after = dig(baseline, ("sizeBytes",)), dig(optimized, ("sizeBytes",))
+    if before and after:
+        parts.append(f"{before / after:.3g}x smaller on disk ({size(before)} to {size(after)})")
+    before, after = dig(baseline, ("latencyMs", "batch1P50")), dig(optimized, ("latencyMs", "batch1P50"))
+    if before and after:
+        faster = after <= before
+        ratio = before / after if faster else after / before
+        word = "faster" if faster else "slower"
+        parts.append(f"{ratio:.3g}x {word} at batch 1 ({number(before)} to {number(after)} ms)")
+    before, after = dig(baseline, ("metrics", "accuracy")), dig(optimized, ("metrics", "accuracy"))
+    if before is not None and after is not None:
+        parts.append(f"test accuracy {number(before)} to {number(after)}")
+    return "Against the trained baseline, it is " + ", ".join(parts) + "." if parts else None
+
+
+def diagnosis_sentence(diagnosis: Mapping[str, Any]) -> str | None:
+    fit = diagnosis.get("fit")
+    if not fit:
+        return None
+    looks = {"good": "fits well", "overfitting": "overfits", "underfitting": "underfits"}.get(
+        str(fit), str(fit)
+    )
+    sentence = f"The model {looks}"
+    if isinstance(diagnosis.get("gap"), int | float):
+        sentence += f": train and validation accuracy are {number(diagnosis['gap'])} apart"
+    if diagnosis.get("trend"):
+        sentence += f"; {diagnosis['trend']}"
+    return sentence + "."
+
+
+def data_sentences(data: Mapping[str, Any]) -> list[str]:
+    """What the model saw (results.json's `data`, when the trainer wrote one)."""
+    sentences: list[str] = []
+    samples = data.get("samples")
+    if isinstance(samples, Mapping) and samples:
+        splits = ", ".join(f"{number(count)} {name}" for name, count in samples.items())
+        kind = f"{data['task']} " if data.get("task") else ""
+        sentences.append(f"The {kind}data had {splits} samples.")
+    classes = data.get("classes") or []
+    if classes:
+        sentences.append(f"{len(classes)} classes: {value_text(list(classes))}.")
+    for key, value in data.items():
+        if key not in ("samples", "task", "classes") and value not in (None, {}, []):
+            text = _free(key, value)
+            sentences.append(f"{text[0].upper()}{text[1:]}.")
+    return sentences

@@ -1,4 +1,5 @@
-"""Entry point: ``torchrun ... -m optikube_trainer <trial|pipeline> --config run.json``."""
+"""Entry point: ``torchrun ... -m optikube_trainer <trial|pipeline> --config run.json``, and
+``python -m optikube_trainer preflight --config run.json`` (one process, before any trial)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ log = logging.getLogger("optikube_trainer")
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m optikube_trainer", description=__doc__)
-    parser.add_argument("stage", choices=["trial", "pipeline"])
+    parser.add_argument("stage", choices=["preflight", "trial", "pipeline"])
     parser.add_argument("--config", required=True, help="path of the run config JSON")
     parser.add_argument("--cpu", action="store_true", help="ignore GPUs even when present")
     return parser.parse_args(argv)
@@ -48,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.stage != args.stage:
         print(f"stage {args.stage!r} does not match the run config's stage {config.stage!r}", file=sys.stderr)
         return 2
+    if config.stage == "preflight":
+        return _preflight(config)
     ctx = init_distributed(
         seed=config.spec.seed, output_dir=config.output_dir, use_gpu=False if args.cpu else None
     )
@@ -71,6 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             ctx.metrics.stop()
         shutdown()
     return 0
+
+
+def _preflight(config: RunConfig) -> int:
+    from optikube_trainer.preflight import EXIT_CRASHED, preflight_stage
+
+    try:
+        return preflight_stage(config)
+    except Exception:
+        log.error("preflight failed:\n%s", traceback.format_exc())
+        return EXIT_CRASHED
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.compression import CompressionSpec
@@ -20,7 +21,9 @@ from optikube_operator.api.objectives import MODEL_METRICS, Objective
 from optikube_operator.api.runconfig import Stage
 from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.compression import DistillationConfig, LowRankConfig, PruningConfig, WeightSharingConfig
-from optikube_trainer.quantization import QuantizationConfig
+
+if TYPE_CHECKING:  # the quantization package imports torchao and dynamo: seconds a preflight saves
+    from optikube_trainer.quantization import QuantizationConfig
 
 STAGE_ORDER = ("distillation", "pruning", "lowRank", "weightSharing", "quantization")
 COMPRESSION_KEYS = ("compression.", "quantization.")
@@ -137,6 +140,8 @@ class Recipe:
 
 def read_recipe(spec: OptimizationJobSpec, world_size: int, stage: Stage = "pipeline") -> Recipe:
     """What a ``stage`` run of ``spec`` (a run config's spec) does on ``world_size`` processes."""
+    from optikube_trainer.quantization import QuantizationConfig
+
     compression = spec.compression
     patience, min_delta = early_stopping(spec.training)
     blocks = (

@@ -17,7 +17,7 @@ from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue, R
 from optikube_operator.api.job import OptimizationJob, OptimizationJobSpec
 from optikube_operator.api.validation import FieldError, model_errors, rule_errors
 
-Stage = Literal["trial", "pipeline"]
+Stage = Literal["preflight", "trial", "pipeline"]
 
 
 class JobIdentity(ApiModel):
@@ -46,7 +46,10 @@ class RunConfig(ApiModel):
 
     api_version: Literal["optikube.io/v1alpha1"] = Field("optikube.io/v1alpha1", description="API version.")
     kind: Literal["RunConfig"] = Field("RunConfig", description="RunConfig.")
-    stage: Stage = Field(description="trial: train and score one set of parameters; pipeline: the final run.")
+    stage: Stage = Field(
+        description="preflight: load the data and build the models once, before any trial; trial: train"
+        " and score one set of parameters; pipeline: the final run."
+    )
     job: JobIdentity = Field(description="The OptimizationJob.")
     trial: TrialAssignment | None = Field(None, description="The trial (stage trial only).")
     spec: OptimizationJobSpec = Field(description="The job's spec with the trial's values applied.")

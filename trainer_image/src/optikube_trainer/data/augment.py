@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from torchvision.transforms.v2 import functional as TF
 
 from optikube_operator.api.data import Augmentation
 
@@ -24,6 +23,9 @@ def augment_image(
         image = image.flip(-2)
     if config.rotation_degrees > 0:
         angle = float((torch.rand((), generator=generator) * 2 - 1) * config.rotation_degrees)
+        # imported here: torchvision costs seconds to import, and only rotation needs it
+        from torchvision.transforms.v2 import functional as TF
+
         image = TF.rotate(image, angle)
     if config.random_crop is not None and config.random_crop.padding > 0:
         pad = config.random_crop.padding

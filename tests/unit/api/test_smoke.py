@@ -142,12 +142,18 @@ def test_a_small_job_is_run_as_written() -> None:
     assert smoke.spec == _spec(small)
 
 
-def test_many_classes_keep_a_few_examples_each() -> None:
+def test_many_classes_keep_a_few_examples_each_in_the_smallest_split() -> None:
     many = copy.deepcopy(SPEC)
-    many["data"]["source"]["synthetic"]["classes"] = 200
+    many["data"]["source"]["synthetic"].update(classes=100, samples=100_000)
+    many["data"].update(validationSplit=0.1, testSplit=0.25)
     smoke = smoke_spec(_spec(many))
     assert smoke.spec.data.source.synthetic is not None
-    assert smoke.spec.data.source.synthetic.samples == 800
+    assert smoke.spec.data.source.synthetic.samples == 4000  # 4 x 100 classes / 0.1
+    many["data"]["testSplit"] = 0.0
+    many["data"]["validationSplit"] = 0.5
+    smoke = smoke_spec(_spec(many))
+    assert smoke.spec.data.source.synthetic is not None
+    assert smoke.spec.data.source.synthetic.samples == 800  # no test split: 4 x 100 / 0.5
 
 
 def test_a_static_quantization_calibrates_on_two_batches() -> None:

@@ -12,6 +12,7 @@ methods, the export) is exactly what the YAML says.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,8 @@ SMOKE_TRIALS = 2
 SMOKE_EPOCHS = 1
 SMOKE_FOLDS = 2
 SMOKE_SAMPLES = 256
-# enough examples for every class to appear in each split of a many-class data set
+# With many classes: this many examples per class, on average, in the smallest split (validation,
+# test), so that every class appears in every split (the preflight refuses a split without one).
 SMOKE_SAMPLES_PER_CLASS = 4
 SMOKE_CALIBRATION_BATCHES = 2
 
@@ -146,8 +148,10 @@ def _shrink_training(editor: _Editor) -> None:
     editor.cap("data.crossValidation.folds", SMOKE_FOLDS, f"{SMOKE_FOLDS} folds")
 
 
-def _sample_cap(classes: int) -> int:
-    return max(SMOKE_SAMPLES, SMOKE_SAMPLES_PER_CLASS * classes)
+def _sample_cap(classes: int, data: dict[str, Any]) -> int:
+    splits = [float(data["validationSplit"]), float(data["testSplit"])]
+    smallest = min(fraction for fraction in splits if fraction > 0)
+    return max(SMOKE_SAMPLES, math.ceil(SMOKE_SAMPLES_PER_CLASS * classes / smallest))
 
 
 def _source(raw: dict[str, Any]) -> dict[str, Any]:
@@ -156,11 +160,11 @@ def _source(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shrink_data(editor: _Editor) -> None:
-    source = editor.block("data.source")
-    if source is None:
+    data, source = editor.block("data"), editor.block("data.source")
+    if data is None or source is None:
         return
     if (synthetic := source.get("synthetic")) is not None:
-        limit = _sample_cap(int(synthetic["classes"]))
+        limit = _sample_cap(int(synthetic["classes"]), data)
         editor.cap("data.source.synthetic.samples", limit, f"{limit} examples")
     if (torchvision := source.get("torchvision")) is not None:
         shape = TORCHVISION_SHAPES.get(torchvision["name"])
@@ -175,7 +179,7 @@ def _shrink_data(editor: _Editor) -> None:
                 ]
             )
         channels, size, classes = shape
-        samples = _sample_cap(classes)
+        samples = _sample_cap(classes, data)
         stand_in = {
             "kind": "images",
             "samples": samples,
@@ -191,7 +195,7 @@ def _shrink_data(editor: _Editor) -> None:
             " classes): --smoke never downloads or reads a data volume",
         )
     if source.get("huggingface") is not None:
-        samples = _sample_cap(HUGGINGFACE_STAND_IN_CLASSES)
+        samples = _sample_cap(HUGGINGFACE_STAND_IN_CLASSES, data)
         editor.set(
             "data.source",
             _source(

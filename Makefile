@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 # Installs into the project's venv; the stamp changes whenever pyproject.toml does.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-reliability lint fmt controlplane prometheus cluster-up cluster-down cluster-demo docs clean
+.PHONY: demo test test-fast test-reliability lint fmt controlplane prometheus chromium report-preview cluster-up cluster-down cluster-demo docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,13 +21,13 @@ demo: $(STAMP)
 	$(VENV)/bin/optikube run examples/quickstart.yaml --output runs/quickstart
 
 # Everything: lint, types, unit, trainer (real torchrun), contract and cluster tiers.
-test: $(STAMP) controlplane prometheus
+test: $(STAMP) controlplane prometheus chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -m "not reliability"
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) chromium
 	$(VENV)/bin/pytest -m "not cluster and not slow and not reliability"
 
 # The long fault, load and fuzz scenarios of docs/reliability.md (make test runs their core samples).
@@ -69,6 +69,23 @@ prometheus:
 	if [ -n "$$ours" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	if [ $$rc != 0 ]; then echo "apt-get install prometheus failed" >&2; exit $$rc; fi; \
 	prometheus --version | head -1
+
+# Debian's Chromium for the reports' browser test (tests/local/test_report_in_browser.py opens
+# them headless), installed with apt-get when missing, like Prometheus above.
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "chromium missing: run 'make chromium' as root (apt-get)" >&2; exit 1; fi; \
+	echo "installing Debian's chromium package (the reports' browser test runs it headless)"; \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+		|| { echo "apt-get install chromium failed" >&2; exit 1; }; \
+	chromium --version 2>/dev/null
+
+# docs/images/report.png: the job report of a real quickstart run's records, drawn by headless
+# Chromium in the reports' browser test.
+report-preview: $(STAMP) chromium
+	mkdir -p docs/images
+	OPTIKUBE_REPORT_PREVIEW=$(CURDIR)/docs/images/report.png $(VENV)/bin/pytest -q tests/local/test_report_in_browser.py
 
 # --- images and the kind path (need Docker: without a running daemon each target says so and fails)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ from optikube_operator.report_text import (
 log = logging.getLogger(__name__)
 
 PLOTLY_JS = "plotly.min.js"
+BARS_PER_ROW = 4
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
@@ -68,11 +70,14 @@ def _comparison_table(rows: list[tuple[str, float | None, float | None]]) -> str
 
 
 def _comparison_figure(rows: list[tuple[str, float | None, float | None]]) -> go.Figure | None:
+    """One small panel per measure (their scales differ by orders of magnitude), four to a row."""
     usable = [row for row in rows if row[1] is not None and row[2] is not None]
     if not usable:
         return None
-    figure = make_subplots(rows=1, cols=len(usable), subplot_titles=[row[0] for row in usable])
-    for column, (_, before, after) in enumerate(usable, start=1):
+    columns = min(len(usable), BARS_PER_ROW)
+    lines = math.ceil(len(usable) / columns)
+    figure = make_subplots(rows=lines, cols=columns, subplot_titles=[row[0] for row in usable])
+    for index, (_, before, after) in enumerate(usable):
         figure.add_trace(
             go.Bar(
                 x=["baseline", "optimized"],
@@ -80,10 +85,10 @@ def _comparison_figure(rows: list[tuple[str, float | None, float | None]]) -> go
                 marker_color=["#999", "#2a7"],
                 showlegend=False,
             ),
-            row=1,
-            col=column,
+            row=index // columns + 1,
+            col=index % columns + 1,
         )
-    figure.update_layout(title="Baseline vs optimized", height=320)
+    figure.update_layout(title="Baseline vs optimized", height=120 + 240 * lines)
     return figure
 
 

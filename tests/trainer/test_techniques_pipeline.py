@@ -91,7 +91,8 @@ def test_results_json_follows_contract_4(run: tuple[Path, list[Any], list[Any]])
 def test_report_and_exported_model(run: tuple[Path, list[Any], list[Any]]) -> None:
     out, _, _ = run
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and "lowRank" in page
+    assert page.count("data:image/png;base64,") == 2 and "low-rank factorization" in page
+    assert "The pipeline ran training, knowledge distillation, pruning, low-rank factorization" in page
     model = load_exported(out / "model")
     logits = model(example_input(out / "model", batch=3))
     assert logits.shape == (3, 10) and torch.isfinite(logits).all()

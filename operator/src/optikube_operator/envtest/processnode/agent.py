@@ -4,6 +4,7 @@ per pod bound to its nodes, the service proxy's rules, every pod's hosts file, t
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 import threading
@@ -32,18 +33,31 @@ SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 def image_paths(path_prefix: str) -> list[str]:
-    """The real directories behind the PATH prefix (the venv) and what its entries link to (the
-    interpreter's installation): a non-root container must be able to reach them."""
+    """What stands in for the image: the real directories behind the PATH prefix (the venv's bin)
+    and what its entries link to (the interpreter's installation), each with its installation root
+    (a bin's parent: lib/ and site-packages), and the source folders of the editable install. A
+    non-root container must be able to reach them, and a container's private /tmp must not hide
+    them (a checkout under /tmp)."""
     found: list[str] = []
+
+    def add(path: Path) -> None:
+        if str(path) not in found:
+            found.append(str(path))
+
     for entry in filter(None, path_prefix.split(":")):
         directory = Path(entry)
         candidates = (
             [directory, *(p for p in directory.glob("*") if p.is_symlink())] if directory.is_dir() else []
         )
         for candidate in candidates:
-            real = str(candidate.resolve().parent if candidate.is_symlink() else candidate.resolve())
-            if real not in found:
-                found.append(real)
+            real = candidate.resolve().parent if candidate.is_symlink() else candidate.resolve()
+            add(real)
+            if real.name == "bin":
+                add(real.parent)
+    for package in ("optikube_operator", "optikube_trainer"):
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.origin is not None:
+            add(Path(spec.origin).resolve().parents[1])
     return found
 
 

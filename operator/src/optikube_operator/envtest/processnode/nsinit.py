@@ -45,6 +45,10 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
@@ -117,9 +121,6 @@ def host_submounts(mountinfo: str, exclude: list[str]) -> list[str]:
         fields = line.split()
         if len(fields) > 4:
             points.append(fields[4].replace("\\040", " "))
-
-    def under(path: str, prefix: str) -> bool:
-        return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
     kept = [p for p in points if p != "/" and not any(under(p, e) for e in (*PRIVATE_PREFIXES, *exclude))]
     tops = [p for p in sorted(set(kept)) if not any(q != p and under(p, q) for q in kept)]
@@ -280,12 +281,24 @@ def build_root(spec: dict[str, Any]) -> str:
         is_file = item.get("file", not os.path.isdir(item["source"]))
         target = _target(root, item["target"], is_file, submounts)
         _bind(item["source"], target, item.get("readonly", False))
+    _show_image(root, spec.get("image", []), submounts)
     _mkdirs(resolve_in_root(root, spec.get("cwd") or "/"), submounts)
     if spec.get("uid"):
         open_up(root, spec.get("traversable", []))
     if spec.get("readonly_root"):
         mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     return root
+
+
+def _show_image(root: str, paths: list[str], submounts: list[str]) -> None:
+    """The image's folders that a private /tmp (or a volume over it) would hide, bound read-only."""
+    bound: list[str] = []
+    for path in sorted(paths, key=len):
+        hidden = any(under(path, prefix) for prefix in PRIVATE_PREFIXES)
+        if not hidden or any(under(path, parent) for parent in bound) or not os.path.isdir(path):
+            continue
+        _bind(path, _target(root, path, False, submounts), True)
+        bound.append(path)
 
 
 def _enter(root: str, spec: dict[str, Any]) -> None:

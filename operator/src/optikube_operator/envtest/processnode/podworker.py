@@ -284,6 +284,7 @@ class PodWorker:
                 sandbox_pid=self.sandbox.pid,
                 state_dir=self.ctx.layout.root,
                 traversable=self.ctx.image_paths,
+                image=self.ctx.image_paths,
             )
         except StartError as error:
             state.state, state.exit_code, state.reason, state.message = (

@@ -108,6 +108,7 @@ def launch_spec(
     sandbox_pid: int,
     state_dir: Path,
     traversable: Sequence[str] = (),
+    image: Sequence[str] = (),
 ) -> dict[str, Any]:
     who = identity(pod, container)
     name = container["name"]
@@ -127,6 +128,8 @@ def launch_spec(
         "groups": list(who.groups),
         "no_new_privs": who.no_new_privs,
         "traversable": list(traversable),
+        # the host folders standing in for the image, shown at their paths even under /tmp
+        "image": list(image),
         "argv": argv,
         "env": env,
         "result": str(dirs.result(name)),

@@ -164,6 +164,8 @@ def finish(
         "stages": state.completed,
         "curves": state.curves,
         "diagnosis": state.diagnosis,
+        # what the model saw: splits, classes, features, and a table's missing cells and encoding
+        "data": bundle.summary,
         "runtime": {
             "requested": recipe.export.runtime,
             "chosen": chosen.runtime,

@@ -155,7 +155,7 @@ def test_a_missing_label_names_the_column_and_row(tmp_path: Path) -> None:
     text = "x,label\n" + "\n".join(f"{i},{'NA' if i == 6 else i % 2}" for i in range(20))
     message = _error(tmp_path, text)
     assert "spec.data.source.file.targetColumn" in message
-    assert "row 7 of column 'label'" in message and "drop" in message
+    assert "column 'label' has no label in row 7;" in message and "drop" in message
     dropped = load_data(_spec(_csv(tmp_path, text), missingValues={"strategy": "drop"}), seed=0)
     assert dropped.summary["table"]["rowsDropped"] == 1
 
@@ -164,7 +164,7 @@ def test_a_word_in_a_numeric_column_names_the_column_and_row(tmp_path: Path) -> 
     text = "age,label\n" + "\n".join(f"{'thirty' if i == 11 else 30 + i},{i % 2}" for i in range(20))
     message = _error(tmp_path, text)
     assert "column 'age', row 12 holds 'thirty', not a number" in message
-    assert "19 of its 20 cells are numbers" in message and "categoricalColumns" in message
+    assert "(19 of its 20 cells are numbers)" in message and "categoricalColumns" in message
 
 
 def test_a_text_cell_outside_the_listed_categorical_columns_is_an_error(tmp_path: Path) -> None:
@@ -177,6 +177,8 @@ def test_a_non_finite_number_names_the_column_and_row(tmp_path: Path) -> None:
     text = "x,y,label\n" + "\n".join(f"{i},{'inf' if i == 4 else i},{i % 2}" for i in range(20))
     message = _error(tmp_path, text)
     assert "column 'y', row 5 holds 'inf'" in message and "naValues" in message
+    several = "x,label\n" + "\n".join(f"{'-inf' if i in (4, 9) else i},{i % 2}" for i in range(20))
+    assert "rows 5, 10 like it" in _error(tmp_path, several)
 
 
 def test_nan_is_a_number_error_when_it_is_not_a_missing_token(tmp_path: Path) -> None:

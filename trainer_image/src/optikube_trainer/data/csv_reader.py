@@ -35,6 +35,11 @@ def _rows(mask: pd.Series) -> str:
     return f"{'row' if len(numbers) == 1 else 'rows'} {shown}{more}"
 
 
+def _also(mask: pd.Series) -> str:
+    """'; rows 4, 9 like it' when more than one entry is True, else nothing."""
+    return f"; {_rows(mask)} like it" if int(mask.sum()) > 1 else ""
+
+
 def _first(mask: pd.Series) -> int:
     """The file position of the first True entry."""
     return int(mask.index[mask.to_numpy()][0])
@@ -93,8 +98,8 @@ def _numeric_column(name: str, cells: pd.Series, missing: pd.Series, listed: boo
             else f"{int((present & is_number).sum())} of its {int(present.sum())} cells are numbers"
         )
         raise ValueError(
-            f"{FIELD}: column {name!r}, row {row + 1} holds {cells.loc[row]!r}, not a number ({why};"
-            f" {_rows(not_number)} like it); fix the cells, add the value to {FIELD}.naValues if it means"
+            f"{FIELD}: column {name!r}, row {row + 1} holds {cells.loc[row]!r}, not a number ({why}"
+            f"{_also(not_number)}); fix the cells, add the value to {FIELD}.naValues if it means"
             f" missing, or list {name!r} in {FIELD}.categoricalColumns"
         )
     out_of_range = present & ~(values.abs() <= _FLOAT32_MAX)
@@ -102,7 +107,7 @@ def _numeric_column(name: str, cells: pd.Series, missing: pd.Series, listed: boo
         row = _first(out_of_range)
         raise ValueError(
             f"{FIELD}: column {name!r}, row {row + 1} holds {cells.loc[row]!r}, which is not a finite"
-            f" float32 number ({_rows(out_of_range)} like it); add it to {FIELD}.naValues if it means missing"
+            f" float32 number{_also(out_of_range)}; add it to {FIELD}.naValues if it means missing"
         )
     return values.where(present, np.nan).astype(np.float64)
 
@@ -137,7 +142,7 @@ def _kept_rows(
         return ~(label_missing | feature_missing.any(axis=1))
     if label_missing.any():
         raise ValueError(
-            f"{FIELD}.targetColumn: {_rows(label_missing)} of column {target!r} have no label; labels are"
+            f"{FIELD}.targetColumn: column {target!r} has no label in {_rows(label_missing)}; labels are"
             f" never imputed: fill them in, or set {STRATEGY_FIELD} to drop to leave those rows out"
         )
     if policy.strategy == "error" and feature_missing.any(axis=None):

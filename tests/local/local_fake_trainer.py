@@ -37,6 +37,9 @@ def main() -> int:
     spec, out = config["spec"], Path(config["outputDir"])
     out.mkdir(parents=True, exist_ok=True)
     number = None if config["trial"] is None else config["trial"]["number"]
+    if stage == "preflight":  # the real one loads data and builds models; this one passes
+        (out / "preflight.json").write_text(json.dumps({"ok": True, "report": {"samples": 0}}))
+        return 0
     with (out / "fake-runs.log").open("a") as runs:
         runs.write(f"{stage} {number}\n")
     if str(number) in os.environ.get("FAKE_TRAINER_CRASH", "").split(","):

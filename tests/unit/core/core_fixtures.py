@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from optikube_operator.api.validation import validate_spec
-from optikube_operator.core import JobSettings, ObservedTrial, TrialState
+from optikube_operator.core import JobSettings, ObservedPreflight, ObservedTrial, PreflightState, TrialState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# a job whose preflight is done: what decisions about trials start from
+PASSED = ObservedPreflight(PreflightState.PASSED)
 
 BASE_SPEC: dict[str, Any] = {
     "seed": 7,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from core_fixtures import T0, settings_of, spec, spec_dict, trial
+from core_fixtures import PASSED, T0, settings_of, spec, spec_dict, trial
 
 from optikube_operator.core import (
     Action,
@@ -30,7 +30,7 @@ def _starts(actions: list[Action]) -> list[StartTrial]:
 
 
 def test_fresh_job_starts_parallel_trials_with_dense_numbers_in_range() -> None:
-    actions = decide(spec(), ObservedState(start_time=T0), T0)
+    actions = decide(spec(), ObservedState(start_time=T0, preflight=PASSED), T0)
     starts = _starts(actions)
     assert [s.number for s in starts] == [0, 1]
     for start in starts:
@@ -169,7 +169,7 @@ def test_grid_search_is_exhausted() -> None:
             "model.params.width": {"type": "int", "low": 16, "high": 32, "step": 16},
         },
     }
-    starts = _starts(decide(spec(**grid), ObservedState(start_time=T0), T0))
+    starts = _starts(decide(spec(**grid), ObservedState(start_time=T0, preflight=PASSED), T0))
     points = [dict(s.params) for s in starts]
     assert len(points) == 4 and len({tuple(sorted(p.items())) for p in points}) == 4
     finished = tuple(trial(s.number, S.SUCCEEDED, 0.5 + s.number / 10, params=dict(s.params)) for s in starts)
@@ -199,7 +199,7 @@ def test_pipeline_outcomes_finish_the_job() -> None:
 def test_no_search_space_runs_the_pipeline_directly() -> None:
     plain = spec_dict()
     del plain["tuning"]
-    assert decide(settings_of(plain), ObservedState(start_time=T0), T0) == [
+    assert decide(settings_of(plain), ObservedState(start_time=T0, preflight=PASSED), T0) == [
         StartPipeline(params={}, trial_number=None, search_ended=FinishReason.NO_SEARCH)
     ]
 

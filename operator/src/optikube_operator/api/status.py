@@ -215,6 +215,17 @@ class PipelineStatus(ApiModel):
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed.")
 
 
+class PreflightStatus(ApiModel):
+    """The preflight: the job's data loaded and its models built once, before the first trial."""
+
+    phase: Literal["Running", "Passed", "Failed"] = Field(description="Running, Passed or Failed.")
+    message: str | None = Field(
+        None, max_length=MAX_MESSAGE, description="Why it failed: `<spec field>: <problem>`."
+    )
+    start_time: Timestamp | None = Field(None, description="When it started.")
+    completion_time: Timestamp | None = Field(None, description="When it ended.")
+
+
 class OptimizationJobStatus(ApiModel):
     """Observed state of an OptimizationJob."""
 
@@ -241,6 +252,11 @@ class OptimizationJobStatus(ApiModel):
     )
     running_trials: list[RunningTrial] = Field(
         default_factory=list, max_length=MAX_RUNNING_TRIALS, description="Trials running now."
+    )
+    preflight: PreflightStatus | None = Field(
+        None,
+        description="The preflight before the first trial, once started; it runs once (written by"
+        " optikube run; the operator does not run a preflight yet).",
     )
     pipeline: PipelineStatus | None = Field(None, description="The final pipeline run, once started.")
     progress: Progress | None = Field(None, description="Completion estimate.")

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from optikube_operator.api import OptimizationJob, SpecError, load_job
 from optikube_operator.api.smoke import SmokeSpec, smoke_spec
-from optikube_operator.core import JobSettings
+from optikube_operator.core import FinishReason, JobSettings
 from optikube_operator.core.study import TuningError, preflight
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
 from optikube_operator.local.outputs import STUDY_FILE, write_outputs
@@ -78,6 +78,11 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool, smo
     with RichProgress(backend.settings, console) as progress:
         backend.progress = progress
         state = asyncio.run(backend.run())
+    if state.finished.get("reason") == FinishReason.PREFLIGHT_FAILED:
+        # the spec or its data cannot run: nothing was launched, so there is nothing to report
+        click.echo(f"{file}: {state.finished.get('message')}", err=True)
+        click.echo(f"{file}: no trial was started (preflight: {out / 'preflight'})", err=True)
+        sys.exit(EXIT_SPEC_ERROR)
     marker = {"smoke": {"changes": [c.to_dict() for c in smoked.changes]}} if smoked else None
     results = write_outputs(backend.settings, state, out, extra=marker)
     if backend.interrupted:

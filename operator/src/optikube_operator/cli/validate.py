@@ -50,20 +50,70 @@ def expand(paths: tuple[Path, ...]) -> list[Path]:
     return expanded
 
 
+def data_errors(path: Path) -> tuple[list[FieldError], list[str]]:
+    """(problems, what was found) of the preflight of each OptimizationJob in a valid file: its data
+    loaded and its models built on this machine, as `optikube run` does before the first trial."""
+    import asyncio
+    import os
+    import tempfile
+
+    from optikube_operator.api import load_job
+    from optikube_operator.api.runconfig import JobIdentity
+    from optikube_operator.local.preflight import run_preflight
+    from optikube_operator.local.processes import trainer_command
+
+    errors: list[FieldError] = []
+    found: list[str] = []
+    documents = [d.value for d in read_documents(path)]
+    for document in documents:
+        if not isinstance(document, dict) or document.get("kind") != "OptimizationJob":
+            continue
+        job = load_job(document)
+        with tempfile.TemporaryDirectory(prefix="optikube-preflight-") as scratch:
+            outcome = asyncio.run(
+                run_preflight(
+                    JobIdentity.of(job), job.spec.to_dict(), Path(scratch), trainer_command, dict(os.environ)
+                )
+            )
+        assert outcome is not None  # nothing stops it
+        if outcome.passed:
+            report = outcome.report
+            found.append(
+                f"{job.metadata.name}: {report.get('samples')} examples, {report.get('classes')} classes,"
+                f" inputs {report.get('inputShape')}, a model of {report.get('parameters')} parameters"
+            )
+        else:
+            field, _, message = outcome.message.partition(": ")
+            errors.append(FieldError(field, message) if message else FieldError("", outcome.message))
+    return errors, found
+
+
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def validate(files: tuple[Path, ...], quiet: bool) -> None:
+@click.option(
+    "--data",
+    is_flag=True,
+    help="Also run the preflight of each valid job here: load its data and build its models once"
+    " (needs the trainer: pip install optikube[trainer]).",
+)
+def validate(files: tuple[Path, ...], quiet: bool, data: bool) -> None:
     """Validate OptimizationJob and OptimizationTrial manifests (multi-document YAML allowed).
 
     FILES may include folders, whose *.yaml and *.yml files are checked. Prints one
     `FILE: <field path>: <message>` line per problem; exits 1 if any file is invalid.
+    With --data, a valid job's data file, columns, classes and model are checked too.
     """
     console = Console(highlight=False, soft_wrap=True)
     files = tuple(expand(files))
     invalid = 0
     for path in files:
         count, errors = validate_file(path)
+        found: list[str] = []
+        if data and not errors:
+            errors, found = data_errors(path)
+        for line in found if not quiet else []:
+            console.print(f"[green]data ok[/green] {path}: {line}")
         for error in errors:
             # Plain click.echo: these lines are for grep and editors, not for styling.
             click.echo(f"{path}: {error}")

@@ -10,6 +10,7 @@ from optikube_operator.core.actions import (
     Finish,
     FinishReason,
     StartPipeline,
+    StartPreflight,
     StartTrial,
     StopPipeline,
     StopReason,
@@ -18,10 +19,12 @@ from optikube_operator.core.actions import (
 from optikube_operator.core.decide import decide, should_prune
 from optikube_operator.core.observed import (
     ObservedPipeline,
+    ObservedPreflight,
     ObservedStage,
     ObservedState,
     ObservedTrial,
     PipelineState,
+    PreflightState,
     TrialState,
 )
 from optikube_operator.core.settings import JobSettings
@@ -32,11 +35,14 @@ __all__ = [
     "FinishReason",
     "JobSettings",
     "ObservedPipeline",
+    "ObservedPreflight",
     "ObservedStage",
     "ObservedState",
     "ObservedTrial",
     "PipelineState",
+    "PreflightState",
     "StartPipeline",
+    "StartPreflight",
     "StartTrial",
     "StopPipeline",
     "StopReason",

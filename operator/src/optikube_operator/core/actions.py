@@ -52,6 +52,12 @@ class FinishReason(enum.StrEnum):
     NO_SEARCH = "NoSearchSpace"
     SUCCEEDED = "Succeeded"
     PIPELINE_FAILED = "PipelineFailed"
+    PREFLIGHT_FAILED = "PreflightFailed"
+
+
+@dataclass(frozen=True)
+class StartPreflight:
+    """Load the data and build the models once, before the first trial (or the pipeline)."""
 
 
 @dataclass(frozen=True)
@@ -97,4 +103,4 @@ class Finish:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-Action = StartTrial | StopTrial | StartPipeline | StopPipeline | Finish
+Action = StartPreflight | StartTrial | StopTrial | StartPipeline | StopPipeline | Finish

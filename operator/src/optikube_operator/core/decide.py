@@ -10,12 +10,19 @@ from optikube_operator.core.actions import (
     Finish,
     FinishReason,
     StartPipeline,
+    StartPreflight,
     StartTrial,
     StopPipeline,
     StopReason,
     StopTrial,
 )
-from optikube_operator.core.observed import ObservedState, ObservedTrial, PipelineState, TrialState
+from optikube_operator.core.observed import (
+    ObservedState,
+    ObservedTrial,
+    PipelineState,
+    PreflightState,
+    TrialState,
+)
 from optikube_operator.core.selection import goal_reached, select
 from optikube_operator.core.settings import JobSettings
 from optikube_operator.core.study import should_prune_trial, suggest, unvisited_grid_points
@@ -47,6 +54,9 @@ def decide(settings: JobSettings, observed: ObservedState, now: datetime) -> lis
         ]
     if pipeline.state.active:
         return _stop_all(observed.trials, StopReason.JOB_FINISHED)
+    preflight = _preflight_step(observed)
+    if preflight is not None:
+        return preflight
     if not settings.search_space:
         return [StartPipeline(params={}, trial_number=None, search_ended=FinishReason.NO_SEARCH)]
 
@@ -91,6 +101,19 @@ def decide(settings: JobSettings, observed: ObservedState, now: datetime) -> lis
             params=dict(chosen.trial.params), trial_number=chosen.trial.number, search_ended=reason
         ),
     ]
+
+
+def _preflight_step(observed: ObservedState) -> list[Action] | None:
+    """The preflight comes before the first launch, once: None when it has passed, or when the job
+    launched runs without one (recorded by an earlier version), so that nothing runs twice."""
+    preflight = observed.preflight
+    if preflight.state in (PreflightState.PASSED, PreflightState.SKIPPED):
+        return None
+    if preflight.state is PreflightState.FAILED:
+        return [Finish(FinishReason.PREFLIGHT_FAILED, succeeded=False, message=preflight.message)]
+    if observed.trials or observed.pipeline.state is not PipelineState.NOT_STARTED:
+        return None
+    return [] if preflight.state is PreflightState.RUNNING else [StartPreflight()]
 
 
 def _stop_all(trials: tuple[ObservedTrial, ...] | list[ObservedTrial], reason: StopReason) -> list[Action]:

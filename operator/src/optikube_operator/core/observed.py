@@ -48,6 +48,25 @@ class PipelineState(enum.StrEnum):
         return self in (PipelineState.PENDING, PipelineState.RUNNING)
 
 
+class PreflightState(enum.StrEnum):
+    NOT_STARTED = "NotStarted"
+    RUNNING = "Running"
+    PASSED = "Passed"
+    FAILED = "Failed"
+    # the executor runs no preflight (the Kubernetes one does not yet): trials start without it
+    SKIPPED = "Skipped"
+
+
+@dataclass(frozen=True)
+class ObservedPreflight:
+    """The job's preflight: its data loaded and its models built once, before the first trial."""
+
+    state: PreflightState = PreflightState.NOT_STARTED
+    message: str = ""
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
 @dataclass(frozen=True)
 class ObservedTrial:
     """One recorded trial. ``params`` maps dotted spec paths to values."""
@@ -106,6 +125,7 @@ class ObservedState:
     trials: tuple[ObservedTrial, ...] = ()
     pipeline: ObservedPipeline = field(default_factory=ObservedPipeline)
     start_time: datetime | None = None
+    preflight: ObservedPreflight = field(default_factory=ObservedPreflight)
 
     def trial(self, number: int) -> ObservedTrial:
         for trial in self.trials:

@@ -24,9 +24,11 @@ from optikube_operator.api.events import (
 from optikube_operator.api.trial import MAX_INTERMEDIATE_VALUES
 from optikube_operator.core.observed import (
     ObservedPipeline,
+    ObservedPreflight,
     ObservedStage,
     ObservedTrial,
     PipelineState,
+    PreflightState,
     TrialState,
 )
 
@@ -153,3 +155,14 @@ def record_pipeline_exit(
         return replace(pipeline, state=PipelineState.SUCCEEDED, results=found, values=values, end_time=now)
     message = pipeline.message or f"the pipeline exited with code {exit_code}"
     return replace(pipeline, state=PipelineState.FAILED, message=message, end_time=now)
+
+
+def record_preflight_exit(
+    preflight: ObservedPreflight, exit_code: int, message: str, now: datetime
+) -> ObservedPreflight:
+    """The preflight after its process exited: passed on 0, else failed with ``message`` (what it
+    wrote: `<spec field>: <problem>`, or its log's tail when it wrote nothing)."""
+    if exit_code == 0:
+        return replace(preflight, state=PreflightState.PASSED, message="", end_time=now)
+    text = message.strip() or f"the preflight exited with code {exit_code}"
+    return replace(preflight, state=PreflightState.FAILED, message=text[:MAX_MESSAGE], end_time=now)

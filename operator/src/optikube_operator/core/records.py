@@ -1,5 +1,5 @@
 """The durable form of what the core observes: trials as OptimizationTrial status, the pipeline as
-OptimizationJob `status.pipeline`.
+OptimizationJob `status.pipeline`, the preflight as `status.preflight`.
 
 Both executors store these API shapes (the operator in the cluster's objects, local mode in its
 state file), so a record written by one reads the same in the other and survives a restart.
@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from optikube_operator.api.status import PipelineStatus, StageRecord
+from optikube_operator.api.status import PipelineStatus, PreflightStatus, StageRecord
 from optikube_operator.api.trial import IntermediateValue, OptimizationTrialStatus
 from optikube_operator.core.observed import (
     ObservedPipeline,
+    ObservedPreflight,
     ObservedStage,
     ObservedTrial,
     PipelineState,
+    PreflightState,
     TrialState,
 )
 
@@ -94,4 +96,26 @@ def observed_pipeline(
         attempts=status.attempts,
         values=dict(status.final_values),
         results=dict(results or {}),
+    )
+
+
+def preflight_status(preflight: ObservedPreflight) -> PreflightStatus | None:
+    if preflight.state in (PreflightState.NOT_STARTED, PreflightState.SKIPPED):
+        return None
+    return PreflightStatus(
+        phase=preflight.state.value,  # type: ignore[arg-type]
+        message=preflight.message or None,
+        start_time=preflight.start_time,
+        completion_time=preflight.end_time,
+    )
+
+
+def observed_preflight(status: PreflightStatus | None) -> ObservedPreflight:
+    if status is None:
+        return ObservedPreflight()
+    return ObservedPreflight(
+        state=PreflightState(status.phase),
+        message=status.message or "",
+        start_time=status.start_time,
+        end_time=status.completion_time,
     )

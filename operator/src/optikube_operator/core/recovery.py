@@ -8,9 +8,11 @@ from datetime import datetime
 
 from optikube_operator.core.observed import (
     ObservedPipeline,
+    ObservedPreflight,
     ObservedState,
     ObservedTrial,
     PipelineState,
+    PreflightState,
     TrialState,
 )
 
@@ -62,7 +64,10 @@ def interrupted(observed: ObservedState) -> ObservedState:
     pipeline = observed.pipeline
     if pipeline.state is PipelineState.RUNNING:
         pipeline = replace(pipeline, state=PipelineState.PENDING)
-    return replace(observed, trials=trials, pipeline=pipeline)
+    preflight = observed.preflight
+    if preflight.state is PreflightState.RUNNING:
+        preflight = ObservedPreflight()  # it only reads: running it again is harmless
+    return replace(observed, trials=trials, pipeline=pipeline, preflight=preflight)
 
 
 def resumed(observed: ObservedState) -> ObservedState:
@@ -71,4 +76,8 @@ def resumed(observed: ObservedState) -> ObservedState:
     pipeline = observed.pipeline
     if pipeline.state is PipelineState.FAILED:
         pipeline = replace(pipeline, state=PipelineState.PENDING, message="", end_time=None)
-    return replace(observed, pipeline=pipeline)
+    preflight = observed.preflight
+    if preflight.state in (PreflightState.RUNNING, PreflightState.FAILED):
+        # a preflight cut off, or one that failed on data since fixed, runs again
+        preflight = ObservedPreflight()
+    return replace(observed, pipeline=pipeline, preflight=preflight)

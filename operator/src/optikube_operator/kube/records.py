@@ -16,7 +16,14 @@ from typing import Any
 
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.trial import OptimizationTrialStatus
-from optikube_operator.core import JobSettings, ObservedPipeline, ObservedState, ObservedTrial
+from optikube_operator.core import (
+    JobSettings,
+    ObservedPipeline,
+    ObservedPreflight,
+    ObservedState,
+    ObservedTrial,
+    PreflightState,
+)
 from optikube_operator.core.records import observed_pipeline, observed_trial
 
 JobKey = tuple[str, str]  # (namespace, name)
@@ -52,6 +59,8 @@ class JobRecords:
             trials=tuple(self.trials[number] for number in sorted(self.trials)),
             pipeline=self.pipeline,
             start_time=self.start_time,
+            # no preflight Job yet in the cluster: trials start at once (docs/operator.md)
+            preflight=ObservedPreflight(PreflightState.SKIPPED),
         )
 
     def load(self, trial_objects: list[dict[str, Any]], status: OptimizationJobStatus | None) -> None:

@@ -25,9 +25,12 @@ from optikube_operator.core import (
     Action,
     Finish,
     JobSettings,
+    ObservedPreflight,
     ObservedTrial,
     PipelineState,
+    PreflightState,
     StartPipeline,
+    StartPreflight,
     StartTrial,
     StopPipeline,
     StopTrial,
@@ -38,13 +41,15 @@ from optikube_operator.core import (
 from optikube_operator.core.recording import (
     record_pipeline_event,
     record_pipeline_exit,
+    record_preflight_exit,
     record_trial_event,
     record_trial_exit,
     stale_report,
 )
 from optikube_operator.core.recovery import interrupted, launched, needs_launch, pipeline_launched, resumed
 from optikube_operator.endpoint import BearerTokens, EventRejectedError, ReportEndpoint, RunKey
-from optikube_operator.local.processes import kill_leftover, launch, log_tail, terminate, torchrun_command
+from optikube_operator.local.preflight import run_preflight
+from optikube_operator.local.processes import kill_leftover, launch, log_tail, terminate, trainer_command
 from optikube_operator.local.state import (
     STATE_FILE,
     LocalTrial,
@@ -76,7 +81,7 @@ class LocalOptions:
     resume: bool = False
     grace_seconds: float = 10.0
     poll_seconds: float = 1.0
-    command: CommandBuilder = torchrun_command
+    command: CommandBuilder = trainer_command
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -105,6 +110,9 @@ class LocalBackend:
         self.endpoint = ReportEndpoint(self._on_event, self.tokens)
         self.wake = asyncio.Event()
         self.interrupted = False
+        self.stopped = asyncio.Event()  # set with `interrupted`: ends an awaited preflight
+        # what the preflight found (samples, classes, parameters), once it passed in this run
+        self.preflight_report: dict[str, Any] = {}
         self.state = self._load_or_create()
 
     # --- state ----------------------------------------------------------------------------------
@@ -169,10 +177,13 @@ class LocalBackend:
 
     def interrupt(self) -> None:
         self.interrupted = True
+        self.stopped.set()
         self.wake.set()
 
     async def _apply(self, action: Action, now: datetime) -> None:
-        if isinstance(action, StartTrial):
+        if isinstance(action, StartPreflight):
+            await self._preflight(now)
+        elif isinstance(action, StartTrial):
             existing = self.state.trials.get(action.number)
             record = ObservedTrial(
                 number=action.number,
@@ -210,6 +221,21 @@ class LocalBackend:
                 "message": action.message,
                 "time": now.isoformat(),
             }
+
+    async def _preflight(self, now: datetime) -> None:
+        """Awaited: nothing else runs before it passes, and it takes seconds."""
+        self.state.preflight = ObservedPreflight(PreflightState.RUNNING, start_time=now)
+        self._save()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.options.extra_env}
+        outcome = await run_preflight(self.job, self.spec, self.out, self.options.command, env, self.stopped)
+        if outcome is None:  # interrupted: it runs again on resume
+            self.state.preflight = ObservedPreflight()
+            return
+        self.preflight_report = dict(outcome.report)
+        self.state.preflight = record_preflight_exit(
+            self.state.preflight, outcome.exit_code, outcome.message, now_utc()
+        )
+        self.wake.set()  # decide again now, not at the next poll
 
     async def _ensure_running(self, now: datetime) -> None:
         """Runs recorded as pending or running without a process (after --resume) start again."""

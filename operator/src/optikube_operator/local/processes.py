@@ -22,6 +22,13 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
+def trainer_command(stage: str, config_path: Path, processes: int) -> list[str]:
+    """A run under torchrun; the preflight, one process that only reads, without it."""
+    if stage == "preflight":
+        return [sys.executable, "-m", "optikube_trainer", stage, "--config", str(config_path)]
+    return torchrun_command(stage, config_path, processes)
+
+
 def torchrun_command(stage: str, config_path: Path, processes: int) -> list[str]:
     """The command line the Kubernetes backend runs in a pod, with a standalone rendezvous."""
     launcher = Path(sys.executable).with_name("torchrun")

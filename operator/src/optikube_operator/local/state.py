@@ -18,10 +18,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from optikube_operator.api.status import PipelineStatus
+from optikube_operator.api.status import PipelineStatus, PreflightStatus
 from optikube_operator.api.trial import OptimizationTrialStatus
-from optikube_operator.core import ObservedPipeline, ObservedState, ObservedTrial
-from optikube_operator.core.records import observed_pipeline, observed_trial, pipeline_status, trial_status
+from optikube_operator.core import ObservedPipeline, ObservedPreflight, ObservedState, ObservedTrial
+from optikube_operator.core.records import (
+    observed_pipeline,
+    observed_preflight,
+    observed_trial,
+    pipeline_status,
+    preflight_status,
+    trial_status,
+)
 
 STATE_FILE = "state.json"
 STATE_VERSION = 2
@@ -66,12 +73,14 @@ class RunState:
     pipeline_pid: int | None = None
     finished: dict[str, Any] = field(default_factory=dict)  # reason, succeeded, message, time
     interruptions: int = 0
+    preflight: ObservedPreflight = field(default_factory=ObservedPreflight)
 
     def observed(self) -> ObservedState:
         return ObservedState(
             trials=tuple(self.trials[number].record for number in sorted(self.trials)),
             pipeline=self.pipeline,
             start_time=self.start_time,
+            preflight=self.preflight,
         )
 
     def adopt(self, observed: ObservedState) -> None:
@@ -79,6 +88,7 @@ class RunState:
         for trial in observed.trials:
             self.trials[trial.number].record = trial
         self.pipeline = observed.pipeline
+        self.preflight = observed.preflight
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +104,7 @@ class RunState:
             "pipelinePid": self.pipeline_pid,
             "finished": self.finished,
             "interruptions": self.interruptions,
+            "preflight": _dumped(preflight_status(self.preflight)),
         }
 
     @classmethod
@@ -105,6 +116,12 @@ class RunState:
             )
         pipeline = PipelineStatus.model_validate(data.get("pipeline") or {}, by_alias=True, strict=False)
         trials = [LocalTrial.from_json(raw) for raw in data.get("trials", [])]
+        raw_preflight = data.get("preflight")
+        preflight = (
+            PreflightStatus.model_validate(raw_preflight, by_alias=True, strict=False)
+            if isinstance(raw_preflight, dict)
+            else None  # a state file from before preflights, or one whose preflight has not started
+        )
         return cls(
             job_name=data["jobName"],
             spec_digest=data["specDigest"],
@@ -115,6 +132,7 @@ class RunState:
             pipeline_pid=data.get("pipelinePid"),
             finished=dict(data.get("finished") or {}),
             interruptions=int(data.get("interruptions", 0)),
+            preflight=observed_preflight(preflight),
         )
 
     def save(self, directory: Path) -> None:
@@ -123,6 +141,10 @@ class RunState:
     @classmethod
     def load(cls, directory: Path, pipeline_results: dict[str, Any] | None = None) -> RunState:
         return cls.from_json(json.loads((directory / STATE_FILE).read_text()), pipeline_results)
+
+
+def _dumped(status: PreflightStatus | None) -> dict[str, Any] | None:
+    return None if status is None else status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 TEMPORARY_SUFFIX = ".tmp"

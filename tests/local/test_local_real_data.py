@@ -105,34 +105,63 @@ def test_a_csv_as_it_comes_trains_as_well_as_the_same_data_cleaned_by_hand(tmp_p
     assert "<h2>Data</h2>" in (tmp_path / "raw-csv" / "pipeline" / "report.html").read_text()
 
 
-def test_nan_inputs_fail_every_trial_naming_the_column_and_the_job_does_not_succeed(tmp_path: Path) -> None:
+def _nan_measurements(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 300)
     features = rng.normal(size=(300, 4)).astype(np.float32) + labels[:, None]
     features[rng.random(300) < 0.1, 1] = np.nan  # cells an export wrote as nan
-    data = tmp_path / "measurements.npz"
-    np.savez(data, x=features, label=labels)
+    path = tmp_path / "measurements.npz"
+    np.savez(path, x=features, label=labels)
+    return path
+
+
+def test_nan_inputs_stop_the_job_before_any_trial_naming_the_column(tmp_path: Path) -> None:
     job = _job(
         "nan-inputs",
-        {"path": str(data), "format": "npz"},
+        {"path": str(_nan_measurements(tmp_path)), "format": "npz"},
         tuning={
             "sampler": {"type": "random"},
             "maxTrials": 2,
             "parallelTrials": 2,
-            "maxFailedTrials": 2,
             "searchSpace": {
                 "training.learningRate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
             },
         },
     )
-    job["spec"]["training"]["epochs"] = 3
-    code, output, results = _run(tmp_path, job)
-    assert code == 1, output[-3000:]
-    assert results["outcome"]["reason"] != "Succeeded" and not results["outcome"]["succeeded"]
-    assert len(results["trials"]) == 2
-    for trial in results["trials"]:
-        assert trial["state"] == "Failed", trial
-        message = trial["message"]
-        assert "NonFiniteTrainingError: epoch 1 of 3: training loss is nan" in message
-        assert "column 'x[:, 1]'" in message and "x[:, 0]" not in message
-    assert not (tmp_path / "nan-inputs" / "model").exists()
+    manifest = tmp_path / "nan-inputs.yaml"
+    manifest.write_text(yaml.safe_dump(job))
+    out = tmp_path / "nan-inputs"
+    command = [str(Path(sys.executable).with_name("optikube")), "run", str(manifest), "--output", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr  # refused as a spec error, not Succeeded
+    assert "spec.data.source" in done.stderr and "in column 'x[:, 1]'," in done.stderr
+    assert not (out / "trials").exists() and not (out / "model").exists()
+
+
+def test_a_trial_on_nan_inputs_fails_at_its_first_epoch_naming_the_column(tmp_path: Path) -> None:
+    """What the preflight keeps from happening, had the trial run anyway: the trainer's own guard."""
+    spec = _job("nan-trial", {"path": str(_nan_measurements(tmp_path)), "format": "npz"})["spec"]
+    spec["training"]["epochs"] = 3
+    config = tmp_path / "run.json"
+    config.write_text(
+        json.dumps(
+            {
+                "apiVersion": "optikube.io/v1alpha1",
+                "kind": "RunConfig",
+                "stage": "trial",
+                "job": {"name": "nan-trial"},
+                "trial": {"number": 0, "params": {}},
+                "spec": spec,
+                "outputDir": str(tmp_path / "trial-0"),
+            }
+        )
+    )
+    command = [sys.executable, "-m", "optikube_trainer", "trial", "--config", str(config), "--cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    failed = [event for event in events if event.get("type") == "failed"]
+    assert len(failed) == 1 and not any(event.get("type") == "intermediate" for event in events)
+    message = failed[0]["message"]
+    assert message.startswith("NonFiniteTrainingError: epoch 1 of 3: training loss is nan")
+    assert "column 'x[:, 1]'" in message and "x[:, 0]" not in message

@@ -99,6 +99,7 @@ def test_non_finite_features_are_refused(tmp_path: Path) -> None:
         error.field == "spec.data.source"
         and "not a finite number" in error.message
         and "example 17" in error.message
+        and "in column 'x[:, 2]'," in error.message
     )
 
 

@@ -151,10 +151,15 @@ def raw_finite_problem(raw: RawData) -> PreflightError | None:
         return None
     sample = int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
     count = int(bad.sum())
+    where = ""
+    if raw.feature_names is not None and bad.ndim == 2:
+        columns = [raw.feature_names[i] for i in np.flatnonzero(bad.any(axis=0))]
+        where = f" in column{'s' if len(columns) > 1 else ''} {', '.join(repr(c) for c in columns[:5])}"
+        where += f" and {len(columns) - 5} more" if len(columns) > 5 else ""
     return PreflightError(
         "spec.data.source",
-        f"{count} feature value{'s are' if count != 1 else ' is'} not a finite number (NaN or infinity),"
-        f" the first in example {sample}; a model cannot learn from them",
+        f"{count} feature value{'s are' if count != 1 else ' is'} not a finite number (NaN or infinity)"
+        f"{where}, the first in example {sample}; a model cannot learn from them",
     )
 
 

@@ -55,6 +55,7 @@ from optikube_operator.local.state import (
     LocalTrial,
     RunState,
     append_line,
+    read_json_object,
     remove_temporaries,
     repair_log,
     write_json_atomic,
@@ -126,7 +127,7 @@ class LocalBackend:
             remove_temporaries(self.out)
             for name in LOGS:
                 repair_log(self.out / name)
-            state = RunState.load(self.out, _read_json(self.out / "pipeline" / "results.json"))
+            state = RunState.load(self.out, read_json_object(self.out / "pipeline" / "results.json"))
             if state.spec_digest != digest or state.job_name != self.job.name:
                 raise RunExistsError(f"{self.out} holds a run of another spec: use a new --output")
             if not state.finished.get("succeeded"):
@@ -339,7 +340,7 @@ class LocalBackend:
         else:
             tail = log_tail(run_dir / "trainer.log", lines=60)
             now = now_utc()
-            results = _read_json(run_dir / "results.json")
+            results = read_json_object(run_dir / "results.json")
             if key.trial is None:
                 self.state.pipeline = record_pipeline_exit(self.state.pipeline, code, now, results)
                 self.state.pipeline_pid = None
@@ -379,11 +380,3 @@ class LocalBackend:
         self._save()
         self.wake.set()
         return reply
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from datetime import datetime
@@ -20,6 +19,7 @@ from optikube_operator.local.state import (
     TEMPORARY_SUFFIX,
     LocalTrial,
     RunState,
+    read_json_object,
     replace_atomically,
     write_json_atomic,
 )
@@ -159,7 +159,7 @@ def write_outputs(
 ) -> dict[str, Any]:
     """``extra``: top-level keys the caller adds to results.json (`smoke` for a smoke run)."""
     pipeline_dir = out / "pipeline"
-    pipeline_results = _read(pipeline_dir / "results.json")
+    pipeline_results = read_json_object(pipeline_dir / "results.json")
     results = {**job_results(settings, state, pipeline_results), **(extra or {})}
     model = copy_model(pipeline_dir, pipeline_results, out)
     study = export_study(settings, state, out)
@@ -181,11 +181,3 @@ def write_outputs(
         shown = build_study(settings, state.observed().trials) if study else None
         replace_atomically(out / "report.html", lambda temporary: write_report(temporary, results, shown))
     return results
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

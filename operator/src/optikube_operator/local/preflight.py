@@ -8,14 +8,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from optikube_operator.local.processes import launch, log_tail, terminate
-from optikube_operator.local.state import write_json_atomic
+from optikube_operator.local.state import read_json_object, write_json_atomic
 from optikube_operator.runconfig import JobIdentity, render_run_config
 
 PREFLIGHT_DIR = "preflight"
@@ -71,15 +70,7 @@ async def run_preflight(
         await terminate(process, grace_seconds=5.0)
         return None
     code = waiting.result()
-    outcome = _read(run_dir / OUTCOME_FILE)
+    outcome = read_json_object(run_dir / OUTCOME_FILE)
     report = outcome.get("report") if outcome and outcome.get("ok") else None
     message = outcome_message(code, outcome, log_tail(run_dir / LOG_FILE, lines=20))
     return PreflightOutcome(code, message, dict(report or {}))
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -189,6 +189,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
     replace_atomically(path, write)
 
 
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object written by a run (results, outcome); None when missing, torn or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def append_line(path: Path, entry: Mapping[str, Any]) -> None:
     """Append one JSON line with a single write to an O_APPEND descriptor (a kill cannot interleave
     it with another write; a torn tail, which only a kill inside this write leaves, is repaired by

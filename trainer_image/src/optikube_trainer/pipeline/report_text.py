@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from optikube_operator.report_text import size
+
 # The baseline-vs-optimized rows: (label, how to read it from a Contract 4 block, kind of number)
 MEASURES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("accuracy (test split)", ("metrics", "accuracy"), "score"),
@@ -53,15 +55,6 @@ def number(value: Any) -> str:
             return "-"
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
-
-
-def size(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value:.0f} B"
 
 
 def measure_text(kind: str, value: float | None) -> str:

@@ -25,7 +25,7 @@ test: $(STAMP) controlplane prometheus chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -m "not reliability"
+	$(VENV)/bin/pytest -m "not reliability" --durations=30
 
 test-fast: $(STAMP) chromium
 	$(VENV)/bin/pytest -m "not cluster and not slow and not reliability"

@@ -1,10 +1,15 @@
-"""The hostile-report fuzzer, run as its own process so that generating and sending cases does not
-compete with the operator (which the tests run in their own process) for one interpreter lock:
-`python hostile_fuzz.py URL EXAMPLES` with the tokens as a JSON object on stdin; prints a JSON
-object: the count of each (class, status) and the cases refused with the wrong status (or let in).
+"""The hostile-report fuzzer, run as its own processes so that generating and sending cases does not
+compete with the operator (which the tests run in their own process) for one interpreter lock.
+
+`python hostile_fuzz.py generate EXAMPLES` prints the cases as JSON lines; generating them is
+hypothesis's work, done before the timed phase so that the operator is measured under the load of
+the requests, not of the generator. `python hostile_fuzz.py send URL CASES` posts them, with the
+tokens as a JSON object on stdin, and prints a JSON object: the count of each (class, status) and
+the cases refused with the wrong status (or let in).
 
 Each case is (class, whose token, body, the statuses that refuse it); every body is invalid by
-construction (no lax parser turns it into a valid event), so each must be refused.
+construction (no lax parser turns it into a valid event) and refusing one changes nothing, so each
+must be refused, however often it is sent.
 """
 
 from __future__ import annotations
@@ -174,24 +179,47 @@ CASES = st.one_of(
 )
 
 
-def main() -> None:
-    url, examples = sys.argv[1], int(sys.argv[2])
-    tokens: dict[str, str] = json.loads(sys.stdin.read())
-    outcomes: Counter[str] = Counter()
-    wrong: list[tuple[str, int, str]] = []
+def generate(examples: int) -> list[Case]:
+    cases: list[Case] = []
 
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(CASES)
-    def send(case: Case) -> None:
-        kind, whose, body, refused = case
+    def collect(case: Case) -> None:
+        cases.append(case)
+
+    collect()
+    return cases
+
+
+def send(url: str, cases: list[Case], tokens: dict[str, str]) -> dict[str, Any]:
+    outcomes: Counter[str] = Counter()
+    wrong: list[tuple[str, int, str]] = []
+    for kind, whose, body, refused in cases:
         code = _raw_post(url, body, tokens.get(whose, whose))
         outcomes[f"{kind}:{code}"] += 1
         # 0: the server hung up on an oversized body before reading all of it (a refusal too)
         if code not in refused and not (kind == "too large" and code == 0):
             wrong.append((kind, code, body[:200].decode(errors="replace")))
+    return {"outcomes": outcomes, "wrong": wrong}
 
-    send()
-    json.dump({"outcomes": outcomes, "wrong": wrong}, sys.stdout)
+
+def main() -> None:
+    command = sys.argv[1]
+    if command == "generate":
+        for kind, whose, body, refused in generate(int(sys.argv[2])):
+            # latin-1 maps every byte to one character, so any body survives JSON unchanged
+            print(json.dumps([kind, whose, body.decode("latin-1"), sorted(refused)]))
+    elif command == "send":
+        url, path = sys.argv[2], sys.argv[3]
+        tokens: dict[str, str] = json.loads(sys.stdin.read())
+        with open(path, encoding="utf-8") as lines:
+            cases = [
+                (kind, whose, body.encode("latin-1"), frozenset(refused))
+                for kind, whose, body, refused in map(json.loads, lines)
+            ]
+        json.dump(send(url, cases, tokens), sys.stdout)
+    else:
+        sys.exit(f"unknown command {command!r}: generate EXAMPLES or send URL CASES")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The hostile-report fuzzer, run as its own processes so that generating and sending cases does not
 compete with the operator (which the tests run in their own process) for one interpreter lock.
 
-`python hostile_fuzz.py generate EXAMPLES` prints the cases as JSON lines; generating them is
+`python hostile_fuzz.py probe URL` (the token on stdin) sends valid reports of trial 0 until it is
+terminated, printing each one's status and seconds as a JSON line. `python hostile_fuzz.py
+generate EXAMPLES` prints the cases as JSON lines; generating them is
 hypothesis's work, done before the timed phase so that the operator is measured under the load of
 the requests, not of the generator. `python hostile_fuzz.py send URL CASES` posts them, with the
 tokens as a JSON object on stdin, and prints a JSON object: the count of each (class, status) and
@@ -14,8 +16,10 @@ must be refused, however often it is sent.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -23,6 +27,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kube_harness import post
 
 from optikube_operator.api.events import MAX_EVENT_BYTES, MAX_STEP
 
@@ -203,9 +208,20 @@ def send(url: str, cases: list[Case], tokens: dict[str, str]) -> dict[str, Any]:
     return {"outcomes": outcomes, "wrong": wrong}
 
 
+def probe(url: str, token: str) -> None:
+    for step in itertools.count():
+        event = {"type": "intermediate", "trial": 0, "epoch": 0, "step": step, "values": {"accuracy": 0.5}}
+        started = time.monotonic()
+        code, reply = post(url, event, token)
+        print(json.dumps({"code": code, "reply": reply, "seconds": time.monotonic() - started}), flush=True)
+        time.sleep(0.02)
+
+
 def main() -> None:
     command = sys.argv[1]
-    if command == "generate":
+    if command == "probe":
+        probe(sys.argv[2], sys.stdin.read().strip())
+    elif command == "generate":
         for kind, whose, body, refused in generate(int(sys.argv[2])):
             # latin-1 maps every byte to one character, so any body survives JSON unchanged
             print(json.dumps([kind, whose, body.decode("latin-1"), sorted(refused)]))
@@ -219,7 +235,7 @@ def main() -> None:
             ]
         json.dump(send(url, cases, tokens), sys.stdout)
     else:
-        sys.exit(f"unknown command {command!r}: generate EXAMPLES or send URL CASES")
+        sys.exit(f"unknown command {command!r}: probe URL, generate EXAMPLES or send URL CASES")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from optikube_operator.core import TrialState
+from optikube_operator.kube.status import bounded_results
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 APPLIED = re.compile(r"^# applied ")
@@ -70,12 +73,17 @@ def local_run(example: Path, env: dict[str, str], out: Path) -> dict[str, Any]:
     seconds, lines, code = timed(argv, env, {})
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     baseline, optimized = accuracy_points(results)
+    # the ratios as the job's status states them, so that both sides are computed alike
+    stated = bounded_results(results) or {}
     return {
         "wall_s": round(seconds, 1),
         "exit_code": code,
-        "trials_completed": sum(1 for t in results.get("trials") or [] if t.get("state") == "Completed"),
-        "size_ratio": results.get("sizeRatio"),
-        "speedup": results.get("speedup"),
+        # finished in any way, as the status's trialCounts.completed counts them
+        "trials_completed": sum(
+            1 for t in results.get("trials") or [] if not TrialState(t.get("state", "Pending")).active
+        ),
+        "size_ratio": stated.get("sizeRatio"),
+        "speedup": stated.get("speedup"),
         "baseline_accuracy": baseline,
         "optimized_accuracy": optimized,
         "tail": lines[-3:],

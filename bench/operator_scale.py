@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,10 +202,16 @@ def report_throughput(
 ) -> dict[str, Any]:
     with plane.api_client() as api:
         core: Any = client.CoreV1Api(api)
-        pods: list[Any] = [
-            p for p in core.list_namespaced_pod(namespace).items if p.status.phase == "Running"
-        ]
-        pods = pods[:threads]
+        pods: list[Any] = []
+        deadline = time.monotonic() + 120
+        while not pods:
+            listed = core.list_namespaced_pod(namespace).items
+            pods = [p for p in listed if p.status.phase == "Running"][:threads]
+            if not pods and time.monotonic() > deadline:
+                phases = Counter(str(p.status.phase) for p in listed)
+                raise SystemExit(f"no running trial pod to report for after 120 s; pods by phase: {phases}")
+            if not pods:
+                time.sleep(2)
         tokens = []
         for pod in pods:
             request = {

@@ -106,7 +106,7 @@ def _trial_summary(trial: ObservedTrial) -> dict[str, Any]:
     return {"number": trial.number, "params": dict(trial.params), "values": dict(trial.values)}
 
 
-def _results(results: Mapping[str, Any]) -> dict[str, Any] | None:
+def bounded_results(results: Mapping[str, Any]) -> dict[str, Any] | None:
     """The bounded Results of the pipeline's results document (Contract 4)."""
     if not results:
         return None
@@ -192,7 +192,7 @@ def build_status(
             # rounded, so that the status does not change on every resync
             progress["etaSeconds"] = int(round(summary.eta_seconds / 10.0) * 10)
         status["progress"] = progress
-    results = _results(pipeline.results)
+    results = bounded_results(pipeline.results)
     if results is not None:
         status["results"] = results
     if artifacts_location is not None:

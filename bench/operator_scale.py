@@ -175,7 +175,7 @@ def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str
     deadline = started + 300
 
     def first_wave(name: str) -> float | None:
-        times = [watcher.seen.get(names.run_name(name, k)) for k in range(FIRST_WAVE)]
+        times = [watcher.seen.get(names.run_name(name, names.trial_run(k))) for k in range(FIRST_WAVE)]
         return max(times) if all(t is not None for t in times) else None  # type: ignore[type-var]
 
     while time.monotonic() < deadline and any(first_wave(n) is None for n in applied):

@@ -417,6 +417,15 @@ def assert_nothing_lost_or_repeated(trainers: Trainers, jobs: Sequence[str], tri
             assert len(pods_per_run[run]) == 1, (run, pods_per_run[run])  # one Job, one pod, ever
 
 
+def trial_objects(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    """The OptimizationTrials of a namespace."""
+    with plane.api_client() as api:
+        items: list[dict[str, Any]] = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "optikube.io", "v1alpha1", namespace, "optimizationtrials"
+        )["items"]
+    return items
+
+
 def job_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     with plane.api_client() as api:
         body = client.CustomObjectsApi(api).get_namespaced_custom_object(

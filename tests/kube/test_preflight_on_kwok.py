@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
-from kube_harness import Trainers, apply, job_status, manifest, operator_running, wait_for
+from kube_harness import Trainers, apply, job_status, manifest, operator_running, trial_objects, wait_for
 from kubernetes import client
 
 from optikube_operator.envtest import ControlPlane
@@ -33,14 +33,6 @@ def _jobs(plane: ControlPlane, namespace: str) -> dict[str, Any]:
         return {j.metadata.name: j for j in client.BatchV1Api(api).list_namespaced_job(namespace).items}
 
 
-def _trials(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
-    with plane.api_client() as api:
-        items: list[dict[str, Any]] = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            "optikube.io", "v1alpha1", namespace, "optimizationtrials"
-        )["items"]
-    return items
-
-
 def _events(plane: ControlPlane, namespace: str) -> list[Any]:
     with plane.api_client() as api:
         return [
@@ -54,7 +46,7 @@ def _nothing_but_the_preflight(plane: ControlPlane, namespace: str, uid: str, tr
     jobs = _jobs(plane, namespace)
     assert list(jobs) == ["quickstart-preflight"] and jobs["quickstart-preflight"].metadata.uid == uid
     assert len(trainers.preflight_pods()) == 1  # one pod ever: backoffLimit 0, never recreated
-    assert _trials(plane, namespace) == []
+    assert trial_objects(plane, namespace) == []
 
 
 def test_a_refused_preflight_fails_the_job_naming_the_field_with_no_trial_and_runs_once(

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_harness import RunningOperator, apply, job_status, manifest, operator_running, wait_for
+from kube_harness import (
+    RunningOperator,
+    apply,
+    job_status,
+    manifest,
+    operator_running,
+    trial_objects,
+    wait_for,
+)
 from kubernetes import client
 
 from optikube_operator.api.validation import parse_spec
@@ -336,11 +344,9 @@ def test_the_quickstart_with_a_missing_data_file_fails_its_preflight_naming_the_
     assert "/data/churn.csv" in failed["message"]
     assert status["preflight"]["phase"] == "Failed" and status["preflight"]["message"] == failed["message"]
     with crds.api_client() as api:
-        trials = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            "optikube.io", "v1alpha1", namespace, "optimizationtrials"
-        )["items"]
         jobs = [j.metadata.name for j in client.BatchV1Api(api).list_namespaced_job(namespace).items]
-    assert trials == [] and jobs == ["quickstart-preflight"]  # kept for its logs, no trial Job
+    # no trial, no trial Job; the failed preflight's Job is kept for its logs
+    assert trial_objects(crds, namespace) == [] and jobs == ["quickstart-preflight"]
     (pod,) = _pods(crds, namespace, f"{names.JOB_LABEL}=quickstart")
     terminated = pod.status.container_statuses[0].state.terminated
     assert terminated.exit_code == 2 and terminated.message == failed["message"]

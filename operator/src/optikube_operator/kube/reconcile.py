@@ -253,9 +253,14 @@ class Reconciler:
             await self._record_preflight(job, preflight)
 
     async def _record_preflight(self, job: JobPass, preflight: ObservedPreflight) -> None:
-        """status.preflight written at once (one patch), then announced."""
+        """status.preflight written at once (one patch), then announced; memory keeps the record
+        the cluster has when the write fails (the next pass tries again)."""
         before, job.records.preflight = job.records.preflight, preflight
-        await self._write_pending(job)
+        try:
+            await self._write_pending(job)
+        except BaseException:
+            job.records.preflight = before
+            raise
         await self.announce.preflight(job.body, before, preflight)
 
     async def _write_pending(self, job: JobPass) -> None:

@@ -16,6 +16,7 @@ from chart_tools import MATRIX, ROOT, find, pod_templates, render
 
 from optikube_operator.api import load_job
 from optikube_operator.envtest import ControlPlane, KubectlError
+from optikube_operator.kube import names
 from optikube_operator.kube.config import OperatorConfig, TrainerDefaults
 from optikube_operator.kube.resources import build_pod_template
 
@@ -62,9 +63,9 @@ def test_trainer_pods_built_from_the_chart_defaults_are_admitted_too(
     path.write_text(defaults["data"]["trainer-defaults.yaml"])
     config = OperatorConfig(trainer=TrainerDefaults.from_file(path))
     job = load_job(next(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text())))
-    for trial in (0, None):
-        template = build_pod_template("quickstart", trial, job.spec, config)
-        _dry_run_pod(control_plane, restricted, f"trainer-{trial or 'pipeline'}", template["spec"])
+    for run in (names.trial_run(0), names.PIPELINE, names.PREFLIGHT):
+        template = build_pod_template("quickstart", run, job.spec, config)
+        _dry_run_pod(control_plane, restricted, f"trainer-{names.run_name('q', run)}", template["spec"])
 
 
 def test_the_check_refuses_a_pod_that_breaks_the_profile(

@@ -4,6 +4,11 @@ Pods land on kwok nodes, which take them to Running and stop there; `Trainers` t
 trainer pod and its kubelet would do: it asks the TokenRequest API for the pod's projected token
 (audience optikube.io, bound to the pod), pushes Contract 3 events over real HTTP to the operator's
 report endpoint, and finishes the pod with an exit code and termination message.
+
+Each job's preflight pod comes first: `Trainers` finishes it as the trainer's preflight stage does
+(by default it passes: exit 0, no message; `preflight=(2, "<field>: <problem>")` refuses), whenever
+it looks at the running pods, so that a test waiting for trial pods sees them as before.
+`preflight=None` leaves preflight pods to the test.
 """
 
 from __future__ import annotations
@@ -167,6 +172,9 @@ class Trainers:
     # like the real trainer, go on when the endpoint is unreachable or refuses (the termination
     # message still carries the result)
     tolerant: bool = False
+    # how preflight pods end (exit code, termination message); None: the test finishes them
+    preflight: tuple[int, str] | None = (0, "")
+    preflights: set[str] = field(default_factory=set)
 
     def core(self) -> Any:
         return client.CoreV1Api(self.plane.api_client())
@@ -178,9 +186,29 @@ class Trainers:
             )
 
     def running(self) -> list[Any]:
-        return [
+        """The running trial and pipeline pods; running preflight pods are finished first."""
+        live = [
             p for p in self.pods() if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
         ]
+        preflights = [p for p in live if p.metadata.labels.get(names.RUN_LABEL) == names.RunKind.PREFLIGHT]
+        if self.preflight is not None:
+            for pod in preflights:
+                if pod.metadata.name not in self.preflights:
+                    self.finish_preflight(pod, *self.preflight)
+        return [p for p in live if p not in preflights]
+
+    def preflight_pods(self) -> list[Any]:
+        return self.pods(f"{names.MANAGED_BY}={names.MANAGER},{names.RUN_LABEL}={names.RunKind.PREFLIGHT}")
+
+    def finish_preflight(self, pod: Any, exit_code: int = 0, message: str = "") -> None:
+        """End a preflight pod as the trainer's preflight stage does: 0 passed, 2 refused with
+        `<spec field>: <problem>` as its termination message."""
+        try:
+            self.finish(pod, exit_code, message)
+        except client.ApiException as error:
+            if error.status != 404:  # its Job deleted meanwhile
+                raise
+        self.preflights.add(pod.metadata.name)
 
     def token(self, pod: Any, audience: str = names.REPORT_AUDIENCE, seconds: int = 600) -> str:
         request = {
@@ -385,8 +413,17 @@ def assert_nothing_lost_or_repeated(trainers: Trainers, jobs: Sequence[str], tri
             label = trial["metadata"]["name"]
             assert trial["status"]["finalValues"].get("accuracy") is not None, label  # none lost
             assert trial["status"]["attempts"] == 1, label  # launched once
-            run = names.run_name(name, trial["spec"]["number"])
+            run = names.run_name(name, names.trial_run(trial["spec"]["number"]))
             assert len(pods_per_run[run]) == 1, (run, pods_per_run[run])  # one Job, one pod, ever
+
+
+def trial_objects(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    """The OptimizationTrials of a namespace."""
+    with plane.api_client() as api:
+        items: list[dict[str, Any]] = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "optikube.io", "v1alpha1", namespace, "optimizationtrials"
+        )["items"]
+    return items
 
 
 def job_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from kube_harness import (
     job_status,
     manifest,
     operator_running,
+    trial_objects,
     wait_for,
 )
 from kubernetes import client
@@ -56,16 +57,8 @@ def _job(namespace: str, name: str) -> dict[str, Any]:
     return job
 
 
-def _trials(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
-    with plane.api_client() as api:
-        items: list[dict[str, Any]] = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            "optikube.io", "v1alpha1", namespace, "optimizationtrials"
-        )["items"]
-    return items
-
-
 def _succeeded(plane: ControlPlane, namespace: str) -> int:
-    return sum((t.get("status") or {}).get("phase") == "Succeeded" for t in _trials(plane, namespace))
+    return sum((t.get("status") or {}).get("phase") == "Succeeded" for t in trial_objects(plane, namespace))
 
 
 def _created(obj: Any) -> float:

@@ -208,24 +208,28 @@ def _prepare_for_multi_node_gpu(trainers: Trainers) -> None:
 def test_multi_node_gpu_trials_wait_for_kueue_then_run_on_the_gpu_nodes(trainers: Trainers) -> None:
     _prepare_for_multi_node_gpu(trainers)
     apply(trainers.plane, manifest("multi-node-gpu", trainers.namespace))
-    jobs = wait_for(
-        "two suspended trial Jobs",
-        lambda: len(_objects(trainers, "jobs")) == 2 and _objects(trainers, "jobs"),
-    )
+
+    def admit(job: str) -> None:  # act as Kueue
+        trainers.plane.kubectl(
+            "patch", "job", job, "-n", trainers.namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}'
+        )
+
+    (preflight,) = wait_for("the suspended preflight Job", lambda: _objects(trainers, "jobs"))
+    assert preflight.metadata.name == "multi-node-gpu-preflight" and preflight.spec.suspend is True
+    assert preflight.metadata.labels[names.QUEUE_LABEL] == "gpu-queue"
+    assert not trainers.pods()  # the preflight, too, waits for Kueue
+    admit("multi-node-gpu-preflight")
+
+    def trial_jobs() -> list[Any]:
+        trainers.running()  # finishes the preflight's pod, which passes
+        return [j for j in _objects(trainers, "jobs") if j.metadata.labels[names.RUN_LABEL] == "trial"]
+
+    jobs = wait_for("two suspended trial Jobs", lambda: len(trial_jobs()) == 2 and trial_jobs())
     for job in jobs:
         assert job.spec.suspend is True and job.metadata.labels[names.QUEUE_LABEL] == "gpu-queue"
-    assert not trainers.pods()  # Kueue admits a suspended Job as a whole; nothing runs before
-    # act as Kueue: admit trial 0
-    trainers.plane.kubectl(
-        "patch",
-        "job",
-        "multi-node-gpu-t0",
-        "-n",
-        trainers.namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"suspend":false}}',
-    )
+    # Kueue admits a suspended Job as a whole; nothing runs before
+    assert not [p for p in trainers.pods() if p.metadata.labels[names.RUN_LABEL] == "trial"]
+    admit("multi-node-gpu-t0")
     pods = wait_for("the two pods of trial 0", lambda: len(trainers.running()) == 2 and trainers.running())
     assert {p.metadata.labels[names.TRIAL_LABEL] for p in pods} == {"0"}
     assert {p.spec.node_name for p in pods} == {"kwok-gpu-0", "kwok-gpu-1"}  # one 4-GPU pod per node

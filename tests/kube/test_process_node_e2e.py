@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_harness import RunningOperator, apply, job_status, operator_running, wait_for
+from kube_harness import (
+    RunningOperator,
+    apply,
+    job_status,
+    manifest,
+    operator_running,
+    trial_objects,
+    wait_for,
+)
 from kubernetes import client
 
 from optikube_operator.api.validation import parse_spec
@@ -159,6 +167,7 @@ def test_trainer_pods_run_as_specified_report_prune_and_fall_back_to_termination
     pod = wait_for(
         "trial 0 running",
         lambda: [p for p in _pods(crds, namespace, selector) if p.status.phase == "Running"],
+        timeout=180,  # after the job's preflight (a real trainer process) passed
     )[0]
     launcher = wait_for("its torchrun", lambda: processes_with("--rdzv-id contract-t0"))[0]
     command = Path(f"/proc/{launcher}/cmdline").read_bytes().decode().split("\0")
@@ -314,3 +323,30 @@ def test_killing_a_trial_pods_process_fails_the_pod_with_its_exit_code_and_the_t
     trial = _trial(crds, namespace, "doomed-t0")["status"]
     assert trial["phase"] == "Failed" and "137" in trial["message"]
     time.sleep(1)
+
+
+def test_the_quickstart_with_a_missing_data_file_fails_its_preflight_naming_the_field_with_no_trial(
+    crds: ControlPlane, pn_operator: RunningOperator, namespace: str
+) -> None:
+    source = {"file": {"path": "/data/churn.csv", "format": "csv", "targetColumn": "churned"}}
+    apply(crds, manifest("quickstart", namespace, data__source=source))
+    status = wait_for(
+        "the job to finish",
+        lambda: (
+            (s := job_status(crds, namespace, "quickstart")).get("phase") in ("Succeeded", "Failed") and s
+        ),
+        timeout=300,
+        interval=1,
+    )
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PreflightFailed", status
+    assert failed["message"].startswith("spec.data.source.file.path: "), failed["message"]
+    assert "/data/churn.csv" in failed["message"]
+    assert status["preflight"]["phase"] == "Failed" and status["preflight"]["message"] == failed["message"]
+    with crds.api_client() as api:
+        jobs = [j.metadata.name for j in client.BatchV1Api(api).list_namespaced_job(namespace).items]
+    # no trial, no trial Job; the failed preflight's Job is kept for its logs
+    assert trial_objects(crds, namespace) == [] and jobs == ["quickstart-preflight"]
+    (pod,) = _pods(crds, namespace, f"{names.JOB_LABEL}=quickstart")
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert terminated.exit_code == 2 and terminated.message == failed["message"]

@@ -59,7 +59,12 @@ def test_quickstart_runs_trials_then_the_pipeline_to_succeeded(trainers: Trainer
         "PipelineStarted",
         "StageCompleted",
         "JobSucceeded",
+        "PreflightStarted",
+        "PreflightPassed",
     } <= reasons
+    # the preflight ran first, once, and its Job went once it passed
+    assert status["preflight"]["phase"] == "Passed" and "message" not in status["preflight"]
+    assert len(trainers.preflights) == 1
 
 
 def test_trial_pods_carry_the_command_env_and_resources_the_spec_asks_for(trainers: Trainers) -> None:

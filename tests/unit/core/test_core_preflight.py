@@ -18,6 +18,7 @@ from optikube_operator.core import (
     decide,
 )
 from optikube_operator.core.actions import FinishReason
+from optikube_operator.core.recording import preflight_message
 
 
 def test_a_fresh_job_runs_the_preflight_and_nothing_else() -> None:
@@ -69,7 +70,11 @@ def test_a_suspended_job_does_not_start_its_preflight() -> None:
     assert decide(settings_of(suspended), ObservedState(start_time=T0), T0) == []
 
 
-def test_an_executor_without_a_preflight_starts_the_trials_at_once() -> None:
-    skipped = ObservedState(start_time=T0, preflight=ObservedPreflight(PreflightState.SKIPPED))
-    actions = decide(spec(), skipped, T0)
-    assert actions and all(isinstance(action, StartTrial) for action in actions)
+def test_a_preflights_message_is_its_refusal_else_the_last_line_of_its_log() -> None:
+    refusal = "spec.data.source.file.targetColumn: no column 'labl'"
+    assert preflight_message(2, refusal + "\n", "Traceback...") == refusal
+    assert preflight_message(1, None, "loading\nMemoryError\n\n") == (
+        "the preflight exited with code 1: MemoryError"
+    )
+    assert preflight_message(137, None, "") == "the preflight exited with code 137"
+    assert preflight_message(0, refusal, "") == ""

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optikube_operator.core import ObservedPipeline, ObservedState, ObservedTrial, PipelineState, TrialState
+from optikube_operator.core import (
+    ObservedPipeline,
+    ObservedPreflight,
+    ObservedState,
+    ObservedTrial,
+    PipelineState,
+    PreflightState,
+    TrialState,
+)
 from optikube_operator.kube import names
 from optikube_operator.kube.auth import caller_of, token_expiry
-from optikube_operator.kube.observe import observe_pipeline, observe_run, observe_trial
+from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_run, observe_trial
 from optikube_operator.kube.runs import RunCache
 from optikube_operator.kube.spec_changes import accept_spec
 from optikube_operator.kube.status import ConditionUpdate, merge_conditions, phase_of
@@ -22,7 +30,12 @@ def _job(conditions: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "q-t1", "namespace": "ns", "uid": "u", "labels": names.run_labels("q", 1)},
+        "metadata": {
+            "name": "q-t1",
+            "namespace": "ns",
+            "uid": "u",
+            "labels": names.run_labels("q", names.trial_run(1)),
+        },
         "status": {"conditions": conditions},
     }
 
@@ -33,7 +46,7 @@ def _pod(name: str, index: str, state: dict[str, Any]) -> dict[str, Any]:
             "name": name,
             "namespace": "ns",
             "creationTimestamp": T,
-            "labels": names.run_labels("q", 1),
+            "labels": names.run_labels("q", names.trial_run(1)),
             "annotations": {names.COMPLETION_INDEX_ANNOTATION: index},
             "ownerReferences": [
                 {"apiVersion": "batch/v1", "kind": "Job", "name": "q-t1", "controller": True}
@@ -48,7 +61,7 @@ def _observe(job: dict[str, Any], *pods: dict[str, Any]) -> Any:
     cache.update("Job", "ADDED", job)
     for pod in pods:
         cache.update("Pod", "ADDED", pod)
-    return observe_run(cache.get(("ns", "q", 1)))
+    return observe_run(cache.get(("ns", "q", names.trial_run(1))))
 
 
 def test_a_running_pod_makes_a_pending_trial_running_from_its_start() -> None:
@@ -158,7 +171,7 @@ def test_a_token_is_a_caller_only_when_review_pod_and_labels_agree() -> None:
             "name": "q-t1-0-abc",
             "namespace": "ns",
             "uid": "pod-uid",
-            "labels": names.run_labels("q", 1),
+            "labels": names.run_labels("q", names.trial_run(1)),
             "ownerReferences": [
                 {"apiVersion": "batch/v1", "kind": "Job", "name": "q-t1", "controller": True}
             ],
@@ -193,4 +206,92 @@ def test_a_look_alike_pod_with_copied_labels_is_not_one_of_the_runs_pods() -> No
     impostor = _pod("impostor", "0", {"running": {"startedAt": T}})
     impostor["metadata"]["ownerReferences"] = []
     assert cache.update("Pod", "ADDED", impostor) is None
-    assert observe_run(cache.get(("ns", "q", 1))).succeeded  # it cannot hold the run open either
+    assert observe_run(
+        cache.get(("ns", "q", names.trial_run(1)))
+    ).succeeded  # it cannot hold the run open either
+
+
+def _preflight_job(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    labels = names.run_labels("q", names.PREFLIGHT)
+    return {
+        "metadata": {"name": "q-preflight", "namespace": "ns", "uid": "p", "labels": labels},
+        "status": {"conditions": conditions},
+    }
+
+
+def _preflight_pod(terminated: dict[str, Any]) -> dict[str, Any]:
+    pod = _pod("q-preflight-0-x", "0", {"terminated": {"startedAt": T, **terminated}})
+    pod["metadata"]["labels"] = names.run_labels("q", names.PREFLIGHT)
+    pod["metadata"]["ownerReferences"][0]["name"] = "q-preflight"
+    return pod
+
+
+def _observe_preflight(job: dict[str, Any], *pods: dict[str, Any]) -> Any:
+    cache = RunCache()
+    cache.update("Job", "ADDED", job)
+    for pod in pods:
+        cache.update("Pod", "ADDED", pod)
+    return observe_run(cache.get(("ns", "q", names.PREFLIGHT)))
+
+
+RUNNING_PREFLIGHT = ObservedPreflight(PreflightState.RUNNING, start_time=NOW)
+LATER = NOW + timedelta(seconds=5)
+
+
+def test_a_preflight_that_exits_0_passed_and_one_that_exits_2_failed_with_its_refusal() -> None:
+    complete = [{"type": "Complete", "status": "True"}]
+    passed = observe_preflight(
+        RUNNING_PREFLIGHT,
+        _observe_preflight(_preflight_job(complete), _preflight_pod({"exitCode": 0})),
+        600,
+        LATER,
+    )
+    assert (passed.state, passed.message, passed.end_time) == (PreflightState.PASSED, "", LATER)
+    refusal = "spec.data.source.file.targetColumn: no column 'labl' in /data/train.csv (columns: a, b, label)"
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    pod = _preflight_pod({"exitCode": 2, "reason": "Error", "message": refusal})
+    refused = observe_preflight(
+        RUNNING_PREFLIGHT, _observe_preflight(_preflight_job(failed), pod), 600, LATER
+    )
+    assert (refused.state, refused.message) == (PreflightState.FAILED, refusal)
+    assert observe_preflight(refused, _observe_preflight(_preflight_job(failed), pod), 600, LATER) == refused
+
+
+def test_a_crashed_or_late_preflight_fails_with_its_logs_last_line_or_its_deadline() -> None:
+    failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    log = "loading digits\nTraceback (most recent call last):\nMemoryError\n"  # FallbackToLogsOnError
+    pod = _preflight_pod({"exitCode": 1, "reason": "Error", "message": log})
+    crashed = observe_preflight(
+        RUNNING_PREFLIGHT, _observe_preflight(_preflight_job(failed), pod), 600, LATER
+    )
+    assert crashed.message == "the preflight exited with code 1: MemoryError"
+    late = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    timed_out = observe_preflight(RUNNING_PREFLIGHT, _observe_preflight(_preflight_job(late)), 600, LATER)
+    assert timed_out.state is PreflightState.FAILED and "within 600s" in timed_out.message
+
+
+def test_a_preflight_still_running_or_not_yet_seen_is_unchanged() -> None:
+    running = _preflight_pod({})
+    running["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": T}}
+    observed = _observe_preflight(_preflight_job([]), running)
+    assert observe_preflight(RUNNING_PREFLIGHT, observed, 600, LATER) == RUNNING_PREFLIGHT
+    assert (
+        observe_preflight(
+            RUNNING_PREFLIGHT, observe_run(RunCache().get(("ns", "q", names.PREFLIGHT))), 600, LATER
+        )
+        == RUNNING_PREFLIGHT
+    )
+
+
+def test_preflight_pods_get_no_report_credentials() -> None:
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "q-preflight", "controller": True}
+    labels = names.run_labels("q", names.PREFLIGHT)
+    meta = {
+        "name": "q-t1-0-abc",
+        "namespace": "ns",
+        "uid": "pod-uid",
+        "labels": labels,
+        "ownerReferences": [owner],
+    }
+    pod = {"metadata": meta, "spec": {"serviceAccountName": "optikube-trainer"}}
+    assert caller_of(_review(), pod) is None  # it reports nothing: its exit and message say it all

@@ -12,11 +12,14 @@ from optikube_operator.kube import names
 from optikube_operator.kube.config import OperatorConfig, TrainerDefaults
 from optikube_operator.kube.resources import (
     LAUNCH_SCRIPT,
+    PREFLIGHT_DEADLINE_SECONDS,
+    PREFLIGHT_SCRIPT,
     artifacts_location,
     build_config_map,
     build_run_job,
     build_service,
     build_trial,
+    output_dir,
     owner_reference,
 )
 
@@ -44,7 +47,7 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 def test_multi_node_gpu_job_is_an_indexed_job_of_gpu_pods_with_a_torchrun_rendezvous() -> None:
     spec = _spec("multi-node-gpu", queueName="research", backoffLimit=2)
-    job = build_run_job("mn", "team", 3, spec, CONFIG, OWNER, trial_timeout_seconds=7200)
+    job = build_run_job("mn", "team", names.trial_run(3), spec, CONFIG, OWNER, trial_timeout_seconds=7200)
     assert job["metadata"]["name"] == "mn-t3"
     assert job["metadata"]["labels"] == {
         names.MANAGED_BY: "optikube",
@@ -76,7 +79,9 @@ def test_multi_node_gpu_job_is_an_indexed_job_of_gpu_pods_with_a_torchrun_rendez
 
 
 def test_trainer_pods_satisfy_the_restricted_profile_and_get_the_report_token() -> None:
-    pod = build_run_job("q", "team", 0, _spec("quickstart"), CONFIG, OWNER)["spec"]["template"]["spec"]
+    pod = build_run_job("q", "team", names.trial_run(0), _spec("quickstart"), CONFIG, OWNER)["spec"][
+        "template"
+    ]["spec"]
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
         "runAsUser": 1000,
@@ -111,7 +116,7 @@ def test_artifacts_on_a_claim_are_mounted_with_their_sub_path_and_located_for_us
     manifest = next(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
     manifest["spec"]["artifacts"] = {"pvc": {"claimName": "models", "subPath": "runs"}}
     spec = load_job(manifest).spec
-    pod = build_run_job("q", "team", None, spec, CONFIG, OWNER)["spec"]["template"]["spec"]
+    pod = build_run_job("q", "team", names.PIPELINE, spec, CONFIG, OWNER)["spec"]["template"]["spec"]
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     assert volumes["artifacts"] == {"name": "artifacts", "persistentVolumeClaim": {"claimName": "models"}}
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "artifacts")
@@ -129,15 +134,72 @@ def test_trial_service_and_config_map_are_named_and_owned_deterministically() ->
         "params": {"training.learningRate": 0.01},
         "stage": "trial",
     }
-    service = build_service("mn", "team", 7, OWNER)
+    service = build_service("mn", "team", names.trial_run(7), OWNER)
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
-    assert service["spec"]["selector"] == names.run_labels("mn", 7)
-    pipeline = build_config_map("mn", "team", None, {"stage": "pipeline"}, OWNER)
+    assert service["spec"]["selector"] == names.run_labels("mn", names.trial_run(7))
+    pipeline = build_config_map("mn", "team", names.PIPELINE, {"stage": "pipeline"}, OWNER)
     assert pipeline["metadata"]["name"] == "mn-pipeline-config"
     assert pipeline["metadata"]["labels"][names.RUN_LABEL] == "pipeline"
 
 
 def test_names_fit_kubernetes_limits_for_the_longest_job_name() -> None:
     longest = "j" * 40  # metadata.name is at most 40 characters (a CRD rule)
-    assert len(f"{names.run_name(longest, 9999)}-1023-abcde") <= 63  # pod names of the Job
-    assert len(f"{names.run_name(longest, None)}-1023") <= 63  # pipeline pod hostnames
+    assert len(f"{names.run_name(longest, names.trial_run(9999))}-1023-abcde") <= 63  # pod names of the Job
+    assert len(f"{names.run_name(longest, names.PIPELINE)}-1023") <= 63  # pipeline pod hostnames
+
+
+def test_the_preflight_is_one_cpu_pod_without_retries_or_rendezvous_otherwise_a_trials_pod() -> None:
+    spec = _spec("multi-node-gpu", queueName="research", backoffLimit=2)
+    trial = build_run_job("mn", "team", names.trial_run(0), spec, CONFIG, OWNER, trial_timeout_seconds=7200)
+    job = build_run_job("mn", "team", names.PREFLIGHT, spec, CONFIG, OWNER, trial_timeout_seconds=7200)
+    assert job["metadata"]["name"] == "mn-preflight"
+    assert job["metadata"]["labels"] == {
+        names.MANAGED_BY: "optikube",
+        names.JOB_LABEL: "mn",
+        names.RUN_LABEL: "preflight",
+        names.QUEUE_LABEL: "research",  # Kueue admits it like any run of the job
+    }
+    spec_ = job["spec"]
+    assert (spec_["completions"], spec_["parallelism"], spec_["backoffLimit"]) == (1, 1, 0)
+    assert spec_["activeDeadlineSeconds"] == PREFLIGHT_DEADLINE_SECONDS and spec_["suspend"] is True
+    pod, trial_pod = spec_["template"]["spec"], trial["spec"]["template"]["spec"]
+    assert "subdomain" not in pod and trial_pod["subdomain"] == "mn-t0"
+    container, trial_container = pod["containers"][0], trial_pod["containers"][0]
+    assert container["command"] == ["/bin/sh", "-c", PREFLIGHT_SCRIPT] and "ports" not in container
+    assert "torchrun" not in PREFLIGHT_SCRIPT and "$OPTIKUBE_STAGE" in PREFLIGHT_SCRIPT
+    assert _env(container)["OPTIKUBE_STAGE"] == "preflight"
+    assert _env(container)["OPTIKUBE_RUN"] == "mn-preflight"
+    # the preflight runs on the CPU: no GPU of the trials' is held, the rest is theirs
+    assert "nvidia.com/gpu" not in container.get("resources", {}).get("limits", {})
+    assert trial_container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    for key in ("securityContext", "serviceAccountName", "automountServiceAccountToken", "tolerations"):
+        assert pod.get(key) == trial_pod.get(key), key
+    for key in ("nodeSelector", "runtimeClassName", "imagePullSecrets", "restartPolicy"):
+        assert pod.get(key) == trial_pod.get(key), key
+    assert container["securityContext"] == trial_container["securityContext"]
+    assert container["image"] == trial_container["image"]
+    assert [v["name"] for v in pod["volumes"]] == [v["name"] for v in trial_pod["volumes"]]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "mn-preflight-config"
+    assert volumes["artifacts"] == {v["name"]: v for v in trial_pod["volumes"]}["artifacts"]
+    assert container["volumeMounts"] == trial_container["volumeMounts"]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    config_map = build_config_map("mn", "team", names.PREFLIGHT, {"stage": "preflight"}, OWNER)
+    assert config_map["metadata"]["name"] == "mn-preflight-config"
+    assert output_dir(spec, "mn", names.PREFLIGHT) == "/artifacts/mn/preflight"
+    assert output_dir(spec, "mn", names.trial_run(4)) == "/artifacts/mn/trials/4"
+
+
+def test_run_identities_round_trip_through_their_labels() -> None:
+    for run in (names.trial_run(0), names.trial_run(12), names.PIPELINE, names.PREFLIGHT):
+        assert names.run_of(names.run_labels("q", run)) == ("q", run)
+    assert names.run_name("q", names.PREFLIGHT) == "q-preflight"
+    assert (
+        names.run_of({names.MANAGED_BY: "optikube", names.JOB_LABEL: "q", names.RUN_LABEL: "trial"}) is None
+    )
+    try:
+        names.RunRef(names.RunKind.PIPELINE, 3)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a pipeline run has no number")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.validation import validate_spec
-from optikube_operator.core import JobSettings, ObservedState, ObservedTrial, TrialState
+from optikube_operator.core import (
+    JobSettings,
+    ObservedPreflight,
+    ObservedState,
+    ObservedTrial,
+    PreflightState,
+    TrialState,
+)
+from optikube_operator.core.records import observed_preflight
 from optikube_operator.core.summary import summarize
 from optikube_operator.kube.status import build_status
 
@@ -73,3 +81,32 @@ def test_the_condition_turns_true_once_scores_spread_and_is_absent_before_two_tr
     condition = _condition(after)
     assert condition is not None
     assert (condition["status"], condition["reason"]) == ("True", "ScoresSpreadBeyondOneSample")
+
+
+def test_the_preflights_record_is_in_the_status_once_started_and_reloads_as_it_was() -> None:
+    settings = _settings()
+    message = "spec.data.source.file.path: /data/churn.csv does not exist"
+    preflight = ObservedPreflight(PreflightState.FAILED, message, NOW, NOW + timedelta(seconds=3))
+    observed = ObservedState(start_time=NOW, preflight=preflight)
+    status = build_status(
+        settings=settings,
+        observed=observed,
+        summary=summarize(settings, observed),
+        outcome=None,
+        previous=None,
+        conditions=[],
+        generation=1,
+        accepted_spec=None,
+        artifacts_location=None,
+        job_name="iris",
+        now=NOW,
+    )
+    assert status["preflight"] == {
+        "phase": "Failed",
+        "message": message,
+        "startTime": "2026-01-01T00:00:00Z",
+        "completionTime": "2026-01-01T00:00:03Z",
+    }
+    assert status["phase"] == "Pending" and "pipeline" not in status
+    assert observed_preflight(OptimizationJobStatus.model_validate(status).preflight) == preflight
+    assert "preflight" not in _status(())  # not started: nothing recorded

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from optikube_operator.core import ObservedTrial, TrialState
+from optikube_operator.kube import names
 from optikube_operator.kube.records import JobKey, JobRecords
 from optikube_operator.kube.wakeups import SAFETY_RESYNC, Wakeups, next_wakeup
 
@@ -25,7 +26,7 @@ def test_an_idle_job_is_woken_only_by_the_safety_pass() -> None:
 
 def test_a_fresh_launch_and_a_run_past_its_end_are_rechecked_when_due() -> None:
     records = JobRecords("ns", "job", "uid")
-    records.launched_at[0] = T0
+    records.launched_at[names.trial_run(0)] = T0
     assert wakeup(records, T0 + timedelta(seconds=10)) == T0 + SETTLE
     # once settled it no longer counts
     assert wakeup(records, T0 + SETTLE) == T0 + SETTLE + SAFETY_RESYNC

@@ -24,7 +24,7 @@ from torch import nn
 from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.data import DataSpec
 from optikube_operator.api.model import ModelSpec
-from optikube_operator.api.runconfig import RunConfig
+from optikube_operator.api.runconfig import PREFLIGHT_EXIT_REFUSED, RunConfig
 from optikube_trainer.compression import DistillationConfig, student_model_spec
 from optikube_trainer.data import DataBundle, RawData, load_data, load_raw
 from optikube_trainer.data.splits import split_indices
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # {"ok": false, "field": ..., "message": ...}
 PREFLIGHT_FILE = "preflight.json"
 # exit codes: the spec or its data cannot run; the preflight itself broke
-EXIT_REFUSED = 2
+EXIT_REFUSED = PREFLIGHT_EXIT_REFUSED
 EXIT_CRASHED = 1
 STUDENT_FIELD = "spec.compression.distillation.student"
 # messages of the model builders name `model.<field>`, relative to the ModelSpec they built

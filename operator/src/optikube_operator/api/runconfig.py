@@ -18,6 +18,9 @@ from optikube_operator.api.job import OptimizationJob, OptimizationJobSpec
 from optikube_operator.api.validation import FieldError, model_errors, rule_errors
 
 Stage = Literal["preflight", "trial", "pipeline"]
+# the preflight's exit code when the spec or its data cannot run; it has then written
+# `<spec field>: <problem>` (its outcome file, stderr, the termination message)
+PREFLIGHT_EXIT_REFUSED = 2
 
 
 class JobIdentity(ApiModel):

@@ -216,7 +216,9 @@ class PipelineStatus(ApiModel):
 
 
 class PreflightStatus(ApiModel):
-    """The preflight: the job's data loaded and its models built once, before the first trial."""
+    """The preflight: the job's data loaded and its models built once, before the first trial (by
+    optikube run's preflight process, or the operator's `<job>-preflight` Job). Recorded before it
+    starts and never run twice; a failure fails the job with reason PreflightFailed, no trial run."""
 
     phase: Literal["Running", "Passed", "Failed"] = Field(description="Running, Passed or Failed.")
     message: str | None = Field(
@@ -255,8 +257,10 @@ class OptimizationJobStatus(ApiModel):
     )
     preflight: PreflightStatus | None = Field(
         None,
-        description="The preflight before the first trial, once started; it runs once (written by"
-        " optikube run; the operator does not run a preflight yet).",
+        description="The preflight before the first trial, once started: the data loaded and the"
+        " models built once (optikube run's preflight process, the operator's `<job>-preflight` Job);"
+        " recorded before it starts and never run twice. A failure fails the job with reason"
+        " PreflightFailed before any trial.",
     )
     pipeline: PipelineStatus | None = Field(None, description="The final pipeline run, once started.")
     progress: Progress | None = Field(None, description="Completion estimate.")

@@ -107,7 +107,7 @@ def _preflight_step(observed: ObservedState) -> list[Action] | None:
     """The preflight comes before the first launch, once: None when it has passed, or when the job
     launched runs without one (recorded by an earlier version), so that nothing runs twice."""
     preflight = observed.preflight
-    if preflight.state in (PreflightState.PASSED, PreflightState.SKIPPED):
+    if preflight.state is PreflightState.PASSED:
         return None
     if preflight.state is PreflightState.FAILED:
         return [Finish(FinishReason.PREFLIGHT_FAILED, succeeded=False, message=preflight.message)]

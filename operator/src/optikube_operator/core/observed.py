@@ -53,8 +53,6 @@ class PreflightState(enum.StrEnum):
     RUNNING = "Running"
     PASSED = "Passed"
     FAILED = "Failed"
-    # the executor runs no preflight (the Kubernetes one does not yet): trials start without it
-    SKIPPED = "Skipped"
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,17 @@ def record_pipeline_exit(
     return replace(pipeline, state=PipelineState.FAILED, message=message, end_time=now)
 
 
+def preflight_message(exit_code: int, refusal: str | None, log_tail: str) -> str:
+    """Why a preflight failed: the `<spec field>: <problem>` it wrote (exit code 2, the outcome file
+    locally, the termination message in a cluster), else the last line of its log."""
+    if exit_code == 0:
+        return ""
+    if refusal:
+        return refusal.strip()
+    lines = [line for line in log_tail.strip().splitlines() if line.strip()]
+    return f"the preflight exited with code {exit_code}" + (f": {lines[-1].strip()}" if lines else "")
+
+
 def record_preflight_exit(
     preflight: ObservedPreflight, exit_code: int, message: str, now: datetime
 ) -> ObservedPreflight:

@@ -100,7 +100,7 @@ def observed_pipeline(
 
 
 def preflight_status(preflight: ObservedPreflight) -> PreflightStatus | None:
-    if preflight.state in (PreflightState.NOT_STARTED, PreflightState.SKIPPED):
+    if preflight.state is PreflightState.NOT_STARTED:
         return None
     return PreflightStatus(
         phase=preflight.state.value,  # type: ignore[arg-type]

@@ -7,8 +7,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from optikube_operator.core import ObservedPipeline, ObservedTrial, PipelineState, TrialState
+from optikube_operator.core import (
+    ObservedPipeline,
+    ObservedPreflight,
+    ObservedTrial,
+    PipelineState,
+    PreflightState,
+    TrialState,
+)
 from optikube_operator.kube import names
+from optikube_operator.kube.names import trial_run
 from optikube_operator.kube.prometheus import OperatorMetrics
 from optikube_operator.kube.recorder import EventRecorder
 from optikube_operator.kube.records import JobRecords
@@ -47,9 +55,9 @@ class Announcer:
     ) -> None:
         if before is not None and before.state is after.state:
             return
-        run = names.run_name(records.name, after.number)
+        run = names.run_name(records.name, trial_run(after.number))
         if after.state is TrialState.RUNNING:
-            created = records.created_at.get(after.number)
+            created = records.created_at.get(trial_run(after.number))
             startup = _seconds(created, after.start_time)
             if startup is not None:
                 self.metrics.trial_startup.observe(startup)
@@ -88,6 +96,21 @@ class Announcer:
         elif after.state is PipelineState.SUCCEEDED:
             await self.recorder.post(
                 body, "PipelineSucceeded", _values(after.values) or "the pipeline finished"
+            )
+
+    async def preflight(
+        self, body: Mapping[str, Any], before: ObservedPreflight, after: ObservedPreflight
+    ) -> None:
+        if before.state is after.state:
+            return
+        if after.state is PreflightState.RUNNING:
+            message = "the preflight loads the data and builds the models before the first trial"
+            await self.recorder.post(body, "PreflightStarted", message)
+        elif after.state is PreflightState.PASSED:
+            await self.recorder.post(body, "PreflightPassed", "the data loads and the models build")
+        elif after.state is PreflightState.FAILED:
+            await self.recorder.post(
+                body, "PreflightFailed", after.message or "the preflight failed", warning=True
             )
 
     async def finished(self, body: Mapping[str, Any], outcome: Outcome) -> None:

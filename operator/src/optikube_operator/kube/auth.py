@@ -23,6 +23,7 @@ from typing import Any
 from optikube_operator.endpoint import Caller, RunKey
 from optikube_operator.kube import names
 from optikube_operator.kube.client import KubeClient
+from optikube_operator.kube.names import RunKind
 from optikube_operator.kube.runs import controlled_by_run
 
 POD_NAME = "authentication.kubernetes.io/pod-name"
@@ -79,16 +80,16 @@ def caller_of(review: dict[str, Any], pod: dict[str, Any] | None, now: float | N
         return None
     if (pod.get("spec") or {}).get("serviceAccountName", "default") != account:
         return None
-    owner = names.trial_of(meta.get("labels") or {})
+    owner = names.run_of(meta.get("labels") or {})
     if owner is None:
         return None
-    job, trial = owner
-    if not controlled_by_run(meta, job, trial):
-        return None
+    job, run = owner
+    if run.kind is RunKind.PREFLIGHT or not controlled_by_run(meta, job, run):
+        return None  # the preflight reports nothing: its outcome is its exit and termination message
     deleted_by = _deleted_by(meta)
     if deleted_by is not None and deleted_by <= (time.time() if now is None else now):
         return None  # the pod may still send its result while it terminates, not after
-    return Caller(RunKey(trial=trial, job=job, namespace=namespace), f"{namespace}/{pod_name}")
+    return Caller(RunKey(trial=run.number, job=job, namespace=namespace), f"{namespace}/{pod_name}")
 
 
 def review_body(token: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from optikube_operator.core.records import trial_status
 from optikube_operator.kube import names
 from optikube_operator.kube.client import ApiError, KubeClient, resource_path
 from optikube_operator.kube.config import OperatorConfig
+from optikube_operator.kube.names import PREFLIGHT, RunRef, trial_run
 from optikube_operator.kube.records import JobRecords
 from optikube_operator.kube.resources import (
     build_config_map,
@@ -83,7 +84,10 @@ class KubernetesBackend:
         await self.client.request(
             "PATCH",
             _path(
-                "OptimizationTrial", records.namespace, names.run_name(records.name, trial.number), "status"
+                "OptimizationTrial",
+                records.namespace,
+                names.run_name(records.name, trial_run(trial.number)),
+                "status",
             ),
             body=[{"op": "add", "path": "/status", "value": status}],
             content_type="application/json-patch+json",
@@ -128,7 +132,7 @@ class KubernetesBackend:
     async def dry_run(self, job: Mapping[str, Any], spec: OptimizationJobSpec, timeout: float | None) -> None:
         """Ask the apiserver whether it would accept this job's trial Jobs (raises ApiError if not)."""
         meta = job["metadata"]
-        body = build_run_job(meta["name"], meta["namespace"], 0, spec, self.config, job, timeout)
+        body = build_run_job(meta["name"], meta["namespace"], trial_run(0), spec, self.config, job, timeout)
         await self.client.create(_path("Job", meta["namespace"]), body, dry_run=True)
 
     async def launch(
@@ -136,27 +140,27 @@ class KubernetesBackend:
         job: Mapping[str, Any],
         spec_dict: Mapping[str, Any],
         spec: OptimizationJobSpec,
-        trial: int | None,
+        run: RunRef,
         params: Mapping[str, Any],
         *,
         resume: bool,
         timeout: float | None,
     ) -> bool:
-        """Create a run's ConfigMap, headless Service and Job; True when the Job was created now,
-        False when it already existed (adopted)."""
+        """Create a run's ConfigMap, headless Service (not the preflight's) and Job; True when the
+        Job was created now, False when it already existed (adopted)."""
         meta = job["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        out = output_dir(spec, name, trial)
+        out = output_dir(spec, name, run)
         config = render_run_config(
             job=JobIdentity(name=name, namespace=namespace, uid=meta["uid"]),
             spec=spec_dict,
-            stage="pipeline" if trial is None else "trial",
+            stage=run.kind.value,
             output_dir=out,
-            trial_number=trial,
+            trial_number=run.number,
             params=params,
             resume_from=out if resume else None,
         )
-        config_map = build_config_map(name, namespace, trial, config, job)
+        config_map = build_config_map(name, namespace, run, config, job)
         try:
             await self.client.create(_path("ConfigMap", namespace), config_map)
         except ApiError as error:
@@ -164,15 +168,18 @@ class KubernetesBackend:
                 raise
             path = _path("ConfigMap", namespace, config_map["metadata"]["name"])
             await self.client.merge_patch(path, {"data": config_map["data"]})
-        try:
-            await self.client.create(_path("Service", namespace), build_service(name, namespace, trial, job))
-        except ApiError as error:
-            if not error.already_exists:
-                raise
+        if run != PREFLIGHT:
+            try:
+                await self.client.create(
+                    _path("Service", namespace), build_service(name, namespace, run, job)
+                )
+            except ApiError as error:
+                if not error.already_exists:
+                    raise
         try:
             await self.client.create(
                 _path("Job", namespace),
-                build_run_job(name, namespace, trial, spec, self.config, job, timeout),
+                build_run_job(name, namespace, run, spec, self.config, job, timeout),
             )
         except ApiError as error:
             if error.already_exists:
@@ -180,12 +187,13 @@ class KubernetesBackend:
             raise
         return True
 
-    async def delete_run(self, namespace: str, job: str, trial: int | None) -> None:
+    async def delete_run(self, namespace: str, job: str, run: RunRef) -> None:
         """Delete a run's Job (its pods with it), Service and ConfigMap."""
-        run = names.run_name(job, trial)
-        await self.client.delete(_path("Job", namespace, run), propagation="Background")
-        await self.client.delete(_path("Service", namespace, run))
-        await self.client.delete(_path("ConfigMap", namespace, names.config_name(job, trial)))
+        name = names.run_name(job, run)
+        await self.client.delete(_path("Job", namespace, name), propagation="Background")
+        if run != PREFLIGHT:
+            await self.client.delete(_path("Service", namespace, name))
+        await self.client.delete(_path("ConfigMap", namespace, names.config_name(job, run)))
 
     async def delete_job(self, namespace: str, name: str) -> None:
         await self.client.delete(_path("OptimizationJob", namespace, name), propagation="Background")

@@ -2,7 +2,8 @@
 
 A batch Job and its pods say when a run started, and how it ended: the Job's Complete or Failed
 condition, each pod's exit code and reason, and the termination message rank 0 left (the final
-event, Contract 3, written by the trainer for exactly this fallback).
+event, Contract 3, written by the trainer for exactly this fallback; the preflight's refusal,
+`<spec field>: <problem>`, or the tail of its log).
 """
 
 from __future__ import annotations
@@ -14,10 +15,21 @@ from datetime import datetime
 from typing import Any
 
 from optikube_operator.api.events import AnyEvent, EventError, parse_event
-from optikube_operator.core import ObservedPipeline, ObservedTrial, PipelineState, StopReason, TrialState
+from optikube_operator.api.runconfig import PREFLIGHT_EXIT_REFUSED
+from optikube_operator.core import (
+    ObservedPipeline,
+    ObservedPreflight,
+    ObservedTrial,
+    PipelineState,
+    PreflightState,
+    StopReason,
+    TrialState,
+)
 from optikube_operator.core.recording import (
+    preflight_message,
     record_pipeline_event,
     record_pipeline_exit,
+    record_preflight_exit,
     record_trial_event,
     record_trial_exit,
 )
@@ -164,3 +176,24 @@ def observe_pipeline(
         pipeline = record_pipeline_event(pipeline, event, now)
     code = 0 if observation.succeeded else (observation.exit_code or 1)
     return record_pipeline_exit(pipeline, code, now)
+
+
+def observe_preflight(
+    preflight: ObservedPreflight, observation: RunObservation, deadline_seconds: int, now: datetime
+) -> ObservedPreflight:
+    """The running preflight after what its Job and pod show: passed when it exited 0, failed with
+    its refusal (exit code 2: the termination message is `<spec field>: <problem>`) or else with
+    the last line of its log (the kubelet's FallbackToLogsOnError)."""
+    if preflight.state is not PreflightState.RUNNING or not observation.exists or not observation.finished:
+        return preflight
+    if observation.failed_reason == "DeadlineExceeded":
+        message = (
+            f"the preflight did not finish within {deadline_seconds}s (loading the data and building"
+            " the models); check spec.data.source and spec.resources"
+        )
+        return record_preflight_exit(preflight, 1, message, now)
+    code = 0 if observation.succeeded else (observation.exit_code or 1)
+    text = observation.termination_message or ""
+    refusal = text if code == PREFLIGHT_EXIT_REFUSED else None
+    tail = text or observation.failed_message or _reason(observation)
+    return record_preflight_exit(preflight, code, preflight_message(code, refusal, tail), now)

@@ -1,12 +1,11 @@
 """Observe -> decide -> act for one OptimizationJob.
 
-1. the spec: validated (an invalid one fails the job with reason InvalidSpec, naming the field) and
-   checked against the spec the job was accepted with (refused changes leave the job untouched);
+1. the spec: validated and checked against the spec the job was accepted with (`acceptance`);
 2. observe: the records (loaded once, then kept in memory and written through) and what each run's
-   Job and pods show;
+   Job and pods show (`observe`);
 3. decide: `core.decide`;
-4. act: `KubernetesBackend`, then the run hygiene of `core.recovery` (an active record without a run
-   gets one; a finished one's pods go as cleanup.keepTrialPods says);
+4. act: the runs are launched and matched to their records (`launcher`), every record written
+   before the run it describes is created;
 5. report: the status (one replace, only when it changed), Events and metrics.
 """
 
@@ -16,42 +15,41 @@ import asyncio
 import copy
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from optikube_operator.api import GROUP, OptimizationJobSpec
 from optikube_operator.api.status import OptimizationJobStatus
-from optikube_operator.api.validation import FieldError, lenient_status, validate_manifest, validate_spec
+from optikube_operator.api.validation import lenient_status
 from optikube_operator.core import (
     Finish,
     JobSettings,
-    ObservedTrial,
+    ObservedPreflight,
     PipelineState,
+    PreflightState,
     StartPipeline,
+    StartPreflight,
     StartTrial,
     StopPipeline,
     StopTrial,
     decide,
 )
-from optikube_operator.core.recovery import launched, needs_launch, pipeline_launched
 from optikube_operator.core.summary import summarize
+from optikube_operator.kube.acceptance import InvalidSpec, accepted_spec, dry_run_refusal
 from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.backend import KubernetesBackend
-from optikube_operator.kube.client import ApiError
-from optikube_operator.kube.observe import observe_pipeline, observe_run, observe_trial
+from optikube_operator.kube.launcher import LAUNCH_SETTLE, RUN_EXIT_GRACE, JobPass, RunLauncher
+from optikube_operator.kube.names import PIPELINE, PREFLIGHT, trial_run
+from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_run, observe_trial
 from optikube_operator.kube.prometheus import OperatorMetrics
 from optikube_operator.kube.records import JobKey, JobRecords, RecordStore
-from optikube_operator.kube.resources import artifacts_location
+from optikube_operator.kube.resources import PREFLIGHT_DEADLINE_SECONDS, artifacts_location
 from optikube_operator.kube.runs import RunCache
-from optikube_operator.kube.spec_changes import SpecDecision, accept_spec
 from optikube_operator.kube.status import ConditionUpdate, Outcome, build_status, outcome_of
 from optikube_operator.kube.wakeups import RETRY_AFTER_ERROR, Wakeups, next_wakeup
 
 log = logging.getLogger(__name__)
-# after a final, pruned or failed event the trainer still writes its results and exits
-RUN_EXIT_GRACE = timedelta(seconds=30)
-LAUNCH_SETTLE = timedelta(seconds=30)
 CONCURRENT_RECONCILES = 16
 
 
@@ -70,27 +68,6 @@ def as_dict(body: Mapping[str, Any]) -> dict[str, Any]:
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(f"{GROUP}/")}
     meta["annotations"] = annotations
     return plain
-
-
-@dataclass(frozen=True)
-class AcceptedSpec:
-    """What a generation of the spec runs with (cached on the job's records)."""
-
-    generation: int | None
-    spec: OptimizationJobSpec
-    decision: SpecDecision
-    settings: JobSettings
-
-
-@dataclass(frozen=True)
-class InvalidSpec:
-    """The job's spec passed the CRD but not the typed model: the job failed, naming the field."""
-
-    errors: tuple[FieldError, ...]
-
-    @property
-    def message(self) -> str:
-        return "; ".join(str(error) for error in self.errors)
 
 
 def previous_status(
@@ -123,6 +100,7 @@ class Reconciler:
         self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._again: set[JobKey] = set()
         self.wakeups = Wakeups(self.request)
+        self.launcher = RunLauncher(backend, runs, announcer)
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -206,7 +184,7 @@ class Reconciler:
         if finished is not None:
             await self._after_finish(body, previous, finished, now)
             return None
-        accepted = self._accepted_spec(body, records, previous)
+        accepted = accepted_spec(body, records, previous)
         if isinstance(accepted, InvalidSpec):
             await self._fail_invalid(body, previous, accepted, now)
             return accepted
@@ -214,16 +192,17 @@ class Reconciler:
         if not records.loaded:
             await self.backend.load(records, previous)
             if not records.trials and records.pipeline.state is PipelineState.NOT_STARTED:
-                refusal = await self._dry_run(body, spec, settings)
+                refusal = await dry_run_refusal(self.backend, body, spec, settings)
                 if refusal is not None:
                     await self._fail_invalid(body, previous, refusal, now)
                     return refusal
         if records.start_time is None:
             records.start_time = now
         await self.backend.ensure_trainer_account(records.namespace, spec)
-        await self._observe(body, records, settings, now)
-        outcome = await self._act(body, records, spec, decision.spec, settings, now)
-        await self._hygiene(body, records, spec, decision.spec, settings, now)
+        job = JobPass(body, records, spec, decision.spec, settings, now)
+        await self._observe(job)
+        outcome = await self._act(job)
+        await self.launcher.hygiene(job)
         conditions = [
             ConditionUpdate(
                 "SpecChangeRefused",
@@ -251,83 +230,60 @@ class Reconciler:
         )
         return None
 
-    def _accepted_spec(
-        self, body: Mapping[str, Any], records: JobRecords, previous: OptimizationJobStatus | None
-    ) -> AcceptedSpec | InvalidSpec:
-        """The spec to run with, validated; cached per generation (validating costs more than the
-        rest of a reconcile, and only a new generation can change it)."""
-        generation = body["metadata"].get("generation")
-        cached = records.accepted
-        if cached is not None and cached.generation == generation:
-            return cached
-        errors = validate_manifest(body)
-        if errors:
-            return InvalidSpec(tuple(errors))
-        current = OptimizationJobSpec.model_validate(body["spec"], by_alias=True, by_name=False).to_dict()
-        decision = accept_spec(current, _accepted(previous))
-        spec, problems = validate_spec(decision.spec)
-        if spec is None:
-            return InvalidSpec(tuple(problems))
-        records.accepted = AcceptedSpec(generation, spec, decision, JobSettings.from_spec(spec, records.name))
-        records.settings = records.accepted.settings
-        return records.accepted
-
-    async def _dry_run(
-        self, body: Mapping[str, Any], spec: OptimizationJobSpec, settings: JobSettings
-    ) -> InvalidSpec | None:
-        """What the apiserver would refuse in the Jobs derived from the spec fails the job up front."""
-        timeout = settings.trial_timeout.total_seconds() if settings.trial_timeout else None
-        try:
-            await self.backend.dry_run(body, spec, timeout)
-        except ApiError as error:
-            if error.status not in (400, 422):
-                raise
-            causes = error.details.get("causes") or []
-            message = (
-                "; ".join(f"{c.get('field', '')}: {c.get('message', '')}" for c in causes) or error.message
-            )
-            return InvalidSpec(
-                (FieldError("spec.resources", f"the apiserver refuses the trial Job: {message}"),)
-            )
-        return None
-
-    async def _observe(
-        self, body: Mapping[str, Any], records: JobRecords, settings: JobSettings, now: datetime
-    ) -> None:
+    async def _observe(self, job: JobPass) -> None:
+        body, records, now = job.body, job.records, job.now
         namespace, name = records.key
-        primary = settings.primary.metric
+        primary = job.settings.primary.metric
         for number, trial in sorted(records.trials.items()):
-            observation = observe_run(self.runs.get((namespace, name, number)))
+            observation = observe_run(self.runs.get((namespace, name, trial_run(number))))
             updated = observe_trial(trial, observation, primary, now)
             if updated != trial:
                 await self.backend.write_trial(records, updated)
                 await self.announce.trial(body, records, trial, updated)
-        observation = observe_run(self.runs.get((namespace, name, None)))
+        observation = observe_run(self.runs.get((namespace, name, PIPELINE)))
         pipeline = observe_pipeline(records.pipeline, observation, now)
         if pipeline != records.pipeline:
             await self.announce.pipeline(body, records.pipeline, pipeline)
             records.pipeline = pipeline
+        observation = observe_run(self.runs.get((namespace, name, PREFLIGHT)))
+        preflight = observe_preflight(records.preflight, observation, PREFLIGHT_DEADLINE_SECONDS, now)
+        if preflight != records.preflight:
+            # its end is recorded before anything acts on it (trials, its Job's deletion): a
+            # restart never runs it again
+            await self._record_preflight(job, preflight)
 
-    async def _act(
-        self,
-        body: Mapping[str, Any],
-        records: JobRecords,
-        spec: OptimizationJobSpec,
-        spec_dict: Mapping[str, Any],
-        settings: JobSettings,
-        now: datetime,
-    ) -> Outcome | None:
+    async def _record_preflight(self, job: JobPass, preflight: ObservedPreflight) -> None:
+        """status.preflight written at once (one patch), then announced; memory keeps the record
+        the cluster has when the write fails (the next pass tries again)."""
+        before, job.records.preflight = job.records.preflight, preflight
+        try:
+            await self._write_pending(job)
+        except BaseException:
+            job.records.preflight = before
+            raise
+        await self.announce.preflight(job.body, before, preflight)
+
+    async def _write_pending(self, job: JobPass) -> None:
+        """The status as recorded so far, written before a run it describes is created."""
+        body, records = job.body, job.records
+        previous = previous_status(body, records)
+        await self._write_status(
+            body, records, job.settings, previous, None, [], job.spec_dict, job.spec, job.now
+        )
+
+    async def _act(self, job: JobPass) -> Outcome | None:
+        body, records, now = job.body, job.records, job.now
         namespace, name = records.key
-        timeout = settings.trial_timeout.total_seconds() if settings.trial_timeout else None
         outcome: Outcome | None = None
-        actions = decide(settings, records.observed(), now)
-        # the trials of one wave start side by side: the apiserver, not the order, sets the pace
-        starts = [action for action in actions if isinstance(action, StartTrial)]
-        await asyncio.gather(
-            *(self._start_trial(body, records, spec, spec_dict, start, timeout, now) for start in starts)
+        actions = decide(job.settings, records.observed(), now)
+        await self.launcher.start_trials(
+            job, [action for action in actions if isinstance(action, StartTrial)]
         )
         for action in actions:
-            if isinstance(action, StopTrial):
+            if isinstance(action, StartPreflight):
+                await self._record_preflight(job, ObservedPreflight(PreflightState.RUNNING, start_time=now))
+                await self.launcher.launch_preflight(job)
+            elif isinstance(action, StopTrial):
                 trial = records.trials[action.number]
                 if trial.state.active:
                     stopped = replace(
@@ -335,7 +291,7 @@ class Reconciler:
                     )
                     await self.backend.write_trial(records, stopped)
                     await self.announce.trial(body, records, trial, stopped)
-                await self.backend.delete_run(namespace, name, action.number)
+                await self.backend.delete_run(namespace, name, trial_run(action.number))
             elif isinstance(action, StartPipeline):
                 previous_pipeline = records.pipeline
                 records.pipeline = replace(
@@ -346,106 +302,16 @@ class Reconciler:
                     search_ended=action.search_ended.value,
                 )
                 # recorded before its Job exists: a restart in between launches it, never twice
-                await self._write_status(
-                    body, records, settings, previous_status(body, records), None, [], spec_dict, spec, now
-                )
-                records.created_at[None] = now
+                await self._write_pending(job)
+                records.created_at[PIPELINE] = now
                 await self.announce.pipeline(body, previous_pipeline, records.pipeline)
-                await self._launch_pipeline(body, records, spec, spec_dict, now)
+                await self.launcher.launch_pipeline(job)
             elif isinstance(action, StopPipeline):
                 records.pipeline = replace(records.pipeline, state=action.pipeline_state)
-                await self.backend.delete_run(namespace, name, None)
+                await self.backend.delete_run(namespace, name, PIPELINE)
             elif isinstance(action, Finish):
                 outcome = Outcome(action.succeeded, action.reason.value, action.message, now)
         return outcome
-
-    async def _start_trial(
-        self,
-        body: Mapping[str, Any],
-        records: JobRecords,
-        spec: OptimizationJobSpec,
-        spec_dict: Mapping[str, Any],
-        start: StartTrial,
-        timeout: float | None,
-        now: datetime,
-    ) -> None:
-        before = records.trials.get(start.number)
-        trial = await self.backend.create_trial(
-            body, records, start.number, start.params, start.sampler_attrs
-        )
-        records.created_at[start.number] = now
-        await self.announce.trial(body, records, before, trial)
-        await self._launch_trial(body, records, spec, spec_dict, trial, timeout, now)
-
-    async def _launch_trial(
-        self,
-        body: Mapping[str, Any],
-        records: JobRecords,
-        spec: OptimizationJobSpec,
-        spec_dict: Mapping[str, Any],
-        trial: ObservedTrial,
-        timeout: float | None,
-        now: datetime,
-    ) -> None:
-        records.launched_at[trial.number] = now
-        created = await self.backend.launch(
-            body, spec_dict, spec, trial.number, trial.params, resume=False, timeout=timeout
-        )
-        if created:
-            await self.backend.write_trial(records, launched(trial, now, running=False))
-
-    async def _launch_pipeline(
-        self,
-        body: Mapping[str, Any],
-        records: JobRecords,
-        spec: OptimizationJobSpec,
-        spec_dict: Mapping[str, Any],
-        now: datetime,
-    ) -> None:
-        pipeline = records.pipeline
-        # a retry resumes from the last finished stage, when the artifacts are on a volume
-        resume = pipeline.attempts > 0 and spec.artifacts is not None and spec.artifacts.pvc is not None
-        records.launched_at[None] = now
-        created = await self.backend.launch(
-            body, spec_dict, spec, None, pipeline.params, resume=resume, timeout=None
-        )
-        if created:
-            records.pipeline = pipeline_launched(pipeline, now, running=False)
-
-    async def _hygiene(
-        self,
-        body: Mapping[str, Any],
-        records: JobRecords,
-        spec: OptimizationJobSpec,
-        spec_dict: Mapping[str, Any],
-        settings: JobSettings,
-        now: datetime,
-    ) -> None:
-        """Runs match records: an active record without a Job gets one; a finished record's Job is
-        deleted while it still runs, and once done unless cleanup.keepTrialPods keeps its pods."""
-        namespace, name = records.key
-        timeout = settings.trial_timeout.total_seconds() if settings.trial_timeout else None
-        keep = spec.cleanup.keep_trial_pods
-        runs = self.runs.of_job(namespace, name)
-        for number, trial in sorted(records.trials.items()):
-            objects = runs.get(number)
-            observation = observe_run(objects) if objects is not None else None
-            exists = observation is not None and observation.exists and not observation.deleting
-            if needs_launch(trial, exists) and _launch_due(records.launched_at.get(number), now):
-                await self._launch_trial(body, records, spec, spec_dict, trial, timeout, now)
-            elif not trial.state.active and exists and observation is not None:
-                kept = keep == "all" or (keep == "failed" and trial.state.failure)
-                if observation.finished and not kept:
-                    await self.backend.delete_run(namespace, name, number)
-                elif not observation.finished and _past_grace(trial.end_time, now):
-                    # it reported its end but did not exit: it is stopped
-                    await self.backend.delete_run(namespace, name, number)
-        pipeline = records.pipeline
-        objects = runs.get(None)
-        observation = observe_run(objects) if objects is not None else None
-        exists = observation is not None and observation.exists and not observation.deleting
-        if pipeline.state.active and not exists and _launch_due(records.launched_at.get(None), now):
-            await self._launch_pipeline(body, records, spec, spec_dict, now)
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -518,23 +384,6 @@ class Reconciler:
         if ttl is not None and now >= outcome.time + timedelta(seconds=int(ttl)):
             meta = body["metadata"]
             await self.backend.delete_job(meta["namespace"], meta["name"])
-
-
-def _launch_due(launched: datetime | None, now: datetime) -> bool:
-    """A run this operator launched a moment ago is not launched again before its watch event has
-    had time to arrive (the create of a second launch would only find it AlreadyExists)."""
-    return launched is None or now - launched >= LAUNCH_SETTLE
-
-
-def _past_grace(ended: datetime | None, now: datetime) -> bool:
-    """A run that reported its own end gets this long to exit before its pods are deleted."""
-    return ended is None or now - ended >= RUN_EXIT_GRACE
-
-
-def _accepted(previous: OptimizationJobStatus | None) -> dict[str, Any] | None:
-    return (
-        dict(previous.accepted_spec) if previous is not None and previous.accepted_spec is not None else None
-    )
 
 
 def _refused(previous: OptimizationJobStatus, field: str) -> bool:

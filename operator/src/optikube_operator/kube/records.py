@@ -22,9 +22,9 @@ from optikube_operator.core import (
     ObservedPreflight,
     ObservedState,
     ObservedTrial,
-    PreflightState,
 )
-from optikube_operator.core.records import observed_pipeline, observed_trial
+from optikube_operator.core.records import observed_pipeline, observed_preflight, observed_trial
+from optikube_operator.kube.names import RunRef
 
 JobKey = tuple[str, str]  # (namespace, name)
 
@@ -36,15 +36,17 @@ class JobRecords:
     uid: str
     trials: dict[int, ObservedTrial] = field(default_factory=dict)
     pipeline: ObservedPipeline = field(default_factory=ObservedPipeline)
+    # kept in the job's status.preflight, written before its Job is created and once it ended
+    preflight: ObservedPreflight = field(default_factory=ObservedPreflight)
     start_time: datetime | None = None
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # the last status written, to skip patches that change nothing
     written_status: dict[str, Any] | None = None
     # when each trial's record was created (time-to-running metric)
-    created_at: dict[int | None, datetime] = field(default_factory=dict)
-    # when this operator last asked for each run's Job (None: the pipeline); the watch shows it later
-    launched_at: dict[int | None, datetime] = field(default_factory=dict)
+    created_at: dict[RunRef, datetime] = field(default_factory=dict)
+    # when this operator last asked for each run's Job; the watch shows it later
+    launched_at: dict[RunRef, datetime] = field(default_factory=dict)
     # the settings of the latest reconcile (the report endpoint's prune decisions use them)
     settings: JobSettings | None = None
     # the validated spec of the latest generation (reconcile.AcceptedSpec)
@@ -59,8 +61,7 @@ class JobRecords:
             trials=tuple(self.trials[number] for number in sorted(self.trials)),
             pipeline=self.pipeline,
             start_time=self.start_time,
-            # no preflight Job yet in the cluster: trials start at once (docs/operator.md)
-            preflight=ObservedPreflight(PreflightState.SKIPPED),
+            preflight=self.preflight,
         )
 
     def load(self, trial_objects: list[dict[str, Any]], status: OptimizationJobStatus | None) -> None:
@@ -79,6 +80,7 @@ class JobRecords:
             record = observed_trial(int(spec["number"]), spec.get("params") or {}, parsed)
             self.trials[record.number] = record
         self.pipeline = observed_pipeline(status.pipeline if status is not None else None)
+        self.preflight = observed_preflight(status.preflight if status is not None else None)
         if status is not None and status.start_time is not None:
             self.start_time = status.start_time
         self.loaded = True

@@ -2,7 +2,10 @@
 
 A run (a tuning trial or the final pipeline) is an Indexed Job of `workers` pods plus a headless
 Service (stable DNS names for torchrun's rendezvous) and a ConfigMap holding its run config;
-a trial also has its OptimizationTrial, the durable record of what it did.
+a trial also has its OptimizationTrial, the durable record of what it did. The preflight is a run
+of one pod without torchrun or Service: one process, `backoffLimit: 0`, a short deadline, on CPU,
+otherwise the trials' pod (security context, scheduling, service account, volumes), so it sees
+the data they will see.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.resources import GPU_RESOURCE
 from optikube_operator.kube import names
 from optikube_operator.kube.config import OperatorConfig
+from optikube_operator.kube.names import PREFLIGHT, RunKind, RunRef, trial_run
+
+# the preflight loads the data once and builds the models: minutes at most, even for a large set
+PREFLIGHT_DEADLINE_SECONDS = 600
 
 # The trainer pod's entry point: wait until pod 0's name resolves (its DNS record appears only once
 # the pod exists), then hand over to torchrun. Values arrive as environment variables.
@@ -33,6 +40,8 @@ exec torchrun --nnodes "$OPTIKUBE_NNODES" --nproc-per-node "$OPTIKUBE_NPROC_PER_
   --rdzv-endpoint "$OPTIKUBE_RDZV_HOST:$OPTIKUBE_RDZV_PORT" --rdzv-id "$OPTIKUBE_RUN" \\
   -m optikube_trainer "$OPTIKUBE_STAGE" --config "$OPTIKUBE_CONFIG"
 """
+# The preflight's: one process, no rendezvous.
+PREFLIGHT_SCRIPT = 'exec python -m optikube_trainer "$OPTIKUBE_STAGE" --config "$OPTIKUBE_CONFIG"\n'
 
 
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,9 +73,9 @@ def build_trial(job: Mapping[str, Any], number: int, params: Mapping[str, Any]) 
         "apiVersion": names.API_VERSION,
         "kind": "OptimizationTrial",
         "metadata": _metadata(
-            names.run_name(meta["name"], number),
+            names.run_name(meta["name"], trial_run(number)),
             meta["namespace"],
-            names.run_labels(meta["name"], number),
+            names.run_labels(meta["name"], trial_run(number)),
             job,
         ),
         "spec": {
@@ -83,9 +92,9 @@ def artifacts_root(spec: OptimizationJobSpec, job: str) -> str:
     return f"{names.ARTIFACTS_DIR}/{job}"
 
 
-def output_dir(spec: OptimizationJobSpec, job: str, trial: int | None) -> str:
+def output_dir(spec: OptimizationJobSpec, job: str, run: RunRef) -> str:
     root = artifacts_root(spec, job)
-    return f"{root}/pipeline" if trial is None else f"{root}/trials/{trial}"
+    return f"{root}/trials/{run.number}" if run.kind is RunKind.TRIAL else f"{root}/{run.kind.value}"
 
 
 def artifacts_location(spec: OptimizationJobSpec, job: str) -> str | None:
@@ -100,23 +109,24 @@ def artifacts_location(spec: OptimizationJobSpec, job: str) -> str | None:
 
 
 def build_config_map(
-    job: str, namespace: str, trial: int | None, run_config: Mapping[str, Any], owner: Mapping[str, Any]
+    job: str, namespace: str, run: RunRef, run_config: Mapping[str, Any], owner: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(names.config_name(job, trial), namespace, names.run_labels(job, trial), owner),
+        "metadata": _metadata(names.config_name(job, run), namespace, names.run_labels(job, run), owner),
         "data": {names.CONFIG_FILE: json.dumps(run_config, indent=1, sort_keys=True)},
     }
 
 
-def build_service(job: str, namespace: str, trial: int | None, owner: Mapping[str, Any]) -> dict[str, Any]:
-    """The headless Service whose DNS names the run's pods find each other by."""
-    labels = names.run_labels(job, trial)
+def build_service(job: str, namespace: str, run: RunRef, owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The headless Service whose DNS names the run's pods find each other by (not the preflight's:
+    its one process has no rendezvous)."""
+    labels = names.run_labels(job, run)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(names.run_name(job, trial), namespace, labels, owner),
+        "metadata": _metadata(names.run_name(job, run), namespace, labels, owner),
         "spec": {
             "clusterIP": "None",
             "selector": labels,
@@ -127,18 +137,16 @@ def build_service(job: str, namespace: str, trial: int | None, owner: Mapping[st
     }
 
 
-def _env(
-    job: str, trial: int | None, spec: OptimizationJobSpec, config: OperatorConfig
-) -> list[dict[str, Any]]:
-    run = names.run_name(job, trial)
+def _env(job: str, run: RunRef, spec: OptimizationJobSpec, config: OperatorConfig) -> list[dict[str, Any]]:
+    name = names.run_name(job, run)
     values = {
-        "OPTIKUBE_RUN": run,
-        "OPTIKUBE_STAGE": "pipeline" if trial is None else "trial",
+        "OPTIKUBE_RUN": name,
+        "OPTIKUBE_STAGE": run.kind.value,
         "OPTIKUBE_CONFIG": f"{names.CONFIG_DIR}/{names.CONFIG_FILE}",
         "OPTIKUBE_NNODES": str(spec.resources.workers),
         "OPTIKUBE_NPROC_PER_NODE": str(spec.resources.processes_per_worker),
         # pod 0 of an Indexed Job is called <job name>-0; the Service is the pods' subdomain
-        "OPTIKUBE_RDZV_HOST": f"{run}-0.{run}",
+        "OPTIKUBE_RDZV_HOST": f"{name}-0.{name}",
         "OPTIKUBE_RDZV_PORT": str(names.RDZV_PORT),
         "OPTIKUBE_REPORT_URL": config.effective_report_url,
         "OPTIKUBE_REPORT_TOKEN_FILE": f"{names.TOKEN_DIR}/{names.TOKEN_FILE}",
@@ -149,20 +157,21 @@ def _env(
         "XDG_CACHE_HOME": "/tmp/.cache",
         "MPLCONFIGDIR": "/tmp/.matplotlib",
     }
-    env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in values.items()]
-    for name, path in (
+    env: list[dict[str, Any]] = [{"name": key, "value": value} for key, value in values.items()]
+    for key, path in (
         ("POD_NAME", "metadata.name"),
         ("POD_NAMESPACE", "metadata.namespace"),
         ("POD_IP", "status.podIP"),
     ):
-        env.append({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+        env.append({"name": key, "valueFrom": {"fieldRef": {"fieldPath": path}}})
     return env
 
 
-def _resources(spec: OptimizationJobSpec) -> dict[str, Any]:
+def _resources(spec: OptimizationJobSpec, run: RunRef) -> dict[str, Any]:
     requests = {name: str(value) for name, value in spec.resources.requests.items()}
     limits = {name: str(value) for name, value in spec.resources.limits.items()}
-    gpus = spec.resources.pod_gpus()
+    # the preflight runs on the CPU: it holds none of the GPUs the trials are waiting for
+    gpus = 0 if run == PREFLIGHT else spec.resources.pod_gpus()
     if gpus:
         # extended resources must be equal in requests and limits
         requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(gpus)
@@ -175,7 +184,7 @@ def _resources(spec: OptimizationJobSpec) -> dict[str, Any]:
 
 
 def _volumes(
-    job: str, trial: int | None, spec: OptimizationJobSpec
+    job: str, run: RunRef, spec: OptimizationJobSpec
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     artifacts: dict[str, Any] = {"name": "artifacts", "emptyDir": {}}
     artifacts_mount: dict[str, Any] = {"name": "artifacts", "mountPath": names.ARTIFACTS_DIR}
@@ -188,7 +197,7 @@ def _volumes(
         {
             "name": "config",
             "configMap": {
-                "name": names.config_name(job, trial),
+                "name": names.config_name(job, run),
                 "items": [{"key": names.CONFIG_FILE, "path": names.CONFIG_FILE}],
             },
         },
@@ -244,21 +253,17 @@ def _scheduling(spec: OptimizationJobSpec, config: OperatorConfig) -> dict[str, 
 
 
 def build_pod_template(
-    job: str, trial: int | None, spec: OptimizationJobSpec, config: OperatorConfig
+    job: str, run: RunRef, spec: OptimizationJobSpec, config: OperatorConfig
 ) -> dict[str, Any]:
     """The trainer pods of one run: restricted security context, the report token, the run config."""
     defaults = config.trainer
-    run = names.run_name(job, trial)
-    volumes, mounts = _volumes(job, trial, spec)
+    preflight = run == PREFLIGHT
+    volumes, mounts = _volumes(job, run, spec)
     container: dict[str, Any] = {
         "name": names.CONTAINER,
         "image": spec.resources.image or defaults.image,
-        "command": ["/bin/sh", "-c", LAUNCH_SCRIPT],
-        "env": _env(job, trial, spec, config),
-        "ports": [
-            {"name": "rdzv", "containerPort": names.RDZV_PORT},
-            {"name": "metrics", "containerPort": names.METRICS_PORT},
-        ],
+        "command": ["/bin/sh", "-c", PREFLIGHT_SCRIPT if preflight else LAUNCH_SCRIPT],
+        "env": _env(job, run, spec, config),
         "volumeMounts": mounts,
         "terminationMessagePath": names.TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -269,14 +274,21 @@ def build_pod_template(
             "runAsNonRoot": True,
         },
     }
-    resources = _resources(spec)
+    if not preflight:
+        container["ports"] = [
+            {"name": "rdzv", "containerPort": names.RDZV_PORT},
+            {"name": "metrics", "containerPort": names.METRICS_PORT},
+        ]
+    resources = _resources(spec, run)
     if resources:
         container["resources"] = resources
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
+    if not preflight:
+        pod_spec["subdomain"] = names.run_name(job, run)
     return {
-        "metadata": {"labels": names.run_labels(job, trial)},
+        "metadata": {"labels": names.run_labels(job, run)},
         "spec": {
-            "restartPolicy": "Never",
-            "subdomain": run,
+            **pod_spec,
             "serviceAccountName": spec.resources.service_account_name or defaults.service_account,
             # trainer pods talk to nobody but the report endpoint: no API token at all
             "automountServiceAccountToken": False,
@@ -297,29 +309,34 @@ def build_pod_template(
 def build_run_job(
     job: str,
     namespace: str,
-    trial: int | None,
+    run: RunRef,
     spec: OptimizationJobSpec,
     config: OperatorConfig,
     owner: Mapping[str, Any],
     trial_timeout_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """The Indexed Job of one run: one pod per worker, pod k is torchrun's node rank k."""
-    labels = names.run_labels(job, trial)
+    """The Indexed Job of one run: one pod per worker, pod k is torchrun's node rank k. The
+    preflight's has one pod, is not retried (what it checks fails the same way again) and has
+    a short deadline of its own."""
+    labels = names.run_labels(job, run)
     queue = spec.resources.queue_name
     if queue:
         labels = {**labels, names.QUEUE_LABEL: queue}
-    workers = spec.resources.workers
+    preflight = run == PREFLIGHT
+    workers = 1 if preflight else spec.resources.workers
+    if preflight:
+        trial_timeout_seconds = PREFLIGHT_DEADLINE_SECONDS
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": workers,
         "parallelism": workers,
-        "backoffLimit": spec.resources.backoff_limit,
+        "backoffLimit": 0 if preflight else spec.resources.backoff_limit,
         # a pod lost to its node (deleted, drained, preempted) is the cluster's failure, not the
         # run's: it is replaced without using up backoffLimit
         "podFailurePolicy": {
             "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
         },
-        "template": build_pod_template(job, trial, spec, config),
+        "template": build_pod_template(job, run, spec, config),
     }
     if trial_timeout_seconds is not None:
         job_spec["activeDeadlineSeconds"] = max(1, int(trial_timeout_seconds))
@@ -329,6 +346,6 @@ def build_run_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata(names.run_name(job, trial), namespace, labels, owner),
+        "metadata": _metadata(names.run_name(job, run), namespace, labels, owner),
         "spec": job_spec,
     }

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optikube_operator.kube import names
+from optikube_operator.kube.names import RunRef
 
-RunId = tuple[str, str, int | None]  # (namespace, job, trial number or None for the pipeline)
+RunId = tuple[str, str, RunRef]  # (namespace, job, run)
 
 
 def run_id(obj: Mapping[str, Any]) -> RunId | None:
     meta = obj.get("metadata", {})
-    owner = names.trial_of(meta.get("labels") or {})
+    owner = names.run_of(meta.get("labels") or {})
     if owner is None:
         return None
     return meta.get("namespace", ""), owner[0], owner[1]
@@ -31,14 +32,14 @@ def _controller(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     return next((dict(o) for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
 
 
-def controlled_by_run(meta: Mapping[str, Any], job: str, trial: int | None) -> bool:
+def controlled_by_run(meta: Mapping[str, Any], job: str, run: RunRef) -> bool:
     """Whether the run's batch Job controls the object: labels can be copied onto any pod, the
     controller reference is set by the Job controller."""
     owner = _controller(meta) or {}
     return (owner.get("apiVersion"), owner.get("kind"), owner.get("name")) == (
         "batch/v1",
         "Job",
-        names.run_name(job, trial),
+        names.run_name(job, run),
     )
 
 
@@ -121,11 +122,9 @@ class RunCache:
     def get(self, key: RunId) -> RunObjects:
         return self._runs.get(key, RunObjects())
 
-    def of_job(self, namespace: str, job: str) -> dict[int | None, RunObjects]:
+    def of_job(self, namespace: str, job: str) -> dict[RunRef, RunObjects]:
         return {
-            trial: objects
-            for (ns, name, trial), objects in self._runs.items()
-            if (ns, name) == (namespace, job)
+            run: objects for (ns, name, run), objects in self._runs.items() if (ns, name) == (namespace, job)
         }
 
     def forget_job(self, namespace: str, job: str) -> None:

@@ -21,7 +21,7 @@ from optikube_operator.api.status import (
     OptimizationJobStatus,
 )
 from optikube_operator.core import JobSettings, ObservedState, ObservedTrial, PipelineState, TrialState
-from optikube_operator.core.records import pipeline_status
+from optikube_operator.core.records import pipeline_status, preflight_status
 from optikube_operator.core.resolution import CONDITION
 from optikube_operator.core.summary import JobSummary
 from optikube_operator.kube import names
@@ -159,6 +159,9 @@ def build_status(
     if outcome is not None:
         status["completionTime"] = _iso(outcome.time)
         status["message"] = (outcome.message or outcome.reason)[:MAX_MESSAGE]
+    preflight = preflight_status(observed.preflight)
+    if preflight is not None:
+        status["preflight"] = preflight.model_dump(mode="json", by_alias=True, exclude_none=True)
     pipeline = observed.pipeline
     if pipeline.state is not PipelineState.NOT_STARTED:
         status["stage"] = pipeline.stage or None
@@ -179,7 +182,7 @@ def build_status(
         status["runningTrials"] = [
             {
                 "number": trial.number,
-                "name": names.run_name(job_name, trial.number),
+                "name": names.run_name(job_name, names.trial_run(trial.number)),
                 "startTime": _iso(trial.start_time),
                 "epoch": trial.latest_step or 0,
                 "values": dict(trial.latest_values),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optikube_operator.core.recording import preflight_message
 from optikube_operator.local.processes import launch, log_tail, terminate
 from optikube_operator.local.state import read_json_object, write_json_atomic
 from optikube_operator.runconfig import JobIdentity, render_run_config
@@ -34,15 +35,12 @@ class PreflightOutcome:
         return self.exit_code == 0
 
 
-def outcome_message(exit_code: int, outcome: Mapping[str, Any] | None, tail: str) -> str:
-    """Why a preflight failed: the field and problem it wrote, else the end of its log."""
-    if exit_code == 0:
-        return ""
-    if outcome and outcome.get("ok") is False:
-        field, message = str(outcome.get("field") or ""), str(outcome.get("message") or "")
-        return f"{field}: {message}" if field else message
-    lines = [line for line in tail.strip().splitlines() if line.strip()]
-    return f"the preflight exited with code {exit_code}" + (f": {lines[-1]}" if lines else "")
+def refusal_of(outcome: Mapping[str, Any] | None) -> str | None:
+    """The `<spec field>: <problem>` a refusing preflight wrote to its outcome file."""
+    if not outcome or outcome.get("ok") is not False:
+        return None
+    field, message = str(outcome.get("field") or ""), str(outcome.get("message") or "")
+    return f"{field}: {message}" if field else message
 
 
 async def run_preflight(
@@ -72,5 +70,5 @@ async def run_preflight(
     code = waiting.result()
     outcome = read_json_object(run_dir / OUTCOME_FILE)
     report = outcome.get("report") if outcome and outcome.get("ok") else None
-    message = outcome_message(code, outcome, log_tail(run_dir / LOG_FILE, lines=20))
+    message = preflight_message(code, refusal_of(outcome), log_tail(run_dir / LOG_FILE, lines=20))
     return PreflightOutcome(code, message, dict(report or {}))

@@ -175,6 +175,7 @@ class Trainers:
     # how preflight pods end (exit code, termination message); None: the test finishes them
     preflight: tuple[int, str] | None = (0, "")
     preflights: set[str] = field(default_factory=set)
+    _preflight_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def core(self) -> Any:
         return client.CoreV1Api(self.plane.api_client())
@@ -191,11 +192,26 @@ class Trainers:
             p for p in self.pods() if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
         ]
         preflights = [p for p in live if p.metadata.labels.get(names.RUN_LABEL) == names.RunKind.PREFLIGHT]
-        if self.preflight is not None:
-            for pod in preflights:
+        self._finish_preflights(preflights)
+        return [p for p in live if p not in preflights]
+
+    def finish_running_preflights(self) -> None:
+        """What `running()` does first, for tests that wait on a status without asking for pods."""
+        self._finish_preflights(
+            [
+                p
+                for p in self.preflight_pods()
+                if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
+            ]
+        )
+
+    def _finish_preflights(self, pods: list[Any]) -> None:
+        if self.preflight is None:
+            return
+        with self._preflight_lock:  # the fixture's finisher and a test's running() may race
+            for pod in pods:
                 if pod.metadata.name not in self.preflights:
                     self.finish_preflight(pod, *self.preflight)
-        return [p for p in live if p not in preflights]
 
     def preflight_pods(self) -> list[Any]:
         return self.pods(f"{names.MANAGED_BY}={names.MANAGER},{names.RUN_LABEL}={names.RunKind.PREFLIGHT}")

@@ -245,3 +245,5 @@ def test_multi_node_gpu_trials_wait_for_kueue_then_run_on_the_gpu_nodes(trainers
         assert pod.spec.priority_class_name == "training-high"
         assert pod.spec.node_selector["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
         assert any(t.key == "nvidia.com/gpu" for t in pod.spec.tolerations)
+    # the two pods hold every GPU of the shared kwok nodes: give them back to the tests that follow
+    trainers.plane.kubectl("delete", "optjob", "multi-node-gpu", "-n", trainers.namespace, "--wait=false")

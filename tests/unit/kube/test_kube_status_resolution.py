@@ -37,9 +37,13 @@ def _settings() -> JobSettings:
     return JobSettings.from_spec(parsed, "iris")
 
 
-def _status(trials: tuple[ObservedTrial, ...], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def _status(
+    trials: tuple[ObservedTrial, ...],
+    previous: dict[str, Any] | None = None,
+    preflight: ObservedPreflight | None = None,
+) -> dict[str, Any]:
     settings = _settings()
-    observed = ObservedState(trials=trials, start_time=NOW)
+    observed = ObservedState(trials=trials, start_time=NOW, preflight=preflight or ObservedPreflight())
     return build_status(
         settings=settings,
         observed=observed,
@@ -84,23 +88,9 @@ def test_the_condition_turns_true_once_scores_spread_and_is_absent_before_two_tr
 
 
 def test_the_preflights_record_is_in_the_status_once_started_and_reloads_as_it_was() -> None:
-    settings = _settings()
     message = "spec.data.source.file.path: /data/churn.csv does not exist"
     preflight = ObservedPreflight(PreflightState.FAILED, message, NOW, NOW + timedelta(seconds=3))
-    observed = ObservedState(start_time=NOW, preflight=preflight)
-    status = build_status(
-        settings=settings,
-        observed=observed,
-        summary=summarize(settings, observed),
-        outcome=None,
-        previous=None,
-        conditions=[],
-        generation=1,
-        accepted_spec=None,
-        artifacts_location=None,
-        job_name="iris",
-        now=NOW,
-    )
+    status = _status((), preflight=preflight)
     assert status["preflight"] == {
         "phase": "Failed",
         "message": message,

@@ -244,7 +244,12 @@ def report_throughput(
         deadline = time.monotonic() + 120
         while not pods:
             listed = core.list_namespaced_pod(namespace).items
-            pods = [p for p in listed if p.status.phase == "Running"][:threads]
+            pods = [
+                p
+                for p in listed
+                if p.status.phase == "Running"
+                and (p.metadata.labels or {}).get(names.RUN_LABEL) == names.RunKind.TRIAL
+            ][:threads]
             if not pods and time.monotonic() > deadline:
                 phases = Counter(str(p.status.phase) for p in listed)
                 raise SystemExit(f"no running trial pod to report for after 120 s; pods by phase: {phases}")

@@ -365,6 +365,8 @@ class PodWorker:
             with contextlib.suppress(ApiError):
                 self._push_status()
         self.sandbox.stop()
+        # The directory goes before the object: whoever sees the pod gone sees nothing left of it.
+        shutil.rmtree(self.dirs.root, ignore_errors=True)
         if not self.gone:
             body = {"gracePeriodSeconds": 0, "preconditions": {"uid": self.uid}}
             try:
@@ -372,7 +374,6 @@ class PodWorker:
             except ApiError as error:
                 if error.status not in (404, 409):
                     raise
-        shutil.rmtree(self.dirs.root, ignore_errors=True)
         log.info("pod %s/%s: deleted", self.namespace, self.name)
 
     def _push_status(self) -> None:

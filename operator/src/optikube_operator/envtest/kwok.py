@@ -204,9 +204,10 @@ class FakeNode:
     memory: str = "64Gi"
     gpus: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    pods: int = 110  # the kubelet's default maximum
 
     def manifest(self) -> dict[str, Any]:
-        capacity = {"cpu": self.cpu, "memory": self.memory, "pods": "110"}
+        capacity = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods)}
         labels = {
             "kubernetes.io/hostname": self.name,
             "kubernetes.io/os": "linux",

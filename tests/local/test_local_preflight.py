@@ -20,10 +20,10 @@ from optikube_operator.cli.validate import validate
 
 pytestmark = pytest.mark.slow  # each case starts a real trainer process (torch, scikit-learn)
 
-# The issue asks for under 10 s. The floor is the trainer's imports (torch, scikit-learn, pandas):
-# 8.9 s for the whole preflight process on an idle 2-core machine, 10.7 s at load 4; this bound is
-# on the job's own time (started -> failed, as its state file records it) and leaves that margin.
-LIMIT_SECONDS = 15.0
+# The issue's bound. The floor is the trainer's imports (torch, scikit-learn, pandas), read from the
+# venv's bytecode (`make install` compiles it): each case takes 4.5 to 6 s in all on an idle 2-core
+# machine, the job's own time (started -> failed, as its state file records it) less.
+LIMIT_SECONDS = 10.0
 
 JOB: dict[str, Any] = {
     "apiVersion": "optikube.io/v1alpha1",

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -81,6 +82,9 @@ def job_manifest(name: str, namespace: str) -> dict[str, Any]:
     # kwok's nodes take any number of these; the scheduler is not what is measured
     job["spec"]["resources"]["requests"] = {"cpu": "10m", "memory": "16Mi"}
     job["spec"]["tuning"]["parallelTrials"] = FIRST_WAVE
+    # kwok's trial pods run until deleted: the quickstart's 5 minutes would stop the first jobs'
+    # trials (and start their next ones) while later scenarios are being measured
+    job["spec"]["tuning"]["trialTimeout"] = "2h"
     return job
 
 
@@ -145,14 +149,26 @@ def metric_total(url: str, name: str) -> float:
     )
 
 
+def requests_by_kind(url: str) -> dict[str, int]:
+    """The operator's own apiserver request counter by verb and resource ("POST jobs": 400)."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("optikube_apiserver_requests_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+            counts[f"{labels.get('verb')} {labels.get('resource')}"] += int(float(line.rsplit(" ", 1)[1]))
+    return dict(counts.most_common())
+
+
 class JobWatch(threading.Thread):
-    """Records when each trial Job of a namespace is first seen."""
+    """Records when each Job of a namespace is first seen, and when it is first seen complete."""
 
     def __init__(self, plane: ControlPlane, namespace: str) -> None:
         super().__init__(daemon=True)
         self.plane = plane
         self.namespace = namespace
         self.seen: dict[str, float] = {}
+        self.completed: dict[str, float] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -166,7 +182,11 @@ class JobWatch(threading.Thread):
                     label_selector=f"{names.MANAGED_BY}={names.MANAGER}",
                     timeout_seconds=5,
                 ):
-                    self.seen.setdefault(event["object"].metadata.name, time.monotonic())
+                    job = event["object"]
+                    now = time.monotonic()
+                    self.seen.setdefault(job.metadata.name, now)
+                    if any(c.type == "Complete" and c.status == "True" for c in job.status.conditions or []):
+                        self.completed.setdefault(job.metadata.name, now)
                     if self.stop.is_set():
                         stream.stop()
                         break
@@ -180,7 +200,6 @@ class PreflightFinisher(threading.Thread):
         self.plane = plane
         self.namespace = namespace
         self.stop = threading.Event()
-        self.ended: dict[str, float] = {}  # job -> when its preflight pod was ended
 
     def run(self) -> None:
         selector = f"{names.MANAGED_BY}={names.MANAGER},{names.RUN_LABEL}={names.RunKind.PREFLIGHT}"
@@ -200,7 +219,6 @@ class PreflightFinisher(threading.Thread):
                             if error.status != 404:
                                 raise
                         finished.add(pod.metadata.name)
-                        self.ended[pod.metadata.labels[names.JOB_LABEL]] = time.monotonic()
                     if self.stop.is_set():
                         stream.stop()
                         break
@@ -237,7 +255,7 @@ def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=min(count, 16)) as pool:
         list(pool.map(create, jobs))
-    deadline = started + 300
+    deadline = started + 300 + count  # the control plane's Job controller paces large bursts
 
     def first_wave(name: str) -> float | None:
         times = [watcher.seen.get(names.run_name(name, names.trial_run(k))) for k in range(FIRST_WAVE)]
@@ -249,14 +267,18 @@ def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str
     preflights.stop.set()
     latencies = [wave - applied[name] for name in applied if (wave := first_wave(name)) is not None]
     everything = max(latencies) if len(latencies) == count else None
-    # the operator's share: create -> preflight Job, then preflight pod ended -> both trial Jobs
-    operator_share = [
-        (preflight - applied[name]) + (wave - ended)
-        for name in applied
-        if (preflight := watcher.seen.get(names.run_name(name, names.PREFLIGHT))) is not None
-        and (ended := preflights.ended.get(name)) is not None
-        and (wave := first_wave(name)) is not None
-    ]
+    # The operator's share: create -> preflight Job, then preflight Job complete -> both trial
+    # Jobs; between them the control plane runs the preflight (Job controller, scheduler, kwok).
+    operator_share: list[float] = []
+    preflight_round_trip: list[float] = []
+    for name in applied:
+        preflight_job = names.run_name(name, names.PREFLIGHT)
+        created = watcher.seen.get(preflight_job)
+        completed = watcher.completed.get(preflight_job)
+        wave = first_wave(name)
+        if created is not None and completed is not None and wave is not None:
+            operator_share.append((created - applied[name]) + (wave - completed))
+            preflight_round_trip.append(completed - created)
     console.log(f"{count} jobs: {len(latencies)}/{count} started, all within {everything}")
     return {
         "jobs": count,
@@ -264,6 +286,7 @@ def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str
         **_summary(latencies),
         "allStartedWithinSeconds": round(everything, 3) if everything is not None else None,
         "operatorShare": _summary(operator_share),
+        "preflightJobRoundTrip": _summary(preflight_round_trip),
         "namespace": namespace,
     }
 
@@ -308,9 +331,14 @@ def report_throughput(
                     },
                 }
             }
-            token = core.create_namespaced_service_account_token(
-                pod.spec.service_account_name, namespace, request
-            )
+            try:
+                token = core.create_namespaced_service_account_token(
+                    pod.spec.service_account_name, namespace, request
+                )
+            except client.ApiException as error:
+                if error.status != 404:
+                    raise
+                continue  # the pod went away since it was listed: a token cannot be bound to it
             tokens.append((int(pod.metadata.labels[names.TRIAL_LABEL]), str(token.status.token)))
     counts = [0] * len(tokens)
     refused: dict[int, int] = {}
@@ -401,6 +429,7 @@ def main() -> None:
             time.sleep(10.0)
             cpu_start = cpu_seconds(operator.pid) - cpu_before
             burst = metric_total(metrics_url, "optikube_apiserver_requests_total")
+            burst_by_kind = requests_by_kind(metrics_url)
             served = apiserver_requests(plane)
             cpu_idle = cpu_seconds(operator.pid)
             # idle: every job waits on its running trials; only the resync runs
@@ -433,6 +462,7 @@ def main() -> None:
         "operatorIdleCpuPercent": round(100 * cpu_idle / args.idle_seconds, 1),
         "liveJobs": live,
         "apiserverRequestsPerStartedJob": round(burst / live, 1),
+        "apiserverRequestsToStartAll": burst_by_kind,
         "idleApiserverRequestsPerJobMinute": round(idle / live / (args.idle_seconds / 60), 3),
         "idleServedRequestsPerJobMinute": round(served_idle / live / (args.idle_seconds / 60), 3),
         "largestStatusBytes": statuses,
@@ -441,7 +471,7 @@ def main() -> None:
     }
     table = Table(title="optikube operator: apply -> first-wave trial Jobs (kwok nodes)")
     columns = ("jobs applied at once", "started", "p50 s", "p95 s", "p99 s", "max s")
-    for column in (*columns, "operator's share p50 / p99 s", "RSS after, MiB"):
+    for column in (*columns, "operator's share p50 / p99 s", "preflight Job p50 / p99 s", "RSS after, MiB"):
         table.add_column(column, justify="right")
     for row in scenarios:
         share = row["operatorShare"]
@@ -453,6 +483,7 @@ def main() -> None:
             str(row["p99Seconds"]),
             str(row["maxSeconds"]),
             f"{share['p50Seconds']} / {share['p99Seconds']}",
+            f"{row['preflightJobRoundTrip']['p50Seconds']} / {row['preflightJobRoundTrip']['p99Seconds']}",
             f"{row['operatorRssBytesAfter'] / 2**20:.1f}",
         )
     console.print(table)

@@ -17,7 +17,9 @@ __all__ = ["JobIdentity", "Stage", "render_run_config", "resolved_spec"]
 
 
 def resolved_spec(spec: Mapping[str, Any], params: Mapping[str, Any], job_name: str) -> OptimizationJobSpec:
-    """The spec with ``params`` applied, validated, defaults filled in (raises SpecError)."""
+    """The spec with ``params`` applied, validated, defaults filled in (raises SpecError). The
+    search space itself was checked when the job's spec was accepted; trying its every value again
+    for each trial cost the operator most of a trial launch's CPU."""
     applied = apply_params(dict(spec), dict(params))
     manifest = {
         "apiVersion": API_VERSION,
@@ -25,7 +27,7 @@ def resolved_spec(spec: Mapping[str, Any], params: Mapping[str, Any], job_name: 
         "metadata": {"name": job_name},
         "spec": applied,
     }
-    return load_job(manifest).spec
+    return load_job(manifest, search_space=False).spec
 
 
 def render_run_config(

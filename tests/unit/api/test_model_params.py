@@ -97,6 +97,8 @@ def test_a_search_over_a_param_the_model_does_not_take_names_the_key() -> None:
         'spec.tuning.searchSpace["model.params.depth"].low: 0 is not valid for spec.model.params.depth:'
         " expected a positive integer, got 0"
     ]
+    # a trial's run config: its own values applied and checked, the search space not tried again
+    assert validate_manifest(job, search_space=False) == []
 
 
 def test_resolving_fills_defaults_and_takes_whole_floats_as_integers() -> None:

@@ -211,6 +211,35 @@ def test_a_look_alike_pod_with_copied_labels_is_not_one_of_the_runs_pods() -> No
     ).succeeded  # it cannot hold the run open either
 
 
+def test_the_run_cache_finds_a_runs_pod_by_name_until_it_or_its_job_is_gone() -> None:
+    cache = RunCache()
+    cache.update("Job", "ADDED", _job([]))
+    pod = _pod("q-t1-0-abc", "0", {"running": {"startedAt": T}})
+    cache.update("Pod", "ADDED", pod)
+    assert cache.pod("ns", "q-t1-0-abc") is not None and cache.pod("other", "q-t1-0-abc") is None
+    assert list(cache.of_job("ns", "q")) == [names.trial_run(1)] and cache.of_job("ns", "p") == {}
+    cache.update("Pod", "DELETED", pod)
+    assert cache.pod("ns", "q-t1-0-abc") is None
+    cache.update("Pod", "ADDED", pod)
+    cache.forget_job("ns", "q")
+    assert cache.pod("ns", "q-t1-0-abc") is None and cache.of_job("ns", "q") == {}
+    cache.update("Job", "ADDED", _job([]))
+    cache.update("Job", "DELETED", _job([]))  # the run's last object gone: nothing left of it
+    assert cache.of_job("ns", "q") == {}
+
+
+def test_the_operators_own_create_and_delete_count_before_the_watch_catches_up() -> None:
+    cache = RunCache()
+    run = ("ns", "q", names.trial_run(1))
+    cache.created(_job([]))  # the create's response, before any watch event
+    assert observe_run(cache.get(run)).exists and not observe_run(cache.get(run)).deleting
+    cache.update("Job", "MODIFIED", _job([{"type": "Complete", "status": "True"}]))
+    cache.deleted(run, T)
+    assert observe_run(cache.get(run)).deleting  # not deleted again by the passes in between
+    cache.update("Job", "DELETED", _job([]))
+    assert not observe_run(cache.get(run)).exists
+
+
 def _preflight_job(conditions: list[dict[str, Any]]) -> dict[str, Any]:
     labels = names.run_labels("q", names.PREFLIGHT)
     return {

@@ -268,11 +268,14 @@ def search_space_errors(spec: OptimizationJobSpec, raw_spec: dict[str, Any]) -> 
                 break
 
 
-def validate_manifest(obj: Any) -> list[FieldError]:
+def validate_manifest(obj: Any, *, search_space: bool = True) -> list[FieldError]:
     """Every problem of an OptimizationJob or OptimizationTrial manifest (an empty list when valid).
 
     `status` is not checked: with the status subresource the apiserver ignores it in what users
-    send, and the operator owns it (kopf may keep its own bookkeeping there).
+    send, and the operator owns it (kopf may keep its own bookkeeping there). `search_space=False`
+    leaves out trying each search dimension's values in the spec (a full validation per value):
+    for a spec whose search space was checked when it was accepted and which now has one trial's
+    values applied, validated as they are.
     """
     if not isinstance(obj, dict):
         return [FieldError("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")]
@@ -297,7 +300,7 @@ def validate_manifest(obj: Any) -> list[FieldError]:
     errors = list(rule_errors(parsed))
     if isinstance(parsed, OptimizationJob):
         errors += _duplicate_objectives(parsed.spec)
-        if not errors:
+        if not errors and search_space:
             errors += search_space_errors(parsed.spec, parsed.spec.to_dict())
     return _bounded(errors)
 
@@ -357,8 +360,9 @@ def load_documents(path: Path) -> list[Any]:
     return [document.value for document in documents]
 
 
-def load_job(source: str | Path | dict[str, Any]) -> OptimizationJob:
-    """A validated OptimizationJob from a manifest dict or a YAML file; raises SpecError naming each field."""
+def load_job(source: str | Path | dict[str, Any], *, search_space: bool = True) -> OptimizationJob:
+    """A validated OptimizationJob from a manifest dict or a YAML file; raises SpecError naming each
+    field (`search_space` as in `validate_manifest`)."""
     if isinstance(source, dict):
         obj, where = source, None
     else:
@@ -373,7 +377,7 @@ def load_job(source: str | Path | dict[str, Any]) -> OptimizationJob:
                 [FieldError("kind", f"expected one OptimizationJob document, found {len(jobs)}")], where
             )
         obj = jobs[0]
-    errors = validate_manifest(obj)
+    errors = validate_manifest(obj, search_space=search_space)
     if errors:
         raise SpecError(errors, where)
     if obj.get("kind") != "OptimizationJob":

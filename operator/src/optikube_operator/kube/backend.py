@@ -145,9 +145,10 @@ class KubernetesBackend:
         *,
         resume: bool,
         timeout: float | None,
-    ) -> bool:
-        """Create a run's ConfigMap, headless Service (not the preflight's) and Job; True when the
-        Job was created now, False when it already existed (adopted)."""
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Create a run's ConfigMap, headless Service (not the preflight's) and Job. Returns whether
+        the Job was created now (False: it already existed and is adopted) and the Job as the
+        apiserver has it (None if it went again before it could be read)."""
         meta = job["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         out = output_dir(spec, name, run)
@@ -176,16 +177,13 @@ class KubernetesBackend:
             except ApiError as error:
                 if not error.already_exists:
                     raise
+        run_job = build_run_job(name, namespace, run, spec, self.config, job, timeout)
         try:
-            await self.client.create(
-                _path("Job", namespace),
-                build_run_job(name, namespace, run, spec, self.config, job, timeout),
-            )
+            return True, await self.client.create(_path("Job", namespace), run_job)
         except ApiError as error:
             if error.already_exists:
-                return False
+                return False, await self.client.get(_path("Job", namespace, run_job["metadata"]["name"]))
             raise
-        return True
 
     async def delete_run(self, namespace: str, job: str, run: RunRef) -> None:
         """Delete a run's Job (its pods with it), Service and ConfigMap."""

@@ -20,7 +20,7 @@ from optikube_operator.core import JobSettings, ObservedTrial, PreflightState, S
 from optikube_operator.core.recovery import launched, needs_launch, pipeline_launched
 from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.backend import KubernetesBackend
-from optikube_operator.kube.names import PIPELINE, PREFLIGHT, trial_run
+from optikube_operator.kube.names import PIPELINE, PREFLIGHT, RunRef, trial_run
 from optikube_operator.kube.observe import RunObservation, observe_run
 from optikube_operator.kube.records import JobRecords
 from optikube_operator.kube.runs import RunCache, RunObjects
@@ -73,9 +73,7 @@ class RunLauncher:
         records = job.records
         run = trial_run(trial.number)
         records.launched_at[run] = job.now
-        created = await self.backend.launch(
-            job.body, job.spec_dict, job.spec, run, trial.params, resume=False, timeout=job.trial_timeout
-        )
+        created = await self._launch(job, run, trial.params, resume=False, timeout=job.trial_timeout)
         if created:
             await self.backend.write_trial(records, launched(trial, job.now, running=False))
 
@@ -85,18 +83,30 @@ class RunLauncher:
         # a retry resumes from the last finished stage, when the artifacts are on a volume
         resume = pipeline.attempts > 0 and spec.artifacts is not None and spec.artifacts.pvc is not None
         records.launched_at[PIPELINE] = job.now
-        created = await self.backend.launch(
-            job.body, job.spec_dict, spec, PIPELINE, pipeline.params, resume=resume, timeout=None
-        )
+        created = await self._launch(job, PIPELINE, pipeline.params, resume=resume, timeout=None)
         if created:
             records.pipeline = pipeline_launched(pipeline, job.now, running=False)
 
     async def launch_preflight(self, job: JobPass) -> None:
         """The preflight's Job (its record, status.preflight Running, is already written)."""
         job.records.launched_at[PREFLIGHT] = job.now
-        await self.backend.launch(
-            job.body, job.spec_dict, job.spec, PREFLIGHT, {}, resume=False, timeout=None
+        await self._launch(job, PREFLIGHT, {}, resume=False, timeout=None)
+
+    async def _launch(
+        self, job: JobPass, run: RunRef, params: Mapping[str, Any], *, resume: bool, timeout: float | None
+    ) -> bool:
+        """The run's objects created (or adopted); True when its Job is new."""
+        created, run_job = await self.backend.launch(
+            job.body, job.spec_dict, job.spec, run, params, resume=resume, timeout=timeout
         )
+        if run_job is not None:
+            self.runs.created(run_job)
+        return created
+
+    async def delete_run(self, job: JobPass, run: RunRef) -> None:
+        namespace, name = job.records.key
+        await self.backend.delete_run(namespace, name, run)
+        self.runs.deleted((namespace, name, run), job.now.isoformat())
 
     async def hygiene(self, job: JobPass) -> None:
         """Runs match records: an active record without a Job gets one; a finished record's Job is
@@ -114,10 +124,10 @@ class RunLauncher:
             elif not trial.state.active and exists and observation is not None:
                 kept = keep == "all" or (keep == "failed" and trial.state.failure)
                 if observation.finished and not kept:
-                    await self.backend.delete_run(namespace, name, run)
+                    await self.delete_run(job, run)
                 elif not observation.finished and _past_grace(trial.end_time, now):
                     # it reported its end but did not exit: it is stopped
-                    await self.backend.delete_run(namespace, name, run)
+                    await self.delete_run(job, run)
         observation = _observed(runs.get(PIPELINE))
         if (
             records.pipeline.state.active
@@ -139,7 +149,7 @@ class RunLauncher:
         elif exists and observation is not None and observation.finished:
             kept = keep == "all" or (keep == "failed" and state is PreflightState.FAILED)
             if not kept:
-                await self.backend.delete_run(records.namespace, records.name, PREFLIGHT)
+                await self.delete_run(job, PREFLIGHT)
 
 
 def _observed(objects: RunObjects | None) -> RunObservation | None:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -60,7 +59,7 @@ def now_utc() -> datetime:
 def as_dict(body: Mapping[str, Any]) -> dict[str, Any]:
     """A plain, private copy of an OptimizationJob kopf hands over (its Body is a read-only view),
     without what the operator never reads (managedFields, kopf's own annotations)."""
-    plain = copy.deepcopy(
+    plain = _copied(
         {key: body[key] for key in body if key in ("apiVersion", "kind", "metadata", "spec", "status")}
     )
     meta = plain.get("metadata") or {}
@@ -68,6 +67,16 @@ def as_dict(body: Mapping[str, Any]) -> dict[str, Any]:
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(f"{GROUP}/")}
     meta["annotations"] = annotations
     return plain
+
+
+def _copied(value: Any) -> Any:
+    """A copy of parsed JSON: every watch event of every job is copied, and copy.deepcopy's
+    generality (memo, reductions) made it one of the operator's largest costs with hundreds of jobs."""
+    if isinstance(value, Mapping):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 def previous_status(
@@ -273,7 +282,6 @@ class Reconciler:
 
     async def _act(self, job: JobPass) -> Outcome | None:
         body, records, now = job.body, job.records, job.now
-        namespace, name = records.key
         outcome: Outcome | None = None
         actions = decide(job.settings, records.observed(), now)
         await self.launcher.start_trials(
@@ -291,7 +299,7 @@ class Reconciler:
                     )
                     await self.backend.write_trial(records, stopped)
                     await self.announce.trial(body, records, trial, stopped)
-                await self.backend.delete_run(namespace, name, trial_run(action.number))
+                await self.launcher.delete_run(job, trial_run(action.number))
             elif isinstance(action, StartPipeline):
                 previous_pipeline = records.pipeline
                 records.pipeline = replace(
@@ -308,7 +316,7 @@ class Reconciler:
                 await self.launcher.launch_pipeline(job)
             elif isinstance(action, StopPipeline):
                 records.pipeline = replace(records.pipeline, state=action.pipeline_state)
-                await self.backend.delete_run(namespace, name, PIPELINE)
+                await self.launcher.delete_run(job, PIPELINE)
             elif isinstance(action, Finish):
                 outcome = Outcome(action.succeeded, action.reason.value, action.message, now)
         return outcome

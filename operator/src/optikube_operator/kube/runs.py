@@ -85,8 +85,12 @@ class RunObjects:
 
 
 class RunCache:
+    """Indexed by job and by pod name: a reconcile reads one job's runs and each report looks up
+    its pod, so neither may cost a scan of every run of every job (hundreds of jobs live)."""
+
     def __init__(self) -> None:
-        self._runs: dict[RunId, RunObjects] = {}
+        self._jobs: dict[tuple[str, str], dict[RunRef, RunObjects]] = {}
+        self._pods: dict[tuple[str, str], RunId] = {}  # (namespace, pod name) -> its run
 
     def update(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> RunId | None:
         """Fold one watch event of a batch Job or a Pod in; returns the run it concerns."""
@@ -95,7 +99,8 @@ class RunCache:
             return None
         if kind != "Job" and not controlled_by_run(obj["metadata"], key[1], key[2]):
             return None  # a look-alike with the run's labels is not one of its pods
-        entry = self._runs.setdefault(key, RunObjects())
+        runs = self._jobs.setdefault(key[:2], {})
+        entry = runs.setdefault(key[2], RunObjects())
         deleted = event_type == "DELETED"
         if kind == "Job":
             if deleted:
@@ -107,26 +112,40 @@ class RunCache:
             name = obj["metadata"]["name"]
             if deleted:
                 entry.pods.pop(name, None)
+                self._pods.pop((key[0], name), None)
             else:
                 entry.pods[name] = slim_pod(obj)
+                self._pods[(key[0], name)] = key
         if entry.job is None and not entry.pods:
-            del self._runs[key]
+            del runs[key[2]]
+            if not runs:
+                del self._jobs[key[:2]]
         return key
 
+    def created(self, job: Mapping[str, Any]) -> None:
+        """The operator's own create (or read) of a run's Job, folded in before its watch event
+        arrives: the expectations of Kubernetes' own controllers. Under load the watch lags by
+        more than the relaunch settle time, and every pass would otherwise create it again (409)."""
+        self.update("Job", "ADDED", job)
+
+    def deleted(self, key: RunId, when: str) -> None:
+        """The operator deleted the run's Job: it counts as going until the watch says more, so
+        the passes in between do not delete it again."""
+        entry = self._jobs.get(key[:2], {}).get(key[2])
+        if entry is not None and entry.job is not None:
+            entry.job["metadata"] = {**entry.job["metadata"], "deletionTimestamp": when}
+
     def pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        for (ns, _, _), objects in self._runs.items():
-            if ns == namespace and name in objects.pods:
-                return objects.pods[name]
-        return None
+        key = self._pods.get((namespace, name))
+        return None if key is None else self.get(key).pods.get(name)
 
     def get(self, key: RunId) -> RunObjects:
-        return self._runs.get(key, RunObjects())
+        return self._jobs.get(key[:2], {}).get(key[2], RunObjects())
 
     def of_job(self, namespace: str, job: str) -> dict[RunRef, RunObjects]:
-        return {
-            run: objects for (ns, name, run), objects in self._runs.items() if (ns, name) == (namespace, job)
-        }
+        return dict(self._jobs.get((namespace, job), {}))
 
     def forget_job(self, namespace: str, job: str) -> None:
-        for key in [key for key in self._runs if key[:2] == (namespace, job)]:
-            del self._runs[key]
+        for objects in self._jobs.pop((namespace, job), {}).values():
+            for name in objects.pods:
+                self._pods.pop((namespace, name), None)

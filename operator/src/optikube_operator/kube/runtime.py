@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class OperatorRuntime:
             ReportHandler(self.reconciler), self.authenticator, on_outcome=self._count_report
         )
         self._servers: list[web.AppRunner] = []
+        self._phases: dict[tuple[str, str], str] = {}  # each known job's last published phase
         self.report_url = ""
 
     async def _relogin(self) -> kopf.ConnectionInfo:
@@ -142,7 +144,8 @@ class OperatorRuntime:
 
     async def job_changed(self, body: Mapping[str, Any]) -> None:
         result = await self.reconciler.reconcile(body)
-        self.publish_phases()
+        meta = body["metadata"]
+        self.publish_phases((meta["namespace"], meta["name"]))
         if isinstance(result, InvalidSpec):
             raise kopf.PermanentError(f"InvalidSpec: {result.message}")
 
@@ -152,7 +155,7 @@ class OperatorRuntime:
             self.reconciler.forget(meta["namespace"], meta["name"])
         else:
             self.reconciler.remember(body)
-        self.publish_phases()
+        self.publish_phases((meta["namespace"], meta["name"]))
 
     def run_changed(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:
         run = self.runs.update(kind, event_type, body)
@@ -161,18 +164,21 @@ class OperatorRuntime:
         if run is not None:
             self.reconciler.request((run[0], run[1]))
 
-    def publish_phases(self) -> None:
-        phases: dict[str, int] = {}
-        for key, body in self.reconciler.bodies.items():
+    def publish_phases(self, key: tuple[str, str]) -> None:
+        """The jobs-by-phase gauge after a change of one job: its phase is looked up, the others'
+        are remembered (every job's event would otherwise cost a pass over every job)."""
+        body = self.reconciler.bodies.get(key)
+        if body is None:
+            self._phases.pop(key, None)
+        else:
             records = self.store.find(*key)
             status = (
                 records.written_status
                 if records is not None and records.written_status
                 else body.get("status")
             )
-            phase = (status or {}).get("phase", "Pending")
-            phases[phase] = phases.get(phase, 0) + 1
-        self.metrics.publish_phases(phases)
+            self._phases[key] = (status or {}).get("phase", "Pending")
+        self.metrics.publish_phases(Counter(self._phases.values()))
 
 
 async def run_operator(

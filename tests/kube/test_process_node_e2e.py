@@ -253,6 +253,8 @@ def test_a_two_worker_trial_rendezvouses_through_the_headless_service_and_trains
                 "searchSpace": {"training.learningRate": {"type": "categorical", "choices": [0.05]}},
             },
             resources={"workers": 2, "processesPerWorker": 1, "requests": {"cpu": "100m"}},
+            # both ranks' logs are read below: a finished trial's pods are otherwise deleted
+            cleanup={"keepTrialPods": "all"},
         ),
     )
     wait_for(

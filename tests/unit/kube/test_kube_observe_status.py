@@ -94,6 +94,21 @@ def test_a_complete_job_waits_for_its_rank0_pod_to_be_seen_terminated() -> None:
     assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
 
 
+def test_a_run_has_succeeded_once_every_index_exited_0_before_the_job_says_complete() -> None:
+    """The Job controller writes Complete about a second after its last pod ends; the pods tell."""
+    job = _job([])
+    job["spec"] = {"completions": 2}
+    done = {"terminated": {"exitCode": 0, "startedAt": T}}
+    running = {"running": {"startedAt": T}}
+    assert not _observe(job, _pod("q-t1-0", "0", done), _pod("q-t1-1", "1", running)).finished
+    assert _observe(job, _pod("q-t1-0", "0", done), _pod("q-t1-1", "1", done)).succeeded
+    crashed = {"terminated": {"exitCode": 1, "startedAt": T}}
+    assert not _observe(job, _pod("q-t1-0", "0", done), _pod("q-t1-1", "1", crashed)).finished
+    job["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]}
+    late = _observe(job, _pod("q-t1-0", "0", done), _pod("q-t1-1", "1", done))
+    assert not late.succeeded and late.failed_reason == "DeadlineExceeded"
+
+
 def test_a_failed_job_fails_the_trial_with_the_exit_code_and_reason() -> None:
     killed = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": T}}
     failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]

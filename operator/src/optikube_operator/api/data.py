@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from optikube_operator.api.base import ApiModel, Rule, count_set
 
 BuiltinDataset = Literal["digits", "iris", "wine", "breast_cancer"]
+
+
+def _not_a_bool(value: object) -> object:
+    # True == 1 in Python, and pydantic's Literal check lets it through; JSON and the CRD do not
+    if isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "Input should be 1 or 3")
+    return value
+
+
+Channels = Annotated[Literal[1, 3], BeforeValidator(_not_a_bool)]
 
 # what a CSV written by pandas, R, a spreadsheet or a UCI data set uses for an empty cell
 DEFAULT_NA_VALUES = ("", "NA", "N/A", "nan", "NaN", "null", "NULL", "None", "?")
@@ -24,7 +35,7 @@ class SyntheticSource(ApiModel):
     classes: int = Field(4, ge=2, le=1000, description="Number of target classes.")
     features: int = Field(32, ge=1, le=100_000, description="Features per example (tabular only).")
     image_size: int = Field(28, ge=8, le=512, description="Height and width in pixels (images only).")
-    channels: Literal[1, 3] = Field(1, description="Color channels: 1 (grayscale) or 3 (RGB) (images only).")
+    channels: Channels = Field(1, description="Color channels: 1 (grayscale) or 3 (RGB) (images only).")
     informative: int | None = Field(
         None,
         ge=1,
@@ -52,7 +63,7 @@ class FileSource(ApiModel):
     image_size: int = Field(
         32, ge=4, le=1024, description="Images are resized to this square size (imagefolder)."
     )
-    channels: Literal[1, 3] = Field(3, description="1 (grayscale) or 3 (RGB) (imagefolder only).")
+    channels: Channels = Field(3, description="1 (grayscale) or 3 (RGB) (imagefolder only).")
     na_values: list[Annotated[str, Field(max_length=64)]] = Field(
         list(DEFAULT_NA_VALUES),
         max_length=100,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import ssl
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import aiohttp
 import kopf
 
+log = logging.getLogger(__name__)
 RequestHook = Callable[[str, str, int], None]
 RETRIES = 5
 CONNECTIONS = 16
@@ -140,6 +143,7 @@ class KubeClient:
         for attempt in range(1, RETRIES + 1):
             session = await self._ensure()
             data = None if body is None else json.dumps(body)
+            started = time.monotonic()
             async with session.request(
                 method,
                 self._info.server.rstrip("/") + path,
@@ -149,6 +153,7 @@ class KubeClient:
             ) as response:
                 text = await response.text()
                 self._on_request(method, resource, response.status)
+                log.debug("%s %s: %d in %.3fs", method, path, response.status, time.monotonic() - started)
                 if response.status == 401 and not relogged and self._relogin is not None:
                     # a projected service-account token rotates: log in again once
                     relogged = True

@@ -108,13 +108,22 @@ def observe_run(objects: RunObjects) -> RunObservation:
         for pod in pods
         if (t := (_container(pod).get("state") or {}).get("terminated") or {}) and t.get("exitCode")
     ]
+    # The Job controller batches pod updates (about a second) before it writes Complete; the
+    # pods already say it: every index has a pod that exited 0, which the Job cannot undo.
+    completions = int((job.get("spec") or {}).get("completions") or 1)
+    exited_zero = {
+        _index(pod)
+        for pod in pods
+        if ((_container(pod).get("state") or {}).get("terminated") or {}).get("exitCode") == 0
+    }
+    every_index_exited_zero = exited_zero >= {str(index) for index in range(completions)}
     return RunObservation(
         exists=True,
         uid=job["metadata"].get("uid"),
         deleting=bool(job["metadata"].get("deletionTimestamp")),
         suspended=bool((job.get("spec") or {}).get("suspend")),
         running_since=min(starts) if starts else None,
-        succeeded="Complete" in conditions and not lagging,
+        succeeded=("Complete" in conditions and not lagging) or (not failed and every_index_exited_zero),
         failed_reason=str(failed.get("reason") or "Failed") if failed and not lagging else None,
         failed_message=str(failed.get("message") or "") if failed else "",
         termination_message=message,

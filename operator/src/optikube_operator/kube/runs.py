@@ -60,10 +60,11 @@ def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 def slim_job(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of a batch Job the operator reads (a watch delivers far more: managedFields...)."""
+    spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     return {
         "metadata": _meta(obj),
-        "spec": {"suspend": (obj.get("spec") or {}).get("suspend")},
+        "spec": {"suspend": spec.get("suspend"), "completions": spec.get("completions")},
         "status": {"conditions": status.get("conditions") or []},
     }
 

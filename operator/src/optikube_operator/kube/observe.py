@@ -73,6 +73,11 @@ def _container(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
+def _state(pod: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The trainer container's `running` or `terminated` state ({} when it is not in it)."""
+    return dict((_container(pod).get("state") or {}).get(name) or {})
+
+
 def _index(pod: Mapping[str, Any]) -> str:
     return str((pod["metadata"].get("annotations") or {}).get(names.COMPLETION_INDEX_ANNOTATION, ""))
 
@@ -87,35 +92,23 @@ def observe_run(objects: RunObjects) -> RunObservation:
     starts = [
         started
         for pod in pods
-        if (started := _time(((_container(pod).get("state") or {}).get("running") or {}).get("startedAt")))
-        or (started := _time(((_container(pod).get("state") or {}).get("terminated") or {}).get("startedAt")))
+        if (started := _time(_state(pod, "running").get("startedAt")))
+        or (started := _time(_state(pod, "terminated").get("startedAt")))
     ]
     rank0 = [pod for pod in pods if _index(pod) == "0"] or pods
-    terminated = [
-        (_container(pod).get("state") or {}).get("terminated") or {} for pod in rank0 if _container(pod)
-    ]
+    terminated = [_state(pod, "terminated") for pod in rank0 if _container(pod)]
     message = next((t.get("message") for t in reversed(terminated) if t.get("message")), None)
     # Jobs and Pods come on separate watches: a Job can be seen Complete before its rank-0 pod is
     # seen terminated, and concluding then would lose the result the pod's termination message
     # carries. The run is finished once no rank-0 pod still shows itself live (deleted ones go).
     lagging = any(
-        not (_container(pod).get("state") or {}).get("terminated")
-        and not pod["metadata"].get("deletionTimestamp")
-        for pod in rank0
+        not _state(pod, "terminated") and not pod["metadata"].get("deletionTimestamp") for pod in rank0
     )
-    failures = [
-        t
-        for pod in pods
-        if (t := (_container(pod).get("state") or {}).get("terminated") or {}) and t.get("exitCode")
-    ]
+    failures = [t for pod in pods if (t := _state(pod, "terminated")) and t.get("exitCode")]
     # The Job controller batches pod updates (about a second) before it writes Complete; the
     # pods already say it: every index has a pod that exited 0, which the Job cannot undo.
     completions = int((job.get("spec") or {}).get("completions") or 1)
-    exited_zero = {
-        _index(pod)
-        for pod in pods
-        if ((_container(pod).get("state") or {}).get("terminated") or {}).get("exitCode") == 0
-    }
+    exited_zero = {_index(pod) for pod in pods if _state(pod, "terminated").get("exitCode") == 0}
     every_index_exited_zero = exited_zero >= {str(index) for index in range(completions)}
     return RunObservation(
         exists=True,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from optikube_operator.core import (
     ObservedPipeline,
@@ -17,6 +19,7 @@ from optikube_operator.core import (
 )
 from optikube_operator.kube import names
 from optikube_operator.kube.auth import caller_of, token_expiry
+from optikube_operator.kube.launcher import RunLauncher
 from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_run, observe_trial
 from optikube_operator.kube.runs import RunCache
 from optikube_operator.kube.spec_changes import accept_spec
@@ -107,6 +110,44 @@ def test_a_run_has_succeeded_once_every_index_exited_0_before_the_job_says_compl
     job["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]}
     late = _observe(job, _pod("q-t1-0", "0", done), _pod("q-t1-1", "1", done))
     assert not late.succeeded and late.failed_reason == "DeadlineExceeded"
+
+
+def test_only_the_current_jobs_pods_count_not_those_of_an_earlier_job_of_the_same_name() -> None:
+    """A Job deleted and made again under its name: the old one's pods linger until collected."""
+    job = _job([])
+    job["spec"] = {"completions": 1}
+    old = _pod("q-t1-0-old", "0", {"terminated": {"exitCode": 0, "startedAt": T}})
+    old["metadata"]["ownerReferences"][0]["uid"] = "an-earlier-job"
+    assert not _observe(job, old).finished and _observe(job, old).running_since is None
+    current = _pod("q-t1-0-new", "0", {"running": {"startedAt": T}})
+    current["metadata"]["ownerReferences"][0]["uid"] = "u"
+    assert _observe(job, old, current).running_since is not None
+    assert not _observe(job, old, current).finished
+
+
+def test_a_finished_job_whose_pods_are_not_seen_yet_is_read_again_before_it_concludes() -> None:
+    """After a restart the Job list can arrive before the Pod list: the result is in the pod."""
+    final = {"type": "final", "trial": 1, "values": {"accuracy": 0.9}}
+    pod = _pod("q-t1-0", "0", {"terminated": {"exitCode": 0, "message": json.dumps(final)}})
+
+    class Backend:
+        listed = 0
+
+        async def list_run_pods(self, namespace: str, job: str, run: names.RunRef) -> list[Any]:
+            assert (namespace, job, run) == ("ns", "q", names.trial_run(1))
+            self.listed += 1
+            return [pod]
+
+    backend, cache = Backend(), RunCache()
+    cache.update("Job", "ADDED", _job([{"type": "Complete", "status": "True"}]))
+    launcher = RunLauncher(cast(Any, backend), cache, cast(Any, None))
+    job = cast(Any, SimpleNamespace(records=SimpleNamespace(key=("ns", "q"))))
+    done = asyncio.run(launcher.observe(job, names.trial_run(1), active=False))
+    assert done.finished and done.termination_message is None and backend.listed == 0  # nothing to lose
+    observation = asyncio.run(launcher.observe(job, names.trial_run(1), active=True))
+    assert backend.listed == 1 and observation.termination_message == json.dumps(final)
+    trial = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING), observation, "accuracy", NOW)
+    assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
 
 
 def test_a_failed_job_fails_the_trial_with_the_exit_code_and_reason() -> None:

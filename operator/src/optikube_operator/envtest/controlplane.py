@@ -383,6 +383,21 @@ class ControlPlane:
             time.monotonic() + timeout,
             interval=0.5,
         )
+        # Established is not served yet: a new resource's watch cache answers 429 ("storage is
+        # (re)initializing", come back in 1 s) for a moment, which would land in whatever a test
+        # or a benchmark times first.
+        wait_until(
+            f"{', '.join(crds)} served",
+            lambda: all(
+                self.kubectl(
+                    "get", crd.split("/", 1)[1], "-A", "--request-timeout=5s", check=False
+                ).returncode
+                == 0
+                for crd in crds
+            ),
+            time.monotonic() + timeout,
+            interval=0.2,
+        )
 
     def api_client(self) -> Any:
         """A kubernetes.client.ApiClient authenticated as the admin."""

@@ -196,5 +196,9 @@ class KubernetesBackend:
     async def delete_job(self, namespace: str, name: str) -> None:
         await self.client.delete(_path("OptimizationJob", namespace, name), propagation="Background")
 
+    async def list_run_pods(self, namespace: str, job: str, run: RunRef) -> list[dict[str, Any]]:
+        selector = ",".join(f"{key}={value}" for key, value in names.run_labels(job, run).items())
+        return await self.client.list(_path("Pod", namespace), selector)
+
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.client.get(_path("Pod", namespace, name))

@@ -34,7 +34,7 @@ from optikube_operator.core.recording import (
     record_trial_exit,
 )
 from optikube_operator.kube import names
-from optikube_operator.kube.runs import RunObjects
+from optikube_operator.kube.runs import RunObjects, controller_of
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,24 @@ def _index(pod: Mapping[str, Any]) -> str:
     return str((pod["metadata"].get("annotations") or {}).get(names.COMPLETION_INDEX_ANNOTATION, ""))
 
 
+def _of_job(pod: Mapping[str, Any], uid: str | None) -> bool:
+    """Whether the Job with this uid controls the pod: an earlier Job of the same name (deleted,
+    its pods not yet collected) has pods with the same labels and controller name."""
+    owner = controller_of(pod["metadata"]) or {}
+    return uid is None or owner.get("uid") in (None, uid)
+
+
 def observe_run(objects: RunObjects) -> RunObservation:
     job = objects.job
     if job is None:
         return RunObservation()
     conditions = _conditions(job)
     failed = conditions.get("Failed")
-    pods = sorted(objects.pods.values(), key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")))
+    uid = job["metadata"].get("uid")
+    pods = sorted(
+        (pod for pod in objects.pods.values() if _of_job(pod, uid)),
+        key=lambda pod: str(pod["metadata"].get("creationTimestamp", "")),
+    )
     starts = [
         started
         for pod in pods
@@ -112,7 +123,7 @@ def observe_run(objects: RunObjects) -> RunObservation:
     every_index_exited_zero = exited_zero >= {str(index) for index in range(completions)}
     return RunObservation(
         exists=True,
-        uid=job["metadata"].get("uid"),
+        uid=uid,
         deleting=bool(job["metadata"].get("deletionTimestamp")),
         suspended=bool((job.get("spec") or {}).get("suspend")),
         running_since=min(starts) if starts else None,

@@ -40,7 +40,7 @@ from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.backend import KubernetesBackend
 from optikube_operator.kube.launcher import LAUNCH_SETTLE, RUN_EXIT_GRACE, JobPass, RunLauncher
 from optikube_operator.kube.names import PIPELINE, PREFLIGHT, trial_run
-from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_run, observe_trial
+from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_trial
 from optikube_operator.kube.prometheus import OperatorMetrics
 from optikube_operator.kube.records import JobKey, JobRecords, RecordStore
 from optikube_operator.kube.resources import PREFLIGHT_DEADLINE_SECONDS, artifacts_location
@@ -241,20 +241,21 @@ class Reconciler:
 
     async def _observe(self, job: JobPass) -> None:
         body, records, now = job.body, job.records, job.now
-        namespace, name = records.key
         primary = job.settings.primary.metric
+        observe = self.launcher.observe
         for number, trial in sorted(records.trials.items()):
-            observation = observe_run(self.runs.get((namespace, name, trial_run(number))))
+            observation = await observe(job, trial_run(number), active=trial.state.active)
             updated = observe_trial(trial, observation, primary, now)
             if updated != trial:
                 await self.backend.write_trial(records, updated)
                 await self.announce.trial(body, records, trial, updated)
-        observation = observe_run(self.runs.get((namespace, name, PIPELINE)))
+        observation = await observe(job, PIPELINE, active=records.pipeline.state.active)
         pipeline = observe_pipeline(records.pipeline, observation, now)
         if pipeline != records.pipeline:
             await self.announce.pipeline(body, records.pipeline, pipeline)
             records.pipeline = pipeline
-        observation = observe_run(self.runs.get((namespace, name, PREFLIGHT)))
+        running = records.preflight.state is PreflightState.RUNNING
+        observation = await observe(job, PREFLIGHT, active=running)
         preflight = observe_preflight(records.preflight, observation, PREFLIGHT_DEADLINE_SECONDS, now)
         if preflight != records.preflight:
             # its end is recorded before anything acts on it (trials, its Job's deletion): a

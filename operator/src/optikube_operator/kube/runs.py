@@ -28,14 +28,14 @@ def run_id(obj: Mapping[str, Any]) -> RunId | None:
 _META = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp", "deletionTimestamp")
 
 
-def _controller(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+def controller_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
     return next((dict(o) for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
 
 
 def controlled_by_run(meta: Mapping[str, Any], job: str, run: RunRef) -> bool:
     """Whether the run's batch Job controls the object: labels can be copied onto any pod, the
     controller reference is set by the Job controller."""
-    owner = _controller(meta) or {}
+    owner = controller_of(meta) or {}
     return (owner.get("apiVersion"), owner.get("kind"), owner.get("name")) == (
         "batch/v1",
         "Job",
@@ -46,7 +46,7 @@ def controlled_by_run(meta: Mapping[str, Any], job: str, run: RunRef) -> bool:
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     slim = {key: meta[key] for key in _META if key in meta}
-    controller = _controller(meta)
+    controller = controller_of(meta)
     if controller is not None:
         slim["ownerReferences"] = [
             {

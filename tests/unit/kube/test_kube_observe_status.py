@@ -146,6 +146,8 @@ def test_a_finished_job_whose_pods_are_not_seen_yet_is_read_again_before_it_conc
     assert done.finished and done.termination_message is None and backend.listed == 0  # nothing to lose
     observation = asyncio.run(launcher.observe(job, names.trial_run(1), active=True))
     assert backend.listed == 1 and observation.termination_message == json.dumps(final)
+    again = asyncio.run(launcher.observe(job, names.trial_run(1), active=True))
+    assert again.rank0_ended and backend.listed == 1  # its end is seen: read once, not every pass
     trial = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING), observation, "accuracy", NOW)
     assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
 

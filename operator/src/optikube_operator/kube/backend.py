@@ -7,6 +7,7 @@ is counted only when a run's Job was really created.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -162,21 +163,12 @@ class KubernetesBackend:
             resume_from=out if resume else None,
         )
         config_map = build_config_map(name, namespace, run, config, job)
-        try:
-            await self.client.create(_path("ConfigMap", namespace), config_map)
-        except ApiError as error:
-            if not error.already_exists:
-                raise
-            path = _path("ConfigMap", namespace, config_map["metadata"]["name"])
-            await self.client.merge_patch(path, {"data": config_map["data"]})
-        if run != PREFLIGHT:
-            try:
-                await self.client.create(
-                    _path("Service", namespace), build_service(name, namespace, run, job)
-                )
-            except ApiError as error:
-                if not error.already_exists:
-                    raise
+        service = build_service(name, namespace, run, job) if run != PREFLIGHT else None
+        # the Job comes last (its pods mount the ConfigMap); the other two do not wait on each other
+        await asyncio.gather(
+            self._ensure_config_map(namespace, config_map),
+            *([self._ensure(_path("Service", namespace), service)] if service is not None else []),
+        )
         run_job = build_run_job(name, namespace, run, spec, self.config, job, timeout)
         try:
             return True, await self.client.create(_path("Job", namespace), run_job)
@@ -184,6 +176,23 @@ class KubernetesBackend:
             if error.already_exists:
                 return False, await self.client.get(_path("Job", namespace, run_job["metadata"]["name"]))
             raise
+
+    async def _ensure(self, path: str, body: Mapping[str, Any]) -> None:
+        try:
+            await self.client.create(path, body)
+        except ApiError as error:
+            if not error.already_exists:
+                raise
+
+    async def _ensure_config_map(self, namespace: str, config_map: Mapping[str, Any]) -> None:
+        """The run config as it is now (a relaunch may carry a new one: resume, params)."""
+        try:
+            await self.client.create(_path("ConfigMap", namespace), config_map)
+        except ApiError as error:
+            if not error.already_exists:
+                raise
+            path = _path("ConfigMap", namespace, config_map["metadata"]["name"])
+            await self.client.merge_patch(path, {"data": config_map["data"]})
 
     async def delete_run(self, namespace: str, job: str, run: RunRef) -> None:
         """Delete a run's Job (its pods with it), Service and ConfigMap."""

@@ -107,11 +107,11 @@ class RunLauncher:
         """What the run's Job and pods show. Jobs and Pods come on separate watches (after a restart,
         separate lists): a Job seen finished while no ended rank-0 pod is seen may only mean its pods
         have not arrived yet, so before an active record concludes without the result the pod's
-        termination message carries, its pods are read from the apiserver."""
+        termination message may carry, its pods are read from the apiserver."""
         namespace, name = job.records.key
         key = (namespace, name, run)
         observation = observe_run(self.runs.get(key))
-        if active and observation.finished and observation.termination_message is None:
+        if active and observation.finished and not observation.rank0_ended:
             for pod in await self.backend.list_run_pods(namespace, name, run):
                 self.runs.update("Pod", "ADDED", pod)
             observation = observe_run(self.runs.get(key))

@@ -48,6 +48,7 @@ class RunObservation:
     failed_reason: str | None = None
     failed_message: str = ""
     termination_message: str | None = None
+    rank0_ended: bool = False  # a rank-0 pod of the Job is seen terminated
     exit_code: int | None = None
     exit_reason: str = ""
 
@@ -131,6 +132,7 @@ def observe_run(objects: RunObjects) -> RunObservation:
         failed_reason=str(failed.get("reason") or "Failed") if failed and not lagging else None,
         failed_message=str(failed.get("message") or "") if failed else "",
         termination_message=message,
+        rank0_ended=any(terminated),
         exit_code=int(failures[-1]["exitCode"]) if failures else None,
         exit_reason=str(failures[-1].get("reason") or "") if failures else "",
     )

@@ -120,6 +120,16 @@ class Reconciler:
         self.bodies[key] = plain
         return key
 
+    def job_seen(self, body: Mapping[str, Any]) -> None:
+        """A watch event of a job: a pass when the job asks for one. Most events are the echoes of
+        the operator's own status writes, which need none (the runs' events and the timers bring
+        every other reason for a pass)."""
+        meta = body["metadata"]
+        before = (self.bodies.get((meta["namespace"], meta["name"])) or {}).get("metadata") or {}
+        key = self.remember(body)
+        if any(before.get(field) != meta.get(field) for field in ("uid", "generation", "deletionTimestamp")):
+            self.request(key)
+
     def forget(self, namespace: str, name: str) -> None:
         self.bodies.pop((namespace, name), None)
         self.wakeups.cancel((namespace, name))
@@ -142,7 +152,8 @@ class Reconciler:
                 if body is None:
                     return
                 try:
-                    await self.reconcile(body)
+                    if isinstance(invalid := await self.reconcile(body), InvalidSpec):
+                        log.warning("%s/%s: InvalidSpec: %s", *key, invalid.message)
                 except Exception:
                     self.metrics.reconcile_errors.labels(kind="background").inc()
                     log.exception("reconcile of %s/%s failed", *key)

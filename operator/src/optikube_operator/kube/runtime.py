@@ -15,7 +15,6 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from optikube_operator.api import GROUP
 from optikube_operator.endpoint import ReportEndpoint
 from optikube_operator.kube import names
 from optikube_operator.kube.announce import Announcer
@@ -24,7 +23,7 @@ from optikube_operator.kube.backend import KubernetesBackend
 from optikube_operator.kube.client import KubeClient
 from optikube_operator.kube.config import OperatorConfig, split_bind
 from optikube_operator.kube.prometheus import OperatorMetrics
-from optikube_operator.kube.reconcile import InvalidSpec, Reconciler
+from optikube_operator.kube.reconcile import Reconciler
 from optikube_operator.kube.recorder import EventRecorder
 from optikube_operator.kube.records import RecordStore
 from optikube_operator.kube.reports import ReportHandler
@@ -96,10 +95,8 @@ class OperatorRuntime:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def configure(self, settings: kopf.OperatorSettings) -> None:
-        """kopf's settings: its bookkeeping in annotations (status is the operator's alone), no Events
-        of its own, server-side filtering of the pods and Jobs it watches, stall detection."""
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+        """kopf's settings: no Events of its own (with only event handlers it writes nothing on the
+        objects either), server-side filtering of the pods and Jobs it watches, stall detection."""
         settings.posting.enabled = False
         settings.peering.standalone = True
         ours = f"{names.MANAGED_BY}={names.MANAGER}"
@@ -142,19 +139,12 @@ class OperatorRuntime:
 
     # --- what the handlers call -----------------------------------------------------------------
 
-    async def job_changed(self, body: Mapping[str, Any]) -> None:
-        result = await self.reconciler.reconcile(body)
-        meta = body["metadata"]
-        self.publish_phases((meta["namespace"], meta["name"]))
-        if isinstance(result, InvalidSpec):
-            raise kopf.PermanentError(f"InvalidSpec: {result.message}")
-
     def job_event(self, event_type: str, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
         if event_type == "DELETED":
             self.reconciler.forget(meta["namespace"], meta["name"])
         else:
-            self.reconciler.remember(body)
+            self.reconciler.job_seen(body)
         self.publish_phases((meta["namespace"], meta["name"]))
 
     def run_changed(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:

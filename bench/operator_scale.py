@@ -232,8 +232,18 @@ def _summary(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str, Any]:
+def cpu_by_process(plane: ControlPlane, operator: int) -> dict[str, float]:
+    """CPU seconds so far of each control-plane process, the operator and this benchmark (which
+    plays the kubelet of the preflight pods and watches the Jobs): who shares the cores."""
+    seconds = {component.name: cpu_seconds(component.pid) for component in plane.components}
+    seconds["operator"] = cpu_seconds(operator)
+    seconds["benchmark"] = cpu_seconds(os.getpid())
+    return seconds
+
+
+def start_latency(plane: ControlPlane, count: int, console: Console, operator: int) -> dict[str, Any]:
     namespace = plane.create_namespace(f"bench-{count}")
+    cpu_before = cpu_by_process(plane, operator)
     jobs = [job_manifest(f"job-{i}", namespace) for i in range(count)]
     watcher = JobWatch(plane, namespace)
     watcher.start()
@@ -276,7 +286,11 @@ def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str
         if created is not None and ended is not None and wave is not None:
             operator_share.append((created - applied[name]) + (wave - ended))
             preflight_round_trip.append(ended - created)
-    console.log(f"{count} jobs: {len(latencies)}/{count} started, all within {everything}")
+    cpu = {
+        name: round(seconds - cpu_before[name], 1)
+        for name, seconds in cpu_by_process(plane, operator).items()
+    }
+    console.log(f"{count} jobs: {len(latencies)}/{count} started, all within {everything}; CPU s {cpu}")
     return {
         "jobs": count,
         "started": len(latencies),
@@ -285,6 +299,7 @@ def start_latency(plane: ControlPlane, count: int, console: Console) -> dict[str
         "operatorShare": _summary(operator_share),
         "preflightJobRoundTrip": _summary(preflight_round_trip),
         "namespace": namespace,
+        "cpuSecondsByProcess": cpu,
     }
 
 
@@ -424,7 +439,7 @@ def main() -> None:
             cpu_before = cpu_seconds(operator.pid)
             scenarios = []
             for count in args.jobs:
-                scenarios.append(start_latency(plane, count, console))
+                scenarios.append(start_latency(plane, count, console, operator.pid))
                 scenarios[-1]["operatorRssBytesAfter"] = rss_bytes(operator.pid)
             live = sum(args.jobs)
             time.sleep(10.0)

@@ -19,6 +19,7 @@ from optikube_operator.kube.resources import (
     build_run_job,
     build_service,
     build_trial,
+    has_peers,
     output_dir,
     owner_reference,
 )
@@ -146,6 +147,22 @@ def test_names_fit_kubernetes_limits_for_the_longest_job_name() -> None:
     longest = "j" * 40  # metadata.name is at most 40 characters (a CRD rule)
     assert len(f"{names.run_name(longest, names.trial_run(9999))}-1023-abcde") <= 63  # pod names of the Job
     assert len(f"{names.run_name(longest, names.PIPELINE)}-1023") <= 63  # pipeline pod hostnames
+
+
+def test_a_single_worker_run_hosts_its_rendezvous_on_localhost_without_a_service() -> None:
+    """No peers to find: no headless Service (and its Endpoints, EndpointSlice) per trial."""
+    spec = _spec("quickstart")
+    assert spec.resources.workers == 1
+    assert not has_peers(spec, names.trial_run(0)) and not has_peers(spec, names.PIPELINE)
+    assert has_peers(_spec("multi-node-gpu"), names.trial_run(0))
+    assert not has_peers(_spec("multi-node-gpu"), names.PREFLIGHT)
+    job = build_run_job("q", "team", names.trial_run(0), spec, CONFIG, OWNER, trial_timeout_seconds=None)
+    pod = job["spec"]["template"]["spec"]
+    env = _env(pod["containers"][0])
+    assert (
+        "subdomain" not in pod and env["OPTIKUBE_RDZV_HOST"] == "localhost" and env["OPTIKUBE_NNODES"] == "1"
+    )
+    assert "--rdzv-backend c10d" in pod["containers"][0]["command"][-1]
 
 
 def test_the_preflight_is_one_cpu_pod_without_retries_or_rendezvous_otherwise_a_trials_pod() -> None:

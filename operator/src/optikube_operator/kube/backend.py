@@ -19,13 +19,14 @@ from optikube_operator.core.records import trial_status
 from optikube_operator.kube import names
 from optikube_operator.kube.client import ApiError, KubeClient, resource_path
 from optikube_operator.kube.config import OperatorConfig
-from optikube_operator.kube.names import PREFLIGHT, RunRef, trial_run
+from optikube_operator.kube.names import RunRef, trial_run
 from optikube_operator.kube.records import JobRecords
 from optikube_operator.kube.resources import (
     build_config_map,
     build_run_job,
     build_service,
     build_trial,
+    has_peers,
     output_dir,
 )
 from optikube_operator.runconfig import render_run_config
@@ -163,7 +164,7 @@ class KubernetesBackend:
             resume_from=out if resume else None,
         )
         config_map = build_config_map(name, namespace, run, config, job)
-        service = build_service(name, namespace, run, job) if run != PREFLIGHT else None
+        service = build_service(name, namespace, run, job) if has_peers(spec, run) else None
         # the Job comes last (its pods mount the ConfigMap); the other two do not wait on each other
         await asyncio.gather(
             self._ensure_config_map(namespace, config_map),
@@ -194,11 +195,11 @@ class KubernetesBackend:
             path = _path("ConfigMap", namespace, config_map["metadata"]["name"])
             await self.client.merge_patch(path, {"data": config_map["data"]})
 
-    async def delete_run(self, namespace: str, job: str, run: RunRef) -> None:
+    async def delete_run(self, namespace: str, job: str, run: RunRef, spec: OptimizationJobSpec) -> None:
         """Delete a run's Job (its pods with it), Service and ConfigMap."""
         name = names.run_name(job, run)
         await self.client.delete(_path("Job", namespace, name), propagation="Background")
-        if run != PREFLIGHT:
+        if has_peers(spec, run):
             await self.client.delete(_path("Service", namespace, name))
         await self.client.delete(_path("ConfigMap", namespace, names.config_name(job, run)))
 

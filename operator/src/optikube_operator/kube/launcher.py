@@ -119,7 +119,7 @@ class RunLauncher:
 
     async def delete_run(self, job: JobPass, run: RunRef) -> None:
         namespace, name = job.records.key
-        await self.backend.delete_run(namespace, name, run)
+        await self.backend.delete_run(namespace, name, run, job.spec)
         self.runs.deleted((namespace, name, run), job.now.isoformat())
 
     async def hygiene(self, job: JobPass) -> None:

@@ -1,7 +1,8 @@
 """Pure builders of every object the operator creates: dicts, unit-tested without a cluster.
 
-A run (a tuning trial or the final pipeline) is an Indexed Job of `workers` pods plus a headless
-Service (stable DNS names for torchrun's rendezvous) and a ConfigMap holding its run config;
+A run (a tuning trial or the final pipeline) is an Indexed Job of `workers` pods plus, with more
+than one worker, a headless Service (stable DNS names for torchrun's rendezvous) and a ConfigMap
+holding its run config;
 a trial also has its OptimizationTrial, the durable record of what it did. The preflight is a run
 of one pod without torchrun or Service: one process, `backoffLimit: 0`, a short deadline, on CPU,
 otherwise the trials' pod (security context, scheduling, service account, volumes), so it sees
@@ -119,6 +120,13 @@ def build_config_map(
     }
 
 
+def has_peers(spec: OptimizationJobSpec, run: RunRef) -> bool:
+    """Whether the run's pods must find each other (more than one worker): only then does it get a
+    headless Service. A single worker's torchrun hosts its rendezvous itself, on localhost, and
+    each Service would cost the cluster an Endpoints and an EndpointSlice kept up to date."""
+    return run != PREFLIGHT and spec.resources.workers > 1
+
+
 def build_service(job: str, namespace: str, run: RunRef, owner: Mapping[str, Any]) -> dict[str, Any]:
     """The headless Service whose DNS names the run's pods find each other by (not the preflight's:
     its one process has no rendezvous)."""
@@ -146,7 +154,7 @@ def _env(job: str, run: RunRef, spec: OptimizationJobSpec, config: OperatorConfi
         "OPTIKUBE_NNODES": str(spec.resources.workers),
         "OPTIKUBE_NPROC_PER_NODE": str(spec.resources.processes_per_worker),
         # pod 0 of an Indexed Job is called <job name>-0; the Service is the pods' subdomain
-        "OPTIKUBE_RDZV_HOST": f"{name}-0.{name}",
+        "OPTIKUBE_RDZV_HOST": f"{name}-0.{name}" if has_peers(spec, run) else "localhost",
         "OPTIKUBE_RDZV_PORT": str(names.RDZV_PORT),
         "OPTIKUBE_REPORT_URL": config.effective_report_url,
         "OPTIKUBE_REPORT_TOKEN_FILE": f"{names.TOKEN_DIR}/{names.TOKEN_FILE}",
@@ -283,7 +291,7 @@ def build_pod_template(
     if resources:
         container["resources"] = resources
     pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
-    if not preflight:
+    if has_peers(spec, run):
         pod_spec["subdomain"] = names.run_name(job, run)
     return {
         "metadata": {"labels": names.run_labels(job, run)},

@@ -20,6 +20,7 @@ from optikube_operator.kube import names
 from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.auth import TokenReviewAuthenticator
 from optikube_operator.kube.backend import KubernetesBackend
+from optikube_operator.kube.bookkeeping import NoDiffBase, NoProgress
 from optikube_operator.kube.client import KubeClient
 from optikube_operator.kube.config import OperatorConfig, split_bind
 from optikube_operator.kube.prometheus import OperatorMetrics
@@ -97,6 +98,8 @@ class OperatorRuntime:
     def configure(self, settings: kopf.OperatorSettings) -> None:
         """kopf's settings: no Events of its own (with only event handlers it writes nothing on the
         objects either), server-side filtering of the pods and Jobs it watches, stall detection."""
+        settings.persistence.diffbase_storage = NoDiffBase()
+        settings.persistence.progress_storage = NoProgress()
         settings.posting.enabled = False
         settings.peering.standalone = True
         ours = f"{names.MANAGED_BY}={names.MANAGER}"

@@ -38,7 +38,7 @@ resource per rule: tests/chart/test_chart_rbac.py removes each in turn and watch
 {{- define "optikube.namespacedRules" -}}
 - apiGroups: [optikube.io]
   resources: [optimizationjobs]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [list, watch, delete]
 - apiGroups: [optikube.io]
   resources: [optimizationjobs/status]
   verbs: [patch]

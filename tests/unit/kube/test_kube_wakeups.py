@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from optikube_operator.core import ObservedTrial, TrialState
 from optikube_operator.kube import names
+from optikube_operator.kube.reconcile import Reconciler
 from optikube_operator.kube.records import JobKey, JobRecords
 from optikube_operator.kube.wakeups import SAFETY_RESYNC, Wakeups, next_wakeup
 
@@ -49,3 +51,28 @@ def test_wakeups_fire_once_and_rearming_or_cancelling_replaces_the_timer() -> No
         return woken
 
     assert asyncio.run(scenario()) == [("ns", "c"), ("ns", "a")]
+
+
+def test_a_job_event_asks_for_a_pass_only_when_the_job_itself_asks_for_one() -> None:
+    """New, a new generation (spec change), deletion: a pass. The echo of the operator's own status
+    write (same generation): none."""
+    from typing import Any
+
+    reconciler = Reconciler(
+        cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, None)
+    )
+    asked: list[JobKey] = []
+    reconciler.request = asked.append  # type: ignore[method-assign]
+
+    def job(generation: int, status: dict[str, Any], **meta: Any) -> dict[str, Any]:
+        metadata = {"name": "q", "namespace": "ns", "uid": "u", "generation": generation, **meta}
+        return {"apiVersion": "optikube.io/v1alpha1", "kind": "OptimizationJob", "metadata": metadata,
+                "spec": {}, "status": status}  # fmt: skip
+
+    reconciler.job_seen(job(1, {}))
+    reconciler.job_seen(job(1, {"phase": "Tuning"}))  # its own status write coming back
+    assert asked == [("ns", "q")] and reconciler.bodies[("ns", "q")]["status"] == {"phase": "Tuning"}
+    reconciler.job_seen(job(2, {"phase": "Tuning"}))  # spec changed
+    reconciler.job_seen(job(2, {"phase": "Tuning"}, deletionTimestamp="2026-01-01T00:00:00Z"))
+    reconciler.job_seen(job(2, {}, uid="another"))  # deleted and made again under its name
+    assert len(asked) == 4

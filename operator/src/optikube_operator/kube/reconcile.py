@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optikube_operator.api import GROUP, OptimizationJobSpec
+from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.validation import lenient_status
 from optikube_operator.core import (
@@ -38,6 +38,7 @@ from optikube_operator.core.summary import summarize
 from optikube_operator.kube.acceptance import InvalidSpec, accepted_spec, dry_run_refusal
 from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.backend import KubernetesBackend
+from optikube_operator.kube.bodies import as_dict
 from optikube_operator.kube.launcher import LAUNCH_SETTLE, RUN_EXIT_GRACE, JobPass, RunLauncher
 from optikube_operator.kube.names import PIPELINE, PREFLIGHT, trial_run
 from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_trial
@@ -54,29 +55,6 @@ CONCURRENT_RECONCILES = 16
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def as_dict(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain, private copy of an OptimizationJob kopf hands over (its Body is a read-only view),
-    without what the operator never reads (managedFields, kopf's own annotations)."""
-    plain = _copied(
-        {key: body[key] for key in body if key in ("apiVersion", "kind", "metadata", "spec", "status")}
-    )
-    meta = plain.get("metadata") or {}
-    meta.pop("managedFields", None)
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(f"{GROUP}/")}
-    meta["annotations"] = annotations
-    return plain
-
-
-def _copied(value: Any) -> Any:
-    """A copy of parsed JSON: every watch event of every job is copied, and copy.deepcopy's
-    generality (memo, reductions) made it one of the operator's largest costs with hundreds of jobs."""
-    if isinstance(value, Mapping):
-        return {key: _copied(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copied(item) for item in value]
-    return value
 
 
 def previous_status(

@@ -150,6 +150,7 @@ def _scenario(
         tuning__maxTrials=1,
         tuning__parallelTrials=1,
         training__epochs=1,
+        resources__workers=2,  # two workers: the runs get their rendezvous Service too
         cleanup={"keepTrialPods": "none", "ttlSecondsAfterFinished": 1},
     )
     outcome, refused = "timed out", set()

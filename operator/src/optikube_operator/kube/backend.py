@@ -65,11 +65,7 @@ class KubernetesBackend:
             },
             "automountServiceAccountToken": False,
         }
-        try:
-            await self.client.create(resource_path("v1", "serviceaccounts", namespace), account)
-        except ApiError as error:
-            if not error.already_exists:
-                raise
+        await self._create_or_adopt(resource_path("v1", "serviceaccounts", namespace), account)
         self._accounts.add(namespace)
 
     # --- records --------------------------------------------------------------------------------
@@ -116,13 +112,9 @@ class KubernetesBackend:
         """Record trial ``number`` as Pending (a new OptimizationTrial, or a suspended one resumed)."""
         existing = records.trials.get(number)
         if existing is None:
-            try:
-                await self.client.create(
-                    _path("OptimizationTrial", records.namespace), build_trial(job, number, params)
-                )
-            except ApiError as error:
-                if not error.already_exists:
-                    raise
+            await self._create_or_adopt(
+                _path("OptimizationTrial", records.namespace), build_trial(job, number, params)
+            )
             record = ObservedTrial(number, dict(params), TrialState.PENDING, sampler_attrs=dict(attrs))
         else:
             record = replace(existing, state=TrialState.PENDING, message="", start_time=None, end_time=None)
@@ -168,7 +160,7 @@ class KubernetesBackend:
         # the Job comes last (its pods mount the ConfigMap); the other two do not wait on each other
         await asyncio.gather(
             self._ensure_config_map(namespace, config_map),
-            *([self._ensure(_path("Service", namespace), service)] if service is not None else []),
+            *([self._create_or_adopt(_path("Service", namespace), service)] if service is not None else []),
         )
         run_job = build_run_job(name, namespace, run, spec, self.config, job, timeout)
         try:
@@ -178,20 +170,20 @@ class KubernetesBackend:
                 return False, await self.client.get(_path("Job", namespace, run_job["metadata"]["name"]))
             raise
 
-    async def _ensure(self, path: str, body: Mapping[str, Any]) -> None:
+    async def _create_or_adopt(self, path: str, body: Mapping[str, Any]) -> bool:
+        """Create the object; one already there under its deterministic name is adopted. Returns
+        whether it was created now."""
         try:
             await self.client.create(path, body)
         except ApiError as error:
             if not error.already_exists:
                 raise
+            return False
+        return True
 
     async def _ensure_config_map(self, namespace: str, config_map: Mapping[str, Any]) -> None:
         """The run config as it is now (a relaunch may carry a new one: resume, params)."""
-        try:
-            await self.client.create(_path("ConfigMap", namespace), config_map)
-        except ApiError as error:
-            if not error.already_exists:
-                raise
+        if not await self._create_or_adopt(_path("ConfigMap", namespace), config_map):
             path = _path("ConfigMap", namespace, config_map["metadata"]["name"])
             await self.client.merge_patch(path, {"data": config_map["data"]})
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from optikube_operator.api.base import ApiModel, Rule
 from optikube_operator.api.model import ModelSpec
+
+FineTuneLoss = Literal["distillation", "labels"]
+
+
+def _fine_tune_loss(after: str) -> Any:
+    return Field(
+        "distillation",
+        description=f"What the fine-tuning after {after} learns from. distillation: the model as it was"
+        f" before {after} (its softened outputs, temperature 4, weight 0.7) and the labels, which keeps"
+        " a small dataset from being overfitted while the model recovers; labels: the labels only.",
+    )
 
 
 class Distillation(ApiModel):
@@ -31,6 +42,7 @@ class Pruning(ApiModel):
     )
     sparsity: float = Field(0.5, gt=0, lt=1, description="Fraction of weights (or channels) to remove.")
     fine_tune_epochs: int = Field(2, ge=0, le=10000, description="Epochs of fine-tuning after pruning.")
+    fine_tune_loss: FineTuneLoss = _fine_tune_loss("pruning")
 
 
 class LowRank(ApiModel):
@@ -46,6 +58,7 @@ class LowRank(ApiModel):
         description="Keep the smallest rank whose singular values hold this share of the energy.",
     )
     fine_tune_epochs: int = Field(1, ge=0, le=10000, description="Epochs of fine-tuning after factorizing.")
+    fine_tune_loss: FineTuneLoss = _fine_tune_loss("factorizing")
 
     RULES = (
         Rule(
@@ -68,6 +81,7 @@ class WeightSharing(ApiModel):
 
     clusters: int = Field(16, ge=2, le=256, description="Distinct values per layer (k of k-means).")
     fine_tune_epochs: int = Field(0, ge=0, le=10000, description="Epochs of fine-tuning the shared values.")
+    fine_tune_loss: FineTuneLoss = _fine_tune_loss("sharing")
 
 
 class CompressionSpec(ApiModel):

@@ -6,6 +6,7 @@ from optikube_trainer.compression.distillation import (
     distillation_loss,
     distillation_loss_fn,
     student_model_spec,
+    teacher_loss_fn,
 )
 from optikube_trainer.compression.low_rank import LowRankConfig, LowRankSummary, factorize_low_rank_
 from optikube_trainer.compression.pruning import (
@@ -36,5 +37,6 @@ __all__ = [
     "prune_",
     "share_weights_",
     "student_model_spec",
+    "teacher_loss_fn",
     "weight_sparsity",
 ]

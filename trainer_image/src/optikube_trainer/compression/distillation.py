@@ -61,6 +61,13 @@ def distillation_loss(
 
 def distillation_loss_fn(teacher: nn.Module, config: DistillationConfig) -> LossFn:
     """A `fit` loss function that queries the frozen teacher on each batch."""
+    return teacher_loss_fn(teacher, temperature=config.temperature, alpha=config.alpha)
+
+
+def teacher_loss_fn(teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.7) -> LossFn:
+    """`distillation_loss` against a frozen `teacher` (the defaults are those of the spec's
+    distillation block); also the recovery loss of a stage that fine-tunes after changing the
+    model, with the model as it was before the change as the teacher."""
     teacher.eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
@@ -69,7 +76,7 @@ def distillation_loss_fn(teacher: nn.Module, config: DistillationConfig) -> Loss
         with torch.no_grad():
             teacher_logits = teacher(inputs)
         return distillation_loss(
-            student(inputs), teacher_logits, targets, temperature=config.temperature, alpha=config.alpha
+            student(inputs), teacher_logits, targets, temperature=temperature, alpha=alpha
         )
 
     return loss_fn

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from optikube_operator.api.compression import LowRank
+from optikube_operator.api.compression import FineTuneLoss, LowRank
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class LowRankConfig:
     rank_ratio: float | None = 0.5
     energy: float | None = None
     fine_tune_epochs: int = 1
+    fine_tune_loss: FineTuneLoss = "distillation"
     include_conv: bool = True
 
     def __post_init__(self) -> None:
@@ -34,7 +35,12 @@ class LowRankConfig:
     @classmethod
     def from_spec(cls, block: LowRank) -> LowRankConfig:
         """The spec's `compression.lowRank` block (convolutions are factorized too, as documented)."""
-        return cls(rank_ratio=block.rank_ratio, energy=block.energy, fine_tune_epochs=block.fine_tune_epochs)
+        return cls(
+            rank_ratio=block.rank_ratio,
+            energy=block.energy,
+            fine_tune_epochs=block.fine_tune_epochs,
+            fine_tune_loss=block.fine_tune_loss,
+        )
 
 
 @dataclass

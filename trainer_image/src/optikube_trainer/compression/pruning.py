@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from optikube_operator.api.compression import Pruning
+from optikube_operator.api.compression import FineTuneLoss, Pruning
 from optikube_trainer.compression._torch_pruning_adapter import count_macs_and_params, remove_channels
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -22,6 +22,7 @@ class PruningConfig:
     sparsity: float = 0.5
     scope: Literal["global", "layer"] = "layer"
     fine_tune_epochs: int = 2
+    fine_tune_loss: FineTuneLoss = "distillation"
 
     def __post_init__(self) -> None:
         if self.method not in ("structured", "unstructured"):
@@ -36,7 +37,12 @@ class PruningConfig:
     @classmethod
     def from_spec(cls, block: Pruning) -> PruningConfig:
         """The spec's `compression.pruning` block (the scope stays per layer, as documented)."""
-        return cls(method=block.method, sparsity=block.sparsity, fine_tune_epochs=block.fine_tune_epochs)
+        return cls(
+            method=block.method,
+            sparsity=block.sparsity,
+            fine_tune_epochs=block.fine_tune_epochs,
+            fine_tune_loss=block.fine_tune_loss,
+        )
 
 
 @dataclass

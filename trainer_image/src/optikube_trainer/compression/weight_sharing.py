@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from optikube_operator.api.compression import WeightSharing
+from optikube_operator.api.compression import FineTuneLoss, WeightSharing
 from optikube_trainer.compression._codebook import (
     SharedWeightConv2d,
     SharedWeightLinear,
@@ -21,6 +21,7 @@ from optikube_trainer.compression._codebook import (
 class WeightSharingConfig:
     clusters: int = 16
     fine_tune_epochs: int = 0
+    fine_tune_loss: FineTuneLoss = "distillation"
     min_weights: int = 64  # smaller layers cost more in codebook than they save
 
     def __post_init__(self) -> None:
@@ -29,7 +30,11 @@ class WeightSharingConfig:
     @classmethod
     def from_spec(cls, block: WeightSharing) -> WeightSharingConfig:
         """The spec's `compression.weightSharing` block."""
-        return cls(clusters=block.clusters, fine_tune_epochs=block.fine_tune_epochs)
+        return cls(
+            clusters=block.clusters,
+            fine_tune_epochs=block.fine_tune_epochs,
+            fine_tune_loss=block.fine_tune_loss,
+        )
 
 
 @dataclass

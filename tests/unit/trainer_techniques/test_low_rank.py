@@ -71,3 +71,16 @@ def test_config_errors_name_the_field() -> None:
         LowRankConfig(rank_ratio=None, energy=1.5)
     assert LowRankConfig.from_spec(LowRank(energy=0.9)).rank_ratio is None
     assert LowRankConfig.from_spec(LowRank()).rank_ratio == 0.5  # the API's default when neither is set
+
+
+def test_a_factorization_that_saves_little_is_not_made() -> None:
+    # rank 28 of a 64x64 layer keeps 28 * 128 = 3584 of 4096 weights: 12.5 % saved, under 25 %
+    model = nn.Sequential(nn.Linear(64, 64))
+    x = torch.randn(4, 64)
+    reference = model(x)
+    summary = factorize_low_rank_(model, LowRankConfig(rank_ratio=28 / 64))
+    assert summary.layers == {}
+    assert "12.5 %" in summary.skipped["0"] and "under the 25 %" in summary.skipped["0"]
+    torch.testing.assert_close(model(x), reference)
+    # rank 24 keeps 3072 of 4096: 25 % saved, factorized
+    assert factorize_low_rank_(nn.Sequential(nn.Linear(64, 64)), LowRankConfig(rank_ratio=24 / 64)).layers

@@ -90,6 +90,25 @@ def _factor(matrix: Tensor, config: LowRankConfig) -> tuple[Tensor, Tensor, int,
     return left, right, rank, energy
 
 
+# A factorized layer is two calls where there was one; a layer is factorized only where that saves
+# at least this share of its weights. Measured on the digits CNN in ONNX Runtime: a conv whose
+# factorization saved 0.7 % of its weights made the model 16 % slower at batch 32.
+MIN_SAVING = 0.25
+
+
+def _too_little_saved(rank: int, before: int, after: int) -> str | None:
+    """Why a factorization is not worth it, or None when it is."""
+    if after >= before:
+        return f"rank {rank} would not save parameters ({after} >= {before})"
+    if after > (1.0 - MIN_SAVING) * before:
+        saved = 100.0 * (before - after) / before
+        return (
+            f"rank {rank} would save {saved:.1f} % of the parameters ({after} of {before}),"
+            f" under the {100 * MIN_SAVING:.0f} % that pays for the second layer's call"
+        )
+    return None
+
+
 def _dense(weight: Tensor) -> Tensor:
     # quantized factors (tensor subclasses) cannot be multiplied together: use their float values
     if type(weight) not in (Tensor, nn.Parameter) and hasattr(weight, "dequantize"):
@@ -124,8 +143,9 @@ def _factor_linear(layer: nn.Linear, config: LowRankConfig) -> tuple[nn.Module, 
     left, right, rank, energy = _factor(layer.weight, config)
     before = out_f * in_f
     after = rank * (in_f + out_f)
-    if after >= before:
-        return f"rank {rank} would not save parameters ({after} >= {before})"
+    too_little = _too_little_saved(rank, before, after)
+    if too_little:
+        return too_little
     first = nn.Linear(in_f, rank, bias=False)
     second = nn.Linear(rank, out_f, bias=layer.bias is not None)
     with torch.no_grad():
@@ -145,8 +165,9 @@ def _factor_conv(layer: nn.Conv2d, config: LowRankConfig) -> tuple[nn.Module, Fa
     left, right, rank, energy = _factor(layer.weight.reshape(out_c, in_c * kh * kw), config)
     before = out_c * in_c * kh * kw
     after = rank * (in_c * kh * kw + out_c)
-    if after >= before:
-        return f"rank {rank} would not save parameters ({after} >= {before})"
+    too_little = _too_little_saved(rank, before, after)
+    if too_little:
+        return too_little
     # A kxk conv into `rank` channels, then a 1x1 conv back out: the spatial filter bank is shared.
     first = nn.Conv2d(
         in_c,

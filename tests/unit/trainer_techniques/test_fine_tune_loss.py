@@ -73,6 +73,21 @@ def test_distillation_fine_tuning_stays_closer_to_the_model_before_the_stage(
     assert divergence["distillation"] < 0.5 * divergence["labels"], divergence
 
 
+def test_a_low_rank_stage_that_factorizes_nothing_does_not_fine_tune(tmp_path: Path) -> None:
+    ctx = local_context(seed=5, output_dir=tmp_path)
+    spec = parse_spec(_spec({"lowRank": {"rankRatio": 1.0, "fineTuneEpochs": 2}}))  # no layer saves
+    bundle = load_job_data(spec, ctx)
+    seed_everything(5)
+    trained = build_model(spec.model, bundle)
+    fit(trained, bundle, spec.training, ctx)
+    outcome = STAGES["lowRank"](copy.deepcopy(trained), read_recipe(spec, world_size=1), bundle, ctx)
+    assert outcome.changes["factorizedLayers"] == 0 and "fineTuneEpochs" not in outcome.changes
+    assert outcome.curves is None
+    inputs, _ = next(iter(bundle.loader("val", 64, shuffle=False, distributed=False)))
+    with torch.no_grad():
+        torch.testing.assert_close(outcome.model.eval()(inputs), trained.eval()(inputs))
+
+
 def test_the_default_is_distillation_and_no_fine_tuning_records_none() -> None:
     spec = parse_spec(_spec({"pruning": {"sparsity": 0.5, "fineTuneEpochs": 0}}))
     assert spec.compression is not None and spec.compression.pruning is not None

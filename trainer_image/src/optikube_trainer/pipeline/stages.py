@@ -146,6 +146,8 @@ def low_rank(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunConte
     before = _counts(model, example)
     teacher = _teacher(model, config.fine_tune_loss, config.fine_tune_epochs)
     summary = factorize_low_rank_(model, config, ignored_layers=output_layers(model, example))
+    if not summary.layers:  # nothing was factorized: fine-tuning would only move the model
+        config = replace(config, fine_tune_epochs=0)
     curves = _fine_tune(model, recipe, bundle, ctx, config.fine_tune_epochs, teacher=teacher)
     after = _counts(model, example)
     changes = {

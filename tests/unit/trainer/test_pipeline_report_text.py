@@ -68,3 +68,12 @@ def test_the_data_section_reads_a_tables_summary_without_python_reprs() -> None:
     assert "Table: rows used 1,000, rows dropped 3, ignored columns (id)." in text
     assert "[" not in text and "{" not in text
     assert "<h2>Data</h2>" in render_report({**REAL, "data": data}, title="t")
+
+
+def test_the_runtime_notes_are_part_of_the_summary() -> None:
+    results = json.loads(json.dumps(REAL))
+    results["runtime"]["notes"] = [
+        "the optimized model is slower in onnx than the baseline, at batch 1 (0.88x)"
+    ]
+    summary = " ".join(summary_sentences(results))
+    assert "The optimized model is slower in onnx than the baseline, at batch 1 (0.88x)." in summary

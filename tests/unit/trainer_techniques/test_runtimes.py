@@ -19,7 +19,7 @@ from optikube_trainer.export import export_onnx_model, load_exported
 from optikube_trainer.runtimes.candidates import Candidate, decoded
 from optikube_trainer.runtimes.onnx_model import OnnxModule, export_onnx
 from optikube_trainer.runtimes.onnx_quantize import WEIGHT_ONLY_SESSION, quantize_onnx
-from optikube_trainer.runtimes.selection import FixedBatches, RuntimeResult, choose
+from optikube_trainer.runtimes.selection import FixedBatches, RuntimeResult, choose, slower_than_baseline
 
 
 def _images(samples: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +179,17 @@ def test_auto_ships_the_fastest_runtime_within_the_budget() -> None:
     broken = RuntimeResult(Candidate("onnx", None, None, "", error="export failed"), error="export failed")
     chosen, reason = choose([results[0], broken], "onnx")
     assert chosen.runtime == "eager" and "export failed" in reason
+
+
+def test_a_shipped_model_slower_than_its_baseline_in_its_runtime_is_noted() -> None:
+    faster = _result("onnx", 1.0, 6.0, True)
+    faster.baseline_latency = {"batch1P50": 1.5, "batch32P50": 12.0}
+    assert slower_than_baseline(faster) is None
+    slower = _result("onnx", 1.0, 6.0, True)
+    slower.baseline_latency = {"batch1P50": 0.88, "batch32P50": 7.2}
+    note = slower_than_baseline(slower)
+    assert note is not None and "batch 1 (0.88x)" in note and "batch 32" not in note
+    assert note.startswith("the optimized model is slower in onnx") and "did not pay off" in note
 
 
 @pytest.mark.slow  # inductor compiles for ~10 s

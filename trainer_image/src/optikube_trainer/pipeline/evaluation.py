@@ -26,7 +26,7 @@ from optikube_trainer.runtimes.candidates import (
     eager_candidate,
     onnx_candidate,
 )
-from optikube_trainer.runtimes.selection import RuntimeResult, choose, score, time_all
+from optikube_trainer.runtimes.selection import RuntimeResult, choose, score, slower_than_baseline, time_all
 
 MODEL_DIR = "model"
 REPORT_FILE = "report.html"
@@ -142,6 +142,9 @@ def finish(
     runtimes = _Runtimes(recipe, state, model, bundle, example, ctx)
     results_by_runtime = runtimes.measure()
     chosen, reason = choose(results_by_runtime, recipe.export.runtime)
+    slower = slower_than_baseline(chosen)
+    if slower is not None:
+        runtimes.notes.append(slower)
     description = {
         "job": config.job.name,
         "stages": [s["name"] for s in state.completed if not s.get("skipped")],

@@ -169,6 +169,7 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
     if chosen:
         why = f", {runtime['reason']}" if runtime.get("reason") else ""
         sentences.append(f"It ships the model for {RUNTIMES.get(str(chosen), str(chosen))}{why}.")
+    sentences.extend(f"{note[0].upper()}{note[1:]}." for note in runtime.get("notes") or [] if note)
     comparison = _comparison(results.get("baseline") or {}, results.get("optimized") or {})
     if comparison:
         sentences.append(comparison)

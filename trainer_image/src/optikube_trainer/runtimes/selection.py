@@ -166,3 +166,22 @@ def choose(results: list[RuntimeResult], requested: str) -> tuple[RuntimeResult,
         return eager, "no runtime stayed within the accuracy budget; shipped eager"
     fastest = min(within, key=RuntimeResult.speed)
     return fastest, "the fastest runtime within the accuracy budget (geometric mean of batch 1 and 32)"
+
+
+def slower_than_baseline(result: RuntimeResult) -> str | None:
+    """A note when the shipped model is slower than the baseline in its own runtime: the
+    compression stages did not pay off there, which the user should read, not find out later."""
+    if not result.usable or not result.latency or not result.baseline_latency:
+        return None
+    ratios = {
+        size: result.baseline_latency[f"batch{size}P50"] / result.latency[f"batch{size}P50"]
+        for size in (1, 32)
+        if result.latency.get(f"batch{size}P50") and result.baseline_latency.get(f"batch{size}P50")
+    }
+    slower = [f"batch {size} ({ratio:.2f}x)" for size, ratio in ratios.items() if ratio < 1.0]
+    if not slower:
+        return None
+    return (
+        f"the optimized model is slower in {result.runtime} than the baseline run the same way, at"
+        f" {' and '.join(slower)}: the compression stages did not pay off in this runtime"
+    )

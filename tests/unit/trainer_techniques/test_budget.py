@@ -1,4 +1,4 @@
-"""The accuracy budget (compression.maxAccuracyDrop): a destructive stage is retried once with a
+"""The accuracy budget (compression.maxAccuracyDrop): a destructive stage is retried with a
 gentler setting, then skipped, and results.json and the stage events say so."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from optikube_operator.api.validation import parse_spec
 from optikube_trainer.dist import local_context
 from optikube_trainer.events import Reporter
 from optikube_trainer.pipeline import run_pipeline
-from optikube_trainer.pipeline.budget import gentler
+from optikube_trainer.pipeline.budget import gentler, retries
 from optikube_trainer.pipeline.stages import fine_tuning_spec
 from optikube_trainer.recipe import read_recipe
 
@@ -108,3 +108,14 @@ def test_fine_tuning_decays_a_constant_learning_rate() -> None:
         update={"scheduler": constant.scheduler.model_copy(update={"type": "step", "step_size": 2})}
     )
     assert fine_tuning_spec(stepped) is stepped  # a schedule the spec sets is kept
+
+
+def test_pruning_that_fine_tunes_retries_with_more_fine_tuning_then_a_lower_sparsity() -> None:
+    spec = _spec({"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3}})
+    recipe = read_recipe(parse_spec(spec), world_size=1)
+    longer, lower = retries("pruning", recipe)
+    assert (longer.pruning.sparsity, longer.pruning.fine_tune_epochs) == (0.5, 6)  # type: ignore[union-attr]
+    assert (lower.pruning.sparsity, lower.pruning.fine_tune_epochs) == (0.25, 3)  # type: ignore[union-attr]
+    without = _spec({"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 0}})
+    (only,) = retries("pruning", read_recipe(parse_spec(without), world_size=1))
+    assert only.pruning.sparsity == 0.25  # type: ignore[union-attr]

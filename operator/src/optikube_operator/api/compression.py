@@ -99,8 +99,9 @@ class CompressionSpec(ApiModel):
         le=100,
         description="Accuracy budget: the most points (of 100) of the primary metric (accuracy or f1;"
         " accuracy for other objectives) on the validation split that the compressed and quantized"
-        " model may lose against the trained baseline. A stage that exceeds it is retried once with a"
-        " gentler setting, then skipped.",
+        " model may lose against the trained baseline. A stage that exceeds it is retried with a"
+        " gentler setting (pruning that fine-tunes: twice the fine-tuning, then half the sparsity), then"
+        " skipped.",
     )
 
     RULES = (

@@ -107,13 +107,14 @@ def retries(stage: str, recipe: Recipe) -> list[Recipe]:
     lower sparsity is not always faster (on the digits CNN, 25 % left 24 and 48 channels, 18 %
     slower in ONNX Runtime than the unpruned 32 and 64, where 50 % was 2.1x faster), and 50 % with
     twice the fine-tuning stayed within the budget there. Every other stage has one retry."""
+    planned: list[Recipe] = []
     if stage == "pruning" and recipe.pruning is not None and recipe.pruning.fine_tune_epochs > 0:
         pruning = recipe.pruning
-        longer = replace(recipe, pruning=replace(pruning, fine_tune_epochs=pruning.fine_tune_epochs * 2))
-        lower = gentler(stage, recipe)
-        return [longer] if lower is None else [longer, lower]
+        planned.append(
+            replace(recipe, pruning=replace(pruning, fine_tune_epochs=pruning.fine_tune_epochs * 2))
+        )
     retry = gentler(stage, recipe)
-    return [] if retry is None else [retry]
+    return planned if retry is None else [*planned, retry]
 
 
 @dataclass

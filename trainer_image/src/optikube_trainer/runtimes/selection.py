@@ -60,18 +60,20 @@ class RuntimeResult:
         """What `auto` minimizes: the geometric mean of the batch-1 and batch-32 medians."""
         return math.sqrt(self.latency["batch1P50"] * self.latency["batch32P50"])
 
+    def speedups(self) -> dict[int, float]:
+        """Baseline over optimized median latency in this runtime, per batch size measured."""
+        return {
+            size: self.baseline_latency[f"batch{size}P50"] / self.latency[f"batch{size}P50"]
+            for size in (1, 32)
+            if self.latency.get(f"batch{size}P50") and self.baseline_latency.get(f"batch{size}P50")
+        }
+
     def to_contract(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"runtime": self.runtime, "quantization": self.candidate.quantization}
         if not self.usable:
             entry["error"] = (self.error or self.candidate.error or "")[:500]
             return entry
-        speedup = {
-            f"batch{size}": round(
-                self.baseline_latency[f"batch{size}P50"] / self.latency[f"batch{size}P50"], 3
-            )
-            for size in (1, 32)
-            if self.latency.get(f"batch{size}P50")
-        }
+        speedup = {f"batch{size}": round(ratio, 3) for size, ratio in self.speedups().items()}
         entry.update(
             {
                 "latencyMs": self.latency,
@@ -173,12 +175,7 @@ def slower_than_baseline(result: RuntimeResult) -> str | None:
     compression stages did not pay off there, which the user should read, not find out later."""
     if not result.usable or not result.latency or not result.baseline_latency:
         return None
-    ratios = {
-        size: result.baseline_latency[f"batch{size}P50"] / result.latency[f"batch{size}P50"]
-        for size in (1, 32)
-        if result.latency.get(f"batch{size}P50") and result.baseline_latency.get(f"batch{size}P50")
-    }
-    slower = [f"batch {size} ({ratio:.2f}x)" for size, ratio in ratios.items() if ratio < 1.0]
+    slower = [f"batch {size} ({ratio:.2f}x)" for size, ratio in result.speedups().items() if ratio < 1.0]
     if not slower:
         return None
     return (

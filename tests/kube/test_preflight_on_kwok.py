@@ -9,12 +9,14 @@ session's operator acting on their jobs.
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from typing import Any
 
 import pytest
 from kube_harness import Trainers, apply, job_status, manifest, operator_running, trial_objects, wait_for
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from optikube_operator.envtest import ControlPlane
 from optikube_operator.kube import names
@@ -109,3 +111,50 @@ def test_a_passed_preflights_job_goes_and_the_trials_start(crds: ControlPlane) -
                 c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(namespace).items
             }
         assert "quickstart-preflight-config" not in config_maps
+
+
+def _status_writes(metrics_url: str) -> dict[str, int]:
+    """The operator's status writes so far, by resource (its own request counter)."""
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    writes: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "optikube_apiserver_requests_total" and sample.labels["verb"] == "PATCH":
+                resource = sample.labels["resource"]
+                writes[resource] = writes.get(resource, 0) + int(sample.value)
+    return {resource: count for resource, count in writes.items() if resource.endswith("/status")}
+
+
+def test_a_jobs_start_writes_each_record_once_before_it_acts_on_it(crds: ControlPlane) -> None:
+    """What starting a job costs the apiserver in status writes (each write is also a watch event for
+    every watcher): the job's status once before its preflight's Job, with the pass's conditions in
+    it; each trial's status once when its Job is created (a new OptimizationTrial without a status
+    already reads Pending) and once when its pod runs. With hundreds of jobs starting at once the
+    apiserver's time goes to such requests (docs/benchmarks.md, "Operator at scale")."""
+    namespace = crds.create_namespace(f"{PREFIX}-{uuid.uuid4().hex[:8]}")
+    trainers = Trainers(crds, namespace, "", preflight=None)
+    # this namespace only: the counts are of this job's writes, not of the jobs earlier tests left
+    with operator_running(crds, namespaces=(namespace,)) as running:
+        apply(crds, manifest("quickstart", namespace))
+        (pod,) = wait_for(
+            "the preflight pod running",
+            lambda: [p for p in trainers.preflight_pods() if p.status.phase == "Running"],
+        )
+        time.sleep(SETTLE)  # the passes its Job's and pod's events bring have run
+        status = job_status(crds, namespace, "quickstart")
+        assert status["preflight"]["phase"] == "Running"
+        assert {c["type"] for c in status["conditions"]} >= {"SpecChangeRefused", "Suspended"}
+        assert _status_writes(running.metrics_url) == {"optimizationjobs/status": 1}
+
+        trainers.finish_preflight(pod)
+        wait_for(
+            "both first-wave trials running",
+            lambda: (
+                [t["status"].get("phase") for t in trial_objects(crds, namespace) if t.get("status")]
+                == ["Running", "Running"]
+            ),
+        )
+        time.sleep(SETTLE)
+        trials = trial_objects(crds, namespace)
+        assert [t["status"]["attempts"] for t in trials] == [1, 1]
+        assert _status_writes(running.metrics_url)["optimizationtrials/status"] == 2 * len(trials)

@@ -14,6 +14,7 @@ from typing import Any
 
 from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.runconfig import JobIdentity
+from optikube_operator.api.trial import OptimizationTrialStatus
 from optikube_operator.core import ObservedTrial, TrialState
 from optikube_operator.core.records import trial_status
 from optikube_operator.kube import names
@@ -112,10 +113,15 @@ class KubernetesBackend:
         """Record trial ``number`` as Pending (a new OptimizationTrial, or a suspended one resumed)."""
         existing = records.trials.get(number)
         if existing is None:
-            await self._create_or_adopt(
+            created = await self._create_or_adopt(
                 _path("OptimizationTrial", records.namespace), build_trial(job, number, params)
             )
             record = ObservedTrial(number, dict(params), TrialState.PENDING, sampler_attrs=dict(attrs))
+            if created and trial_status(record) == OptimizationTrialStatus():
+                # A new OptimizationTrial without a status already reads as this record (Pending, no
+                # attempt yet): the write would only cost the apiserver a request per trial.
+                records.trials[number] = record
+                return record
         else:
             record = replace(existing, state=TrialState.PENDING, message="", start_time=None, end_time=None)
         await self.write_trial(records, record)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from optikube_operator.kube.names import PIPELINE, PREFLIGHT, RunRef, trial_run
 from optikube_operator.kube.observe import RunObservation, observe_run
 from optikube_operator.kube.records import JobRecords
 from optikube_operator.kube.runs import RunCache, RunObjects
+from optikube_operator.kube.status import ConditionUpdate
 
 # after a final, pruned or failed event the trainer still writes its results and exits
 RUN_EXIT_GRACE = timedelta(seconds=30)
@@ -42,6 +43,8 @@ class JobPass:
     spec_dict: Mapping[str, Any]
     settings: JobSettings
     now: datetime
+    # the conditions this pass reports (a refused spec change, suspension), in each of its writes
+    conditions: list[ConditionUpdate] = field(default_factory=list)
 
     @property
     def trial_timeout(self) -> float | None:

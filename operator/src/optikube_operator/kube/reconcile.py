@@ -197,25 +197,11 @@ class Reconciler:
         if records.start_time is None:
             records.start_time = now
         await self.backend.ensure_trainer_account(records.namespace, spec)
-        job = JobPass(body, records, spec, decision.spec, settings, now)
+        conditions = _pass_conditions(decision.refused_field, settings.suspend)
+        job = JobPass(body, records, spec, decision.spec, settings, now, conditions)
         await self._observe(job)
         outcome = await self._act(job)
         await self.launcher.hygiene(job)
-        conditions = [
-            ConditionUpdate(
-                "SpecChangeRefused",
-                "True" if decision.refused_field else "False",
-                "SpecChangeRefused" if decision.refused_field else "SpecAccepted",
-                f"{decision.refused_field} cannot change while the job runs; it keeps its accepted value"
-                if decision.refused_field
-                else "",
-            ),
-            ConditionUpdate(
-                "Suspended",
-                "True" if settings.suspend else "False",
-                "Suspended" if settings.suspend else "Running",
-            ),
-        ]
         if decision.refused_field and (previous is None or not _refused(previous, decision.refused_field)):
             await self.announce.job(
                 body,
@@ -223,8 +209,10 @@ class Reconciler:
                 f"{decision.refused_field} cannot change while the job runs",
                 warning=True,
             )
+        # built on the latest write: a pending write of this pass may have made it newer than `previous`
+        latest = previous_status(body, records)
         await self._write_status(
-            body, records, settings, previous, outcome, conditions, decision.spec, spec, now
+            body, records, settings, latest, outcome, conditions, decision.spec, spec, now
         )
         return None
 
@@ -263,11 +251,13 @@ class Reconciler:
         await self.announce.preflight(job.body, before, preflight)
 
     async def _write_pending(self, job: JobPass) -> None:
-        """The status as recorded so far, written before a run it describes is created."""
+        """The status as recorded so far, written before a run it describes is created. It carries
+        the pass's conditions, so the pass's closing write has nothing left to add when nothing else
+        changed (a job's first pass wrote its status twice: its preflight, then the conditions)."""
         body, records = job.body, job.records
         previous = previous_status(body, records)
         await self._write_status(
-            body, records, job.settings, previous, None, [], job.spec_dict, job.spec, job.now
+            body, records, job.settings, previous, None, job.conditions, job.spec_dict, job.spec, job.now
         )
 
     async def _act(self, job: JobPass) -> Outcome | None:
@@ -382,6 +372,21 @@ class Reconciler:
         if ttl is not None and now >= outcome.time + timedelta(seconds=int(ttl)):
             meta = body["metadata"]
             await self.backend.delete_job(meta["namespace"], meta["name"])
+
+
+def _pass_conditions(refused_field: str | None, suspend: bool) -> list[ConditionUpdate]:
+    """The conditions a pass writes whatever it does: a refused spec change, suspension."""
+    return [
+        ConditionUpdate(
+            "SpecChangeRefused",
+            "True" if refused_field else "False",
+            "SpecChangeRefused" if refused_field else "SpecAccepted",
+            f"{refused_field} cannot change while the job runs; it keeps its accepted value"
+            if refused_field
+            else "",
+        ),
+        ConditionUpdate("Suspended", "True" if suspend else "False", "Suspended" if suspend else "Running"),
+    ]
 
 
 def _refused(previous: OptimizationJobStatus, field: str) -> bool:

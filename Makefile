@@ -29,7 +29,7 @@ test: $(STAMP) controlplane prometheus chromium
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -m "not reliability and not long" --durations=30
 
-test-fast: $(STAMP) chromium
+test-fast: $(STAMP) chromium prometheus
 	$(VENV)/bin/pytest -m "not cluster and not slow and not reliability and not long"
 
 # The long fault, load and fuzz scenarios of docs/reliability.md (make test runs their core samples).

@@ -48,7 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from optikube_operator.envtest import ControlPlane, FakeNode
-from optikube_operator.envtest.kubelet import finish_pod
+from optikube_operator.envtest.kubelet import terminated_status_patch
 from optikube_operator.envtest.ports import free_ports
 from optikube_operator.kube import names
 
@@ -179,16 +179,20 @@ class JobWatch(threading.Thread):
                     self.namespace,
                     label_selector=f"{names.MANAGED_BY}={names.MANAGER}",
                     timeout_seconds=5,
+                    deserialize=False,
                 ):
                     job = event["object"]
-                    self.seen.setdefault(job.metadata.name, time.monotonic())
+                    self.seen.setdefault(job["metadata"]["name"], time.monotonic())
                     if self.stop.is_set():
                         stream.stop()
                         break
 
 
 class PreflightFinisher(threading.Thread):
-    """Ends every running preflight pod of a namespace as a passing preflight does (exit 0)."""
+    """Ends every running preflight pod of a namespace as a passing preflight does (exit 0), as the
+    kubelets of its nodes would: side by side, each from the pod it watched (no read first)."""
+
+    KUBELETS = 8
 
     def __init__(self, plane: ControlPlane, namespace: str) -> None:
         super().__init__(daemon=True)
@@ -197,25 +201,38 @@ class PreflightFinisher(threading.Thread):
         self.ended: dict[str, float] = {}  # job name -> when its preflight pod was ended
         self.stop = threading.Event()
 
+    def _finish(self, core: Any, pod: dict[str, Any]) -> None:
+        containers = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
+        patch = terminated_status_patch(containers, 0, "")
+        try:
+            core.patch_namespaced_pod_status(
+                pod["metadata"]["name"], self.namespace, patch, _preload_content=False
+            )
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+        self.ended.setdefault(pod["metadata"]["labels"][names.JOB_LABEL], time.monotonic())
+
     def run(self) -> None:
         selector = f"{names.MANAGED_BY}={names.MANAGER},{names.RUN_LABEL}={names.RunKind.PREFLIGHT}"
         finished: set[str] = set()
-        with self.plane.api_client() as api:
+        with self.plane.api_client() as api, ThreadPoolExecutor(self.KUBELETS) as kubelets:
             core: Any = client.CoreV1Api(api)
             while not self.stop.is_set():
                 stream = watch.Watch()
                 for event in stream.stream(
-                    core.list_namespaced_pod, self.namespace, label_selector=selector, timeout_seconds=5
+                    core.list_namespaced_pod,
+                    self.namespace,
+                    label_selector=selector,
+                    timeout_seconds=5,
+                    # plain JSON: the client's model objects would cost cores the plane needs
+                    deserialize=False,
                 ):
                     pod = event["object"]
-                    if pod.status.phase == "Running" and pod.metadata.name not in finished:
-                        try:
-                            finish_pod(api, self.namespace, pod.metadata.name)
-                        except client.ApiException as error:
-                            if error.status != 404:
-                                raise
-                        finished.add(pod.metadata.name)
-                        self.ended.setdefault(pod.metadata.labels[names.JOB_LABEL], time.monotonic())
+                    name = pod["metadata"]["name"]
+                    if (pod.get("status") or {}).get("phase") == "Running" and name not in finished:
+                        finished.add(name)
+                        kubelets.submit(self._finish, core, pod)
                     if self.stop.is_set():
                         stream.stop()
                         break

@@ -9,7 +9,7 @@ from typing import Any, cast
 from optikube_operator.core import ObservedTrial, TrialState
 from optikube_operator.kube import names
 from optikube_operator.kube.reconcile import Reconciler
-from optikube_operator.kube.records import JobKey, JobRecords
+from optikube_operator.kube.records import JobKey, JobRecords, RecordStore
 from optikube_operator.kube.wakeups import SAFETY_RESYNC, Wakeups, next_wakeup
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,9 +58,7 @@ def test_a_job_event_asks_for_a_pass_only_when_the_job_itself_asks_for_one() -> 
     write (same generation): none."""
     from typing import Any
 
-    reconciler = Reconciler(
-        cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, None)
-    )
+    reconciler = Reconciler(cast(Any, None), cast(Any, None), RecordStore(), cast(Any, None), cast(Any, None))
     asked: list[JobKey] = []
     reconciler.request = asked.append  # type: ignore[method-assign]
 
@@ -76,3 +74,31 @@ def test_a_job_event_asks_for_a_pass_only_when_the_job_itself_asks_for_one() -> 
     reconciler.job_seen(job(2, {"phase": "Tuning"}, deletionTimestamp="2026-01-01T00:00:00Z"))
     reconciler.job_seen(job(2, {}, uid="another"))  # deleted and made again under its name
     assert len(asked) == 4
+
+
+def test_a_kept_job_shares_its_spec_across_echoes_and_leaves_its_status_to_the_operators_write() -> None:
+    """Hundreds of jobs, each echoing every status write: the kept body shares the spec while the
+    generation stays and drops the status once the operator has written one (that write is newer)."""
+    from typing import Any
+
+    store = RecordStore()
+    reconciler = Reconciler(cast(Any, None), cast(Any, None), store, cast(Any, None), cast(Any, None))
+    reconciler.request = lambda key: None  # type: ignore[method-assign]
+
+    def job(generation: int, uid: str = "u") -> dict[str, Any]:
+        metadata = {"name": "q", "namespace": "ns", "uid": uid, "generation": generation,
+                    "managedFields": [{"manager": "kubectl"}]}  # fmt: skip
+        return {"apiVersion": "optikube.io/v1alpha1", "kind": "OptimizationJob", "metadata": metadata,
+                "spec": {"tuning": {"maxTrials": 4}}, "status": {"phase": "Tuning"}}  # fmt: skip
+
+    reconciler.job_seen(job(1))
+    first = reconciler.bodies[("ns", "q")]
+    assert first["status"] == {"phase": "Tuning"} and "managedFields" not in first["metadata"]
+    store.of("ns", "q", "u").record_written({"phase": "Tuning"})
+    reconciler.job_seen(job(1))  # the echo of that write
+    echo = reconciler.bodies[("ns", "q")]
+    assert echo["spec"] is first["spec"] and "status" not in echo
+    reconciler.job_seen(job(2))  # a spec change is a new copy
+    assert reconciler.bodies[("ns", "q")]["spec"] is not first["spec"]
+    reconciler.job_seen(job(2, uid="another"))  # made again under its name: nothing written for it yet
+    assert reconciler.bodies[("ns", "q")]["status"] == {"phase": "Tuning"}

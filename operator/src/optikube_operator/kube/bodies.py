@@ -8,12 +8,23 @@ from typing import Any
 from optikube_operator.api import GROUP
 
 
-def as_dict(body: Mapping[str, Any]) -> dict[str, Any]:
+def as_dict(
+    body: Mapping[str, Any], before: Mapping[str, Any] | None = None, *, status: bool = True
+) -> dict[str, Any]:
     """A plain, private copy of an OptimizationJob kopf hands over (its Body is a read-only view),
-    without what the operator never reads (managedFields, kopf's own annotations)."""
-    plain = _copied(
-        {key: body[key] for key in body if key in ("apiVersion", "kind", "metadata", "spec", "status")}
-    )
+    without what the operator never reads (managedFields, kopf's own annotations).
+
+    Most events of a job are the echoes of the operator's own status writes, so with hundreds of
+    jobs every copy counts: a spec unchanged since ``before`` (same uid and generation; the
+    apiserver moves the generation with every spec change) is that same object, not a new copy,
+    and ``status=False`` leaves the status out (the operator's own last write is the newer one)."""
+    kept = ("apiVersion", "kind", "metadata", "spec", *(("status",) if status else ()))
+    same_spec = before is not None and _generation(before) == _generation(body)
+    plain = {
+        key: before["spec"] if key == "spec" and same_spec and before is not None else _copied(body[key])
+        for key in body
+        if key in kept
+    }
     meta = plain.get("metadata") or {}
     meta.pop("managedFields", None)
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(f"{GROUP}/")}
@@ -29,3 +40,8 @@ def _copied(value: Any) -> Any:
     if isinstance(value, list):
         return [_copied(item) for item in value]
     return value
+
+
+def _generation(body: Mapping[str, Any]) -> tuple[Any, Any]:
+    meta = body.get("metadata") or {}
+    return meta.get("uid"), meta.get("generation")

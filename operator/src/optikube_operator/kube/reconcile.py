@@ -62,8 +62,8 @@ def previous_status(
 ) -> OptimizationJobStatus | None:
     """The status to build on: this operator's own last write (newer than a body the watch has not
     caught up with), else the body's."""
-    if records is not None and records.written_status is not None:
-        return lenient_status(records.written_status)
+    if records is not None and (written := records.written_status) is not None:
+        return lenient_status(written)
     return lenient_status(body.get("status"))
 
 
@@ -92,10 +92,15 @@ class Reconciler:
     # --- entry points ---------------------------------------------------------------------------
 
     def remember(self, body: Mapping[str, Any]) -> JobKey:
-        plain = as_dict(body)
-        meta = plain["metadata"]
+        meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        self.bodies[key] = plain
+        before = self.bodies.get(key)
+        if body is before:
+            return key
+        # once the operator wrote a job's status, its record of that write is the status it builds on
+        records = self.store.find(*key)
+        written = records is not None and records.uid == meta["uid"] and records.written_json is not None
+        self.bodies[key] = as_dict(body, before, status=not written)
         return key
 
     def job_seen(self, body: Mapping[str, Any]) -> None:
@@ -333,9 +338,9 @@ class Reconciler:
             job_name=records.name,
             now=now,
         )
-        if status != records.written_status:
+        if not records.is_written(status):
             await self.backend.write_job_status(body, status)
-            records.written_status = status
+            records.record_written(status)
             if outcome is not None:
                 await self.announce.finished(body, outcome)
         if summary is not None and settings is not None:

@@ -9,7 +9,8 @@ reloads exactly what was recorded. A per-job lock serializes reconciles and repo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,8 +42,11 @@ class JobRecords:
     start_time: datetime | None = None
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # the last status written, to skip patches that change nothing
-    written_status: dict[str, Any] | None = None
+    # the last status written, as compact JSON (as a dict it is kilobytes of small objects, and
+    # each of hundreds of jobs keeps one): what the next status builds on, and what a patch that
+    # would change nothing is compared with
+    written_json: str | None = None
+    written_phase: str | None = None
     # when each trial's record was created (time-to-running metric)
     created_at: dict[RunRef, datetime] = field(default_factory=dict)
     # when this operator last asked for each run's Job; the watch shows it later
@@ -55,6 +59,17 @@ class JobRecords:
     @property
     def key(self) -> JobKey:
         return self.namespace, self.name
+
+    @property
+    def written_status(self) -> dict[str, Any] | None:
+        return None if self.written_json is None else json.loads(self.written_json)
+
+    def is_written(self, status: Mapping[str, Any]) -> bool:
+        return self.written_json == _compact(status)
+
+    def record_written(self, status: Mapping[str, Any]) -> None:
+        self.written_json = _compact(status)
+        self.written_phase = status.get("phase")
 
     def observed(self) -> ObservedState:
         return ObservedState(
@@ -106,3 +121,7 @@ class RecordStore:
 
     def __iter__(self) -> Iterator[JobRecords]:
         return iter(list(self._jobs.values()))
+
+
+def _compact(status: Mapping[str, Any]) -> str:
+    return json.dumps(status, separators=(",", ":"), sort_keys=True)

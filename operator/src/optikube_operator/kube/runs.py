@@ -75,7 +75,15 @@ def slim_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "metadata": _meta(obj),
         "spec": {"serviceAccountName": spec.get("serviceAccountName"), "nodeName": spec.get("nodeName")},
-        "status": {"phase": status.get("phase"), "containerStatuses": status.get("containerStatuses") or []},
+        # of the containers, only the trainer's state is read (running since, exit code, message)
+        "status": {
+            "phase": status.get("phase"),
+            "containerStatuses": [
+                {"name": c["name"], "state": c.get("state") or {}}
+                for c in status.get("containerStatuses") or []
+                if c.get("name") == names.CONTAINER
+            ],
+        },
     }
 
 

@@ -173,12 +173,11 @@ class OperatorRuntime:
             self._phases.pop(key, None)
         else:
             records = self.store.find(*key)
-            status = (
-                records.written_status
-                if records is not None and records.written_status
-                else body.get("status")
-            )
-            self._phases[key] = (status or {}).get("phase", "Pending")
+            if records is not None and records.written_json is not None:
+                phase = records.written_phase
+            else:
+                phase = (body.get("status") or {}).get("phase")
+            self._phases[key] = phase or "Pending"
         self.metrics.publish_phases(Counter(self._phases.values()))
 
 

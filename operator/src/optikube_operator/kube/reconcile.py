@@ -203,6 +203,7 @@ class Reconciler:
             records.start_time = now
         await self.backend.ensure_trainer_account(records.namespace, spec)
         conditions = _pass_conditions(decision.refused_field, settings.suspend)
+        written_before = records.written_json
         job = JobPass(body, records, spec, decision.spec, settings, now, conditions)
         await self._observe(job)
         outcome = await self._act(job)
@@ -215,7 +216,7 @@ class Reconciler:
                 warning=True,
             )
         # built on the latest write: a pending write of this pass may have made it newer than `previous`
-        latest = previous_status(body, records)
+        latest = previous if records.written_json == written_before else previous_status(body, records)
         await self._write_status(
             body, records, settings, latest, outcome, conditions, decision.spec, spec, now
         )

@@ -44,7 +44,8 @@ class JobRecords:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # the last status written, as compact JSON (as a dict it is kilobytes of small objects, and
     # each of hundreds of jobs keeps one): what the next status builds on, and what a patch that
-    # would change nothing is compared with
+    # would change nothing is compared with; its phase apart, for the jobs-by-phase gauge that
+    # every event of a job updates
     written_json: str | None = None
     written_phase: str | None = None
     # when each trial's record was created (time-to-running metric)

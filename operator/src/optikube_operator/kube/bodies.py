@@ -19,12 +19,10 @@ def as_dict(
     apiserver moves the generation with every spec change) is that same object, not a new copy,
     and ``status=False`` leaves the status out (the operator's own last write is the newer one)."""
     kept = ("apiVersion", "kind", "metadata", "spec", *(("status",) if status else ()))
-    same_spec = before is not None and _generation(before) == _generation(body)
-    plain = {
-        key: before["spec"] if key == "spec" and same_spec and before is not None else _copied(body[key])
-        for key in body
-        if key in kept
-    }
+    plain = {key: _copied(body[key]) for key in body if key in kept and key != "spec"}
+    if "spec" in body:
+        unchanged = before is not None and _generation(before) == _generation(body)
+        plain["spec"] = before["spec"] if unchanged and before is not None else _copied(body["spec"])
     meta = plain.get("metadata") or {}
     meta.pop("managedFields", None)
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(f"{GROUP}/")}

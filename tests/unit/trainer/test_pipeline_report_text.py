@@ -77,3 +77,18 @@ def test_the_runtime_notes_are_part_of_the_summary() -> None:
     ]
     summary = " ".join(summary_sentences(results))
     assert "The optimized model is slower in onnx than the baseline, at batch 1 (0.88x)." in summary
+
+
+def test_the_summary_says_whether_the_test_accuracy_change_is_more_than_chance() -> None:
+    results = json.loads(json.dumps(REAL))
+    paired = {"samples": 450, "onlyOptimizedRight": 1, "onlyBaselineRight": 5, "pValue": 0.2188}
+    results["optimized"]["testComparison"] = paired
+    summary = " ".join(summary_sentences(results))
+    assert "Of the 450 test samples, the optimized model alone gets 1 right and the baseline alone 5" in (
+        summary
+    )
+    assert "p = 0.22): chance alone gives a split this uneven that often" in summary
+    results["optimized"]["testComparison"] = {**paired, "onlyBaselineRight": 14, "pValue": 0.001}
+    assert "the optimized model is less accurate beyond chance" in " ".join(summary_sentences(results))
+    results["optimized"]["testComparison"] = {**paired, "onlyOptimizedRight": 0, "onlyBaselineRight": 0}
+    assert "test samples" not in " ".join(summary_sentences(results))  # nothing differs: no sentence

@@ -79,6 +79,12 @@ def test_pipeline_resumes_after_a_failed_stage(tmp_path: Path, monkeypatch: pyte
     assert all(c["latencyMs"]["batch32P50"] > 0 for c in candidates.values())
     assert results["optimized"]["latencyMs"] == candidates["onnx"]["latencyMs"]
     assert results["artifacts"]["report"] == "report.html" and (tmp_path / "report.html").exists()
+    # the shipped model against the baseline, sample by sample: the counts give the accuracy change
+    paired = results["optimized"]["testComparison"]
+    change = paired["onlyOptimizedRight"] - paired["onlyBaselineRight"]
+    accuracy_change = results["optimized"]["metrics"]["accuracy"] - results["baseline"]["metrics"]["accuracy"]
+    assert change / paired["samples"] == pytest.approx(accuracy_change, abs=1e-5)
+    assert 0.0 < paired["pValue"] <= 1.0
     model = load_exported(tmp_path / "model")
     assert model(example_input(tmp_path / "model", batch=2)).shape == (2, 3)
     # the one-liner without optikube: ONNX Runtime alone

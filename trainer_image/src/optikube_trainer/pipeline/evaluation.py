@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from optikube_operator.api.runconfig import RunConfig
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
+from optikube_trainer.evaluation.paired import compare_paired, correct_predictions
 from optikube_trainer.events import Reporter
 from optikube_trainer.export import ExportedArtifact, export_model, export_onnx_model, load_exported
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_checkpoint_model
@@ -26,7 +27,14 @@ from optikube_trainer.runtimes.candidates import (
     eager_candidate,
     onnx_candidate,
 )
-from optikube_trainer.runtimes.selection import RuntimeResult, choose, score, slower_than_baseline, time_all
+from optikube_trainer.runtimes.selection import (
+    FixedBatches,
+    RuntimeResult,
+    choose,
+    score,
+    slower_than_baseline,
+    time_all,
+)
 
 MODEL_DIR = "model"
 REPORT_FILE = "report.html"
@@ -54,7 +62,7 @@ class _Runtimes:
         )
         self.notes: list[str] = []
 
-    def _loader(self, split: str) -> Any:
+    def loader(self, split: str) -> Any:
         return self.bundle.loader(split, 256, shuffle=False, distributed=False)
 
     def _score(self, result: RuntimeResult) -> RuntimeResult:
@@ -62,8 +70,8 @@ class _Runtimes:
         score(
             result,
             self.example,
-            validation=self._loader("val"),
-            test=self._loader(eval_split(self.bundle, "test")),
+            validation=self.loader("val"),
+            test=self.loader(eval_split(self.bundle, "test")),
             num_classes=self.bundle.num_classes,
             metric=self.recipe.budget.metric,
             baseline_validation=self.state.baseline_validation,
@@ -158,12 +166,23 @@ def finish(
     optimized.latency_ms = chosen.latency
     optimized.metrics = chosen.metrics
     eager = next(r for r in results_by_runtime if r.runtime == "eager")
+    test = runtimes.loader(eval_split(bundle, "test"))
+    assert chosen.candidate.model is not None
+    paired = compare_paired(
+        correct_predictions(FixedBatches(chosen.candidate.model), test),
+        correct_predictions(runtimes.baseline, test),
+    )
     baseline = dict(state.baseline or {})
     # the baseline's eager latency from the same interleaved timing, so that ratios are fair
     baseline["latencyMs"] = eager.baseline_latency
     results: dict[str, Any] = {
         "baseline": baseline,
-        "optimized": {**optimized.to_contract(), "runtime": chosen.runtime},
+        "optimized": {
+            **optimized.to_contract(),
+            "runtime": chosen.runtime,
+            # whether its test accuracy differs from the baseline's by more than chance
+            "testComparison": paired.to_contract("optimized", "baseline"),
+        },
         "stages": state.completed,
         "curves": state.curves,
         "diagnosis": state.diagnosis,

@@ -37,6 +37,7 @@ from optikube_trainer.data import DataBundle, load_job_data
 from optikube_trainer.dist import local_context
 from optikube_trainer.evaluation.latency import compare_latency
 from optikube_trainer.evaluation.metrics import classification_metrics
+from optikube_trainer.evaluation.paired import compare_paired, correct_predictions
 from optikube_trainer.events import Reporter
 from optikube_trainer.export import load_exported
 from optikube_trainer.pipeline import run_pipeline, sample_inputs
@@ -76,6 +77,7 @@ class Entry:
         self.metrics: dict[str, float] = {}
         self.latency: dict[int, dict[str, float]] = {}
         self.error: str | None = None
+        self.correct: Tensor | None = None  # per test sample, for the paired comparison
 
 
 def _fixed(model: nn.Module, _threads: int) -> nn.Module:
@@ -202,6 +204,7 @@ def run_peers(
                 k: round(v, 6)
                 for k, v in classification_metrics(FixedBatches(model), test, bundle.num_classes).items()
             }
+            entry.correct = correct_predictions(FixedBatches(model), test)
         except Exception as error:
             entry.error = f"{type(error).__name__}: {str(error)[:200]}"
     for count in threads:
@@ -257,6 +260,7 @@ def _report(
         rows.append(row)
     anchors = [r for r in rows if r["kind"] == "anchor" and "error" not in r]
     ours = next(r for r in rows if r["kind"] == "optikube")
+    paired = _paired_with_optikube(entries)
     versus: dict[str, Any] = {}
     for t in map(str, threads):
         for b in ("batch1", "batch32"):
@@ -268,6 +272,7 @@ def _report(
                     "bestAnchor": best["model"],
                     "ratio": round(ours["speedup"][t][b] / best["speedup"][t][b], 2),
                     "anchorAccuracy": best["metrics"].get("accuracy"),
+                    "pairedTest": paired.get(best["model"]),
                 }
     return {
         "workload": name,
@@ -288,6 +293,20 @@ def _report(
         ],
         "pipelineRuntimes": results["runtime"],
         "baselineTest": results["baseline"]["metrics"],
+        "pairedTestVsBaseline": paired.get(base.name),
+    }
+
+
+def _paired_with_optikube(entries: list[Entry]) -> dict[str, dict[str, Any]]:
+    """optikube's shipped model against every other model, sample by sample on the test split
+    (McNemar's exact test): whether an accuracy difference is more than a few samples' luck."""
+    ours = next(e for e in entries if e.kind == "optikube")
+    if ours.correct is None:
+        return {}
+    return {
+        entry.name: compare_paired(ours.correct, entry.correct).to_contract("optikube", "other")
+        for entry in entries
+        if entry is not ours and entry.correct is not None
     }
 
 

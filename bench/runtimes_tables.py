@@ -58,9 +58,17 @@ def _rows(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [row for row in report["rows"] if row["kind"] == kind]
 
 
+def _paired(paired: dict[str, Any] | None) -> str:
+    """McNemar on the test split: samples only optikube's model gets right vs only the other's."""
+    if not paired:
+        return ""
+    return f"; {paired['onlyOptikubeRight']} vs {paired['onlyOtherRight']} samples, p {paired['pValue']:.2f}"
+
+
 def summary(reports: list[dict[str, Any]]) -> str:
     """One line per workload: optikube's shipped model against the fp32 eager baseline and the
-    fastest manual anchor of the same run (one thread)."""
+    fastest manual anchor of the same run (one thread). Accuracy differences come with McNemar's
+    exact test on the test split where the run recorded per-sample results (`pairedTest`)."""
     lines = [
         "| workload | optikube ships | speed-up b1 | speed-up b32 | smaller | accuracy (test) "
         "| vs best anchor b1 | vs best anchor b32 | budget (validation drop / max) | stages |",
@@ -73,7 +81,8 @@ def summary(reports: list[dict[str, Any]]) -> str:
         speed = ours["speedup"].get(one, {})
         base_acc, our_acc = _accuracy(base), _accuracy(ours)
         delta = (
-            f"{our_acc:.4f} vs {base_acc:.4f} ({100 * (our_acc - base_acc):+.1f} pt)"
+            f"{our_acc:.4f} vs {base_acc:.4f} ({100 * (our_acc - base_acc):+.1f} pt"
+            f"{_paired(report.get('pairedTestVsBaseline'))})"
             if base_acc is not None and our_acc is not None
             else "-"
         )
@@ -84,7 +93,7 @@ def summary(reports: list[dict[str, Any]]) -> str:
             if not entry:
                 return "-"
             accuracy = entry.get("anchorAccuracy")
-            shown = f", acc {accuracy:.4f}" if accuracy is not None else ""
+            shown = f", acc {accuracy:.4f}{_paired(entry.get('pairedTest'))}" if accuracy is not None else ""
             return f"{entry['ratio']:.2f}x ({entry['bestAnchor']}{shown})"
 
         budget = report["budget"]

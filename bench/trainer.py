@@ -87,7 +87,7 @@ LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
         # cosine: training and every fine-tuning end at a converged point, not a noisy last epoch
         "training": {"epochs": 6, "batchSize": 64, "learningRate": 0.001, "scheduler": {"type": "cosine"}},
         "compression": {
-            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 4},
+            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 6},
             "maxAccuracyDrop": 1.0,
         },
         "quantization": {"method": "static", "calibrationBatches": 8},
@@ -136,7 +136,7 @@ LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
         "model": {"builtin": {"name": "mlp"}, "params": {"width": 2048, "depth": 3}},
         "training": {"epochs": 10, "batchSize": 64, "learningRate": 0.001, "scheduler": {"type": "cosine"}},
         "compression": {
-            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3},
+            "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 10},
             "maxAccuracyDrop": 1.0,
         },
         "quantization": {"method": "static", "calibrationBatches": 8},
@@ -171,6 +171,11 @@ def runtime_spec(name: str) -> dict[str, Any]:
             "export": {"runtime": "auto"},
         }
     spec = _spec(WORKLOADS[name], FULL_PIPELINE).to_dict()
+    # In this suite a 50 % pruned model fine-tunes as long as its baseline trained (as the large
+    # workloads above do): with 3 epochs it ended 0.4 to 1.3 test points below the baseline on
+    # three seeds of the digits CNN, with 10 at 0.0 to 0.4, about what a half-width CNN trained
+    # from scratch reaches.
+    spec["compression"]["pruning"]["fineTuneEpochs"] = WORKLOADS[name]["epochs"]
     spec["compression"]["maxAccuracyDrop"] = 1.0
     spec["export"] = {"runtime": "auto"}
     return spec

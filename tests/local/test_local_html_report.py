@@ -26,6 +26,7 @@ RESULTS: dict[str, Any] = {
         "parameters": 6000,
         "sizeBytes": 30000,
         "latencyMs": {"batch1P50": 0.25, "batch32P50": 2.0},
+        "testComparison": {"samples": 200, "onlyOptimizedRight": 1, "onlyBaselineRight": 3, "pValue": 0.625},
     },
     "trials": [
         {
@@ -96,6 +97,10 @@ def test_a_succeeded_report_says_what_happened_in_sentences_not_dicts() -> None:
     assert "The best trial is trial 0: accuracy 0.95, with model.params.width = 96." in text
     assert "3x smaller on disk (90.0 kB to 30.0 kB), 2x faster at batch 1 (0.5 to 0.25 ms)" in text
     assert "<td>16,000</td><td>6,000</td><td>0.375x</td>" in page
+    assert (
+        "Of the 200 test samples, the optimized model alone gets 1 right and the baseline alone 3"
+        " (McNemar's exact test, p = 0.62): chance alone gives a split this uneven that often" in text
+    )
     assert "the trainer exited with code 1" in text and "chosen for the final pipeline" in text
     assert 'href="pipeline/report.html"' in page
     # no Python or JSON leaks into what a person reads

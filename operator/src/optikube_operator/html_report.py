@@ -23,6 +23,7 @@ from plotly.subplots import make_subplots
 
 from optikube_operator.report_text import (
     MEASURES,
+    chance_sentence,
     comparison_rows,
     comparison_sentence,
     data_sentence,
@@ -195,7 +196,8 @@ def render_report(results: Mapping[str, Any], study: optuna.Study | None) -> str
     if data:
         parts.append(f"<p>{prose(data)}</p>")
     if rows:
-        summary = comparison_sentence(rows)
+        chance = chance_sentence((results.get("optimized") or {}).get("testComparison") or {})
+        summary = " ".join(s for s in (comparison_sentence(rows), chance) if s)
         parts += ["<h2>Baseline vs optimized</h2>", f"<p>{prose(summary)}</p>" if summary else ""]
         parts.append(_comparison_table(rows))
     pipeline_report = (results.get("artifacts") or {}).get("pipelineReport")

@@ -199,6 +199,23 @@ def comparison_sentence(rows: Sequence[tuple[str, float | None, float | None]]) 
     return "Against the trained baseline, the optimized model is " + ", ".join(parts) + "."
 
 
+def chance_sentence(paired: Mapping[str, Any]) -> str | None:
+    """Whether the test accuracy change is more than a few samples' luck: results.json's
+    `optimized.testComparison` (McNemar's exact test, read at 5 %)."""
+    ours, theirs = paired.get("onlyOptimizedRight"), paired.get("onlyBaselineRight")
+    if ours is None or theirs is None or paired.get("pValue") is None or ours + theirs == 0:
+        return None
+    p_value = float(paired["pValue"])
+    if p_value >= 0.05:
+        verdict = "chance alone gives a split this uneven that often, so it is no evidence of a change"
+    else:
+        verdict = f"the optimized model is {'more' if ours > theirs else 'less'} accurate beyond chance"
+    return (
+        f"Of the {paired.get('samples')} test samples, the optimized model alone gets {ours} right and"
+        f" the baseline alone {theirs} (McNemar's exact test, p = {p_value:.2g}): {verdict}."
+    )
+
+
 def data_sentence(data: Mapping[str, Any]) -> str | None:
     """What the model saw (results.json's `data`, when the trainer wrote one)."""
     samples = data.get("samples") or {}

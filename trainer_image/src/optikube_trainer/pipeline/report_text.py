@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from optikube_operator.report_text import size
+from optikube_operator.report_text import chance_sentence, size
 
 # The baseline-vs-optimized rows: (label, how to read it from a Contract 4 block, kind of number)
 MEASURES: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -173,7 +173,7 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
     comparison = _comparison(results.get("baseline") or {}, results.get("optimized") or {})
     if comparison:
         sentences.append(comparison)
-    chance = _chance_sentence((results.get("optimized") or {}).get("testComparison") or {})
+    chance = chance_sentence((results.get("optimized") or {}).get("testComparison") or {})
     if chance:
         sentences.append(chance)
     budget = results.get("budget") or {}
@@ -187,22 +187,6 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
             f" {verdict} the budget."
         )
     return sentences
-
-
-def _chance_sentence(paired: Mapping[str, Any]) -> str | None:
-    """Whether the test accuracy difference is more than a few samples' luck (McNemar, 5 %)."""
-    ours, theirs = paired.get("onlyOptimizedRight"), paired.get("onlyBaselineRight")
-    if ours is None or theirs is None or paired.get("pValue") is None or ours + theirs == 0:
-        return None
-    p_value = float(paired["pValue"])
-    if p_value >= 0.05:
-        verdict = "chance alone gives a split this uneven that often, so it is no evidence of a change"
-    else:
-        verdict = f"the optimized model is {'more' if ours > theirs else 'less'} accurate beyond chance"
-    return (
-        f"Of the {paired.get('samples')} test samples, the optimized model alone gets {ours} right and"
-        f" the baseline alone {theirs} (McNemar's exact test, p = {p_value:.2g}): {verdict}."
-    )
 
 
 def _series(items: list[str]) -> str:

@@ -172,7 +172,7 @@ def runtime_spec(name: str) -> dict[str, Any]:
         }
     spec = _spec(WORKLOADS[name], FULL_PIPELINE).to_dict()
     # In this suite a 50 % pruned model fine-tunes as long as its baseline trained (as the large
-    # workloads above do): with 3 epochs it ended 0.4 to 1.3 test points below the baseline on
+    # workloads above do): with 3 epochs it ended 0.9 to 1.3 test points below the baseline on
     # three seeds of the digits CNN, with 10 at 0.0 to 0.4, about what a half-width CNN trained
     # from scratch reaches.
     spec["compression"]["pruning"]["fineTuneEpochs"] = WORKLOADS[name]["epochs"]

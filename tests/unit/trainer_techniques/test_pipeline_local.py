@@ -93,3 +93,35 @@ def test_pipeline_resumes_after_a_failed_stage(tmp_path: Path, monkeypatch: pyte
     session = onnxruntime.InferenceSession(str(tmp_path / "model" / "model.onnx"))
     (logits,) = session.run(None, {"input": example_input(tmp_path / "model", batch=2).numpy()})
     assert logits.shape == (2, 3)
+
+
+def test_onnx_runtime_falls_back_to_gentler_forms_until_one_is_within_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ONNX Runtime's INT8 is calibrated anew and can lose what the PyTorch stage did not: the
+    candidate then goes to int8 weights, then to the float model, instead of dropping out (which
+    once shipped a runtime ten times slower). Here every ONNX int8 form is made to lose 5 points."""
+    from optikube_trainer.pipeline import evaluation
+
+    real_score = evaluation.score
+
+    def int8_loses_in_onnx(result: Any, *args: Any, **kwargs: Any) -> None:
+        real_score(result, *args, **kwargs)
+        if result.runtime == "onnx" and result.candidate.method is not None:
+            result.drop_points, result.within_budget = 5.0, False
+
+    monkeypatch.setattr(evaluation, "score", int8_loses_in_onnx)
+    config = _config(tmp_path).model_dump(by_alias=True, exclude_none=True)
+    config["spec"]["quantization"] = {"method": "dynamic"}
+    config["spec"]["compression"]["maxAccuracyDrop"] = 1.0
+    ctx = local_context(seed=1, output_dir=tmp_path)
+    ctx.reporter = Reporter(rank=0, trial=None, stream=io.StringIO(), output_dir=tmp_path)
+    results = run_pipeline(parse_run_config(config), ctx)
+    assert results is not None
+    onnx = next(c for c in results["runtime"]["candidates"] if c["runtime"] == "onnx")
+    assert onnx["quantization"] == "none (float)" and onnx["withinBudget"]
+    fallbacks = [note for note in results["runtime"]["notes"] if note.startswith("onnx:")]
+    assert len(fallbacks) == 2
+    assert "int8 dynamic" in fallbacks[0] and "lost 5.0 points (budget 1.0)" in fallbacks[0]
+    assert fallbacks[1].endswith("tried none (float) instead")
+    assert results["runtime"]["chosen"] == "onnx" and results["artifacts"]["modelFormat"] == "onnx"

@@ -181,6 +181,14 @@ def test_auto_ships_the_fastest_runtime_within_the_budget() -> None:
     assert chosen.runtime == "eager" and "export failed" in reason
 
 
+def test_onnx_gentler_forms_end_at_the_float_model() -> None:
+    from optikube_trainer.runtimes.onnx_quantize import gentler_forms
+
+    assert gentler_forms("static") == gentler_forms("dynamic") == ["weightOnly", None]
+    assert gentler_forms("weightOnly") == [None]
+    assert gentler_forms(None) == []  # the float model has nothing gentler
+
+
 def test_a_shipped_model_slower_than_its_baseline_in_its_runtime_is_noted() -> None:
     faster = _result("onnx", 1.0, 6.0, True)
     faster.baseline_latency = {"batch1P50": 1.5, "batch32P50": 12.0}

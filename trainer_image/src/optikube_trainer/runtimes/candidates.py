@@ -39,6 +39,7 @@ ONNX_QUANTIZATION = {
     "weightOnly": "int8 weights, folded to float at load",
     "static": "onnxruntime int8 static QDQ",
     "qat": "onnxruntime int8 static QDQ",
+    "": "none (float)",
 }
 
 
@@ -134,7 +135,7 @@ def onnx_candidate(
             "onnx",
             OnnxModule(target, config=config),
             OnnxModule(directory / "baseline.onnx"),
-            ONNX_QUANTIZATION.get(method or "", "none (float)"),
+            ONNX_QUANTIZATION[method or ""],
             method,
             onnx_file=target,
             session_config=config,

@@ -27,6 +27,15 @@ WEIGHT_ONLY_SESSION = {"session.disable_quant_qdq": "1"}
 WEIGHT_AXIS = {"Conv": 0, "Gemm": 0, "MatMul": 1}
 
 
+def gentler_forms(method: str | None) -> list[str | None]:
+    """What the ONNX Runtime candidate falls back to, in order, when its INT8 costs more accuracy
+    than the budget allows: int8 weights with float compute, then the float model itself (the one
+    that passed the pipeline's stage checks before quantization). None means float."""
+    if method is None:
+        return []
+    return [None] if method == "weightOnly" else ["weightOnly", None]
+
+
 def session_config(method: str | None) -> dict[str, str]:
     return dict(WEIGHT_ONLY_SESSION) if method == "weightOnly" else {}
 

@@ -294,6 +294,7 @@ def _report(
         "pipelineRuntimes": results["runtime"],
         "baselineTest": results["baseline"]["metrics"],
         "pairedTestVsBaseline": paired.get(base.name),
+        "pairedWithOptikube": paired,
     }
 
 

@@ -1,5 +1,6 @@
 """Markdown tables of the deployment-speed suite, made from bench/results/runtimes-*.json (written by
-`python bench/trainer.py --suite runtimes`), so that docs/benchmarks.md shows what was measured:
+`python bench/trainer.py --suite runtimes`) and bench/results/seeds-*.json (`python bench/seeds.py`),
+so that docs/benchmarks.md shows what was measured:
 
     python bench/runtimes_tables.py                          # print the tables
     python bench/runtimes_tables.py --write docs/benchmarks.md
@@ -28,10 +29,18 @@ ORDER = [
 ]
 
 
-def load(results: Path = RESULTS) -> list[dict[str, Any]]:
-    reports = [json.loads(path.read_text()) for path in sorted(results.glob("runtimes-*.json"))]
+def load(results: Path = RESULTS, kind: str = "runtimes") -> list[dict[str, Any]]:
+    reports = [json.loads(path.read_text()) for path in sorted(results.glob(f"{kind}-*.json"))]
     rank = {name: index for index, name in enumerate(ORDER)}
-    return sorted(reports, key=lambda r: (rank.get(r["workload"], len(ORDER)), r["workload"]))
+    # a workload's seeds at its suite budget first, then at a stricter one
+    return sorted(
+        reports,
+        key=lambda r: (
+            rank.get(r["workload"], len(ORDER)),
+            r["workload"],
+            -r["spec"].get("compression", {}).get("maxAccuracyDrop", 0),
+        ),
+    )
 
 
 def _accuracy(row: dict[str, Any]) -> float | None:
@@ -157,8 +166,57 @@ def workload_table(report: dict[str, Any]) -> str:
     return "\n".join([f"**{report['workload']}**", "", *lines, "", note])
 
 
-def render(reports: list[dict[str, Any]]) -> str:
-    parts = [summary(reports), *(workload_table(r) for r in reports)]
+def seeds_summary(reports: list[dict[str, Any]]) -> str:
+    """Per workload and per model compared with optikube's (the baseline and the anchors): the
+    accuracy difference over seeds, and what the budget did and how fast optikube stayed."""
+    lines = [
+        "| workload | budget | against | seeds | optikube minus it, mean (95 % interval) "
+        "| ahead / level / behind | pooled discordant samples, p |",
+        "| --- | ---: | --- | ---: | --- | --- | --- |",
+    ]
+    notes = []
+    for report in reports:
+        budget = report["spec"]["compression"]["maxAccuracyDrop"]
+        for row in report["summary"]:
+            if row["kind"] not in ("baseline", "anchor"):
+                continue
+            half, pooled = row["interval95Points"], row["pooled"]
+            mean = row["meanDifferencePoints"]
+            interval = "" if half is None else f" ({mean - half:+.2f} to {mean + half:+.2f})"
+            lines.append(
+                f"| {report['workload']} | {budget:g} pt | {row['model']} "
+                f"| {len(row['seeds'])} | {mean:+.2f} pt{interval} "
+                f"| {' / '.join(map(str, row['optikubeAheadLevelBehind']))} "
+                f"| {pooled['onlyOptikubeRight']} vs {pooled['onlyOtherRight']} of {pooled['samples']}, "
+                f"p {pooled['pValue']:.3f} |"
+            )
+        outcomes: dict[str, dict[str, int]] = {}
+        for record in report["records"]:
+            for stage, outcome in record["stages"].items():
+                outcomes.setdefault(stage, {}).setdefault(outcome, 0)
+                outcomes[stage][outcome] += 1
+        verdicts = "; ".join(
+            f"{stage}: " + ", ".join(f"{outcome} {count}" for outcome, count in counts.items())
+            for stage, counts in outcomes.items()
+        )
+        slowest = ", ".join(
+            f"{setting.replace('thread-', ' thread, ')} {entry['ratio']:.2f}x (seed {entry['seed']})"
+            for setting, entry in report["slowestVersusFastestAnchor"].items()
+        )
+        notes.append(
+            f"- {report['workload']}, budget {budget:g} pt, seeds {report['seeds'][0]} "
+            f"to {report['seeds'][-1]}: the budget's "
+            f"verdicts {verdicts}. optikube's speed over the fastest anchor of the same seed, at its "
+            f"lowest: {slowest}."
+        )
+    return "\n".join([*lines, "", *notes])
+
+
+def render(reports: list[dict[str, Any]], seeds: list[dict[str, Any]] | None = None) -> str:
+    parts = [summary(reports)]
+    if seeds:
+        parts.append(seeds_summary(seeds))
+    parts += [workload_table(r) for r in reports]
     return "\n\n".join(parts)
 
 
@@ -178,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--write", type=Path, default=None, help="markdown file whose table block to replace")
     args = parser.parse_args(argv)
-    text = render(load(args.results))
+    text = render(load(args.results), load(args.results, "seeds"))
     if args.write is None:
         print(text)
     else:

@@ -120,8 +120,8 @@ def test_onnx_runtime_falls_back_to_gentler_forms_until_one_is_within_the_budget
     assert results is not None
     onnx = next(c for c in results["runtime"]["candidates"] if c["runtime"] == "onnx")
     assert onnx["quantization"] == "none (float)" and onnx["withinBudget"]
-    fallbacks = [note for note in results["runtime"]["notes"] if note.startswith("onnx:")]
+    fallbacks = [note for note in results["runtime"]["notes"] if note.startswith("ONNX Runtime:")]
     assert len(fallbacks) == 2
-    assert "int8 dynamic" in fallbacks[0] and "lost 5.0 points (budget 1.0)" in fallbacks[0]
+    assert "int8 dynamic" in fallbacks[0] and "lost 5.0 validation points (budget 1.0)" in fallbacks[0]
     assert fallbacks[1].endswith("tried none (float) instead")
     assert results["runtime"]["chosen"] == "onnx" and results["artifacts"]["modelFormat"] == "onnx"

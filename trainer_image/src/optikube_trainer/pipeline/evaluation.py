@@ -115,8 +115,9 @@ class _Runtimes:
             if not result.usable or result.within_budget:
                 break
             self.notes.append(
-                f"onnx: {result.candidate.quantization} lost {result.drop_points} points (budget"
-                f" {self.recipe.budget.max_drop_points}); tried {ONNX_QUANTIZATION[method or '']} instead"
+                f"ONNX Runtime: {result.candidate.quantization} lost {result.drop_points} validation"
+                f" points (budget {self.recipe.budget.max_drop_points});"
+                f" tried {ONNX_QUANTIZATION[method or '']} instead"
             )
             result = self._score(RuntimeResult(self._onnx(method)))
         return result

@@ -43,6 +43,15 @@ class Pruning(ApiModel):
     sparsity: float = Field(0.5, gt=0, lt=1, description="Fraction of weights (or channels) to remove.")
     fine_tune_epochs: int = Field(2, ge=0, le=10000, description="Epochs of fine-tuning after pruning.")
     fine_tune_loss: FineTuneLoss = _fine_tune_loss("pruning")
+    channel_multiple: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="structured: round each layer's kept channels/neurons up to a multiple of this,"
+        " so the sparsity is at most the asked one. Kernels block channels by 8 or 16 (AVX-512,"
+        " tensor cores), and other counts can run slower than the unpruned layer. 1 keeps the"
+        " sparsity exactly; a layer no wider than the multiple is not pruned.",
+    )
 
 
 class LowRank(ApiModel):

@@ -7,7 +7,7 @@ rewriting this file only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch_pruning as tp
@@ -21,9 +21,11 @@ def remove_channels(
     ratio: float,
     ignored_layers: Sequence[nn.Module],
     global_pruning: bool,
+    layer_ratios: Mapping[nn.Module, float] | None = None,
     p_norm: int = 2,
 ) -> None:
-    """Physically remove `ratio` of the output channels/neurons of prunable layers, in place.
+    """Physically remove `ratio` of the output channels/neurons of prunable layers, in place
+    (`layer_ratios[layer]` instead where given).
 
     Coupled layers (a conv and the next conv's input channels, batch norms, flatten boundaries)
     are shrunk together through torch-pruning's dependency graph, so the model stays consistent.
@@ -34,6 +36,7 @@ def remove_channels(
         example_inputs,
         importance=tp.importance.MagnitudeImportance(p=p_norm),
         pruning_ratio=ratio,
+        pruning_ratio_dict=dict(layer_ratios or {}),
         global_pruning=global_pruning,
         ignored_layers=list(ignored_layers),
         num_heads=attention,
@@ -41,6 +44,31 @@ def remove_channels(
         prune_num_heads=False,
     )
     pruner.step()
+
+
+def coupled_with_attention(
+    model: nn.Module, example_inputs: Tensor, layers: Sequence[nn.Module]
+) -> list[nn.Module]:
+    """The `layers` whose output channels are pruned together with a multi-head attention: a
+    transformer's residual stream, which every attention projection and layer norm reads."""
+    attention = {
+        id(part) for m in model.modules() if isinstance(m, nn.MultiheadAttention) for part in m.modules()
+    }
+    if not attention:
+        return []
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    coupled = []
+    for layer in layers:
+        group = graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0])
+        if any(id(dependency.target.module) in attention for dependency, _ in group):
+            coupled.append(layer)
+    return coupled
+
+
+def ratio_keeping(kept: int, width: int) -> float:
+    """The pruning ratio under which torch-pruning keeps exactly `kept` of `width` channels: it
+    keeps int(width * (1 - ratio)), so aim half a channel above to stay clear of rounding down."""
+    return 0.0 if kept >= width else 1.0 - (kept + 0.5) / width
 
 
 def count_macs_and_params(model: nn.Module, example_inputs: Tensor) -> tuple[int, int]:

@@ -3,21 +3,15 @@ of them runs in each runtime it compares."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import torch
-
-BENCH = Path(__file__).resolve().parents[3] / "bench"
+from _bench import bench_module
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_channel_widths", BENCH / "channel_widths.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("channel_widths")
 
 
 def test_the_variants_keep_the_channel_counts_the_table_names() -> None:

@@ -3,27 +3,14 @@ McNemar test, and the seed where optikube's model was least ahead of the fastest
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from _bench import bench_module
 
 from optikube_trainer.evaluation.paired import mcnemar_exact_p
 
-BENCH = Path(__file__).resolve().parents[3] / "bench"
-
-
-def _seeds_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_seeds", BENCH / "seeds.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-seeds = _seeds_module()
+seeds = bench_module("seeds")
 
 
 def _record(

@@ -92,3 +92,12 @@ def test_the_summary_says_whether_the_test_accuracy_change_is_more_than_chance()
     assert "the optimized model is less accurate beyond chance" in " ".join(summary_sentences(results))
     results["optimized"]["testComparison"] = {**paired, "onlyOptimizedRight": 0, "onlyBaselineRight": 0}
     assert "test samples" not in " ".join(summary_sentences(results))  # nothing differs: no sentence
+
+
+def test_the_summary_repeats_what_the_budget_could_not_see() -> None:
+    results = json.loads(json.dumps(REAL))
+    results["budget"]["notes"] = ["the trained model scores accuracy 1.0 on all 300 validation samples: x"]
+    summary = " ".join(summary_sentences(results))
+    assert summary.endswith(
+        "within the budget. The trained model scores accuracy 1.0 on all 300 validation samples: x."
+    )

@@ -13,7 +13,7 @@ from optikube_operator.api.validation import parse_spec
 from optikube_trainer.dist import local_context
 from optikube_trainer.events import Reporter
 from optikube_trainer.pipeline import run_pipeline
-from optikube_trainer.pipeline.budget import gentler, retries
+from optikube_trainer.pipeline.budget import Budget, gentler, resolution_notes, retries
 from optikube_trainer.pipeline.stages import fine_tuning_spec
 from optikube_trainer.recipe import read_recipe
 
@@ -46,7 +46,10 @@ def _run(out: Path, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str
 def test_a_destructive_stage_is_retried_then_skipped_and_recorded(tmp_path: Path) -> None:
     # 98 % of the neurons removed and no fine-tuning: far over a 1-point budget, and so is 49 %
     spec = _spec(
-        {"pruning": {"method": "structured", "sparsity": 0.98, "fineTuneEpochs": 0}, "maxAccuracyDrop": 1.0}
+        {
+            "pruning": {"method": "structured", "sparsity": 0.98, "fineTuneEpochs": 0, "channelMultiple": 1},
+            "maxAccuracyDrop": 1.0,
+        }
     )
     results, events = _run(tmp_path, spec)
     statuses = [e["status"] for e in events if e["type"] == "stage" and e["stage"] == "pruning"]
@@ -66,6 +69,8 @@ def test_a_destructive_stage_is_retried_then_skipped_and_recorded(tmp_path: Path
         assert pruning["budget"]["outcome"] == "retried"
     # whatever happened, the shipped model is within the budget on the validation split
     assert results["budget"]["withinBudget"] and results["budget"]["drop"] <= 1.0
+    assert results["budget"]["validationSamples"] == results["data"]["samples"]["val"]
+    assert isinstance(results["budget"]["notes"], list)
 
 
 def test_a_harmless_stage_is_accepted_as_is(tmp_path: Path) -> None:
@@ -119,3 +124,16 @@ def test_pruning_that_fine_tunes_retries_with_more_fine_tuning_then_a_lower_spar
     without = _spec({"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 0}})
     (only,) = retries("pruning", read_recipe(parse_spec(without), world_size=1))
     assert only.pruning.sparsity == 0.25  # type: ignore[union-attr]
+
+
+def test_the_budget_says_what_its_validation_split_cannot_show() -> None:
+    saturated = resolution_notes(Budget("accuracy", 1.0, baseline=1.0), 300)
+    assert len(saturated) == 1 and "1.0 on all 300 validation samples" in saturated[0]
+    coarse = resolution_notes(Budget("accuracy", 1.0, baseline=0.96), 50)
+    assert coarse == [
+        "one validation sample is 2.00 points of accuracy, more than the budget of 1: a stage that gets"
+        " one more sample wrong is retried or skipped"
+    ]
+    assert resolution_notes(Budget("accuracy", 1.0, baseline=0.96), 270) == []  # 0.37 points a sample
+    assert resolution_notes(Budget("accuracy", 0.0, baseline=0.96), 50) == []  # budget 0 means any sample
+    assert resolution_notes(Budget("f1", 1.0, baseline=0.96), 50) == []  # a sample's weight in F1 varies

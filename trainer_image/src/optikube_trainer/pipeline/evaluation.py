@@ -16,6 +16,7 @@ from optikube_trainer.dist import RunContext
 from optikube_trainer.evaluation.paired import compare_paired, correct_predictions
 from optikube_trainer.events import Reporter
 from optikube_trainer.export import ExportedArtifact, export_model, export_onnx_model, load_exported
+from optikube_trainer.pipeline.budget import Budget, resolution_notes
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_checkpoint_model
 from optikube_trainer.pipeline.html_report import write_report
 from optikube_trainer.pipeline.measuring import eval_split, measure
@@ -181,6 +182,9 @@ def finish(
         correct_predictions(runtimes.baseline, test),
     )
     baseline = dict(state.baseline or {})
+    assert state.baseline_validation is not None
+    budget = Budget(recipe.budget.metric, recipe.budget.max_drop_points, state.baseline_validation)
+    validation_samples = len(bundle.val)  # type: ignore[arg-type]
     # the baseline's eager latency from the same interleaved timing, so that ratios are fair
     baseline["latencyMs"] = eager.baseline_latency
     results: dict[str, Any] = {
@@ -212,6 +216,8 @@ def finish(
             "drop": chosen.drop_points,
             "withinBudget": chosen.within_budget,
             "stages": {s["name"]: s["budget"]["outcome"] for s in state.completed if "budget" in s},
+            "validationSamples": validation_samples,
+            "notes": resolution_notes(budget, validation_samples),
         },
         "artifacts": {
             "model": f"{MODEL_DIR}/",

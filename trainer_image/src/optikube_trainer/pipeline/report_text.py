@@ -169,7 +169,7 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
     if chosen:
         why = f", {runtime['reason']}" if runtime.get("reason") else ""
         sentences.append(f"It ships the model for {RUNTIMES.get(str(chosen), str(chosen))}{why}.")
-    sentences.extend(f"{note[0].upper()}{note[1:]}." for note in runtime.get("notes") or [] if note)
+    sentences.extend(_as_sentences(runtime.get("notes")))
     comparison = _comparison(results.get("baseline") or {}, results.get("optimized") or {})
     if comparison:
         sentences.append(comparison)
@@ -186,7 +186,13 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
             f" to be lost on the validation split; the shipped model has {_points(float(budget['drop']))},"
             f" {verdict} the budget."
         )
+    sentences.extend(_as_sentences(budget.get("notes")))
     return sentences
+
+
+def _as_sentences(notes: list[str] | None) -> list[str]:
+    """results.json's notes (lower-case clauses) as the report's sentences."""
+    return [f"{note[0].upper()}{note[1:]}." for note in notes or [] if note]
 
 
 def _series(items: list[str]) -> str:

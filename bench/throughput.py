@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(report, indent=2))
         print(f"wrote {target}")
-    shutdown()
+    shutdown(completed=True)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def main() -> None:
             {"weights": model.state_dict(), "curves": result.curves, "epochs_run": result.epochs_run},
             args.out / "result.pt",
         )
-    shutdown()
+    shutdown(completed=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from optikube_trainer.compression import (
 )
 from optikube_trainer.compression.pruning import output_layers
 from optikube_trainer.data import DataBundle, load_data
-from optikube_trainer.dist import RunContext, barrier, init_distributed, shutdown
+from optikube_trainer.dist import RunContext, init_distributed, shutdown
 from optikube_trainer.evaluation import count_macs, stored_parameters, weight_bytes
 from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.evaluation.metrics import classification_metrics
@@ -206,14 +206,15 @@ def conv_suite(ctx: RunContext) -> dict[str, Any]:
 def main() -> None:
     suite, target = sys.argv[1], Path(sys.argv[2])
     ctx = init_distributed(seed=3, output_dir=target.parent, use_gpu=False)
+    completed = False
     try:
         result = {"linear": linear_suite, "conv": conv_suite}[suite](ctx)
         result["worldSize"] = ctx.world_size
         if ctx.is_main:
             target.write_text(json.dumps(result, indent=2))
-        barrier()
+        completed = True
     finally:
-        shutdown()
+        shutdown(completed=completed)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         broadcast=lambda flag: broadcast_flag(flag, ctx.device),
     )
     ctx.metrics = metrics_from_env(ctx.rank)
+    completed = False
     try:
         run_stage(config, ctx)
+        completed = True
     except Exception as error:
         log.error("stage %s failed on rank %d:\n%s", config.stage, ctx.rank, traceback.format_exc())
         ctx.reporter.failed(f"{type(error).__name__}: {error}")
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if ctx.metrics is not None:
             ctx.metrics.stop()
-        shutdown()
+        shutdown(completed=completed)
     return 0
 
 

@@ -6,6 +6,7 @@ several (gloo on CPU, NCCL on GPU). Every collective helper must be called by al
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Iterator
@@ -22,6 +23,13 @@ import torch.distributed as torch_dist
 if TYPE_CHECKING:
     from optikube_trainer.events import Reporter
     from optikube_trainer.prometheus import TrainerMetrics
+
+log = logging.getLogger(__name__)
+
+# How long the other ranks wait at the end for rank 0, which alone evaluates, exports and writes
+# results.json (minutes on a large model): torchrun stops them sooner if rank 0 fails.
+FINISH_WAIT = timedelta(hours=24)
+_finish_group: torch_dist.ProcessGroup | None = None
 
 
 @dataclass
@@ -86,6 +94,9 @@ def init_distributed(
             timeout=timedelta(seconds=timeout_s),
             device_id=device if device.type == "cuda" else None,
         )
+        global _finish_group
+        # a group of its own, so that the final wait has its own timeout (see shutdown)
+        _finish_group = torch_dist.new_group(backend="gloo", timeout=FINISH_WAIT)
     if device.type == "cpu":
         # torchrun starts several processes on one machine: sharing the cores avoids oversubscription
         # the cores this process may run on (a cpuset-limited pod sees fewer than the node has)
@@ -100,9 +111,23 @@ def init_distributed(
     )
 
 
-def shutdown() -> None:
-    if torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+def shutdown(*, completed: bool) -> None:
+    """Leave the process group. After a completed run every rank first waits for the others:
+    a rank that tore down its gloo connections while rank 0 was still writing its results aborted
+    ("terminate called without an active exception", SIGABRT), and torchrun then failed the whole
+    run. The wait is a barrier on a gloo group with its own timeout (`FINISH_WAIT`), not the
+    process group's 10 minutes, which a monitored barrier keeps for every rank but rank 0.
+    After a failure there is no barrier: the other ranks may be stuck in a collective."""
+    global _finish_group
+    if not torch_dist.is_initialized():
+        return
+    if completed and _finish_group is not None:
+        try:
+            torch_dist.barrier(group=_finish_group)
+        except RuntimeError as error:  # a rank that never arrives: still leave cleanly
+            log.warning("ranks did not finish together: %s", error)
+    torch_dist.destroy_process_group()
+    _finish_group = None
 
 
 def local_context(seed: int = 0, output_dir: Path | str = ".", device: str = "cpu") -> RunContext:

@@ -54,6 +54,10 @@ class DataBundle:
         dataset: Dataset[tuple[torch.Tensor, torch.Tensor]] = getattr(self, name)
         return dataset
 
+    def samples(self, name: str) -> int:
+        """How many samples the split holds."""
+        return len(self.split(name))  # type: ignore[arg-type]
+
     def per_rank_batch(self, batch_size: int) -> int:
         """``batch_size`` is the global batch: each of the W ranks takes an equal share."""
         from optikube_trainer.recipe import per_process_batch
@@ -71,7 +75,6 @@ class DataBundle:
         """
         dataset = self.split(split)
         shuffle = (split == "train") if shuffle is None else shuffle
-        length = len(dataset)  # type: ignore[arg-type]
         if not distributed:
             generator = torch.Generator().manual_seed(self.seed)
             return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
@@ -83,6 +86,6 @@ class DataBundle:
                 dataset, num_replicas=self.world_size, rank=self.rank, shuffle=shuffle, seed=self.seed
             )
         else:
-            sampler = ShardSampler(length, self.rank, self.world_size)
+            sampler = ShardSampler(self.samples(split), self.rank, self.world_size)
         # pinned host memory lets the copies to the GPU overlap with compute
         return DataLoader(dataset, batch_size=per_rank, sampler=sampler, pin_memory=torch.cuda.is_available())

@@ -184,7 +184,7 @@ def finish(
     baseline = dict(state.baseline or {})
     assert state.baseline_validation is not None
     budget = Budget(recipe.budget.metric, recipe.budget.max_drop_points, state.baseline_validation)
-    validation_samples = len(bundle.val)  # type: ignore[arg-type]
+    validation_samples = bundle.samples("val")
     # the baseline's eager latency from the same interleaved timing, so that ratios are fair
     baseline["latencyMs"] = eager.baseline_latency
     results: dict[str, Any] = {

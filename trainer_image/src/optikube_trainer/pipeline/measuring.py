@@ -13,7 +13,7 @@ from optikube_trainer.export import artifact_size_bytes
 
 
 def eval_split(bundle: DataBundle, preferred: str) -> str:
-    return preferred if len(bundle.split(preferred)) > 0 else "val"  # type: ignore[arg-type]
+    return preferred if bundle.samples(preferred) > 0 else "val"
 
 
 def measure(

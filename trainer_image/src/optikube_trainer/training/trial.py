@@ -34,10 +34,6 @@ def _epoch_reporter(reporter: Reporter, step_offset: int) -> Callable[[int, dict
     return report
 
 
-def _validation_samples(bundle: DataBundle) -> int:
-    return len(bundle.val)  # type: ignore[arg-type]
-
-
 def _train_one(
     spec: OptimizationJobSpec,
     bundle: DataBundle,
@@ -91,13 +87,13 @@ def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
     values["parameters"] = float(count_parameters(model))
     # how many samples the score stands on: one of them is worth 1/n of an accuracy, which tells
     # the core whether the split can rank trials at all (docs/tuning.md)
-    values[VALIDATION_SAMPLES] = float(sum(_validation_samples(bundle) for bundle in bundles))
+    values[VALIDATION_SAMPLES] = float(sum(bundle.samples("val") for bundle in bundles))
     if recipe.compresses_trials:
         from optikube_trainer.pipeline import compress_and_quantize  # part of the pipeline package
 
         model, measured = compress_and_quantize(model, recipe, bundles[-1], ctx)
         values.update(measured)
-        values[VALIDATION_SAMPLES] = float(_validation_samples(bundles[-1]))
+        values[VALIDATION_SAMPLES] = float(bundles[-1].samples("val"))
     last = fold_results[-1]
     results: dict[str, Any] = {
         "trial": ctx.trial,

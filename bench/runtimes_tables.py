@@ -32,15 +32,21 @@ ORDER = [
 def load(results: Path = RESULTS, kind: str = "runtimes") -> list[dict[str, Any]]:
     reports = [json.loads(path.read_text()) for path in sorted(results.glob(f"{kind}-*.json"))]
     rank = {name: index for index, name in enumerate(ORDER)}
-    # a workload's seeds at its suite budget first, then at a stricter one
+    # a workload's seeds at its suite budget first, then at a stricter one, then on a larger
+    # validation split
     return sorted(
         reports,
         key=lambda r: (
             rank.get(r["workload"], len(ORDER)),
             r["workload"],
             -r["spec"].get("compression", {}).get("maxAccuracyDrop", 0),
+            _validation_split(r),
         ),
     )
+
+
+def _validation_split(report: dict[str, Any]) -> float:
+    return float(report["spec"]["data"].get("validationSplit", 0.0))
 
 
 def _accuracy(row: dict[str, Any]) -> float | None:
@@ -170,13 +176,15 @@ def seeds_summary(reports: list[dict[str, Any]]) -> str:
     """Per workload and per model compared with optikube's (the baseline and the anchors): the
     accuracy difference over seeds, and what the budget did and how fast optikube stayed."""
     lines = [
-        "| workload | budget | against | seeds | optikube minus it, mean (95 % interval) "
-        "| ahead / level / behind | pooled discordant samples, p |",
-        "| --- | ---: | --- | ---: | --- | --- | --- |",
+        "| workload | budget | validation split | against | seeds "
+        "| optikube minus it, mean (95 % interval) | ahead / level / behind "
+        "| pooled discordant samples, p |",
+        "| --- | ---: | ---: | --- | ---: | --- | --- | --- |",
     ]
     notes = []
     for report in reports:
         budget = report["spec"]["compression"]["maxAccuracyDrop"]
+        validation = f"{100 * _validation_split(report):g} %"
         for row in report["summary"]:
             if row["kind"] not in ("baseline", "anchor"):
                 continue
@@ -184,7 +192,7 @@ def seeds_summary(reports: list[dict[str, Any]]) -> str:
             mean = row["meanDifferencePoints"]
             interval = "" if half is None else f" ({mean - half:+.2f} to {mean + half:+.2f})"
             lines.append(
-                f"| {report['workload']} | {budget:g} pt | {row['model']} "
+                f"| {report['workload']} | {budget:g} pt | {validation} | {row['model']} "
                 f"| {len(row['seeds'])} | {mean:+.2f} pt{interval} "
                 f"| {' / '.join(map(str, row['optikubeAheadLevelBehind']))} "
                 f"| {pooled['onlyOptikubeRight']} vs {pooled['onlyOtherRight']} of {pooled['samples']}, "
@@ -204,7 +212,8 @@ def seeds_summary(reports: list[dict[str, Any]]) -> str:
             for setting, entry in report["slowestVersusFastestAnchor"].items()
         )
         notes.append(
-            f"- {report['workload']}, budget {budget:g} pt, seeds {report['seeds'][0]} "
+            f"- {report['workload']}, budget {budget:g} pt, validation split {validation},"
+            f" seeds {report['seeds'][0]} "
             f"to {report['seeds'][-1]}: the budget's "
             f"verdicts {verdicts}. optikube's speed over the fastest anchor of the same seed, at its "
             f"lowest: {slowest}."

@@ -15,7 +15,7 @@ accurate" every discordant sample is still a fair coin, so the pooled count is o
 per seed, optikube's speed over that seed's fastest anchor: a stage the budget retries or skips on
 one seed changes the shipped model, and so its speed.
 Writes bench/results/seeds-<workload>.json (seeds-<workload>-budget<points>.json with
---max-accuracy-drop).
+--max-accuracy-drop, and -validation<share> appended with --validation-split).
 """
 
 from __future__ import annotations
@@ -147,16 +147,26 @@ def seeds_table(report: dict[str, Any]) -> Table:
 
 
 def run_seeds(
-    name: str, seeds: list[int], console: Console, *, runs: int, max_drop: float | None, target: Path
+    name: str,
+    seeds: list[int],
+    console: Console,
+    *,
+    runs: int,
+    max_drop: float | None,
+    target: Path,
+    validation_split: float | None = None,
 ) -> dict[str, Any]:
-    """The replicates one after the other, with the suite's accuracy budget or `max_drop`; `target`
-    is rewritten after each, so that a long run that is stopped keeps the seeds it finished."""
+    """The replicates one after the other, with the suite's accuracy budget or `max_drop` (and the
+    workload's validation split or `validation_split`); `target` is rewritten after each, so that a
+    long run that is stopped keeps the seeds it finished."""
     from peers import run_peers
     from trainer import runtime_spec
 
     workload = runtime_spec(name)
     if max_drop is not None:
         workload["compression"] = {**workload.get("compression", {}), "maxAccuracyDrop": max_drop}
+    if validation_split is not None:
+        workload["data"] = {**workload["data"], "validationSplit": validation_split}
     records: list[dict[str, Any]] = []
     started = time.monotonic()
     report: dict[str, Any] = {}
@@ -197,6 +207,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="the pipeline's accuracy budget instead of the suite's 1 point (0: ask for no loss)",
     )
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        default=None,
+        help="the share of the data the budget judges on, instead of the workload's",
+    )
     args = parser.parse_args(argv)
     console = Console(width=200)
     if "resnet18-digits32" in args.workloads:
@@ -204,9 +220,17 @@ def main(argv: list[str] | None = None) -> None:
     seeds = list(range(FIRST_SEED, FIRST_SEED + args.seeds))
     for name in args.workloads:
         suffix = "" if args.max_accuracy_drop is None else f"-budget{args.max_accuracy_drop:g}"
+        if args.validation_split is not None:
+            suffix += f"-validation{args.validation_split:g}"
         target = RESULTS / f"seeds-{name}{suffix}.json"
         report = run_seeds(
-            name, seeds, console, runs=args.runs, max_drop=args.max_accuracy_drop, target=target
+            name,
+            seeds,
+            console,
+            runs=args.runs,
+            max_drop=args.max_accuracy_drop,
+            target=target,
+            validation_split=args.validation_split,
         )
         console.print(seeds_table(report))
         for setting, slowest in report["slowestVersusFastestAnchor"].items():

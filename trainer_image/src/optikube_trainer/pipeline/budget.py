@@ -48,7 +48,9 @@ class Budget:
 def resolution_notes(budget: Budget, validation_samples: int) -> list[str]:
     """What the validation split cannot tell the budget, in words for results.json and the report.
     On two of ten seeds of the small text transformer with its width pruned, the shipped model got
-    300 of 300 validation samples right (budget 0) and lost 1.2 and 1.4 points on the test split."""
+    300 of 300 validation samples right (budget 0) and lost 1.2 and 1.4 points on the test split.
+    At budget 0 the digits CNN lost 0.24 points on the test split over ten seeds, decided on 270
+    validation samples (0.37 points each), and 0.13 on 539 (bench/seeds.py)."""
     notes: list[str] = []
     if budget.baseline >= 1.0:
         notes.append(
@@ -56,9 +58,15 @@ def resolution_notes(budget: Budget, validation_samples: int) -> list[str]:
             " the budget cannot see a loss on samples unlike these, so read the test comparison"
             " (optimized.testComparison)"
         )
-    if budget.metric == "accuracy" and validation_samples > 0 and budget.max_drop_points > 0:
+    if budget.metric == "accuracy" and validation_samples > 0:
         points = 100.0 / validation_samples
-        if points > budget.max_drop_points:
+        if budget.max_drop_points == 0:
+            notes.append(
+                f"the budget allows no loss, which {validation_samples} validation samples check to one"
+                f" sample, {points:.2f} points of accuracy: a smaller loss on new data passes unseen,"
+                " and a larger spec.data.validationSplit checks more finely"
+            )
+        elif points > budget.max_drop_points:
             notes.append(
                 f"one validation sample is {points:.2f} points of accuracy, more than the budget of"
                 f" {budget.max_drop_points:g}: a stage that gets one more sample wrong is retried or skipped"

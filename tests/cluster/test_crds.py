@@ -5,6 +5,7 @@ OptimizationJob kind."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import uuid
@@ -132,7 +133,22 @@ def _create_job_with_status(kubectl: Kubectl, namespace: str, name: str) -> None
                 "values": {"accuracy": 0.9722},
                 "objectiveValue": 0.9722,
             },
-            "results": {"sizeRatio": 0.26, "speedup": 1.8},
+            "results": {
+                "sizeRatio": 0.26,
+                "speedup": 1.8,
+                "runtime": "onnx",
+                "runtimes": [
+                    {
+                        "runtime": "onnx",
+                        "quantization": "onnxruntime int8 static QDQ",
+                        "optimized": {"batch1P50": 0.11},
+                        "baseline": {"batch1P50": 0.2},
+                        "withinBudget": True,
+                    },
+                    {"runtime": "compiled", "error": "BackendCompilerFailed: no int8 lowering"},
+                ],
+                "accuracyDrop": 0.37,
+            },
             "conditions": [
                 {
                     "type": "Tuned",
@@ -163,10 +179,14 @@ def test_get_optjob_shows_the_printer_columns(kubectl: Kubectl, namespace: str) 
     _create_job_with_status(kubectl, namespace, "columns")
     lines = kubectl("get", "optjob", "columns", "-n", namespace).stdout.splitlines()
     header = lines[0].split()
-    assert header[:8] == ["NAME", "PHASE", "STAGE", "TRIALS", "BEST", "SIZE", "RATIO", "SPEEDUP"]
+    assert header[:9] == ["NAME", "PHASE", "STAGE", "TRIALS", "BEST", "SIZE", "RATIO", "SPEEDUP", "RUNTIME"]
     assert header[-1] == "AGE"
     row = lines[1].split()
-    assert row[:7] == ["columns", "Compressing", "pruning", "6", "0.9722", "0.26", "1.8"]
+    assert row[:8] == ["columns", "Compressing", "pruning", "6", "0.9722", "0.26", "1.8", "onnx"]
+    # the apiserver kept every runtime's record (nothing pruned by the status schema)
+    stored = json.loads(kubectl("get", "optjob", "columns", "-n", namespace, "-o", "json").stdout)
+    assert [r["runtime"] for r in stored["status"]["results"]["runtimes"]] == ["onnx", "compiled"]
+    assert stored["status"]["results"]["runtimes"][1]["error"].startswith("BackendCompilerFailed")
 
 
 def test_category_lists_jobs_and_trials(kubectl: Kubectl, namespace: str) -> None:

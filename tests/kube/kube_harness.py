@@ -151,6 +151,22 @@ def results_document(accuracy: float) -> dict[str, Any]:
             "parameters": 4000,
             "latencyMs": {"batch1P50": 0.1, "batch32P50": 0.5},
         },
+        "runtime": {
+            "requested": "auto",
+            "chosen": "onnx",
+            "candidates": [
+                {
+                    "runtime": runtime,
+                    "quantization": "int8",
+                    "latencyMs": {"batch1P50": latency, "batch32P50": 5 * latency},
+                    "baselineLatencyMs": {"batch1P50": 0.2, "batch32P50": 1.0},
+                    "metrics": {"accuracy": accuracy},
+                    "withinBudget": True,
+                }
+                for runtime, latency in (("eager", 0.3), ("onnx", 0.1))
+            ],
+        },
+        "budget": {"metric": "accuracy", "maxDrop": 1.0, "drop": 0.4},
         "stages": [],
         "artifacts": {"model": "model/", "report": "report.html"},
     }

@@ -33,6 +33,12 @@ def test_quickstart_runs_trials_then_the_pipeline_to_succeeded(trainers: Trainer
         t["status"].get("finalValues", {}).get("accuracy", 0) for t in _trials(trainers)
     )
     assert status["results"]["sizeRatio"] == 0.25 and status["results"]["speedup"] == 2.0
+    # the shipped runtime and every runtime tried, as `kubectl get` and `describe` show them
+    assert status["results"]["runtime"] == "onnx" and status["results"]["accuracyDrop"] == 0.4
+    assert [(r["runtime"], r["optimized"]["batch1P50"]) for r in status["results"]["runtimes"]] == [
+        ("eager", 0.3),
+        ("onnx", 0.1),
+    ]
     assert status["pipeline"]["phase"] == "Succeeded" and status["progress"]["percent"] == 100
     assert [s["name"] for s in status["pipeline"]["stages"] if s["status"] == "completed"] == [
         "train",

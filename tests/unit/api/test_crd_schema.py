@@ -75,7 +75,7 @@ def test_names_short_names_categories_and_status_subresource() -> None:
         assert crd["spec"]["names"]["categories"] == ["optikube", "ml"]
         assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
     columns = [c["name"] for c in job["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Stage", "Trials", "Best", "Size ratio", "Speedup", "Age"]
+    assert columns == ["Phase", "Stage", "Trials", "Best", "Size ratio", "Speedup", "Runtime", "Age"]
 
 
 def test_status_lists_and_maps_are_bounded() -> None:

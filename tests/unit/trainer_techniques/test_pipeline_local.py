@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from optikube_operator.api.runconfig import parse_run_config
+from optikube_operator.api.status import OptimizationJobStatus
+from optikube_operator.kube.status import bounded_results
 from optikube_trainer.dist import local_context
 from optikube_trainer.events import Reporter
 from optikube_trainer.export import example_input, load_exported
@@ -78,6 +80,13 @@ def test_pipeline_resumes_after_a_failed_stage(tmp_path: Path, monkeypatch: pyte
     assert set(candidates) == {"eager", "onnx"}  # eager is always measured, as the reference
     assert all(c["latencyMs"]["batch32P50"] > 0 for c in candidates.values())
     assert results["optimized"]["latencyMs"] == candidates["onnx"]["latencyMs"]
+    # what the operator puts in the job's status from this document, as the CRD's schema reads it
+    status = OptimizationJobStatus.model_validate({"results": bounded_results(results)})
+    assert status.results is not None and status.results.runtime == "onnx"
+    assert [
+        (r.runtime, r.optimized.batch32_p50 if r.optimized else None) for r in status.results.runtimes
+    ] == [(c["runtime"], c["latencyMs"]["batch32P50"]) for c in results["runtime"]["candidates"]]
+    assert status.results.accuracy_drop == results["budget"]["drop"]
     assert results["artifacts"]["report"] == "report.html" and (tmp_path / "report.html").exists()
     # the shipped model against the baseline, sample by sample: the counts give the accuracy change
     paired = results["optimized"]["testComparison"]

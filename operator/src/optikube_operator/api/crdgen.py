@@ -230,6 +230,7 @@ def job_crd() -> dict[str, Any]:
         _column("Best", "number", ".status.bestTrial.objectiveValue", "Best value of the primary objective."),
         _column("Size ratio", "number", ".status.results.sizeRatio", "Optimized / baseline model size."),
         _column("Speedup", "number", ".status.results.speedup", "Baseline / optimized latency."),
+        _column("Runtime", "string", ".status.results.runtime", "The runtime the optimized model ships for."),
         _column("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ]
     schema = _root_schema(OptimizationJob, OptimizationJob.__doc__ or "")

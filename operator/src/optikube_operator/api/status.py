@@ -30,6 +30,8 @@ MAX_RUNNING_TRIALS = 64
 MAX_CONDITIONS = 16
 MAX_MESSAGE = 1024
 MAX_RUNTIMES = 8
+MAX_QUANTIZATION = 64
+MAX_RUNTIME_ERROR = 256
 
 MetricValues = dict[str, float]
 
@@ -135,6 +137,16 @@ class RuntimeMeasurement(ApiModel):
     """The optimized model and the baseline measured the same way in one runtime."""
 
     runtime: Runtime = Field(description="eager, compiled or onnx.")
+    quantization: str | None = Field(
+        None,
+        max_length=MAX_QUANTIZATION,
+        description="What this runtime ran, e.g. onnxruntime int8 static QDQ.",
+    )
+    error: str | None = Field(
+        None,
+        max_length=MAX_RUNTIME_ERROR,
+        description="Why this runtime could not run the model, if it could not.",
+    )
     optimized: LatencyMs | None = Field(None, description="Latency of the optimized model here.")
     baseline: LatencyMs | None = Field(None, description="Latency of the baseline here.")
     accuracy: float | None = Field(

@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
+from optikube_operator.api.export import Runtime
 from optikube_operator.api.status import (
     MAX_CONDITIONS,
     MAX_MESSAGE,
     MAX_PARETO_POINTS,
+    MAX_QUANTIZATION,
     MAX_RUNNING_TRIALS,
+    MAX_RUNTIME_ERROR,
+    MAX_RUNTIMES,
     OptimizationJobStatus,
 )
 from optikube_operator.core import JobSettings, ObservedState, ObservedTrial, PipelineState, TrialState
@@ -26,6 +30,7 @@ from optikube_operator.core.resolution import CONDITION
 from optikube_operator.core.summary import JobSummary
 from optikube_operator.kube import names
 
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 STAGE_PHASES = {
     "train": "Training",
     "distillation": "Compressing",
@@ -126,7 +131,52 @@ def bounded_results(results: Mapping[str, Any]) -> dict[str, Any] | None:
     new_latency = (optimized.get("latencyMs") or {}).get("batch1P50")
     if base_latency and new_latency:
         out["speedup"] = round(base_latency / new_latency, 3)
+    out.update(_runtime_results(results))
     return out or None
+
+
+LATENCY_KEYS = ("batch1P50", "batch1P90", "batch32P50", "batch32P90")
+
+
+def _latency(block: Any) -> dict[str, float] | None:
+    if not isinstance(block, Mapping):
+        return None
+    return {key: block[key] for key in LATENCY_KEYS if isinstance(block.get(key), (int, float))} or None
+
+
+def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The shipped runtime, every runtime tried (bounded) and the budget's validation drop: what
+    `kubectl describe` should answer without opening results.json."""
+    out: dict[str, Any] = {}
+    runtime = results.get("runtime")
+    if isinstance(runtime, Mapping):
+        if runtime.get("chosen") in RUNTIMES:
+            out["runtime"] = runtime["chosen"]
+        tried = []
+        for candidate in runtime.get("candidates") or []:
+            if not isinstance(candidate, Mapping) or candidate.get("runtime") not in RUNTIMES:
+                continue
+            entry: dict[str, Any] = {"runtime": candidate["runtime"]}
+            if candidate.get("quantization"):
+                entry["quantization"] = str(candidate["quantization"])[:MAX_QUANTIZATION]
+            if candidate.get("error"):
+                entry["error"] = str(candidate["error"])[:MAX_RUNTIME_ERROR]
+            for key, source in (("optimized", "latencyMs"), ("baseline", "baselineLatencyMs")):
+                latency = _latency(candidate.get(source))
+                if latency is not None:
+                    entry[key] = latency
+            accuracy = (candidate.get("metrics") or {}).get("accuracy")
+            if isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1:
+                entry["accuracy"] = accuracy
+            if isinstance(candidate.get("withinBudget"), bool):
+                entry["withinBudget"] = candidate["withinBudget"]
+            tried.append(entry)
+        if tried:
+            out["runtimes"] = tried[:MAX_RUNTIMES]
+    budget = results.get("budget")
+    if isinstance(budget, Mapping) and isinstance(budget.get("drop"), (int, float)):
+        out["accuracyDrop"] = budget["drop"]
+    return out
 
 
 def build_status(

@@ -1,0 +1,85 @@
+"""The pipeline's results document as the job's status shows it: bounded for etcd, valid against
+the CRD's status schema, and saying which runtime shipped and what every runtime measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optikube_operator.api.status import MAX_RUNTIME_ERROR, MAX_RUNTIMES, OptimizationJobStatus
+from optikube_operator.kube.status import bounded_results
+
+LATENCY = {"batch1P50": 0.2, "batch1P90": 0.3, "batch32P50": 1.0, "batch32P90": 1.2}
+
+
+def _document(candidates: list[dict[str, Any]], chosen: str = "onnx") -> dict[str, Any]:
+    return {
+        "baseline": {"metrics": {"accuracy": 0.98}, "sizeBytes": 4000, "latencyMs": LATENCY},
+        "optimized": {
+            "metrics": {"accuracy": 0.97},
+            "sizeBytes": 1000,
+            "latencyMs": {"batch1P50": 0.05, "batch32P50": 0.25},
+        },
+        "runtime": {"requested": "auto", "chosen": chosen, "reason": "fastest", "candidates": candidates},
+        "budget": {"metric": "accuracy", "maxDrop": 1.0, "drop": -0.37, "withinBudget": True},
+    }
+
+
+def _measured(runtime: str, quantization: str, batch1: float) -> dict[str, Any]:
+    return {
+        "runtime": runtime,
+        "quantization": quantization,
+        "latencyMs": {**LATENCY, "batch1P50": batch1},
+        "baselineLatencyMs": LATENCY,
+        "speedupVsBaselineHere": {"batch1": round(0.2 / batch1, 3)},
+        "metrics": {"accuracy": 0.97, "f1": 0.96},
+        "validation": 0.99,
+        "accuracyDrop": -0.37,
+        "withinBudget": True,
+    }
+
+
+def test_the_status_names_the_shipped_runtime_and_what_each_runtime_measured() -> None:
+    failed = {"runtime": "compiled", "quantization": "", "error": "BackendCompilerFailed: " + "x" * 1000}
+    document = _document(
+        [
+            _measured("eager", "torchao int8 dynamic (Linear)", 0.4),
+            failed,
+            _measured("onnx", "onnxruntime int8", 0.05),
+        ]
+    )
+    results = bounded_results(document)
+    assert results is not None
+    status = OptimizationJobStatus.model_validate({"results": results})  # the CRD's status schema
+    assert status.results is not None
+    assert status.results.runtime == "onnx" and status.results.accuracy_drop == -0.37
+    assert status.results.size_ratio == 0.25 and status.results.speedup == 4.0
+    eager, compiled, onnx = status.results.runtimes
+    assert eager.quantization == "torchao int8 dynamic (Linear)" and eager.accuracy == 0.97
+    assert eager.optimized is not None and eager.optimized.batch1_p50 == 0.4
+    assert eager.baseline is not None and eager.baseline.batch32_p50 == 1.0 and eager.within_budget
+    assert compiled.optimized is None and compiled.error is not None
+    assert compiled.error.startswith("BackendCompilerFailed") and len(compiled.error) == MAX_RUNTIME_ERROR
+    assert onnx.optimized is not None and onnx.optimized.batch1_p50 == 0.05
+
+
+def test_runtimes_the_status_cannot_hold_are_left_out_and_the_list_is_bounded() -> None:
+    candidates = [_measured("tensorrt", "fp16", 0.01), "not a candidate"] + [
+        _measured("eager", "none (float)", 0.2 + i) for i in range(MAX_RUNTIMES + 3)
+    ]
+    results = bounded_results(_document(candidates, chosen="tensorrt"))  # type: ignore[arg-type]
+    assert results is not None
+    status = OptimizationJobStatus.model_validate({"results": results})
+    assert status.results is not None and status.results.runtime is None  # not a runtime the CRD knows
+    assert [r.runtime for r in status.results.runtimes] == ["eager"] * MAX_RUNTIMES
+
+
+def test_a_results_document_of_an_older_trainer_gives_the_results_it_has() -> None:
+    document = _document([])
+    del document["runtime"], document["budget"]
+    results = bounded_results(document)
+    assert results == {
+        "baseline": document["baseline"],
+        "optimized": document["optimized"],
+        "sizeRatio": 0.25,
+        "speedup": 4.0,
+    }

@@ -237,6 +237,10 @@ def test_trainer_pods_run_as_specified_report_prune_and_fall_back_to_termination
     )
     assert final["phase"] == "Succeeded", final.get("message")
     assert final["results"]["optimized"]["metrics"]["accuracy"] > 0.5
+    # the real evaluation's runtimes, as the trainer's results document gave them to the status
+    tried = {r["runtime"]: r for r in final["results"]["runtimes"]}
+    assert "eager" in tried and final["results"]["runtime"] in tried
+    assert tried[final["results"]["runtime"]]["optimized"]["batch1P50"] > 0
 
 
 def test_a_two_worker_trial_rendezvouses_through_the_headless_service_and_trains_with_ddp(

@@ -211,6 +211,12 @@ def run(example: Path, say: Say = print) -> int:
         say(f"# test accuracy {accuracy[0]} -> {accuracy[1]}")
         ratio, speedup = results.get("sizeRatio"), results.get("speedup")
         say(f"# size {size[0]} -> {size[1]} bytes (ratio {ratio}), speedup {speedup}")
+        tried = ", ".join(
+            f"{r.get('runtime')} {(r.get('optimized') or {}).get('batch1P50', r.get('error', '-'))}"
+            for r in results.get("runtimes") or []
+        )
+        if results.get("runtime"):
+            say(f"# ships for {results['runtime']}; batch-1 ms per runtime tried: {tried}")
     location = (status.get("artifacts") or {}).get("location", "")
     if location.startswith("pvc://"):
         claim, _, folder = location.removeprefix("pvc://").partition("/")

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from optikube_operator.api import OptimizationJob, SpecError, load_job
 from optikube_operator.api.smoke import SmokeSpec, smoke_spec
+from optikube_operator.cli.summary import best_trial_line, print_pipeline_summary
 from optikube_operator.core import FinishReason, JobSettings
 from optikube_operator.core.study import TuningError, preflight
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
@@ -89,10 +90,12 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool, smo
         console.print(f"interrupted; continue with: optikube run {file} --output {out} --resume")
         sys.exit(EXIT_INTERRUPTED)
     outcome = state.finished
-    best = results.get("bestTrial") or {}
+    if outcome.get("succeeded"):
+        print_pipeline_summary(console, results)
     console.print(f"[bold]{outcome.get('reason')}[/bold] {outcome.get('message', '')}".rstrip())
+    best = best_trial_line(results)
     if best:
-        console.print(f"best trial {best.get('number')}: {best.get('values')} with {best.get('params')}")
+        console.print(best, highlight=False, markup=False)
     too_small = resolution_warning(results)
     if too_small:
         console.print(f"[bold yellow]warning[/bold yellow]: {too_small}", highlight=False)

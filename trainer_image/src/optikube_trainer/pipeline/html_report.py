@@ -20,15 +20,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from optikube_trainer.pipeline.report_text import (
+from optikube_operator.pipeline_text import (
+    COMPARISON_HEADER,
     MEASURES,
-    RUNTIMES,
+    RUNTIME_HEADER,
     STAGES,
+    comparison_rows,
     data_sentences,
     diagnosis_sentence,
     dig,
-    measure_text,
     number,
+    runtime_rows,
     stage_budget,
     stage_changes,
     summary_sentences,
@@ -98,17 +100,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], chosen: int | N
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _comparison_rows(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> list[list[str]]:
-    rows = []
-    for label, path, kind in MEASURES:
-        before, after = dig(baseline, path), dig(optimized, path)
-        if before is None and after is None:
-            continue
-        ratio = f"{after / before:.3g}x" if before and after is not None else "-"
-        rows.append([label, measure_text(kind, before), measure_text(kind, after), ratio])
-    return rows
-
-
 def _stage_rows(stages: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return [
         [
@@ -122,32 +113,8 @@ def _stage_rows(stages: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 
 
 def _runtime_table(runtime: Mapping[str, Any]) -> str:
-    candidates = [c for c in runtime.get("candidates") or [] if isinstance(c, Mapping)]
-    if not candidates:
-        return ""
-    rows = [
-        [
-            RUNTIMES.get(str(c.get("runtime")), str(c.get("runtime"))),
-            str(c.get("quantization") or "-"),
-            number(dig(c, ("latencyMs", "batch1P50"))),
-            number(dig(c, ("latencyMs", "batch32P50"))),
-            number(dig(c, ("baselineLatencyMs", "batch1P50"))),
-            number(dig(c, ("metrics", "accuracy"))),
-            "yes" if c.get("withinBudget") else "no",
-        ]
-        for c in candidates
-    ]
-    chosen = next((i for i, c in enumerate(candidates) if c.get("runtime") == runtime.get("chosen")), None)
-    header = [
-        "runtime",
-        "quantization",
-        "batch 1 (ms)",
-        "batch 32 (ms)",
-        "baseline batch 1 (ms)",
-        "test accuracy",
-        "within budget",
-    ]
-    return "<h2>Runtimes</h2>" + _table(header, rows, chosen)
+    rows, chosen = runtime_rows(runtime)
+    return "<h2>Runtimes</h2>" + _table(list(RUNTIME_HEADER), rows, chosen) if rows else ""
 
 
 def _paragraphs(sentences: Sequence[str]) -> str:
@@ -166,8 +133,8 @@ def render_report(results: Mapping[str, Any], *, title: str = "optikube report")
     parts += [
         "<h2>Baseline vs optimized</h2>",
         _table(
-            ["measure", "baseline", "optimized", "optimized / baseline"],
-            _comparison_rows(baseline, optimized),
+            list(COMPARISON_HEADER),
+            comparison_rows(baseline, optimized),
         ),
     ]
     bars = comparison_figure(baseline, optimized)

@@ -107,6 +107,55 @@ _PAIRS = (
 _TRAIN_KEYS = ("epochsRun", "bestEpoch", "stoppedEarly")
 
 
+COMPARISON_HEADER = ("measure", "baseline", "optimized", "optimized / baseline")
+RUNTIME_HEADER = (
+    "runtime",
+    "quantization",
+    "batch 1 (ms)",
+    "batch 32 (ms)",
+    "baseline batch 1 (ms)",
+    "test accuracy",
+    "within budget",
+)
+
+
+def comparison_rows(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> list[list[str]]:
+    """The baseline-vs-optimized table (COMPARISON_HEADER): every measure either side has."""
+    rows = []
+    for label, path, kind in MEASURES:
+        before, after = dig(baseline, path), dig(optimized, path)
+        if before is None and after is None:
+            continue
+        ratio = f"{after / before:.3g}x" if before and after is not None else "-"
+        rows.append([label, measure_text(kind, before), measure_text(kind, after), ratio])
+    return rows
+
+
+def runtime_rows(runtime: Mapping[str, Any]) -> tuple[list[list[str]], int | None]:
+    """The runtimes table (RUNTIME_HEADER) of results.json's `runtime` block, and the index of the
+    row that shipped."""
+    candidates = [c for c in runtime.get("candidates") or [] if isinstance(c, Mapping)]
+    rows = [
+        [
+            RUNTIMES.get(str(c.get("runtime")), str(c.get("runtime"))),
+            str(c.get("quantization") or "-"),
+            _failed(c) or number(dig(c, ("latencyMs", "batch1P50"))),
+            number(dig(c, ("latencyMs", "batch32P50"))),
+            number(dig(c, ("baselineLatencyMs", "batch1P50"))),
+            number(dig(c, ("metrics", "accuracy"))),
+            "yes" if c.get("withinBudget") else "no",
+        ]
+        for c in candidates
+    ]
+    chosen = next((i for i, c in enumerate(candidates) if c.get("runtime") == runtime.get("chosen")), None)
+    return rows, chosen
+
+
+def _failed(candidate: Mapping[str, Any]) -> str | None:
+    error = candidate.get("error")
+    return f"failed: {str(error)[:80]}" if error else None
+
+
 def stage_changes(stage: Mapping[str, Any]) -> str:
     """What a stage did, as a sentence from its `changes`."""
     changes = dict(stage.get("changes") or {})

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from optikube_operator.report_text import chance_sentence, size
+from optikube_operator.report_text import baseline_comparison, chance_sentence, size
 
 # The baseline-vs-optimized rows: (label, how to read it from a Contract 4 block, kind of number)
 MEASURES: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -249,20 +249,15 @@ def _series(items: list[str]) -> str:
 
 
 def _comparison(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> str | None:
-    parts: list[str] = []
-    before, after = dig(baseline, ("sizeBytes",)), dig(optimized, ("sizeBytes",))
-    if before and after:
-        parts.append(f"{before / after:.3g}x smaller on disk ({size(before)} to {size(after)})")
-    before, after = dig(baseline, ("latencyMs", "batch1P50")), dig(optimized, ("latencyMs", "batch1P50"))
-    if before and after:
-        faster = after <= before
-        ratio = before / after if faster else after / before
-        word = "faster" if faster else "slower"
-        parts.append(f"{ratio:.3g}x {word} at batch 1 ({number(before)} to {number(after)} ms)")
-    before, after = dig(baseline, ("metrics", "accuracy")), dig(optimized, ("metrics", "accuracy"))
-    if before is not None and after is not None:
-        parts.append(f"test accuracy {number(before)} to {number(after)}")
-    return "Against the trained baseline, it is " + ", ".join(parts) + "." if parts else None
+    def pair(*path: str) -> tuple[float | None, float | None]:
+        return dig(baseline, path), dig(optimized, path)
+
+    return baseline_comparison(
+        "it",
+        size_on_disk=pair("sizeBytes"),
+        batch1_latency=pair("latencyMs", "batch1P50"),
+        accuracy=pair("metrics", "accuracy"),
+    )
 
 
 def diagnosis_sentence(diagnosis: Mapping[str, Any]) -> str | None:

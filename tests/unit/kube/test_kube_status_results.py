@@ -83,3 +83,22 @@ def test_a_results_document_of_an_older_trainer_gives_the_results_it_has() -> No
         "sizeRatio": 0.25,
         "speedup": 4.0,
     }
+
+
+def test_numbers_the_status_schema_would_refuse_are_left_out() -> None:
+    broken = {
+        "runtime": "eager",
+        "latencyMs": {"batch1P50": -1.0, "batch32P50": float("nan"), "batch1P90": True, "batch32P90": 2.0},
+        "metrics": ["accuracy", 0.9],
+        "withinBudget": "yes",
+    }
+    document = _document([broken], chosen="eager")
+    document["budget"]["drop"] = float("inf")
+    results = bounded_results(document)
+    assert results is not None
+    status = OptimizationJobStatus.model_validate({"results": results})
+    assert status.results is not None and status.results.accuracy_drop is None
+    (eager,) = status.results.runtimes
+    assert eager.optimized is not None
+    assert eager.optimized.model_dump(exclude_none=True) == {"batch32_p90": 2.0}
+    assert eager.accuracy is None and eager.within_budget is None

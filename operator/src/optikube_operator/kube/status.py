@@ -8,6 +8,7 @@ them TrialsDistinguishable: whether the validation split can rank the trials).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,10 +139,15 @@ def bounded_results(results: Mapping[str, Any]) -> dict[str, Any] | None:
 LATENCY_KEYS = ("batch1P50", "batch1P90", "batch32P50", "batch32P90")
 
 
+def _measured(value: Any) -> bool:
+    """A number the status schema takes (>= 0, finite): a trainer's document is not trusted to be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf
+
+
 def _latency(block: Any) -> dict[str, float] | None:
     if not isinstance(block, Mapping):
         return None
-    return {key: block[key] for key in LATENCY_KEYS if isinstance(block.get(key), (int, float))} or None
+    return {key: block[key] for key in LATENCY_KEYS if _measured(block.get(key))} or None
 
 
 def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,8 +171,9 @@ def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:
                 latency = _latency(candidate.get(source))
                 if latency is not None:
                     entry[key] = latency
-            accuracy = (candidate.get("metrics") or {}).get("accuracy")
-            if isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1:
+            metrics = candidate.get("metrics")
+            accuracy: Any = metrics.get("accuracy") if isinstance(metrics, Mapping) else None
+            if _measured(accuracy) and accuracy <= 1:
                 entry["accuracy"] = accuracy
             if isinstance(candidate.get("withinBudget"), bool):
                 entry["withinBudget"] = candidate["withinBudget"]
@@ -174,8 +181,9 @@ def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:
         if tried:
             out["runtimes"] = tried[:MAX_RUNTIMES]
     budget = results.get("budget")
-    if isinstance(budget, Mapping) and isinstance(budget.get("drop"), (int, float)):
-        out["accuracyDrop"] = budget["drop"]
+    drop = budget.get("drop") if isinstance(budget, Mapping) else None
+    if isinstance(drop, int | float) and not isinstance(drop, bool) and math.isfinite(drop):
+        out["accuracyDrop"] = drop
     return out
 
 

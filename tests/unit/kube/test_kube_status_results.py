@@ -94,6 +94,8 @@ def test_numbers_the_status_schema_would_refuse_are_left_out() -> None:
     }
     document = _document([broken], chosen="eager")
     document["budget"]["drop"] = float("inf")
+    metrics = {"accuracy": 0.98, "valLoss": float("nan")}
+    document["baseline"] = {"metrics": metrics, "sizeBytes": -5, "macs": 10}
     results = bounded_results(document)
     assert results is not None
     status = OptimizationJobStatus.model_validate({"results": results})
@@ -102,3 +104,7 @@ def test_numbers_the_status_schema_would_refuse_are_left_out() -> None:
     assert eager.optimized is not None
     assert eager.optimized.model_dump(exclude_none=True) == {"batch32_p90": 2.0}
     assert eager.accuracy is None and eager.within_budget is None
+    assert status.results.baseline is not None
+    kept = status.results.baseline.model_dump(exclude_none=True)
+    assert kept == {"metrics": {"accuracy": 0.98}, "macs": 10}
+    assert status.results.size_ratio is None  # no baseline size to divide by

@@ -30,6 +30,7 @@ MAX_RUNNING_TRIALS = 64
 MAX_CONDITIONS = 16
 MAX_MESSAGE = 1024
 MAX_RUNTIMES = 8
+MAX_METRICS = 16
 MAX_QUANTIZATION = 64
 MAX_RUNTIME_ERROR = 256
 
@@ -123,7 +124,7 @@ class ModelMeasurement(ApiModel):
     """Measurements of one model (the results.json shape)."""
 
     metrics: MetricValues = Field(
-        default_factory=dict, max_length=16, description="Task metrics on the test split."
+        default_factory=dict, max_length=MAX_METRICS, description="Task metrics on the test split."
     )
     parameters: int | None = Field(
         None, ge=0, description="Parameter count (non-zero for unstructured pruning)."

@@ -18,6 +18,7 @@ from optikube_operator.api.export import Runtime
 from optikube_operator.api.status import (
     MAX_CONDITIONS,
     MAX_MESSAGE,
+    MAX_METRICS,
     MAX_PARETO_POINTS,
     MAX_QUANTIZATION,
     MAX_RUNNING_TRIALS,
@@ -120,11 +121,7 @@ def bounded_results(results: Mapping[str, Any]) -> dict[str, Any] | None:
     for side in ("baseline", "optimized"):
         block = results.get(side)
         if isinstance(block, Mapping):
-            out[side] = {
-                key: block[key]
-                for key in ("metrics", "parameters", "sizeBytes", "macs", "latencyMs")
-                if block.get(key) is not None
-            }
+            out[side] = _measurement(block)
     baseline, optimized = out.get("baseline", {}), out.get("optimized", {})
     if baseline.get("sizeBytes") and optimized.get("sizeBytes"):
         out["sizeRatio"] = round(optimized["sizeBytes"] / baseline["sizeBytes"], 4)
@@ -148,6 +145,24 @@ def _latency(block: Any) -> dict[str, float] | None:
     if not isinstance(block, Mapping):
         return None
     return {key: block[key] for key in LATENCY_KEYS if _measured(block.get(key))} or None
+
+
+def _measurement(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A model's measurements as the status schema takes them (ModelMeasurement)."""
+    counts = ("parameters", "sizeBytes", "macs")
+    out: dict[str, Any] = {key: block[key] for key in counts if _measured(block.get(key))}
+    metrics = block.get("metrics")
+    if isinstance(metrics, Mapping):
+        finite = {
+            str(name): value
+            for name, value in metrics.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        }
+        out["metrics"] = dict(list(finite.items())[:MAX_METRICS])
+    latency = _latency(block.get("latencyMs"))
+    if latency is not None:
+        out["latencyMs"] = latency
+    return out
 
 
 def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:

@@ -131,9 +131,13 @@ def comparison_rows(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -
     return rows
 
 
-def runtime_rows(runtime: Mapping[str, Any]) -> tuple[list[list[str]], int | None]:
-    """The runtimes table (RUNTIME_HEADER) of results.json's `runtime` block, and the index of the
-    row that shipped."""
+def runtime_table(runtime: Mapping[str, Any]) -> tuple[list[str], list[list[str]], int | None]:
+    """The runtimes table of results.json's `runtime` block: its header (RUNTIME_HEADER, with a
+    column for the serving batch size where the spec set one), its rows, and the index of the row
+    that shipped."""
+    serving = runtime.get("servingBatchSize")
+    extra = [f"batch {serving} (ms)"] if serving not in (None, 1, 32) else []
+    header = [*RUNTIME_HEADER[:4], *extra, *RUNTIME_HEADER[4:]]
     candidates = [c for c in runtime.get("candidates") or [] if isinstance(c, Mapping)]
     rows = [
         [
@@ -141,6 +145,7 @@ def runtime_rows(runtime: Mapping[str, Any]) -> tuple[list[list[str]], int | Non
             str(c.get("quantization") or "-"),
             _failed(c) or number(dig(c, ("latencyMs", "batch1P50"))),
             number(dig(c, ("latencyMs", "batch32P50"))),
+            *[number(dig(c, ("latencyMs", f"batch{serving}P50"))) for _ in extra],
             number(dig(c, ("baselineLatencyMs", "batch1P50"))),
             number(dig(c, ("metrics", "accuracy"))),
             "yes" if c.get("withinBudget") else "no",
@@ -148,7 +153,7 @@ def runtime_rows(runtime: Mapping[str, Any]) -> tuple[list[list[str]], int | Non
         for c in candidates
     ]
     chosen = next((i for i, c in enumerate(candidates) if c.get("runtime") == runtime.get("chosen")), None)
-    return rows, chosen
+    return header, rows, chosen
 
 
 def _failed(candidate: Mapping[str, Any]) -> str | None:

@@ -134,3 +134,24 @@ def test_onnx_runtime_falls_back_to_gentler_forms_until_one_is_within_the_budget
     assert "int8 dynamic" in fallbacks[0] and "lost 5.0 validation points (budget 1.0)" in fallbacks[0]
     assert fallbacks[1].endswith("tried none (float) instead")
     assert results["runtime"]["chosen"] == "onnx" and results["artifacts"]["modelFormat"] == "onnx"
+
+
+@pytest.mark.slow  # inductor compiles every model at three batch sizes (~30 s)
+def test_a_serving_batch_size_is_timed_in_every_runtime_and_decides_auto(tmp_path: Path) -> None:
+    config = _config(tmp_path).model_dump(by_alias=True, exclude_none=True)
+    del config["spec"]["compression"]  # quantization alone, under the default budget
+    config["spec"]["quantization"] = {"method": "dynamic"}
+    config["spec"]["export"] = {"runtime": "auto", "batchSize": 8}
+    ctx = local_context(seed=1, output_dir=tmp_path)
+    ctx.reporter = Reporter(rank=0, trial=None, stream=io.StringIO(), output_dir=tmp_path)
+    results = run_pipeline(parse_run_config(config), ctx)
+    assert results is not None
+    runtime = results["runtime"]
+    assert runtime["servingBatchSize"] == 8 and runtime["reason"].endswith("at batch 8")
+    usable = [c for c in runtime["candidates"] if "error" not in c]
+    assert {c["runtime"] for c in usable} >= {"eager", "onnx"}
+    for candidate in usable:
+        assert candidate["latencyMs"]["batch8P50"] > 0 and candidate["baselineLatencyMs"]["batch8P50"] > 0
+        assert set(candidate["speedupVsBaselineHere"]) == {"batch1", "batch8", "batch32"}
+    fastest = min((c for c in usable if c["withinBudget"]), key=lambda c: c["latencyMs"]["batch8P50"])
+    assert runtime["chosen"] == fastest["runtime"]

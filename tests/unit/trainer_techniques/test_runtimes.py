@@ -19,7 +19,13 @@ from optikube_trainer.export import export_onnx_model, load_exported
 from optikube_trainer.runtimes.candidates import Candidate, decoded
 from optikube_trainer.runtimes.onnx_model import OnnxModule, export_onnx
 from optikube_trainer.runtimes.onnx_quantize import WEIGHT_ONLY_SESSION, quantize_onnx
-from optikube_trainer.runtimes.selection import FixedBatches, RuntimeResult, choose, slower_than_baseline
+from optikube_trainer.runtimes.selection import (
+    FixedBatches,
+    RuntimeResult,
+    batch_sizes,
+    choose,
+    slower_than_baseline,
+)
 
 
 def _images(samples: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +185,21 @@ def test_auto_ships_the_fastest_runtime_within_the_budget() -> None:
     broken = RuntimeResult(Candidate("onnx", None, None, "", error="export failed"), error="export failed")
     chosen, reason = choose([results[0], broken], "onnx")
     assert chosen.runtime == "eager" and "export failed" in reason
+
+
+def test_auto_ships_the_fastest_runtime_at_the_serving_batch_size_when_one_is_set() -> None:
+    # compiled wins batch 1 by far, onnx batch 256: without a serving size the geometric mean of
+    # batch 1 and 32 picks compiled, with spec.export.batchSize 256 onnx ships
+    eager = _result("eager", 2.0, 20.0, True)
+    compiled, onnx = _result("compiled", 0.2, 8.0, True), _result("onnx", 1.0, 6.0, True)
+    for result, latency in ((eager, 160.0), (compiled, 70.0), (onnx, 45.0)):
+        result.latency["batch256P50"] = latency
+    assert choose([eager, compiled, onnx], "auto")[0].runtime == "compiled"
+    chosen, reason = choose([eager, compiled, onnx], "auto", serving_batch=256)
+    assert chosen.runtime == "onnx" and reason.endswith("at batch 256")
+    onnx.baseline_latency = {"batch1P50": 2.0, "batch32P50": 12.0, "batch256P50": 90.0}
+    assert onnx.speedups() == {1: 2.0, 32: 2.0, 256: 2.0}
+    assert batch_sizes(None) == (1, 32) and batch_sizes(256) == (1, 32, 256) and batch_sizes(32) == (1, 32)
 
 
 def test_onnx_gentler_forms_end_at_the_float_model() -> None:

@@ -89,6 +89,7 @@ class BudgetRecipe:
 @dataclass(frozen=True)
 class ExportRecipe:
     runtime: str  # auto | eager | compiled | onnx
+    batch_size: int | None = None  # the serving batch size auto chooses by (None: batch 1 and 32)
 
 
 @dataclass(frozen=True)
@@ -177,5 +178,5 @@ def read_recipe(spec: OptimizationJobSpec, world_size: int, stage: Stage = "pipe
         budget=BudgetRecipe(
             max_drop_points=max_accuracy_drop(compression), metric=budget_metric(tuple(spec.objectives))
         ),
-        export=ExportRecipe(runtime=spec.export.runtime),
+        export=ExportRecipe(runtime=spec.export.runtime, batch_size=spec.export.batch_size),
     )

@@ -12,9 +12,8 @@ from rich.table import Table
 
 from optikube_operator.pipeline_text import (
     COMPARISON_HEADER,
-    RUNTIME_HEADER,
     comparison_rows,
-    runtime_rows,
+    runtime_table,
     summary_sentences,
 )
 from optikube_operator.report_text import params_phrase, values_phrase
@@ -47,9 +46,9 @@ def print_pipeline_summary(console: Console, results: Mapping[str, Any]) -> None
     rows = comparison_rows(results.get("baseline") or {}, results.get("optimized") or {})
     if rows:
         console.print(_table("Baseline vs optimized", COMPARISON_HEADER, rows))
-    runtimes, chosen = runtime_rows(results.get("runtime") or {})
+    header, runtimes, chosen = runtime_table(results.get("runtime") or {})
     if runtimes:
         title = "Runtimes tried (the shipped one in bold)"
-        console.print(_table(title, RUNTIME_HEADER, runtimes, chosen, words=2))
+        console.print(_table(title, header, runtimes, chosen, words=2))
     for sentence in summary_sentences(results):
         console.print(sentence, highlight=False, markup=False)

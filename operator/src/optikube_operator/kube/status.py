@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
-from optikube_operator.api.export import Runtime
+from optikube_operator.api.export import RUNTIMES
 from optikube_operator.api.status import (
     MAX_CONDITIONS,
     MAX_MESSAGE,
@@ -32,7 +32,6 @@ from optikube_operator.core.resolution import CONDITION
 from optikube_operator.core.summary import JobSummary
 from optikube_operator.kube import names
 
-RUNTIMES: tuple[str, ...] = get_args(Runtime)
 STAGE_PHASES = {
     "train": "Training",
     "distillation": "Compressing",

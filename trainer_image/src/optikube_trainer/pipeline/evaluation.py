@@ -33,6 +33,7 @@ from optikube_trainer.runtimes.onnx_quantize import gentler_forms
 from optikube_trainer.runtimes.selection import (
     FixedBatches,
     RuntimeResult,
+    batch_sizes,
     choose,
     score,
     slower_than_baseline,
@@ -104,7 +105,7 @@ class _Runtimes:
             candidates.append(self._onnx(method))
         results = [self._score(RuntimeResult(c, error=c.error)) for c in candidates]
         results = [self._within_budget(r) if r.runtime == "onnx" else r for r in results]
-        time_all(results, self.example)
+        time_all(results, self.example, sizes=batch_sizes(self.recipe.export.batch_size))
         return results
 
     def _within_budget(self, result: RuntimeResult) -> RuntimeResult:
@@ -158,7 +159,7 @@ def finish(
     optimized = measure(model, bundle, example, split="test", macs=state.macs, latency_runs=1)
     runtimes = _Runtimes(recipe, state, model, bundle, example, ctx)
     results_by_runtime = runtimes.measure()
-    chosen, reason = choose(results_by_runtime, recipe.export.runtime)
+    chosen, reason = choose(results_by_runtime, recipe.export.runtime, recipe.export.batch_size)
     slower = slower_than_baseline(chosen)
     if slower is not None:
         runtimes.notes.append(slower)
@@ -202,6 +203,7 @@ def finish(
         "data": bundle.summary,
         "runtime": {
             "requested": recipe.export.runtime,
+            "servingBatchSize": recipe.export.batch_size,
             "chosen": chosen.runtime,
             "reason": reason,
             "threads": torch.get_num_threads(),

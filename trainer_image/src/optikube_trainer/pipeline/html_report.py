@@ -23,14 +23,13 @@ from matplotlib.figure import Figure
 from optikube_operator.pipeline_text import (
     COMPARISON_HEADER,
     MEASURES,
-    RUNTIME_HEADER,
     STAGES,
     comparison_rows,
     data_sentences,
     diagnosis_sentence,
     dig,
     number,
-    runtime_rows,
+    runtime_table,
     stage_budget,
     stage_changes,
     summary_sentences,
@@ -113,8 +112,8 @@ def _stage_rows(stages: Sequence[Mapping[str, Any]]) -> list[list[str]]:
 
 
 def _runtime_table(runtime: Mapping[str, Any]) -> str:
-    rows, chosen = runtime_rows(runtime)
-    return "<h2>Runtimes</h2>" + _table(list(RUNTIME_HEADER), rows, chosen) if rows else ""
+    header, rows, chosen = runtime_table(runtime)
+    return "<h2>Runtimes</h2>" + _table(header, rows, chosen) if rows else ""
 
 
 def _paragraphs(sentences: Sequence[str]) -> str:

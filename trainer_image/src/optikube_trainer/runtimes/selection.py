@@ -56,15 +56,18 @@ class RuntimeResult:
     def usable(self) -> bool:
         return self.error is None and self.candidate.model is not None
 
-    def speed(self) -> float:
-        """What `auto` minimizes: the geometric mean of the batch-1 and batch-32 medians."""
+    def speed(self, serving_batch: int | None = None) -> float:
+        """What `auto` minimizes: the median at the serving batch size, or without one the
+        geometric mean of the batch-1 and batch-32 medians."""
+        if serving_batch is not None:
+            return self.latency[f"batch{serving_batch}P50"]
         return math.sqrt(self.latency["batch1P50"] * self.latency["batch32P50"])
 
     def speedups(self) -> dict[int, float]:
         """Baseline over optimized median latency in this runtime, per batch size measured."""
         return {
             size: self.baseline_latency[f"batch{size}P50"] / self.latency[f"batch{size}P50"]
-            for size in (1, 32)
+            for size in timed_sizes(self.latency)
             if self.latency.get(f"batch{size}P50") and self.baseline_latency.get(f"batch{size}P50")
         }
 
@@ -88,6 +91,16 @@ class RuntimeResult:
         if self.candidate.exporter:
             entry["exporter"] = self.candidate.exporter
         return entry
+
+
+def timed_sizes(latency: dict[str, float]) -> list[int]:
+    """The batch sizes of a `compare_latency` result, in ascending order."""
+    return sorted({int(key[len("batch") : -len("P50")]) for key in latency if key.endswith("P50")})
+
+
+def batch_sizes(serving_batch: int | None) -> tuple[int, ...]:
+    """The sizes every runtime is timed at: 1 and 32, and the serving batch size where one is set."""
+    return tuple(sorted({1, CALL_SIZE, *([serving_batch] if serving_batch else [])}))
 
 
 def _probe(candidate: Candidate, example: Tensor) -> str | None:
@@ -129,15 +142,17 @@ def score(
     result.within_budget = result.drop_points <= max_drop_points + 1e-9
 
 
-def time_all(results: list[RuntimeResult], example: Tensor, *, runs: int = 50) -> None:
-    """The latency of every usable optimized model and baseline, all timed together."""
+def time_all(
+    results: list[RuntimeResult], example: Tensor, *, runs: int = 50, sizes: tuple[int, ...] = (1, CALL_SIZE)
+) -> None:
+    """The latency of every usable optimized model and baseline, all timed together at `sizes`."""
     timed: dict[str, nn.Module] = {}
     for result in results:
         if result.usable:
             assert result.candidate.model is not None and result.candidate.baseline is not None
             timed[f"{result.runtime}/optimized"] = result.candidate.model
             timed[f"{result.runtime}/baseline"] = result.candidate.baseline
-    latency = compare_latency(timed, example, runs=runs) if timed else {}
+    latency = compare_latency(timed, example, runs=runs, batch_sizes=sizes) if timed else {}
     for result in results:
         if result.usable:
             result.latency = latency[f"{result.runtime}/optimized"]
@@ -149,9 +164,12 @@ def _batches(source: Any) -> Iterator[tuple[Tensor, Tensor]]:
     yield from source
 
 
-def choose(results: list[RuntimeResult], requested: str) -> tuple[RuntimeResult, str]:
+def choose(
+    results: list[RuntimeResult], requested: str, serving_batch: int | None = None
+) -> tuple[RuntimeResult, str]:
     """The result to ship and why. An explicit runtime is honoured when it runs; `auto` takes the
-    fastest one within the budget; eager (which passed the stage checks) is the fallback."""
+    fastest one within the budget (at `serving_batch` where one is set); eager (which passed the
+    stage checks) is the fallback."""
     usable = [r for r in results if r.usable]
     eager = next(r for r in usable if r.runtime == "eager")
     if requested != "auto":
@@ -166,7 +184,9 @@ def choose(results: list[RuntimeResult], requested: str) -> tuple[RuntimeResult,
     within = [r for r in usable if r.within_budget]
     if not within:
         return eager, "no runtime stayed within the accuracy budget; shipped eager"
-    fastest = min(within, key=RuntimeResult.speed)
+    fastest = min(within, key=lambda result: result.speed(serving_batch))
+    if serving_batch is not None:
+        return fastest, f"the fastest runtime within the accuracy budget at batch {serving_batch}"
     return fastest, "the fastest runtime within the accuracy budget (geometric mean of batch 1 and 32)"
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -132,7 +135,10 @@ class Page:
 @asynccontextmanager
 async def chromium_page(width: int = 1200, height: int = 900) -> AsyncIterator[Page]:
     """A fresh headless Chromium (its own profile, DevTools on a free port of 127.0.0.1) and its tab."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    # Chromium's helper processes can still be writing the profile when the browser has exited:
+    # they are killed with it (its own process group), and a file one of them wrote in its last
+    # instant must not fail the test that used the page
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 chromium_executable(),
@@ -149,6 +155,8 @@ async def chromium_page(width: int = 1200, height: int = 900) -> AsyncIterator[P
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "TMPDIR": profile},  # its scratch folders go with the profile
         )
         try:
             port = await _devtools_port(Path(profile), process)
@@ -169,6 +177,8 @@ async def chromium_page(width: int = 1200, height: int = 900) -> AsyncIterator[P
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the helpers it left behind
 
 
 async def _devtools_port(profile: Path, process: subprocess.Popen[bytes]) -> int:

@@ -136,8 +136,8 @@ def runtime_table(runtime: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     column for the serving batch size where the spec set one), its rows, and the index of the row
     that shipped."""
     serving = runtime.get("servingBatchSize")
-    extra = [f"batch {serving} (ms)"] if serving not in (None, 1, 32) else []
-    header = [*RUNTIME_HEADER[:4], *extra, *RUNTIME_HEADER[4:]]
+    shows_serving = serving not in (None, 1, 32)  # 1 and 32 have their columns already
+    header = [*RUNTIME_HEADER[:4], *([f"batch {serving} (ms)"] if shows_serving else []), *RUNTIME_HEADER[4:]]
     candidates = [c for c in runtime.get("candidates") or [] if isinstance(c, Mapping)]
     rows = [
         [
@@ -145,7 +145,7 @@ def runtime_table(runtime: Mapping[str, Any]) -> tuple[list[str], list[list[str]
             str(c.get("quantization") or "-"),
             _failed(c) or number(dig(c, ("latencyMs", "batch1P50"))),
             number(dig(c, ("latencyMs", "batch32P50"))),
-            *[number(dig(c, ("latencyMs", f"batch{serving}P50"))) for _ in extra],
+            *([number(dig(c, ("latencyMs", f"batch{serving}P50")))] if shows_serving else []),
             number(dig(c, ("baselineLatencyMs", "batch1P50"))),
             number(dig(c, ("metrics", "accuracy"))),
             "yes" if c.get("withinBudget") else "no",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from optikube_operator.pipeline_text import (
     data_sentences,
+    runtime_table,
     stage_budget,
     stage_changes,
     summary_sentences,
@@ -101,3 +102,18 @@ def test_the_summary_repeats_what_the_budget_could_not_see() -> None:
     assert summary.endswith(
         "within the budget. The trained model scores accuracy 1.0 on all 300 validation samples: x."
     )
+
+
+def test_the_runtimes_table_has_a_column_for_the_serving_batch_size() -> None:
+    runtime = json.loads(json.dumps(REAL["runtime"]))
+    header, rows, chosen = runtime_table(runtime)
+    assert "batch 1 (ms)" in header and not any(name.startswith("batch 8") for name in header)
+    runtime["servingBatchSize"] = 8
+    for candidate in runtime["candidates"]:
+        candidate["latencyMs"]["batch8P50"] = 0.5
+    header, rows, chosen = runtime_table(runtime)
+    column = header.index("batch 8 (ms)")
+    assert header[column - 1] == "batch 32 (ms)" and all(row[column] == "0.5" for row in rows)
+    assert chosen is not None and rows[chosen][0] == "ONNX Runtime"
+    runtime["servingBatchSize"] = 32  # already a column of its own
+    assert runtime_table(runtime)[0].count("batch 32 (ms)") == 1

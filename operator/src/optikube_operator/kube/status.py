@@ -135,9 +135,14 @@ def bounded_results(results: Mapping[str, Any]) -> dict[str, Any] | None:
 LATENCY_KEYS = ("batch1P50", "batch1P90", "batch32P50", "batch32P90")
 
 
+def _finite(value: Any) -> bool:
+    """A number JSON and the status schema take: a trainer's document is not trusted to hold one."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _measured(value: Any) -> bool:
-    """A number the status schema takes (>= 0, finite): a trainer's document is not trusted to be."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf
+    """A count, size or latency the status schema takes (finite, >= 0)."""
+    return _finite(value) and value >= 0
 
 
 def _latency(block: Any) -> dict[str, float] | None:
@@ -152,16 +157,32 @@ def _measurement(block: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {key: block[key] for key in counts if _measured(block.get(key))}
     metrics = block.get("metrics")
     if isinstance(metrics, Mapping):
-        finite = {
-            str(name): value
-            for name, value in metrics.items()
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        }
+        finite = {str(name): value for name, value in metrics.items() if _finite(value)}
         out["metrics"] = dict(list(finite.items())[:MAX_METRICS])
     latency = _latency(block.get("latencyMs"))
     if latency is not None:
         out["latencyMs"] = latency
     return out
+
+
+def _runtime_record(candidate: Mapping[str, Any]) -> dict[str, Any]:
+    """One runtime results.json lists, as the status schema takes it (RuntimeMeasurement)."""
+    record: dict[str, Any] = {"runtime": candidate["runtime"]}
+    if candidate.get("quantization"):
+        record["quantization"] = str(candidate["quantization"])[:MAX_QUANTIZATION]
+    if candidate.get("error"):
+        record["error"] = str(candidate["error"])[:MAX_RUNTIME_ERROR]
+    for key, source in (("optimized", "latencyMs"), ("baseline", "baselineLatencyMs")):
+        latency = _latency(candidate.get(source))
+        if latency is not None:
+            record[key] = latency
+    metrics = candidate.get("metrics")
+    accuracy: Any = metrics.get("accuracy") if isinstance(metrics, Mapping) else None
+    if _measured(accuracy) and accuracy <= 1:
+        record["accuracy"] = accuracy
+    if isinstance(candidate.get("withinBudget"), bool):
+        record["withinBudget"] = candidate["withinBudget"]
+    return record
 
 
 def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,31 +193,16 @@ def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(runtime, Mapping):
         if runtime.get("chosen") in RUNTIMES:
             out["runtime"] = runtime["chosen"]
-        tried = []
-        for candidate in runtime.get("candidates") or []:
-            if not isinstance(candidate, Mapping) or candidate.get("runtime") not in RUNTIMES:
-                continue
-            entry: dict[str, Any] = {"runtime": candidate["runtime"]}
-            if candidate.get("quantization"):
-                entry["quantization"] = str(candidate["quantization"])[:MAX_QUANTIZATION]
-            if candidate.get("error"):
-                entry["error"] = str(candidate["error"])[:MAX_RUNTIME_ERROR]
-            for key, source in (("optimized", "latencyMs"), ("baseline", "baselineLatencyMs")):
-                latency = _latency(candidate.get(source))
-                if latency is not None:
-                    entry[key] = latency
-            metrics = candidate.get("metrics")
-            accuracy: Any = metrics.get("accuracy") if isinstance(metrics, Mapping) else None
-            if _measured(accuracy) and accuracy <= 1:
-                entry["accuracy"] = accuracy
-            if isinstance(candidate.get("withinBudget"), bool):
-                entry["withinBudget"] = candidate["withinBudget"]
-            tried.append(entry)
+        tried = [
+            _runtime_record(candidate)
+            for candidate in runtime.get("candidates") or []
+            if isinstance(candidate, Mapping) and candidate.get("runtime") in RUNTIMES
+        ]
         if tried:
             out["runtimes"] = tried[:MAX_RUNTIMES]
     budget = results.get("budget")
     drop = budget.get("drop") if isinstance(budget, Mapping) else None
-    if isinstance(drop, int | float) and not isinstance(drop, bool) and math.isfinite(drop):
+    if _finite(drop):
         out["accuracyDrop"] = drop
     return out
 

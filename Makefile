@@ -8,13 +8,16 @@ UV := $(VENV)/bin/uv
 # compiled at install: uv leaves it out by default, and where PYTHONDONTWRITEBYTECODE is set every
 # trainer process would compile torch again (a preflight took 11 s instead of 5).
 STAMP := $(VENV)/.installed
+# The test cluster (hack/testcluster) is a distribution of its own: it never ships in optikube's
+# wheel or images, and its dependencies are only the developer's.
+TESTCLUSTER := hack/testcluster
 
 .PHONY: demo test test-fast test-reliability test-long lint fmt controlplane prometheus chromium report-preview cluster-up cluster-down cluster-demo docs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(TESTCLUSTER)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.5"
-	$(UV) pip install --python $(PY) --quiet --compile-bytecode -e ".[trainer,hf,dev]"
+	$(UV) pip install --python $(PY) --quiet --compile-bytecode -e ".[trainer,hf,dev]" -e $(TESTCLUSTER)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,15 +52,15 @@ controlplane:
 	@bash hack/build-controlplane.sh >/dev/null
 
 cluster-up: $(STAMP) controlplane
-	@$(PY) -m optikube_operator.envtest up
+	@$(PY) -m optikube_testcluster up
 
 cluster-down: $(STAMP)
-	@$(PY) -m optikube_operator.envtest down
+	@$(PY) -m optikube_testcluster down
 
 # The quickstart through the operator, its trainer pods running for real on the process node;
 # the cluster stays up (its last line is `export KUBECONFIG=...`) until `make cluster-down`.
 cluster-demo: $(STAMP) controlplane
-	@$(PY) -m optikube_operator.envtest demo examples/quickstart.yaml
+	@$(PY) -m optikube_testcluster demo examples/quickstart.yaml
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -3,9 +3,9 @@
 Runs `examples/quickstart.yaml` (or the file given) twice in one go, one after the other:
 
 1. local mode: `optikube run FILE` (torchrun processes on this machine);
-2. the cluster: `python -m optikube_operator.envtest demo FILE` (what `make cluster-demo` runs: a
+2. the cluster: `python -m optikube_testcluster demo FILE` (what `make cluster-demo` runs: a
    control plane, a process node running the trainer pods for real, the operator acting as the
-   chart's ServiceAccount), then `python -m optikube_operator.envtest down`.
+   chart's ServiceAccount), then `python -m optikube_testcluster down`.
 
 For the cluster it reports the whole wall time and the part from `kubectl apply` to `Succeeded`
 (the cluster's start-up is a one-off cost a user pays once per `make cluster-up`), and checks what
@@ -94,7 +94,7 @@ def cluster_run(example: Path, env: dict[str, str]) -> dict[str, Any]:
     marks: dict[str, float] = {}
     began = time.monotonic()
     seconds, lines, code = timed(
-        [sys.executable, "-m", "optikube_operator.envtest", "demo", str(example)], env, marks
+        [sys.executable, "-m", "optikube_testcluster", "demo", str(example)], env, marks
     )
     ended = began + seconds
     facts: dict[str, Any] = {
@@ -131,7 +131,7 @@ def cluster_run(example: Path, env: dict[str, str]) -> dict[str, Any]:
 
 
 def _kubectl() -> Path:
-    from optikube_operator.envtest.assets import find_assets
+    from optikube_testcluster.assets import find_assets
 
     return find_assets() / "kubectl"
 
@@ -166,7 +166,7 @@ def main() -> int:
     finally:
         if not args.keep_cluster:
             subprocess.run(
-                [sys.executable, "-m", "optikube_operator.envtest", "down"], cwd=ROOT, env=env, check=False
+                [sys.executable, "-m", "optikube_testcluster", "down"], cwd=ROOT, env=env, check=False
             )
     verdict = checks(cluster)
     report = {

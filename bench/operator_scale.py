@@ -47,10 +47,10 @@ from kubernetes import client, watch
 from rich.console import Console
 from rich.table import Table
 
-from optikube_operator.envtest import ControlPlane, FakeNode
-from optikube_operator.envtest.kubelet import terminated_status_patch
-from optikube_operator.envtest.ports import free_ports
 from optikube_operator.kube import names
+from optikube_testcluster import ControlPlane, FakeNode
+from optikube_testcluster.kubelet import terminated_status_patch
+from optikube_testcluster.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

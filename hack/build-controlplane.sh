@@ -5,7 +5,7 @@
 #
 # Output: $OPTIKUBE_ASSETS_CACHE/<key>/{kube-apiserver,...}; prints that directory last.
 #
-# - OPTIKUBE_ASSETS=<dir>: use pre-built binaries from <dir> instead (as envtest does with
+# - OPTIKUBE_ASSETS=<dir>: use pre-built binaries from <dir> instead (as controller-runtime's envtest does with
 #   KUBEBUILDER_ASSETS); they are checked with --version and nothing is built.
 # - A finished directory carries a .complete stamp naming the build recipe, so a second run
 #   costs nothing. Without it, each binary is checked with --version and only the missing or

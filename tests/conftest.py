@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from optikube_operator.envtest import ControlPlane
+    from optikube_testcluster import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,12 +21,12 @@ def control_plane() -> Iterator[ControlPlane]:
 
     Plus one process node, `process-0`, whose pods run as real local processes. It is tainted
     (PROCESS_NODE_TAINT), so only pods that select and tolerate it run there
-    (`optikube_operator.envtest.processnode.testing.on_process_node`); it advertises no GPU, so
+    (`optikube_testcluster.processnode.testing.on_process_node`); it advertises no GPU, so
     the GPU nodes stay the kwok ones.
 
     Binaries come from OPTIKUBE_ASSETS or the project's build cache (`make controlplane`).
     """
-    from optikube_operator.envtest import ControlPlane, ProcessNodeSpec
+    from optikube_testcluster import ControlPlane, ProcessNodeSpec
 
     with ControlPlane(process_nodes=[ProcessNodeSpec("process-0", taint=True)]) as plane:
         yield plane

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
-from optikube_operator.envtest import ControlPlane
+from optikube_testcluster import ControlPlane
 
 
 def _name(label: str) -> str:

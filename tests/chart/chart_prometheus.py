@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 from chart_discovery import Discovery
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.processnode import HOST_LISTEN_ANNOTATION
-from optikube_operator.envtest.processnode.testing import on_process_node
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.processnode import HOST_LISTEN_ANNOTATION
+from optikube_testcluster.processnode.testing import on_process_node
 
 NAME = "prometheus"
 

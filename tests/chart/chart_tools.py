@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from optikube_operator.envtest.assets import find_assets
+from optikube_testcluster.assets import find_assets
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "optikube"

@@ -43,10 +43,10 @@ from chart_tools import CHART, RELEASE, ROOT, find, helm, render
 from kube_harness import wait_for
 from kubernetes import client
 
-from optikube_operator.envtest import PROCESS_NODE_SELECTOR, PROCESS_NODE_TOLERATION, ControlPlane
-from optikube_operator.envtest.ports import free_ports
 from optikube_operator.kube import names
 from optikube_operator.observability import panels, preview
+from optikube_testcluster import PROCESS_NODE_SELECTOR, PROCESS_NODE_TOLERATION, ControlPlane
+from optikube_testcluster.ports import free_ports
 
 # about 10 minutes on 2 cores; the quickstart's evaluation (every runtime timed) is the long part,
 # and a machine shared with other work can double it

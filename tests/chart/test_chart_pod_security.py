@@ -15,10 +15,10 @@ import yaml
 from chart_tools import MATRIX, ROOT, find, pod_templates, render
 
 from optikube_operator.api import load_job
-from optikube_operator.envtest import ControlPlane, KubectlError
 from optikube_operator.kube import names
 from optikube_operator.kube.config import OperatorConfig, TrainerDefaults
 from optikube_operator.kube.resources import build_pod_template
+from optikube_testcluster import ControlPlane, KubectlError
 
 pytestmark = pytest.mark.cluster
 

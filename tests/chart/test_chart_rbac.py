@@ -25,8 +25,8 @@ import pytest
 from chart_tools import render
 from kube_harness import Trainers, manifest, operator_running
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.ports import free_ports
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.ports import free_ports
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 SYSTEM = "optikube-rbac"

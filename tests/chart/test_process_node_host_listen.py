@@ -13,10 +13,10 @@ import uuid
 import pytest
 from kubernetes import client
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.ports import free_ports
-from optikube_operator.envtest.processnode import HOST_LISTEN_ANNOTATION
-from optikube_operator.envtest.processnode.testing import process_pod, wait_for_pod
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.ports import free_ports
+from optikube_testcluster.processnode import HOST_LISTEN_ANNOTATION
+from optikube_testcluster.processnode.testing import process_pod, wait_for_pod
 
 pytestmark = pytest.mark.cluster
 

@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from optikube_operator.envtest import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, ControlPlane
-from optikube_operator.envtest.kubelet import finish_pod
+from optikube_testcluster import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, ControlPlane
+from optikube_testcluster.kubelet import finish_pod
 
 pytestmark = pytest.mark.cluster
 

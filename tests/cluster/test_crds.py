@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from optikube_operator.api import OptimizationJobStatus
-from optikube_operator.envtest import ControlPlane
+from optikube_testcluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
 

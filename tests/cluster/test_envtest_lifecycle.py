@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from optikube_operator.envtest import ControlPlane, FakeNode
-from optikube_operator.envtest.ports import Ports
-from optikube_operator.envtest.processes import pid_alive
-from optikube_operator.envtest.sockets import listening_sockets
+from optikube_testcluster import ControlPlane, FakeNode
+from optikube_testcluster.ports import Ports
+from optikube_testcluster.processes import pid_alive
+from optikube_testcluster.sockets import listening_sockets
 
 pytestmark = pytest.mark.cluster
 
@@ -72,7 +72,7 @@ def test_stop_leaves_no_process_and_no_files(monkeypatch: pytest.MonkeyPatch) ->
 OWNER = textwrap.dedent(
     """
     import json, sys, time
-    from optikube_operator.envtest import ControlPlane, FakeNode
+    from optikube_testcluster import ControlPlane, FakeNode
     plane = ControlPlane(nodes=[FakeNode("owner-node")]).start()
     print(json.dumps({"pids": plane.pids, "root": str(plane.layout.root)}), flush=True)
     time.sleep(600)
@@ -114,7 +114,7 @@ def test_sigterm_to_the_owner_stops_the_control_plane() -> None:
 
 def test_cluster_up_outlives_the_command_and_down_stops_it(tmp_path: Path) -> None:
     env = {**os.environ, "OPTIKUBE_ENVTEST_STATE_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "optikube_operator.envtest"]
+    command = [sys.executable, "-m", "optikube_testcluster"]
     up = subprocess.run([*command, "up"], env=env, capture_output=True, text=True, timeout=300, check=True)
     last = up.stdout.strip().splitlines()[-1]
     assert last.startswith("export KUBECONFIG=/")

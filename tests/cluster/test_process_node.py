@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from optikube_operator.envtest import (
+from optikube_testcluster import (
     PROCESS_NODE_LABEL,
     PROCESS_NODE_TAINT,
     STORAGE_CLASS,
     ControlPlane,
 )
-from optikube_operator.envtest.processnode.spec import PROCESS_POD_RANGE
-from optikube_operator.envtest.processnode.testing import process_pod, wait_for_pod
+from optikube_testcluster.processnode.spec import PROCESS_POD_RANGE
+from optikube_testcluster.processnode.testing import process_pod, wait_for_pod
 
 pytestmark = pytest.mark.cluster
 NODE = "process-0"

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from optikube_operator.envtest import GPU_PRESENT_LABEL, GPU_RESOURCE, ControlPlane, ProcessNodeSpec
-from optikube_operator.envtest.processes import pid_alive, spawn
-from optikube_operator.envtest.processnode.command import agent_argv
-from optikube_operator.envtest.processnode.testing import process_pod, processes_with, wait_for_pod
+from optikube_testcluster import GPU_PRESENT_LABEL, GPU_RESOURCE, ControlPlane, ProcessNodeSpec
+from optikube_testcluster.processes import pid_alive, spawn
+from optikube_testcluster.processnode.command import agent_argv
+from optikube_testcluster.processnode.testing import process_pod, processes_with, wait_for_pod
 
 pytestmark = pytest.mark.cluster
 
@@ -173,7 +173,7 @@ def _ready(core: Any, node: str) -> bool:
 @pytest.mark.slow
 def test_cluster_down_stops_the_process_node_and_leaves_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "OPTIKUBE_ENVTEST_STATE_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "optikube_operator.envtest"]
+    command = [sys.executable, "-m", "optikube_testcluster"]
     subprocess.run([*command, "up"], env=env, capture_output=True, text=True, timeout=300, check=True)
     state = json.loads((tmp_path / "cluster.json").read_text())
     root = Path(state["root"])

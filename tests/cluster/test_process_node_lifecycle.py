@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.processnode.testing import (
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.processnode.testing import (
     on_process_node,
     process_pod,
     processes_with,

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from optikube_operator.envtest import HOST_PORT_ANNOTATION, ControlPlane
-from optikube_operator.envtest.processnode.testing import process_pod, processes_with, wait_for_pod
-from optikube_operator.envtest.sockets import parse_listeners
+from optikube_testcluster import HOST_PORT_ANNOTATION, ControlPlane
+from optikube_testcluster.processnode.testing import process_pod, processes_with, wait_for_pod
+from optikube_testcluster.sockets import parse_listeners
 
 pytestmark = pytest.mark.cluster
 

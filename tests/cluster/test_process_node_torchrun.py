@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.processnode.testing import on_process_node
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.processnode.testing import on_process_node
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

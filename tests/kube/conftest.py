@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from kube_harness import RunningOperator, Trainers, operator_running
 
-from optikube_operator.envtest import ControlPlane
+from optikube_testcluster import ControlPlane
 
 SESSION_PREFIX = "kube"
 

@@ -31,12 +31,12 @@ import urllib3
 import yaml
 from kubernetes import client
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.kubelet import finish_pod
-from optikube_operator.envtest.ports import free_ports
 from optikube_operator.kube import names
 from optikube_operator.kube.config import OperatorConfig, TrainerDefaults
 from optikube_operator.kube.runtime import run_operator
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.kubelet import finish_pod
+from optikube_testcluster.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -33,8 +33,8 @@ from kube_harness import (
 from kubernetes import client
 from stall_proxy import StallingProxy
 
-from optikube_operator.envtest import ControlPlane
 from optikube_operator.kube import names
+from optikube_testcluster import ControlPlane
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.reliability]
 ROOT = Path(__file__).resolve().parents[2]

@@ -41,7 +41,6 @@ from optikube_operator.api.validation import (
     load_job,
     validate_manifest,
 )
-from optikube_operator.envtest import ControlPlane
 from optikube_operator.kube import names
 from optikube_operator.kube.config import OperatorConfig
 from optikube_operator.kube.resources import (
@@ -49,6 +48,7 @@ from optikube_operator.kube.resources import (
     build_run_job,
     build_service,
 )
+from optikube_testcluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
 

@@ -22,8 +22,8 @@ import pytest
 from kube_harness import Trainers, apply, drive, manifest, post, wait_for
 from kubernetes import client
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.ports import free_ports
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.ports import free_ports
 
 pytestmark = [pytest.mark.cluster]
 JWT = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}")

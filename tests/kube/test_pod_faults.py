@@ -12,9 +12,9 @@ import pytest
 from kube_harness import Trainers, apply, drive, manifest, wait_for
 from kubernetes import client
 
-from optikube_operator.envtest import ControlPlane, FakeNode
-from optikube_operator.envtest.kubelet import finish_pod
-from optikube_operator.envtest.ports import free_ports
+from optikube_testcluster import ControlPlane, FakeNode
+from optikube_testcluster.kubelet import finish_pod
+from optikube_testcluster.ports import free_ports
 
 pytestmark = [pytest.mark.cluster]
 OOM_EXIT = 137

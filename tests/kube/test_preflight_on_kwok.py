@@ -18,8 +18,8 @@ from kube_harness import Trainers, apply, job_status, manifest, operator_running
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from optikube_operator.envtest import ControlPlane
 from optikube_operator.kube import names
+from optikube_testcluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
 PREFIX = "pf"

@@ -32,17 +32,17 @@ from kubernetes import client
 from optikube_operator.api.validation import parse_spec
 from optikube_operator.core import JobSettings
 from optikube_operator.core.study import grid_points
-from optikube_operator.envtest import (
+from optikube_operator.kube import names
+from optikube_operator.kube.config import TrainerDefaults
+from optikube_testcluster import (
     HOST_PORT_ANNOTATION,
     PROCESS_NODE_SELECTOR,
     PROCESS_NODE_TOLERATION,
     ControlPlane,
 )
-from optikube_operator.envtest.ports import free_ports
-from optikube_operator.envtest.processnode.nsinit import resolve_in_root
-from optikube_operator.envtest.processnode.testing import processes_with
-from optikube_operator.kube import names
-from optikube_operator.kube.config import TrainerDefaults
+from optikube_testcluster.ports import free_ports
+from optikube_testcluster.processnode.nsinit import resolve_in_root
+from optikube_testcluster.processnode.testing import processes_with
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 SYSTEM = "optikube-system"

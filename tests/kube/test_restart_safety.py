@@ -24,8 +24,8 @@ from kube_harness import (
     wait_for,
 )
 
-from optikube_operator.envtest import ControlPlane
-from optikube_operator.envtest.ports import free_ports
+from optikube_testcluster import ControlPlane
+from optikube_testcluster.ports import free_ports
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -91,7 +91,7 @@ def test_operator_modules_never_import_torch() -> None:
         "optikube_operator.runconfig",
         "optikube_operator.local.backend",
         "optikube_operator.cli.run",
-        "optikube_operator.html_report",
+        "optikube_operator.reports.job_html",
     ]
     code = (
         "import importlib, sys\n"

@@ -10,7 +10,7 @@ from typing import Any
 
 import plotly.offline
 
-from optikube_operator.html_report import PLOTLY_JS, comparison_rows, render_report, write_report
+from optikube_operator.reports.job_html import PLOTLY_JS, comparison_rows, render_report, write_report
 
 RESULTS: dict[str, Any] = {
     "job": "demo",

@@ -20,10 +20,10 @@ from headless_chromium import Page, chromium_page
 
 from optikube_operator.api import load_job
 from optikube_operator.core import JobSettings
-from optikube_operator.html_report import PLOTLY_JS
 from optikube_operator.local.outputs import write_outputs
 from optikube_operator.local.state import RunState
-from optikube_trainer.pipeline.html_report import write_report as write_pipeline_report
+from optikube_operator.reports.job_html import PLOTLY_JS
+from optikube_operator.reports.pipeline_html import write_report as write_pipeline_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "quickstart-run"
 QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart.yaml"

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from core_fixtures import PASSED, T0, settings_of, spec, spec_dict, trial
 
+from optikube_operator.api.outcomes import FinishReason
 from optikube_operator.core import (
     Action,
     Finish,
@@ -20,7 +21,7 @@ from optikube_operator.core import (
     TrialState,
     decide,
 )
-from optikube_operator.core.actions import FinishReason, StopReason
+from optikube_operator.core.actions import StopReason
 
 S = TrialState
 

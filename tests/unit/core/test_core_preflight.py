@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core_fixtures import PASSED, T0, settings_of, spec, spec_dict, trial
 
+from optikube_operator.api.outcomes import FinishReason
 from optikube_operator.core import (
     Finish,
     ObservedPipeline,
@@ -17,7 +18,6 @@ from optikube_operator.core import (
     TrialState,
     decide,
 )
-from optikube_operator.core.actions import FinishReason
 from optikube_operator.core.recording import preflight_message
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core_fixtures import T0, settings_of, spec, spec_dict, trial
 
+from optikube_operator.api.outcomes import FinishReason
 from optikube_operator.core import ObservedState, StartPipeline, TrialState, decide
-from optikube_operator.core.actions import FinishReason
 from optikube_operator.core.selection import best_trial, pareto_front, select
 from optikube_operator.core.summary import summarize
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from core_fixtures import T0, settings_of, spec, spec_dict, trial
 
+from optikube_operator.api.outcomes import FinishReason
 from optikube_operator.api.tuning import Sampler
 from optikube_operator.core import (
     ObservedState,
@@ -17,7 +18,6 @@ from optikube_operator.core import (
     decide,
     should_prune,
 )
-from optikube_operator.core.actions import FinishReason
 from optikube_operator.core.selection import pareto_front, select
 from optikube_operator.core.study import TuningError, grid_points, suggest
 

@@ -8,10 +8,10 @@ import torch
 from _tiny import cnn, mlp
 from torch import nn
 
+from optikube_operator.reports.pipeline_html import render_report
 from optikube_trainer.compression import WeightSharingConfig, share_weights_
 from optikube_trainer.evaluation import measure_latency, measure_model
 from optikube_trainer.export import example_input, export_model, load_exported
-from optikube_trainer.pipeline.html_report import render_report
 from optikube_trainer.quantization import QuantizationConfig, quantize
 
 

@@ -10,14 +10,15 @@ import click
 from rich.console import Console
 
 from optikube_operator.api import OptimizationJob, SpecError, load_job
+from optikube_operator.api.outcomes import FinishReason
 from optikube_operator.api.smoke import SmokeSpec, smoke_spec
 from optikube_operator.cli.summary import best_trial_line, print_pipeline_summary
-from optikube_operator.core import FinishReason, JobSettings
+from optikube_operator.core import JobSettings
 from optikube_operator.core.study import TuningError, preflight
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
 from optikube_operator.local.outputs import STUDY_FILE, write_outputs
 from optikube_operator.local.progress import RichProgress
-from optikube_operator.report_text import resolution_warning
+from optikube_operator.reports.job_text import resolution_warning
 
 EXIT_SPEC_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -11,13 +11,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from optikube_operator.pipeline_text import (
+from optikube_operator.reports.job_text import params_phrase, values_phrase
+from optikube_operator.reports.pipeline_text import (
     COMPARISON_HEADER,
     comparison_rows,
     runtime_table,
     summary_sentences,
 )
-from optikube_operator.report_text import params_phrase, values_phrase
 
 
 def _table(

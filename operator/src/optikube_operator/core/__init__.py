@@ -8,7 +8,6 @@ local) observe the world, call :func:`decide`, and carry out the actions it retu
 from optikube_operator.core.actions import (
     Action,
     Finish,
-    FinishReason,
     StartPipeline,
     StartPreflight,
     StartTrial,
@@ -32,7 +31,6 @@ from optikube_operator.core.settings import JobSettings
 __all__ = [
     "Action",
     "Finish",
-    "FinishReason",
     "JobSettings",
     "ObservedPipeline",
     "ObservedPreflight",

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from optikube_operator.api.outcomes import FinishReason
 from optikube_operator.core.observed import PipelineState, TrialState
 
 
@@ -38,21 +39,6 @@ _STOP_MESSAGES = {
     StopReason.JOB_FINISHED: "the search ended before the trial finished",
     StopReason.SUSPENDED: "suspended by spec.suspend; runs again on resume",
 }
-
-
-class FinishReason(enum.StrEnum):
-    """Why a job ended, or why its search ended before the final pipeline."""
-
-    GOAL_REACHED = "GoalReached"
-    MAX_TRIALS_REACHED = "MaxTrialsReached"
-    SEARCH_SPACE_EXHAUSTED = "SearchSpaceExhausted"
-    DEADLINE_EXCEEDED = "DeadlineExceeded"
-    TOO_MANY_FAILURES = "TooManyFailures"
-    NO_SUCCESSFUL_TRIAL = "NoSuccessfulTrial"
-    NO_SEARCH = "NoSearchSpace"
-    SUCCEEDED = "Succeeded"
-    PIPELINE_FAILED = "PipelineFailed"
-    PREFLIGHT_FAILED = "PreflightFailed"
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from optikube_operator.api.outcomes import FinishReason
 from optikube_operator.core.actions import (
     Action,
     Finish,
-    FinishReason,
     StartPipeline,
     StartPreflight,
     StartTrial,

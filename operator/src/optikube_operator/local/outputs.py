@@ -14,7 +14,6 @@ from optuna.storages.journal import JournalFileBackend
 from optikube_operator.core import JobSettings, ObservedTrial
 from optikube_operator.core.study import build_study
 from optikube_operator.core.summary import summarize
-from optikube_operator.html_report import write_report
 from optikube_operator.local.state import (
     TEMPORARY_SUFFIX,
     LocalTrial,
@@ -23,6 +22,7 @@ from optikube_operator.local.state import (
     replace_atomically,
     write_json_atomic,
 )
+from optikube_operator.reports.job_html import write_report
 
 # An Optuna journal file: `optuna-dashboard <output>/study.log` opens it (no database needed).
 STUDY_FILE = "study.log"

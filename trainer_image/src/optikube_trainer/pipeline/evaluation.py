@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from optikube_operator.api.runconfig import RunConfig
+from optikube_operator.reports.pipeline_html import write_report
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
 from optikube_trainer.evaluation.paired import compare_paired, correct_predictions
@@ -18,7 +19,6 @@ from optikube_trainer.events import Reporter
 from optikube_trainer.export import ExportedArtifact, export_model, export_onnx_model, load_exported
 from optikube_trainer.pipeline.budget import Budget, resolution_notes
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_checkpoint_model
-from optikube_trainer.pipeline.html_report import write_report
 from optikube_trainer.pipeline.measuring import eval_split, measure
 from optikube_trainer.pipeline.stages import calibration_batches
 from optikube_trainer.recipe import Recipe

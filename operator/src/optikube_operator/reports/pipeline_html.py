@@ -12,15 +12,10 @@ import html
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
-
-from optikube_operator.pipeline_text import (
+from optikube_operator.reports.pipeline_text import (
     COMPARISON_HEADER,
     MEASURES,
     STAGES,
@@ -35,6 +30,9 @@ from optikube_operator.pipeline_text import (
     summary_sentences,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;line-height:1.45}"
     "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;"
@@ -43,15 +41,26 @@ STYLE = (
 )
 
 
+def _pyplot() -> ModuleType:
+    """matplotlib, drawing off-screen. Imported on first use: it is the trainer's dependency (the
+    pipeline writes this report), not the operator's, which imports this package for the wording."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
 def curves_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    figure, axes = _pyplot().subplots(1, 2, figsize=(10, 3.5))
     for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for split in ("train", "validation"):
             values = list(curves.get(split, {}).get(metric, []))
@@ -74,7 +83,7 @@ def comparison_figure(baseline: Mapping[str, Any], optimized: Mapping[str, Any])
     rows = _paired(baseline, optimized)
     if not rows:
         return None
-    figure, axes = plt.subplots(1, len(rows), figsize=(2.3 * len(rows), 3))
+    figure, axes = _pyplot().subplots(1, len(rows), figsize=(2.3 * len(rows), 3))
     for axis, (label, before, after) in zip([axes] if len(rows) == 1 else list(axes), rows, strict=True):
         axis.bar(["baseline", "optimized"], [before, after], color=["#888", "#2a7"])
         axis.set_title(label.split(" (")[0], fontsize=9)

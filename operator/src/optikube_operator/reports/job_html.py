@@ -14,14 +14,13 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
 import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
-from optikube_operator.report_text import (
+from optikube_operator.reports.job_text import (
     MEASURES,
     chance_sentence,
     comparison_rows,
@@ -32,6 +31,9 @@ from optikube_operator.report_text import (
     resolution_warning,
     value_text,
 )
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,9 @@ def _trials_table(trials: Sequence[Mapping[str, Any]], objectives: Sequence[str]
 
 def study_figures(study: optuna.Study | None, metric_names: list[str]) -> list[go.Figure]:
     """Optuna's own plots, each skipped (and logged) when the trials cannot support it."""
+    # imported here: the reports' wording and layout need no Optuna, only a study's plots do
+    import optuna
+
     if study is None or not study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         return []
     multi = len(study.directions) > 1

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from optikube_operator.core.actions import FinishReason
+from optikube_operator.api.outcomes import FinishReason
 
 # Why the search ended, as the end of "The search ended because ...".
 SEARCH_ENDED: dict[str, str] = {

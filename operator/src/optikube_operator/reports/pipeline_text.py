@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from optikube_operator.report_text import baseline_comparison, chance_sentence, size
+from optikube_operator.reports.job_text import baseline_comparison, chance_sentence, size
 
 # The baseline-vs-optimized rows: (label, how to read it from a Contract 4 block, kind of number)
 MEASURES: tuple[tuple[str, tuple[str, ...], str], ...] = (

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from optikube_operator.pipeline_text import (
+from optikube_operator.reports.pipeline_html import render_report
+from optikube_operator.reports.pipeline_text import (
     data_sentences,
     runtime_table,
     stage_budget,
     stage_changes,
     summary_sentences,
 )
-from optikube_trainer.pipeline.html_report import render_report
 
 # a real quickstart pipeline's results.json
 REAL = json.loads(

@@ -158,8 +158,8 @@ def test_an_operator_that_stops_answering_scrapes_alerts_after_5_minutes(tmp_pat
 
 def test_reconcile_errors_and_refused_reports_alert_when_they_last(tmp_path: Path) -> None:
     errors = f'optikube_reconcile_errors_total{{kind="background", {OPERATOR}}}'
-    refused = f'optikube_report_requests_total{{outcome="forbidden", {OPERATOR}}}'
-    accepted = f'optikube_report_requests_total{{outcome="accepted", {OPERATOR}}}'
+    refused = f'optikube_progress_requests_total{{outcome="forbidden", {OPERATOR}}}'
+    accepted = f'optikube_progress_requests_total{{outcome="accepted", {OPERATOR}}}'
     _passes(
         tmp_path,
         [
@@ -180,11 +180,11 @@ def test_reconcile_errors_and_refused_reports_alert_when_they_last(tmp_path: Pat
                         "alertname": "OptikubeReconcileErrors",
                         "exp_alerts": [_alert("OptikubeReconcileErrors", "1")],
                     },
-                    {"eval_time": "25m", "alertname": "OptikubeReportsRefused", "exp_alerts": []},
+                    {"eval_time": "25m", "alertname": "OptikubeProgressRefused", "exp_alerts": []},
                     {
                         "eval_time": "30m",
-                        "alertname": "OptikubeReportsRefused",
-                        "exp_alerts": [_alert("OptikubeReportsRefused", "0.1")],
+                        "alertname": "OptikubeProgressRefused",
+                        "exp_alerts": [_alert("OptikubeProgressRefused", "0.1")],
                     },
                 ],
             }

@@ -246,7 +246,7 @@ def test_helm_install_runs_the_quickstart_and_the_dashboard_shows_it(
             "OptikubeTrialsFailing",
             "OptikubeOperatorDown",
             "OptikubeReconcileErrors",
-            "OptikubeReportsRefused",
+            "OptikubeProgressRefused",
         }
         assert all(rule["health"] == "ok" for rule in loaded.values()), loaded
         assert loaded["OptikubeOperatorDown"]["state"] == "inactive"

@@ -160,11 +160,11 @@ def _scenario(
             plane,
             kubeconfig=kubeconfig,
             namespaces=(namespace,) if mode == "namespaced" else (),
-            report_bind=f"127.0.0.1:{report}",
+            progress_bind=f"127.0.0.1:{report}",
             metrics_bind=f"127.0.0.1:{metrics}",
         ) as running,
     ):
-        trainers = Trainers(plane, namespace, running.report_url, tolerant=True)
+        trainers = Trainers(plane, namespace, running.progress_url, tolerant=True)
         plane.kubectl("apply", "-f", "-", input=json.dumps(job))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

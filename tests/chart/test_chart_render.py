@@ -49,7 +49,7 @@ def test_crds_disabled_renders_no_crd() -> None:
 
 # Each bad values file, and the value helm's schema error must name (a JSON pointer).
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
-    ({"ports": {"report": 70000}}, "/ports/report"),
+    ({"ports": {"progress": 70000}}, "/ports/progress"),
     ({"dashboard": {"labelValue": 1}}, "/dashboard/labelValue"),
     ({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
@@ -94,11 +94,11 @@ def test_defaults_run_one_operator_cluster_wide_reporting_to_its_own_service(tmp
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == RELEASE  # the release-named account of the RBAC
     args = _operator_args(docs)
-    assert "--report-bind=0.0.0.0:8443" in args and "--metrics-bind=0.0.0.0:8080" in args
-    assert f"--report-url=http://{RELEASE}.{SYSTEM}.svc:8443/v1/report" in args
+    assert "--progress-bind=0.0.0.0:8443" in args and "--metrics-bind=0.0.0.0:8080" in args
+    assert f"--progress-url=http://{RELEASE}.{SYSTEM}.svc:8443/v1/report" in args
     assert not [a for a in args if a.startswith("--namespace")]
     (service,) = find(docs, "Service", RELEASE)
-    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"report": 8443, "metrics": 8080}
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"progress": 8443, "metrics": 8080}
     labels = spec["template"]["metadata"]["labels"]
     assert all(labels[k] == v for k, v in service["spec"]["selector"].items())
     container = pod["containers"][0]

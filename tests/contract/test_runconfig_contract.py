@@ -113,7 +113,7 @@ def test_examples_parse_as_yaml() -> None:
 def test_the_api_the_trainer_imports_needs_only_pydantic_and_yaml() -> None:
     code = (
         "import sys\n"
-        "import optikube_operator.api, optikube_operator.api.runconfig, optikube_operator.api.events\n"
+        "import optikube_operator.api, optikube_operator.api.runconfig, optikube_operator.api.progress\n"
         "heavy = ('kopf', 'kubernetes', 'optuna', 'aiohttp', 'torch', 'rich', 'click')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )

@@ -32,7 +32,7 @@ def namespace(crds: ControlPlane) -> str:
 @pytest.fixture
 def trainers(crds: ControlPlane, operator: RunningOperator, namespace: str) -> Iterator[Trainers]:
     """Trainers whose preflight pods pass as soon as they run, whatever the test waits for."""
-    trainers = Trainers(crds, namespace, operator.report_url)
+    trainers = Trainers(crds, namespace, operator.progress_url)
     stop = threading.Event()
 
     def finish_preflights() -> None:

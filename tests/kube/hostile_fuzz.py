@@ -29,11 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kube_harness import post
 
-from optikube_operator.api.events import MAX_EVENT_BYTES, MAX_STEP
+from optikube_operator.api.progress import MAX_PROGRESS_BYTES, MAX_STEP
 
 FUZZED = 1  # the trial whose token sends the fuzz
 LATEST = 5  # the step recorded for it before the fuzz: steps up to here are replays
-EVENT_TYPES = ("intermediate", "stage", "final", "pruned", "failed")
+PROGRESS_TYPES = ("intermediate", "stage", "final", "pruned", "failed")
 
 
 def _raw_post(url: str, body: bytes, token: str) -> int:
@@ -116,7 +116,7 @@ not_finite = st.tuples(NOT_FINITE, st.sampled_from(["values", "stage-duration", 
 )
 unknown_type = (
     st.text(max_size=12)
-    .filter(lambda t: t not in EVENT_TYPES)
+    .filter(lambda t: t not in PROGRESS_TYPES)
     .map(lambda t: ("unknown type", "fuzzed", _body(_event(type=t)), R400))
 )
 unknown_field = st.tuples(
@@ -138,7 +138,7 @@ duplicate_key = st.integers(min_value=0, max_value=3).map(
         R400,
     )
 )
-huge = st.integers(min_value=MAX_EVENT_BYTES + 1, max_value=MAX_EVENT_BYTES + 64 * 1024).map(
+huge = st.integers(min_value=MAX_PROGRESS_BYTES + 1, max_value=MAX_PROGRESS_BYTES + 64 * 1024).map(
     lambda size: ("too large", "fuzzed", _body(_event(stage="s" * size)), R413)
 )
 replayed = st.tuples(st.integers(0, LATEST), st.floats(0, 1)).map(
@@ -149,7 +149,7 @@ replayed = st.tuples(st.integers(0, LATEST), st.floats(0, 1)).map(
         R409,
     )
 )
-foreign = st.tuples(st.sampled_from([0, 2, 3, 999, None]), st.sampled_from(EVENT_TYPES)).map(
+foreign = st.tuples(st.sampled_from([0, 2, 3, 999, None]), st.sampled_from(PROGRESS_TYPES)).map(
     lambda tt: (
         "another trial",
         "fuzzed",

@@ -2,8 +2,8 @@
 
 Pods land on kwok nodes, which take them to Running and stop there; `Trainers` then plays what a
 trainer pod and its kubelet would do: it asks the TokenRequest API for the pod's projected token
-(audience optikube.io, bound to the pod), pushes Contract 3 events over real HTTP to the operator's
-report endpoint, and finishes the pod with an exit code and termination message.
+(audience optikube.io, bound to the pod), pushes Contract 3 progress over real HTTP to the operator's
+progress endpoint, and finishes the pod with an exit code and termination message.
 
 Each job's preflight pod comes first: `Trainers` finishes it as the trainer's preflight stage does
 (by default it passes: exit 0, no message; `preflight=(2, "<field>: <problem>")` refuses), whenever
@@ -60,8 +60,8 @@ class RunningOperator:
     stop_flag: threading.Event
 
     @property
-    def report_url(self) -> str:
-        return self.config.effective_report_url
+    def progress_url(self) -> str:
+        return self.config.effective_progress_url
 
     @property
     def metrics_url(self) -> str:
@@ -79,7 +79,7 @@ def operator_running(plane: ControlPlane, **overrides: Any) -> Iterator[RunningO
     report, metrics = free_ports(2)
     values: dict[str, Any] = {
         "kubeconfig": plane.kubeconfig,
-        "report_bind": f"127.0.0.1:{report}",
+        "progress_bind": f"127.0.0.1:{report}",
         "metrics_bind": f"127.0.0.1:{metrics}",
         "trainer": TrainerDefaults(image="optikube/trainer:test"),
     }
@@ -182,7 +182,7 @@ class Trainers:
 
     plane: ControlPlane
     namespace: str
-    report_url: str
+    progress_url: str
     handled: set[str] = field(default_factory=set)
     replies: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
     # like the real trainer, go on when the endpoint is unreachable or refuses (the termination
@@ -242,7 +242,7 @@ class Trainers:
                 raise
         self.preflights.add(pod.metadata.name)
 
-    def token(self, pod: Any, audience: str = names.REPORT_AUDIENCE, seconds: int = 600) -> str:
+    def token(self, pod: Any, audience: str = names.TOKEN_AUDIENCE, seconds: int = 600) -> str:
         request = {
             "spec": {
                 "audiences": [audience],
@@ -271,9 +271,9 @@ class Trainers:
         with self.plane.api_client() as api:
             finish_pod(api, self.namespace, pod.metadata.name, exit_code, message)
 
-    def report(self, pod: Any, event: dict[str, Any], token: str) -> dict[str, Any]:
+    def send_progress(self, pod: Any, event: dict[str, Any], token: str) -> dict[str, Any]:
         try:
-            code, body = post(self.report_url, event, token)
+            code, body = post(self.progress_url, event, token)
         except (urllib.error.URLError, OSError) as error:
             if not self.tolerant:
                 raise
@@ -313,7 +313,9 @@ class Trainers:
         params = config["trial"]["params"] if config["trial"] else config["spec"]["training"]
         epochs = int(config["spec"]["training"]["epochs"])
         if fail:
-            self.report(pod, {"type": "failed", "trial": trial, "message": "RuntimeError: boom"}, token)
+            self.send_progress(
+                pod, {"type": "failed", "trial": trial, "message": "RuntimeError: boom"}, token
+            )
             self.finish(
                 pod, 1, json.dumps({"type": "failed", "trial": trial, "message": "RuntimeError: boom"})
             )
@@ -330,9 +332,9 @@ class Trainers:
                 "step": epoch,
                 "values": {"accuracy": accuracy},
             }
-            if self.report(pod, event, token).get("prune"):
+            if self.send_progress(pod, event, token).get("prune"):
                 pruned = {"type": "pruned", "trial": trial, "epoch": epoch, "values": {"accuracy": accuracy}}
-                self.report(pod, pruned, token)
+                self.send_progress(pod, pruned, token)
                 self.finish(pod, 0, json.dumps(pruned))
                 return "pruned"
         final = {
@@ -342,13 +344,15 @@ class Trainers:
             "results": {"trial": trial},
         }
         if push_final:
-            self.report(pod, final, token)
+            self.send_progress(pod, final, token)
         self.finish(pod, 0, json.dumps(final))
         return "succeeded"
 
     def _pipeline(self, pod: Any, token: str, epochs: int) -> str:
         for stage in ("train", "pruning", "quantization", "evaluation"):
-            self.report(pod, {"type": "stage", "trial": None, "stage": stage, "status": "started"}, token)
+            self.send_progress(
+                pod, {"type": "stage", "trial": None, "stage": stage, "status": "started"}, token
+            )
             done = {
                 "type": "stage",
                 "trial": None,
@@ -356,7 +360,7 @@ class Trainers:
                 "status": "completed",
                 "durationSeconds": 1.5,
             }
-            self.report(pod, done, token)
+            self.send_progress(pod, done, token)
         results = results_document(0.95)
         final = {
             "type": "final",
@@ -364,7 +368,7 @@ class Trainers:
             "values": {"accuracy": 0.95, "sizeBytes": 10000},
             "results": results,
         }
-        self.report(pod, final, token)
+        self.send_progress(pod, final, token)
         self.finish(pod, 0, json.dumps({"type": "final", "trial": None, "values": final["values"]}))
         return "succeeded"
 

@@ -103,7 +103,7 @@ def test_a_restarted_component_is_noticed_and_the_job_goes_on_without_loss(
 ) -> None:
     namespace = plane.create_namespace(f"fault-{component.split('-')[-1]}")
     with operator_running(plane, namespaces=(namespace,)) as operator:
-        trainers = Trainers(plane, namespace, operator.report_url, tolerant=True)
+        trainers = Trainers(plane, namespace, operator.progress_url, tolerant=True)
         apply(plane, _job(namespace, "restarted"))
         with PlayingTrainers(trainers) as player:
             wait_for("two trials to succeed", lambda: _succeeded(plane, namespace) >= 2, timeout=120)
@@ -135,7 +135,7 @@ def test_a_silently_stalled_watch_is_noticed_within_a_minute(plane: ControlPlane
     try:
         operator: RunningOperator
         with operator_running(plane, kubeconfig=kubeconfig, namespaces=(namespace,)) as operator:
-            trainers = Trainers(plane, namespace, operator.report_url, tolerant=True)
+            trainers = Trainers(plane, namespace, operator.progress_url, tolerant=True)
             apply(plane, _job(namespace, "stalled"))
             wait_for("two trial pods", lambda: len(trainers.running()) == 2, timeout=120)
             # the trainer's result travels only in the termination message (no report): the

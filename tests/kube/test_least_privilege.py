@@ -67,7 +67,7 @@ def test_the_trainer_service_account_can_read_or_write_nothing(trainers: Trainer
             check=False,
         ).stdout.strip()
         assert allowed == "no", (verb, resource, allowed)
-    assert pod.spec.automount_service_account_token is False  # only the report token is mounted
+    assert pod.spec.automount_service_account_token is False  # only the progress token is mounted
 
 
 def _namespace_dump(plane: ControlPlane, namespace: str) -> str:
@@ -95,7 +95,7 @@ def test_tokens_never_appear_in_logs_events_or_status(
     real = trainers.token(pod)
     forged = real.rsplit(".", 1)[0] + ".c2lnbmF0dXJlLXRoYXQtaXMtbm90LXZhbGlk"
     refused, reply = post(
-        trainers.report_url,
+        trainers.progress_url,
         {"type": "intermediate", "trial": 0, "epoch": 0, "step": 0, "values": {"accuracy": 0.5}},
         forged,
     )
@@ -150,7 +150,7 @@ def test_the_operator_listens_only_where_it_is_told(crds: ControlPlane, tmp_path
                 "operator",
                 f"--kubeconfig={crds.kubeconfig}",
                 f"--namespace={namespace}",
-                f"--report-bind=127.0.0.1:{report}",
+                f"--progress-bind=127.0.0.1:{report}",
                 f"--metrics-bind=127.0.0.1:{metrics}",
                 f"--liveness=http://127.0.0.1:{health}/healthz",
             ],

@@ -121,7 +121,7 @@ def test_with_the_report_endpoint_unreachable_the_termination_message_carries_th
     crds: ControlPlane, namespace: str
 ) -> None:
     (closed,) = free_ports(1)  # nothing listens there
-    trainers = Trainers(crds, namespace, f"http://127.0.0.1:{closed}/v1/report", tolerant=True)
+    trainers = Trainers(crds, namespace, f"http://127.0.0.1:{closed}/v1/progress", tolerant=True)
     apply(crds, _job(namespace, 2))
     status = drive(trainers, "quickstart")
     assert status["phase"] == "Succeeded", status.get("message")

@@ -99,7 +99,7 @@ def test_a_refused_preflight_fails_the_job_naming_the_field_with_no_trial_and_ru
 def test_a_passed_preflights_job_goes_and_the_trials_start(crds: ControlPlane) -> None:
     namespace = crds.create_namespace(f"{PREFIX}-{uuid.uuid4().hex[:8]}")
     with operator_running(crds, namespaces=(f"{PREFIX}-*",)) as running:
-        trainers = Trainers(crds, namespace, running.report_url)
+        trainers = Trainers(crds, namespace, running.progress_url)
         apply(crds, manifest("quickstart", namespace))
         pods = wait_for("two trial pods", lambda: len(trainers.running()) == 2 and trainers.running())
         assert {p.metadata.labels[names.RUN_LABEL] for p in pods} == {"trial"}

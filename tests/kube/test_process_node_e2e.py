@@ -1,7 +1,7 @@
 """End to end on the process node: the operator's pod specs run the real trainer (torchrun, DDP,
 reports with projected tokens), and what the trainer does reaches the OptimizationTrials.
 
-The operator runs in this process, as it would outside a cluster; pods reach its report endpoint
+The operator runs in this process, as it would outside a cluster; pods reach its progress endpoint
 through a host-backed Service (`optikube.optikube-system.svc`), as trainer pods reach the chart's
 Service in a real cluster. Trainer defaults send every pod to the process node.
 """
@@ -59,7 +59,7 @@ def _report_service(plane: ControlPlane, host_port: int) -> None:
             "namespace": SYSTEM,
             "annotations": {HOST_PORT_ANNOTATION: str(host_port)},
         },
-        "spec": {"ports": [{"name": "report", "port": 8443, "targetPort": 8443}]},
+        "spec": {"ports": [{"name": "progress", "port": 8443, "targetPort": 8443}]},
     }
     plane.kubectl("apply", "-f", "-", input=json.dumps(service))
 
@@ -76,9 +76,9 @@ def pn_operator(crds: ControlPlane) -> Iterator[RunningOperator]:
     )
     with operator_running(
         crds,
-        report_bind=f"127.0.0.1:{report}",
+        progress_bind=f"127.0.0.1:{report}",
         metrics_bind=f"127.0.0.1:{metrics}",
-        report_url=f"http://optikube.{SYSTEM}.svc:8443/v1/report",
+        progress_url=f"http://optikube.{SYSTEM}.svc:8443/v1/report",
         trainer=defaults,
         namespaces=("pn-*",),
     ) as running:
@@ -227,7 +227,7 @@ def test_trainer_pods_run_as_specified_report_prune_and_fall_back_to_termination
     third = _trial(crds, namespace, "contract-t2")["status"]
     assert third["phase"] == "Succeeded" and third["finalValues"]["accuracy"] > 0.5
     assert third["intermediateValues"] == []  # no push ever arrived
-    _report_service(crds, int(pn_operator.config.report_bind.rsplit(":", 1)[1]))
+    _report_service(crds, int(pn_operator.config.progress_bind.rsplit(":", 1)[1]))
 
     final = wait_for(
         "the job to finish",

@@ -87,7 +87,7 @@ def test_trial_pods_carry_the_command_env_and_resources_the_spec_asks_for(traine
     assert env["OPTIKUBE_NNODES"] == "1"
     services = trainers.plane.kubectl("get", "services", "-n", trainers.namespace, "-o", "name").stdout
     assert f"service/{run}" not in services.split()
-    assert env["OPTIKUBE_REPORT_URL"] == trainers.report_url
+    assert env["OPTIKUBE_PROGRESS_URL"] == trainers.progress_url
     assert "torchrun" in container.command[-1] and "--rdzv-backend c10d" in container.command[-1]
     assert container.resources.requests == {"cpu": "1", "memory": "1Gi"}
     assert container.security_context.read_only_root_filesystem and pod.spec.security_context.run_as_non_root

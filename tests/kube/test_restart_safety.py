@@ -46,7 +46,7 @@ def _operator(
         "operator",
         f"--kubeconfig={plane.kubeconfig}",
         f"--namespace={namespace}",
-        f"--report-bind=127.0.0.1:{report}",
+        f"--progress-bind=127.0.0.1:{report}",
         f"--metrics-bind=127.0.0.1:{metrics}",
         "--trainer-image=optikube/trainer:test",
     ]
@@ -59,7 +59,7 @@ def _kill_at_random_points(
 ) -> None:
     job_names = [f"job-{i}" for i in range(jobs)]
     report, metrics = free_ports(2)
-    trainers = Trainers(crds, namespace, f"http://127.0.0.1:{report}/v1/report", tolerant=True)
+    trainers = Trainers(crds, namespace, f"http://127.0.0.1:{report}/v1/progress", tolerant=True)
     for name in job_names:
         job = manifest("quickstart", namespace)
         job["metadata"]["name"] = name

@@ -1,6 +1,6 @@
 """`optikube run` exactly as its console script runs it, with the torch-free stand-in trainer
 (local_fake_trainer.py) in place of torchrun, so that a run of several trials takes seconds and can
-be killed many times. Everything else (the CLI, LocalBackend, the report endpoint, the state file,
+be killed many times. Everything else (the CLI, LocalBackend, the progress endpoint, the state file,
 the outputs) is the real code: usage `python kill_resume_cli.py FILE --output DIR [--resume]`."""
 
 from __future__ import annotations

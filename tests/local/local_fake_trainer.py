@@ -1,6 +1,6 @@
 """A stand-in for `torchrun -m optikube_trainer` that speaks Contracts 2-4 without torch.
 
-It lets the LocalBackend tests exercise process handling, the report endpoint, pruning replies,
+It lets the LocalBackend tests exercise process handling, the progress endpoint, pruning replies,
 crashes and resume in seconds. Its "accuracy" is a smooth function of the learning rate (best
 near 0.01) that grows with the epoch; environment variables make chosen trials crash or hang.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 
 def post(event: dict[str, Any]) -> dict[str, Any]:
-    url = os.environ["OPTIKUBE_REPORT_URL"]
-    token = Path(os.environ["OPTIKUBE_REPORT_TOKEN_FILE"]).read_text().strip()
+    url = os.environ["OPTIKUBE_PROGRESS_URL"]
+    token = Path(os.environ["OPTIKUBE_PROGRESS_TOKEN_FILE"]).read_text().strip()
     request = urllib.request.Request(
         url,
         data=json.dumps(event).encode(),
@@ -38,7 +38,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     number = None if config["trial"] is None else config["trial"]["number"]
     if stage == "preflight":  # the real one loads data and builds models; this one passes
-        (out / "preflight.json").write_text(json.dumps({"ok": True, "report": {"samples": 0}}))
+        (out / "preflight.json").write_text(json.dumps({"ok": True, "findings": {"samples": 0}}))
         return 0
     with (out / "fake-runs.log").open("a") as runs:
         runs.write(f"{stage} {number}\n")

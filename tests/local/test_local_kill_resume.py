@@ -165,7 +165,7 @@ def _kill_and_resume(manifest: Path, out: Path, kills: int, duration: float, sta
             log.kills += 1
         # whatever the kill interrupted, --resume can read what is left
         _finished_trials(out)
-        _jsonl(out / "events.jsonl")
+        _jsonl(out / "progress.jsonl")
         if (out / "results.json").exists():
             json.loads((out / "results.json").read_text())
         # and no trial recorded as finished before this run was launched again by it

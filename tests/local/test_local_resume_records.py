@@ -89,7 +89,7 @@ def test_a_trial_killed_mid_run_runs_again_from_step_zero(tmp_path: Path) -> Non
 
 
 def test_a_torn_last_line_is_dropped_and_whole_lines_kept(tmp_path: Path) -> None:
-    log = tmp_path / "events.jsonl"
+    log = tmp_path / "progress.jsonl"
     append_line(log, {"a": 1})
     append_line(log, {"b": 2})
     with log.open("ab") as stream:

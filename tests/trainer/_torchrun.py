@@ -17,7 +17,7 @@ def torchrun(
 ) -> subprocess.CompletedProcess[str]:
     """Run `torchrun --standalone --nproc-per-node N ARGS...`; raises with the output on failure."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("OPTIKUBE_REPORT_URL", None)
+    env.pop("OPTIKUBE_PROGRESS_URL", None)
     command = [
         sys.executable,
         "-m",

@@ -13,7 +13,7 @@ from torchrun_helpers import report_endpoint, torchrun, write_run_config
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_trainer.data import load_job_folds
 from optikube_trainer.dist import local_context, seed_everything
-from optikube_trainer.events import Reporter
+from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import compresses_trials
 from optikube_trainer.training.trial import run_trial
 
@@ -35,7 +35,7 @@ def _run_trial_stage(tmp_path: Path, spec: dict[str, Any], url: str) -> Any:
     token = tmp_path / "token"
     token.write_text("trial-token")
     config = write_run_config(tmp_path / "run.json", spec, output_dir=tmp_path / "out", trial=5)
-    env = {"OPTIKUBE_REPORT_URL": url, "OPTIKUBE_REPORT_TOKEN_FILE": str(token)}
+    env = {"OPTIKUBE_PROGRESS_URL": url, "OPTIKUBE_PROGRESS_TOKEN_FILE": str(token)}
     return torchrun(["-m", "optikube_trainer", "trial", "--config", str(config)], nproc=2, env=env)
 
 
@@ -78,7 +78,7 @@ def test_k_fold_trial_reports_the_mean_of_the_folds(tmp_path: Path) -> None:
     )
     ctx = local_context(seed=3, output_dir=tmp_path)
     stream = io.StringIO()
-    ctx.reporter = Reporter(rank=0, trial=1, stream=stream, output_dir=tmp_path)
+    ctx.progress = ProgressSender(rank=0, trial=1, stream=stream, output_dir=tmp_path)
     seed_everything(3)
     outcome = run_trial(config, ctx)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -143,7 +143,7 @@ def test_trial_measures_objectives_that_need_the_compressed_model(tmp_path: Path
         }
     )
     ctx = local_context(seed=3, output_dir=tmp_path)
-    ctx.reporter = Reporter(rank=0, trial=2, stream=io.StringIO(), output_dir=tmp_path)
+    ctx.progress = ProgressSender(rank=0, trial=2, stream=io.StringIO(), output_dir=tmp_path)
     outcome = run_trial(config, ctx)
     values = outcome["values"]
     assert values["sizeBytes"] > 0 and values["latencyMs"] > 0

@@ -54,8 +54,8 @@ def torchrun(
 
 
 @dataclass
-class ReportEndpoint:
-    """A report endpoint like the operator's: records events, answers prune after N intermediate events."""
+class ProgressEndpoint:
+    """A progress endpoint like the operator's: records events, answers prune after N intermediate events."""
 
     url: str = ""
     prune_after: int | None = None
@@ -67,8 +67,8 @@ class ReportEndpoint:
 
 
 @contextmanager
-def report_endpoint(prune_after: int | None = None) -> Iterator[ReportEndpoint]:
-    state = ReportEndpoint(prune_after=prune_after)
+def report_endpoint(prune_after: int | None = None) -> Iterator[ProgressEndpoint]:
+    state = ProgressEndpoint(prune_after=prune_after)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -92,7 +92,7 @@ def report_endpoint(prune_after: int | None = None) -> Iterator[ReportEndpoint]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1/report"
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1/progress"
     try:
         yield state
     finally:

@@ -90,9 +90,9 @@ def test_the_operator_image_exposes_the_chart_ports_and_runs_as_the_chart_user()
     dockerfile = (ROOT / "operator" / "Dockerfile").read_text()
     (exposed,) = re.findall(r"^EXPOSE (.+)$", dockerfile, re.MULTILINE)
     ports = values["ports"]
-    assert exposed.split() == [str(ports[name]) for name in ("report", "metrics", "health")]
+    assert exposed.split() == [str(ports[name]) for name in ("progress", "metrics", "health")]
     (cmd,) = re.findall(r"^CMD (.+)$", dockerfile, re.MULTILINE)
-    for flag, port in (("report-bind", "report"), ("metrics-bind", "metrics")):
+    for flag, port in (("progress-bind", "progress"), ("metrics-bind", "metrics")):
         assert f"--{flag}=0.0.0.0:{ports[port]}" in cmd
     assert f"--liveness=http://0.0.0.0:{ports['health']}/healthz" in cmd
     operator = values["operator"]

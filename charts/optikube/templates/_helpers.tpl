@@ -77,9 +77,9 @@ resource per rule: tests/chart/test_chart_rbac.py removes each in turn and watch
 {{- printf "%s:%s" .Values.trainer.image.repository (default .Chart.AppVersion .Values.trainer.image.tag) -}}
 {{- end -}}
 
-{{/* The Service trainer pods report to, and its in-cluster URL. */}}
-{{- define "optikube.reportURL" -}}
-{{- printf "http://%s.%s.svc:%d/v1/report" (include "optikube.fullname" .) .Release.Namespace (int .Values.ports.report) -}}
+{{/* The Service trainer pods send their progress to, and its in-cluster URL. */}}
+{{- define "optikube.progressURL" -}}
+{{- printf "http://%s.%s.svc:%d/v1/progress" (include "optikube.fullname" .) .Release.Namespace (int .Values.ports.progress) -}}
 {{- end -}}
 
 {{/* The trainer pods' defaults, the operator's --trainer-defaults file (camelCase keys). */}}

@@ -1,17 +1,17 @@
-"""Recording what runs report and how they end: the same rules for both executors."""
+"""Recording what runs report and how they end: the same rules for both backends."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from optikube_operator.api.events import AnyEvent, parse_event
+from optikube_operator.api.progress import AnyProgress, parse_progress
 from optikube_operator.core import ObservedPipeline, ObservedTrial, PipelineState, TrialState
 from optikube_operator.core.recording import (
-    record_pipeline_event,
     record_pipeline_exit,
-    record_trial_event,
+    record_pipeline_progress,
     record_trial_exit,
-    stale_report,
+    record_trial_progress,
+    stale_progress,
     values_from_results,
 )
 
@@ -46,7 +46,7 @@ def test_values_come_from_contract_4_results_when_the_final_push_was_lost() -> N
 def test_intermediate_events_keep_the_primary_series_and_the_latest_values() -> None:
     trial = running(1)
     for step, accuracy in enumerate((0.5, 0.6)):
-        event = parse_event(
+        event = parse_progress(
             {
                 "type": "intermediate",
                 "trial": 1,
@@ -55,14 +55,14 @@ def test_intermediate_events_keep_the_primary_series_and_the_latest_values() -> 
                 "values": {"accuracy": accuracy, "valLoss": 1.0 - accuracy},
             }
         )
-        trial = record_trial_event(trial, event, "accuracy", NOW)
+        trial = record_trial_progress(trial, event, "accuracy", NOW)
     assert trial.intermediate == {0: 0.5, 1: 0.6}
     assert trial.latest_step == 1 and trial.latest_values == {"accuracy": 0.6, "valLoss": 0.4}
 
 
 def test_a_replayed_or_out_of_order_step_changes_nothing() -> None:
-    def at(step: int, accuracy: float) -> AnyEvent:
-        return parse_event(
+    def at(step: int, accuracy: float) -> AnyProgress:
+        return parse_progress(
             {
                 "type": "intermediate",
                 "trial": 1,
@@ -72,21 +72,23 @@ def test_a_replayed_or_out_of_order_step_changes_nothing() -> None:
             }
         )
 
-    trial = record_trial_event(
-        record_trial_event(running(1), at(0, 0.5), "accuracy", NOW), at(1, 0.6), "accuracy", NOW
+    trial = record_trial_progress(
+        record_trial_progress(running(1), at(0, 0.5), "accuracy", NOW), at(1, 0.6), "accuracy", NOW
     )
     for stale in (at(1, 0.9), at(0, 0.1)):
-        assert stale_report(trial, stale)
-        assert record_trial_event(trial, stale, "accuracy", NOW) == trial
-    assert not stale_report(trial, at(2, 0.7))
-    assert record_trial_event(trial, at(2, 0.7), "accuracy", NOW).intermediate == {0: 0.5, 1: 0.6, 2: 0.7}
+        assert stale_progress(trial, stale)
+        assert record_trial_progress(trial, stale, "accuracy", NOW) == trial
+    assert not stale_progress(trial, at(2, 0.7))
+    assert record_trial_progress(trial, at(2, 0.7), "accuracy", NOW).intermediate == {0: 0.5, 1: 0.6, 2: 0.7}
 
 
 def test_a_finished_trial_ignores_late_and_replayed_events() -> None:
-    trial = record_trial_event(running(1), parse_event({"type": "pruned", "trial": 1, "epoch": 2}), "a", NOW)
+    trial = record_trial_progress(
+        running(1), parse_progress({"type": "pruned", "trial": 1, "epoch": 2}), "a", NOW
+    )
     assert trial.state is TrialState.PRUNED
-    final = parse_event({"type": "final", "trial": 1, "values": {"accuracy": 0.9}})
-    assert record_trial_event(trial, final, "accuracy", NOW) == trial
+    final = parse_progress({"type": "final", "trial": 1, "values": {"accuracy": 0.9}})
+    assert record_trial_progress(trial, final, "accuracy", NOW) == trial
     assert record_trial_exit(trial, 1, None, NOW) == trial
 
 
@@ -95,21 +97,21 @@ def test_a_crash_or_a_silent_clean_exit_fails_the_trial() -> None:
     assert crashed.state is TrialState.FAILED and crashed.message.endswith("code 137 (OOMKilled)")
     silent = record_trial_exit(running(3), 0, None, NOW)
     assert silent.state is TrialState.FAILED and "without reporting results" in silent.message
-    reported = record_trial_event(
-        running(4), parse_event({"type": "failed", "trial": 4, "message": "ValueError: boom"}), "a", NOW
+    reported = record_trial_progress(
+        running(4), parse_progress({"type": "failed", "trial": 4, "message": "ValueError: boom"}), "a", NOW
     )
     assert record_trial_exit(reported, 1, None, NOW).message == "ValueError: boom"
 
 
 def test_the_pipeline_records_stages_and_succeeds_only_when_its_run_exits_cleanly() -> None:
     pipeline = ObservedPipeline(state=PipelineState.PENDING)
-    stage = parse_event(
+    stage = parse_progress(
         {"type": "stage", "trial": None, "stage": "pruning", "status": "completed", "durationSeconds": 2.0}
     )
-    pipeline = record_pipeline_event(pipeline, stage, NOW)
+    pipeline = record_pipeline_progress(pipeline, stage, NOW)
     assert pipeline.state is PipelineState.RUNNING and pipeline.stage == "pruning"
-    final = parse_event({"type": "final", "trial": None, "values": {"accuracy": 0.9}, "results": RESULTS})
-    pipeline = record_pipeline_event(pipeline, final, NOW)
+    final = parse_progress({"type": "final", "trial": None, "values": {"accuracy": 0.9}, "results": RESULTS})
+    pipeline = record_pipeline_progress(pipeline, final, NOW)
     assert pipeline.state is PipelineState.RUNNING and pipeline.values == {"accuracy": 0.9}
     done = record_pipeline_exit(pipeline, 0, NOW)
     assert done.state is PipelineState.SUCCEEDED and done.results == RESULTS

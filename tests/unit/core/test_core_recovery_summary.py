@@ -1,4 +1,4 @@
-"""The shared retry/resume policy and the job summary both executors publish."""
+"""The shared retry/resume policy and the job summary both backends publish."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ OWNER = {
     "metadata": {"name": "mn", "namespace": "team", "uid": "uid-1"},
 }
 CONFIG = OperatorConfig(
-    report_url="http://optikube.optikube-system.svc:8443/v1/report",
+    progress_url="http://optikube.optikube-system.svc:8443/v1/report",
     trainer=TrainerDefaults(image="reg/trainer:1", runtime_class_name="nvidia", image_pull_secrets=("pull",)),
 )
 
@@ -68,7 +68,7 @@ def test_multi_node_gpu_job_is_an_indexed_job_of_gpu_pods_with_a_torchrun_rendez
     env = _env(container)
     assert env["OPTIKUBE_NNODES"] == "2" and env["OPTIKUBE_NPROC_PER_NODE"] == "4"
     assert env["OPTIKUBE_RDZV_HOST"] == "mn-t3-0.mn-t3" and env["OPTIKUBE_RUN"] == "mn-t3"
-    assert env["OPTIKUBE_REPORT_URL"] == CONFIG.report_url
+    assert env["OPTIKUBE_PROGRESS_URL"] == CONFIG.progress_url
     assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert pod["subdomain"] == "mn-t3" and pod["restartPolicy"] == "Never"
     # 4 processes x 1 GPU each, equal requests and limits; the spec's memory limit kept
@@ -98,19 +98,19 @@ def test_trainer_pods_satisfy_the_restricted_profile_and_get_the_report_token() 
         "runAsNonRoot": True,
     }
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
-    token = volumes["report-token"]["projected"]["sources"][0]["serviceAccountToken"]
+    token = volumes["progress-token"]["projected"]["sources"][0]["serviceAccountToken"]
     assert token == {"audience": "optikube.io", "expirationSeconds": 3600, "path": "token"}
     mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
     assert mounts == {
         "config": "/etc/optikube",
-        "report-token": "/var/run/secrets/optikube",
+        "progress-token": "/var/run/secrets/optikube",
         "tmp": "/tmp",
         "shm": "/dev/shm",
         "artifacts": "/artifacts",
     }
     assert container["terminationMessagePath"] == "/dev/termination-log"
     assert "tolerations" not in pod  # no GPUs asked, no GPU toleration added
-    assert _env(container)["OPTIKUBE_REPORT_TOKEN_FILE"] == "/var/run/secrets/optikube/token"
+    assert _env(container)["OPTIKUBE_PROGRESS_TOKEN_FILE"] == "/var/run/secrets/optikube/token"
 
 
 def test_artifacts_on_a_claim_are_mounted_with_their_sub_path_and_located_for_users() -> None:

@@ -65,10 +65,10 @@ def test_label_values_exported_from_the_start_are_named() -> None:
     metrics = OperatorMetrics()
     families = {family.name: family for family in metrics.registry.collect()}
     outcomes = {
-        s.labels["outcome"] for s in families["optikube_report_requests"].samples if "outcome" in s.labels
+        s.labels["outcome"] for s in families["optikube_progress_requests"].samples if "outcome" in s.labels
     }
     assert outcomes and all(
-        f"`{outcome}`" in rows["optikube_report_requests_total"][2] for outcome in outcomes
+        f"`{outcome}`" in rows["optikube_progress_requests_total"][2] for outcome in outcomes
     )
     kinds = {s.labels["kind"] for s in families["optikube_reconcile_errors"].samples if "kind" in s.labels}
     assert kinds and all(f'`kind="{kind}"`' in rows["optikube_reconcile_errors_total"][2] for kind in kinds)

@@ -37,7 +37,7 @@ def _write(path: Path, output_dir: Path, **spec_overrides: Any) -> Path:
 
 @pytest.fixture(autouse=True)
 def single_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OPTIKUBE_REPORT_URL", "OPTIKUBE_METRICS_PORT"):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OPTIKUBE_PROGRESS_URL", "OPTIKUBE_METRICS_PORT"):
         monkeypatch.delenv(name, raising=False)
 
 

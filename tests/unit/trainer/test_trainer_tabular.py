@@ -70,7 +70,7 @@ def test_every_default_missing_spelling_is_missing(tmp_path: Path) -> None:
     raw = load_raw(_spec(_csv(tmp_path, PEOPLE)).source, 0)
     assert raw.table is not None
     # NA, nan, ?, empty, null, None: each read as missing, none as a value or a category
-    assert raw.table.report["missingCells"] == {"age": 2, "city": 1, "income": 3}
+    assert raw.table.findings["missingCells"] == {"age": 2, "city": 1, "income": 3}
     assert int(raw.table.frame["age"].isna().sum()) == 2
     assert set(raw.table.frame["city"].dropna()) == {"Oslo", "Rome", "Lima"}
 

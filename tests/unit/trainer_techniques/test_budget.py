@@ -11,10 +11,10 @@ from typing import Any
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.validation import parse_spec
 from optikube_trainer.dist import local_context
-from optikube_trainer.events import Reporter
 from optikube_trainer.pipeline import run_pipeline
 from optikube_trainer.pipeline.budget import Budget, gentler, resolution_notes, retries
 from optikube_trainer.pipeline.stages import fine_tuning_spec
+from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import read_recipe
 
 
@@ -37,7 +37,7 @@ def _run(out: Path, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str
     )
     ctx = local_context(seed=3, output_dir=out)
     stream = io.StringIO()
-    ctx.reporter = Reporter(rank=0, trial=None, stream=stream, output_dir=out)
+    ctx.progress = ProgressSender(rank=0, trial=None, stream=stream, output_dir=out)
     results = run_pipeline(config, ctx)
     assert results is not None
     return results, [json.loads(line) for line in stream.getvalue().splitlines()]

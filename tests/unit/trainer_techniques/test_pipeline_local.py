@@ -14,9 +14,9 @@ from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.kube.status import bounded_results
 from optikube_trainer.dist import local_context
-from optikube_trainer.events import Reporter
 from optikube_trainer.export import example_input, load_exported
 from optikube_trainer.pipeline import run_pipeline, stages
+from optikube_trainer.progress import ProgressSender
 
 
 def _config(out: Path) -> Any:
@@ -47,7 +47,7 @@ def _config(out: Path) -> Any:
 def _run(out: Path) -> list[dict[str, Any]]:
     ctx = local_context(seed=1, output_dir=out)
     stream = io.StringIO()
-    ctx.reporter = Reporter(rank=0, trial=None, stream=stream, output_dir=out)
+    ctx.progress = ProgressSender(rank=0, trial=None, stream=stream, output_dir=out)
     try:
         run_pipeline(_config(out), ctx)
     finally:
@@ -124,7 +124,7 @@ def test_onnx_runtime_falls_back_to_gentler_forms_until_one_is_within_the_budget
     config["spec"]["quantization"] = {"method": "dynamic"}
     config["spec"]["compression"]["maxAccuracyDrop"] = 1.0
     ctx = local_context(seed=1, output_dir=tmp_path)
-    ctx.reporter = Reporter(rank=0, trial=None, stream=io.StringIO(), output_dir=tmp_path)
+    ctx.progress = ProgressSender(rank=0, trial=None, stream=io.StringIO(), output_dir=tmp_path)
     results = run_pipeline(parse_run_config(config), ctx)
     assert results is not None
     onnx = next(c for c in results["runtime"]["candidates"] if c["runtime"] == "onnx")
@@ -143,7 +143,7 @@ def test_a_serving_batch_size_is_timed_in_every_runtime_and_decides_auto(tmp_pat
     config["spec"]["quantization"] = {"method": "dynamic"}
     config["spec"]["export"] = {"runtime": "auto", "batchSize": 8}
     ctx = local_context(seed=1, output_dir=tmp_path)
-    ctx.reporter = Reporter(rank=0, trial=None, stream=io.StringIO(), output_dir=tmp_path)
+    ctx.progress = ProgressSender(rank=0, trial=None, stream=io.StringIO(), output_dir=tmp_path)
     results = run_pipeline(parse_run_config(config), ctx)
     assert results is not None
     runtime = results["runtime"]

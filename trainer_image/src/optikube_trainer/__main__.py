@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from optikube_operator.api.runconfig import RunConfig, RunConfigError, load_run_config
 from optikube_trainer.dist import RunContext, broadcast_flag, init_distributed, shutdown
-from optikube_trainer.events import Reporter
+from optikube_trainer.progress import ProgressSender
 from optikube_trainer.prometheus import metrics_from_env
 
 log = logging.getLogger("optikube_trainer")
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ctx.trial = config.trial_number
     log.info("%s stage: rank %d of %d on %s", config.stage, ctx.rank, ctx.world_size, ctx.device)
-    ctx.reporter = Reporter.from_env(
+    ctx.progress = ProgressSender.from_env(
         rank=ctx.rank,
         trial=ctx.trial,
         output_dir=ctx.output_dir,
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         completed = True
     except Exception as error:
         log.error("stage %s failed on rank %d:\n%s", config.stage, ctx.rank, traceback.format_exc())
-        ctx.reporter.failed(f"{type(error).__name__}: {error}")
+        ctx.progress.failed(f"{type(error).__name__}: {error}")
         return 1
     finally:
         if ctx.metrics is not None:

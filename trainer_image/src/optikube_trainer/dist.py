@@ -21,7 +21,7 @@ import torch
 import torch.distributed as torch_dist
 
 if TYPE_CHECKING:
-    from optikube_trainer.events import Reporter
+    from optikube_trainer.progress import ProgressSender
     from optikube_trainer.prometheus import TrainerMetrics
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,18 @@ class RunContext:
     device: torch.device
     seed: int
     output_dir: Path
-    reporter: Reporter | None = None
+    progress: ProgressSender | None = None
     trial: int | None = None
     metrics: TrainerMetrics | None = None  # rank 0's Prometheus gauges, when served
     extras: dict[str, object] = field(default_factory=dict)
+
+    def progress_sender(self) -> ProgressSender:
+        """The run's one sender of progress to the operator, made on first use."""
+        if self.progress is None:
+            from optikube_trainer.progress import ProgressSender
+
+            self.progress = ProgressSender(rank=self.rank, trial=self.trial, output_dir=self.output_dir)
+        return self.progress
 
     @property
     def is_main(self) -> bool:

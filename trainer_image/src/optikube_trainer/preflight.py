@@ -28,13 +28,13 @@ from optikube_operator.api.runconfig import PREFLIGHT_EXIT_REFUSED, RunConfig
 from optikube_trainer.compression import DistillationConfig, student_model_spec
 from optikube_trainer.data import DataBundle, RawData, load_data, load_raw
 from optikube_trainer.data.splits import split_indices
-from optikube_trainer.events import TERMINATION_LOG, TERMINATION_LOG_LIMIT
 from optikube_trainer.models import build_model, count_parameters
+from optikube_trainer.progress import TERMINATION_LOG, TERMINATION_LOG_LIMIT
 from optikube_trainer.recipe import folds, pretrained_tokenizer
 
 log = logging.getLogger(__name__)
 
-# the outcome, in the run's output directory: {"ok": true, "report": {...}} or
+# the outcome, in the run's output directory: {"ok": true, "findings": {...}} or
 # {"ok": false, "field": ..., "message": ...}
 PREFLIGHT_FILE = "preflight.json"
 # exit codes: the spec or its data cannot run; the preflight itself broke
@@ -55,7 +55,7 @@ class PreflightError(ValueError):
 
 
 @dataclass(frozen=True)
-class PreflightReport:
+class PreflightFindings:
     samples: int
     classes: int
     input_shape: tuple[int, ...]
@@ -64,7 +64,7 @@ class PreflightReport:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        report: dict[str, Any] = {
+        findings: dict[str, Any] = {
             "samples": self.samples,
             "classes": self.classes,
             "inputShape": list(self.input_shape),
@@ -72,8 +72,8 @@ class PreflightReport:
             "seconds": round(self.seconds, 3),
         }
         if self.student_parameters is not None:
-            report["studentParameters"] = self.student_parameters
-        return report
+            findings["studentParameters"] = self.student_parameters
+        return findings
 
 
 def as_preflight_error(error: Exception, field: str) -> PreflightError:
@@ -207,7 +207,7 @@ def _build(model_spec: ModelSpec, bundle: DataBundle, dropout: float, field: str
         raise as_preflight_error(error, field) from None
 
 
-def run_preflight(spec: OptimizationJobSpec) -> PreflightReport:
+def run_preflight(spec: OptimizationJobSpec) -> PreflightFindings:
     """Load the data once, check it, build the model (and the distillation student) and run each on
     one batch; raises PreflightError naming the field."""
     started = time.perf_counter()
@@ -238,7 +238,7 @@ def run_preflight(spec: OptimizationJobSpec) -> PreflightReport:
         )
         student = _build(student_spec, bundle, dropout, STUDENT_FIELD)
         student_parameters = _forward(student, bundle, batch, STUDENT_FIELD)
-    return PreflightReport(
+    return PreflightFindings(
         samples=len(raw),
         classes=raw.num_classes,
         input_shape=bundle.input_shape,
@@ -254,7 +254,7 @@ def preflight_stage(config: RunConfig, termination_log: Path = TERMINATION_LOG) 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        report = run_preflight(config.spec)
+        findings = run_preflight(config.spec)
     except PreflightError as error:
         _write(out / PREFLIGHT_FILE, {"ok": False, "field": error.field, "message": error.message})
         print(f"preflight refused the job: {error}", file=sys.stderr)
@@ -266,8 +266,8 @@ def preflight_stage(config: RunConfig, termination_log: Path = TERMINATION_LOG) 
             except OSError as failure:
                 log.warning("cannot write %s: %s", termination_log, failure)
         return EXIT_REFUSED
-    _write(out / PREFLIGHT_FILE, {"ok": True, "report": report.to_json()})
-    print(json.dumps({"preflight": "passed", **report.to_json()}))
+    _write(out / PREFLIGHT_FILE, {"ok": True, "findings": findings.to_json()})
+    print(json.dumps({"preflight": "passed", **findings.to_json()}))
     return 0
 
 
@@ -277,4 +277,4 @@ def _write(path: Path, document: dict[str, Any]) -> None:
     temporary.replace(path)
 
 
-__all__ = ["PreflightError", "PreflightReport", "preflight_stage", "run_preflight"]
+__all__ = ["PreflightError", "PreflightFindings", "preflight_stage", "run_preflight"]

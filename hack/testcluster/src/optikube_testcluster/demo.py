@@ -4,7 +4,7 @@ runs the trainer pods for real.
 1. the cluster of `make cluster-up` (control plane, kwok nodes, a process node);
 2. the CRDs, and the operator's ServiceAccount and RBAC rendered from the Helm chart (the same
    templates `helm install` applies), with a token for that account from the TokenRequest API;
-3. the operator as a background process acting as that account, its report endpoint reachable by
+3. the operator as a background process acting as that account, its progress endpoint reachable by
    pods through the Service `optikube.optikube-system.svc` (forwarded by the process node), and
    trainer defaults that send pods to the process node;
 4. `kubectl apply -f examples/quickstart.yaml`, progress until the job ends, then where the
@@ -136,8 +136,8 @@ def start_operator(state: daemon.ClusterState, kubectl: Kubectl, say: Say) -> tu
         "optikube_operator",
         "operator",
         f"--kubeconfig={kubeconfig}",
-        f"--report-bind=127.0.0.1:{report}",
-        f"--report-url=http://optikube.{SYSTEM}.svc:8443/v1/report",
+        f"--progress-bind=127.0.0.1:{report}",
+        f"--progress-url=http://optikube.{SYSTEM}.svc:8443/v1/report",
         f"--metrics-bind=127.0.0.1:{metrics}",
         f"--trainer-defaults={defaults}",
     ]

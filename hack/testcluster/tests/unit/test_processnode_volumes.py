@@ -84,7 +84,7 @@ def test_projected_volume_asks_for_a_token_and_renders_the_rest() -> None:
                 "defaultMode": 0o644,
                 "sources": [
                     {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {"serviceAccountToken": {"audience": "optikube.io", "path": "report-token"}},
+                    {"serviceAccountToken": {"audience": "optikube.io", "path": "progress-token"}},
                     {"configMap": {"name": "settings", "items": [{"key": "b", "path": "ca.crt"}]}},
                     {
                         "downwardAPI": {
@@ -97,7 +97,7 @@ def test_projected_volume_asks_for_a_token_and_renders_the_rest() -> None:
     )
     assert content.tokens == [
         TokenSource("token", None, 3607, 0o644),
-        TokenSource("report-token", "optikube.io", 3600, 0o644),
+        TokenSource("progress-token", "optikube.io", 3600, 0o644),
     ]
     assert content.files == [VolumeFile("ca.crt", b"bee", 0o644), VolumeFile("namespace", b"ns", 0o644)]
 

@@ -120,7 +120,7 @@ OptimizationJobSpec.RULES = (
     _search_key_rule(),
     Rule(
         cel="size(self.objectives) == 1 || !has(self.tuning) || self.tuning.pruner.type == 'none'",
-        message="pruning needs a single objective; use pruner type none with several objectives",
+        message="trial pruning needs a single objective; use pruner type none with several objectives",
         check=lambda s: len(s.objectives) == 1 or s.tuning is None or s.tuning.pruner.type == "none",
         field="tuning.pruner.type",
     ),

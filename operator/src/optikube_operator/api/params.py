@@ -95,7 +95,7 @@ def missing_block(spec_model: type[BaseModel], spec: dict[str, Any], path: str) 
     """The dotted path of an optional block that `path` lies in but `spec` does not set, if any.
 
     Tuning `compression.pruning.sparsity` makes no sense without a `compression.pruning` block:
-    the block is what turns pruning on. Blocks with defaults (training.regularization) are fine.
+    the block is what turns weight pruning on. Blocks with defaults (training.regularization) are fine.
     """
     model: type[BaseModel] | None = spec_model
     node: Any = spec

@@ -196,7 +196,7 @@ MAX_STAGES = 32
 
 
 class StageRecord(ApiModel):
-    """A pipeline stage as its events told it."""
+    """A pipeline stage as its progress messages told it."""
 
     name: str = Field(max_length=64, description="Stage name: train, distillation, pruning, ...")
     status: Literal["started", "completed", "retried", "skipped"] = Field(description="What happened.")
@@ -217,7 +217,9 @@ class PipelineStatus(ApiModel):
         None, max_length=64, description="Why the search ended, e.g. MaxTrialsReached."
     )
     stages: list[StageRecord] = Field(
-        default_factory=list, max_length=MAX_STAGES, description="Stage events, oldest first."
+        default_factory=list,
+        max_length=MAX_STAGES,
+        description="Each stage as its progress told it, oldest first.",
     )
     attempts: int = Field(0, ge=0, description="How many times the pipeline run was launched.")
     final_values: MetricValues = Field(

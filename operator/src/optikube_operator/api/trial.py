@@ -1,6 +1,6 @@
 """OptimizationTrial: one tuning trial (or the final pipeline run), created and owned by the operator.
 
-Its status is the durable record of a trial, for both executors: the Kubernetes backend keeps it in
+Its status is the durable record of a trial, for both backends: the Kubernetes backend keeps it in
 the OptimizationTrial object, local mode in its state file. It holds everything the orchestration
 core needs to rebuild the study after a restart (state, values, the primary objective's per-step
 series for the pruner, the sampler's own attributes), so nothing lives only in memory.
@@ -77,9 +77,9 @@ class OptimizationTrialStatus(ApiModel):
         max_length=MAX_INTERMEDIATE_VALUES,
         description="The primary objective per step, for the pruner.",
     )
-    latest_step: int | None = Field(None, ge=0, description="Step of the latest intermediate report.")
+    latest_step: int | None = Field(None, ge=0, description="Step of the latest intermediate progress.")
     latest_values: MetricValues = Field(
-        default_factory=dict, max_length=16, description="Every value of the latest intermediate report."
+        default_factory=dict, max_length=16, description="Every value of the latest intermediate progress."
     )
     final_values: MetricValues = Field(
         default_factory=dict, max_length=16, description="Final values by metric."

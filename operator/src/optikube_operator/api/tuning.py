@@ -74,11 +74,11 @@ class Pruner(ApiModel):
     type: PrunerType = Field(
         "none",
         description="none; median: stop a trial worse than the median of earlier trials at the same epoch;"
-        " percentile: like median at another percentile; successiveHalving; hyperband. Pruning needs a"
+        " percentile: like median at another percentile; successiveHalving; hyperband. Trial pruning needs a"
         " single objective.",
     )
     startup_trials: int = Field(
-        2, ge=0, le=1000, description="Trials that run to the end before pruning starts."
+        2, ge=0, le=1000, description="Trials that run to the end before the trial pruner starts judging."
     )
     warmup_steps: int = Field(1, ge=0, le=10000, description="Epochs of each trial that are never pruned.")
     percentile: float = Field(25.0, gt=0, lt=100, description="Percentile kept by the percentile pruner.")

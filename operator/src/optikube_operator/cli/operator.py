@@ -36,18 +36,18 @@ def _bind(_: click.Context, __: click.Parameter, value: str | None) -> str | Non
 )
 @click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace (the default).")
 @click.option(
-    "--report-bind",
+    "--progress-bind",
     default="127.0.0.1:8443",
     show_default=True,
-    envvar="OPTIKUBE_REPORT_BIND",
+    envvar="OPTIKUBE_PROGRESS_BIND",
     callback=_bind,
-    help="HOST:PORT the report endpoint listens on.",
+    help="HOST:PORT the progress endpoint listens on.",
 )
 @click.option(
-    "--report-url",
-    envvar="OPTIKUBE_REPORT_URL",
-    help="The report URL trainer pods are told (e.g. http://optikube.optikube-system.svc:8443/v1/report);"
-    " default: http://<report-bind>/v1/report.",
+    "--progress-url",
+    envvar="OPTIKUBE_PROGRESS_URL",
+    help="The progress URL trainer pods are told (e.g. http://optikube.optikube-system.svc:8443/v1/report);"
+    " default: http://<progress-bind>/v1/progress.",
 )
 @click.option(
     "--metrics-bind",
@@ -89,8 +89,8 @@ def _bind(_: click.Context, __: click.Parameter, value: str | None) -> str | Non
 def operator(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
-    report_bind: str,
-    report_url: str | None,
+    progress_bind: str,
+    progress_url: str | None,
     metrics_bind: str,
     liveness: str | None,
     trainer_image: str | None,
@@ -113,8 +113,8 @@ def operator(
         defaults = replace(defaults, service_account=trainer_service_account)
     config = OperatorConfig(
         namespaces=watched,
-        report_bind=report_bind,
-        report_url=report_url,
+        progress_bind=progress_bind,
+        progress_url=progress_url,
         metrics_bind=metrics_bind,
         liveness=liveness,
         kubeconfig=kubeconfig,

@@ -16,8 +16,8 @@ from optikube_operator.cli.summary import best_trial_line, print_pipeline_summar
 from optikube_operator.core import JobSettings
 from optikube_operator.core.study import TuningError, preflight
 from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
+from optikube_operator.local.live_view import LiveView
 from optikube_operator.local.outputs import STUDY_FILE, write_outputs
-from optikube_operator.local.progress import RichProgress
 from optikube_operator.reports.job_text import resolution_warning
 
 EXIT_SPEC_ERROR = 2
@@ -77,8 +77,8 @@ def run(file: Path, output: Path | None, parallel: int | None, resume: bool, smo
     except RunExistsError as error:
         click.echo(str(error), err=True)
         sys.exit(EXIT_SPEC_ERROR)
-    with RichProgress(backend.settings, console) as progress:
-        backend.progress = progress
+    with LiveView(backend.settings, console) as view:
+        backend.view = view
         state = asyncio.run(backend.run())
     if state.finished.get("reason") == FinishReason.PREFLIGHT_FAILED:
         # the spec or its data cannot run: nothing was launched, so there is nothing to report

@@ -77,10 +77,10 @@ def data_errors(path: Path) -> tuple[list[FieldError], list[str]]:
             )
         assert outcome is not None  # nothing stops it
         if outcome.passed:
-            report = outcome.report
+            findings = outcome.findings
             found.append(
-                f"{job.metadata.name}: {report.get('samples')} examples, {report.get('classes')} classes,"
-                f" inputs {report.get('inputShape')}, a model of {report.get('parameters')} parameters"
+                f"{job.metadata.name}: {findings.get('samples')} examples, {findings.get('classes')} classes,"
+                f" inputs {findings.get('inputShape')}, a model of {findings.get('parameters')} parameters"
             )
         else:
             field, _, message = outcome.message.partition(": ")

@@ -1,7 +1,7 @@
 """The orchestration core: pure functions from (settings, observed state, now) to actions, and
-the shared rules of what a run's events and exit mean.
+the shared rules of what a run's progress and exit mean.
 
-Nothing here touches Kubernetes, processes, sockets or the clock; executors (Kubernetes and
+Nothing here touches Kubernetes, processes, sockets or the clock; backends (Kubernetes and
 local) observe the world, call :func:`decide`, and carry out the actions it returns.
 """
 

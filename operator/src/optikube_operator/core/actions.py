@@ -1,4 +1,4 @@
-"""Actions the core asks an executor to carry out."""
+"""Actions the core asks a backend to carry out."""
 
 from __future__ import annotations
 

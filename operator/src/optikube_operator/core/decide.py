@@ -29,7 +29,7 @@ from optikube_operator.core.study import should_prune_trial, suggest, unvisited_
 
 
 def should_prune(settings: JobSettings, observed: ObservedState, trial_number: int) -> bool:
-    """The reply to a trial's intermediate report: should it stop now?"""
+    """The reply to a trial's intermediate progress: should it stop now?"""
     return should_prune_trial(settings, observed.trials, trial_number)
 
 
@@ -133,7 +133,7 @@ def _trial_stops(settings: JobSettings, observed: ObservedState, now: datetime) 
         if timeout is not None and trial.start_time is not None and now - trial.start_time >= timeout:
             stops.append(StopTrial(trial.number, StopReason.TIMED_OUT))
         elif trial.state is TrialState.RUNNING and _ignored_prune(settings, observed, trial):
-            # Normally the trainer stops on the report's reply; this catches one that did not.
+            # Normally the trainer stops on the reply to its progress; this catches one that did not.
             stops.append(StopTrial(trial.number, StopReason.PRUNED))
     return stops
 
@@ -141,7 +141,7 @@ def _trial_stops(settings: JobSettings, observed: ObservedState, now: datetime) 
 def _ignored_prune(settings: JobSettings, observed: ObservedState, trial: ObservedTrial) -> bool:
     """Whether the trainer reported another step after the reply that told it to prune.
 
-    The reply to the latest report may say prune and the trainer is stopping now; only a report
+    The reply to the latest progress may say prune and the trainer is stopping now; only progress
     after that one shows it did not listen.
     """
     if len(trial.intermediate) < 2:

@@ -1,4 +1,4 @@
-"""What an executor has observed about a job: its trials and its final pipeline."""
+"""What a backend has observed about a job: its trials and its final pipeline."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Recording what runs report (Contract 3 events) and how they end (exit codes, results files).
+"""Recording what runs report (Contract 3 progress) and how they end (exit codes, results files).
 
 Pure functions from a recorded trial or pipeline and one observation to the new record: both
-executors call them (the local CLI on its state file, the operator on OptimizationTrial status),
+backends call them (the local CLI on its state file, the operator on OptimizationTrial status),
 so a trial means the same thing wherever it ran. A record that is no longer active never changes:
-late or replayed events of a finished trial are ignored.
+late or replayed progress of a finished trial is ignored.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from optikube_operator.api.events import (
-    AnyEvent,
-    FailedEvent,
-    FinalEvent,
-    IntermediateEvent,
-    PrunedEvent,
-    StageEvent,
+from optikube_operator.api.progress import (
+    AnyProgress,
+    FailedProgress,
+    FinalProgress,
+    IntermediateProgress,
+    PrunedProgress,
+    StageProgress,
 )
 from optikube_operator.api.trial import MAX_INTERMEDIATE_VALUES
 from optikube_operator.core.observed import (
@@ -73,39 +73,41 @@ def _with_step(series: Mapping[int, float], step: int, value: float) -> dict[int
     return updated
 
 
-def stale_report(trial: ObservedTrial, event: AnyEvent) -> bool:
-    """An intermediate report for a step already reported (replayed, or out of order): recording it
+def stale_progress(trial: ObservedTrial, progress: AnyProgress) -> bool:
+    """Intermediate progress for a step already reported (replayed, or out of order): recording it
     would rewrite a value the pruner has already judged."""
     return (
-        isinstance(event, IntermediateEvent)
+        isinstance(progress, IntermediateProgress)
         and trial.latest_step is not None
-        and event.step <= trial.latest_step
+        and progress.step <= trial.latest_step
     )
 
 
-def record_trial_event(trial: ObservedTrial, event: AnyEvent, primary: str, now: datetime) -> ObservedTrial:
-    """``trial`` after ``event``; ``primary`` is the metric whose series the pruner reads."""
-    if not trial.state.active or stale_report(trial, event):
-        return trial  # late events of a stopped trial, replayed steps: they change nothing
-    if isinstance(event, IntermediateEvent):
-        values = _numbers(event.values)
+def record_trial_progress(
+    trial: ObservedTrial, progress: AnyProgress, primary: str, now: datetime
+) -> ObservedTrial:
+    """``trial`` after ``progress``; ``primary`` is the metric whose series the pruner reads."""
+    if not trial.state.active or stale_progress(trial, progress):
+        return trial  # late progress of a stopped trial, replayed steps: they change nothing
+    if isinstance(progress, IntermediateProgress):
+        values = _numbers(progress.values)
         series = trial.intermediate
         if primary in values:
-            series = _with_step(series, event.step, values[primary])
+            series = _with_step(series, progress.step, values[primary])
         return replace(
             trial,
             state=TrialState.RUNNING,
             intermediate=series,
             latest_values=values,
-            latest_step=event.step,
+            latest_step=progress.step,
             start_time=trial.start_time or now,
         )
-    if isinstance(event, FinalEvent):
-        return replace(trial, state=TrialState.SUCCEEDED, values=_numbers(event.values), end_time=now)
-    if isinstance(event, PrunedEvent):
+    if isinstance(progress, FinalProgress):
+        return replace(trial, state=TrialState.SUCCEEDED, values=_numbers(progress.values), end_time=now)
+    if isinstance(progress, PrunedProgress):
         return replace(trial, state=TrialState.PRUNED, end_time=now, message="stopped by the pruner")
-    if isinstance(event, FailedEvent):
-        return replace(trial, state=TrialState.FAILED, message=event.message[-MAX_MESSAGE:], end_time=now)
+    if isinstance(progress, FailedProgress):
+        return replace(trial, state=TrialState.FAILED, message=progress.message[-MAX_MESSAGE:], end_time=now)
     return trial
 
 
@@ -127,20 +129,22 @@ def record_trial_exit(
     return replace(trial, state=TrialState.FAILED, message=message[-MAX_MESSAGE:], end_time=now)
 
 
-def record_pipeline_event(pipeline: ObservedPipeline, event: AnyEvent, now: datetime) -> ObservedPipeline:
+def record_pipeline_progress(
+    pipeline: ObservedPipeline, progress: AnyProgress, now: datetime
+) -> ObservedPipeline:
     if not pipeline.state.active:
         return pipeline
     pipeline = replace(pipeline, state=PipelineState.RUNNING, start_time=pipeline.start_time or now)
-    if isinstance(event, StageEvent):
-        stage = ObservedStage(event.stage, event.status, event.duration_seconds)
+    if isinstance(progress, StageProgress):
+        stage = ObservedStage(progress.stage, progress.status, progress.duration_seconds)
         return replace(pipeline, stages=(*pipeline.stages, stage)[-MAX_STAGES:])
-    if isinstance(event, FinalEvent):
+    if isinstance(progress, FinalProgress):
         if pipeline.values:
-            return pipeline  # replayed, or the termination message's copy of a pushed final event
+            return pipeline  # replayed, or the termination message's copy of a pushed final progress
         # the run still has to exit: the record turns Succeeded on its exit (or its Job's success)
-        return replace(pipeline, values=_numbers(event.values), results=dict(event.results))
-    if isinstance(event, FailedEvent):
-        return replace(pipeline, message=event.message[-MAX_MESSAGE:])
+        return replace(pipeline, values=_numbers(progress.values), results=dict(progress.results))
+    if isinstance(progress, FailedProgress):
+        return replace(pipeline, message=progress.message[-MAX_MESSAGE:])
     return pipeline
 
 

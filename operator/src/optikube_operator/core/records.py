@@ -1,7 +1,7 @@
 """The durable form of what the core observes: trials as OptimizationTrial status, the pipeline as
 OptimizationJob `status.pipeline`, the preflight as `status.preflight`.
 
-Both executors store these API shapes (the operator in the cluster's objects, local mode in its
+Both backends store these API shapes (the operator in the cluster's objects, local mode in its
 state file), so a record written by one reads the same in the other and survives a restart.
 """
 
@@ -81,7 +81,7 @@ def pipeline_status(pipeline: ObservedPipeline) -> PipelineStatus:
 def observed_pipeline(
     status: PipelineStatus | None, results: Mapping[str, Any] | None = None
 ) -> ObservedPipeline:
-    """The pipeline from its status; ``results`` is its results document where the executor keeps it."""
+    """The pipeline from its status; ``results`` is its results document where the backend keeps it."""
     if status is None:
         return ObservedPipeline()
     return ObservedPipeline(

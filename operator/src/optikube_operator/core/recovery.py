@@ -1,4 +1,4 @@
-"""The retry and resume policy, shared by both executors: what a restarted executor, or a resumed
+"""The retry and resume policy, shared by both backends: what a restarted backend, or a resumed
 local run, continues from. Pure functions of the records."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def pipeline_launched(pipeline: ObservedPipeline, now: datetime, *, running: boo
 
 
 def needs_launch(trial: ObservedTrial, has_run: bool) -> bool:
-    """A trial recorded as active whose run does not exist (the executor stopped between recording it
+    """A trial recorded as active whose run does not exist (the backend stopped between recording it
     and starting its run, or the run vanished) is launched; one that has a run is adopted."""
     return trial.state.active and not has_run
 

@@ -1,6 +1,6 @@
 """The settings the core decides with, read once from a job's typed spec.
 
-Every value comes from `optikube_operator.api` (its defaults are the only defaults): an executor
+Every value comes from `optikube_operator.api` (its defaults are the only defaults): a backend
 reads the settings once per reconcile (`JobSettings.from_spec`) and hands them to `decide`.
 """
 
@@ -35,7 +35,7 @@ class JobSettings:
     trial_timeout: timedelta | None = None
     goal: float | None = None
     constraints: tuple[Constraint, ...] = ()
-    # intermediate reports of a full trial (epochs x folds): Hyperband's maximum resource
+    # intermediate progresss of a full trial (epochs x folds): Hyperband's maximum resource
     steps_per_trial: int = 1
     suspend: bool = False
     # spec.data.crossValidation.folds; 0 when trials validate on one split

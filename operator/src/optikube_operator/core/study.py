@@ -34,8 +34,8 @@ from optuna.trial import TrialState as OptunaState
 
 from optikube_operator.api.tuning import DEFAULT_NSGA2_POPULATION, Parameter
 from optikube_operator.core.observed import ObservedTrial, TrialState
-from optikube_operator.core.pruners import make_pruner, rung_attrs
 from optikube_operator.core.settings import JobSettings
+from optikube_operator.core.trial_pruners import make_trial_pruner, rung_attrs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -168,13 +168,13 @@ def build_study(
     trials: Iterable[ObservedTrial],
     *,
     sampler: optuna.samplers.BaseSampler | None = None,
-    for_pruning: bool = False,
+    for_trial_pruner: bool = False,
     judged: int | None = None,
 ) -> optuna.Study:
     """An in-memory study holding ``trials`` in number order (Optuna numbers == ours)."""
     dists = distributions(settings)
-    directions = [settings.primary] if for_pruning else list(settings.objectives)
-    pruner = make_pruner(settings) if for_pruning else optuna.pruners.NopPruner()
+    directions = [settings.primary] if for_trial_pruner else list(settings.objectives)
+    pruner = make_trial_pruner(settings) if for_trial_pruner else optuna.pruners.NopPruner()
     study = optuna.create_study(
         storage=InMemoryStorage(),
         sampler=sampler or optuna.samplers.RandomSampler(seed=settings.sampler_seed),
@@ -187,8 +187,8 @@ def build_study(
     for trial in ordered:
         while len(frozen) < trial.number:  # a hole in the numbering: keep numbers aligned
             frozen.append(optuna.trial.create_trial(state=OptunaState.FAIL))
-        rungs = _rungs(study, trial, judged) if for_pruning else {}
-        frozen.append(_frozen(settings, trial, dists, single_objective=for_pruning, extra_attrs=rungs))
+        rungs = _rungs(study, trial, judged) if for_trial_pruner else {}
+        frozen.append(_frozen(settings, trial, dists, single_objective=for_trial_pruner, extra_attrs=rungs))
     study.add_trials(frozen)
     return study
 
@@ -249,7 +249,7 @@ def should_prune_trial(settings: JobSettings, trials: Sequence[ObservedTrial], n
     target = next((trial for trial in trials if trial.number == number), None)
     if target is None or not target.state.active or not target.intermediate:
         return False
-    study = build_study(settings, trials, for_pruning=True, judged=number)
+    study = build_study(settings, trials, for_trial_pruner=True, judged=number)
     frozen = study.get_trials(deepcopy=False)[number]
     return bool(study.pruner.prune(study, frozen))
 

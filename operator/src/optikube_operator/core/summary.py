@@ -1,4 +1,4 @@
-"""The job summary both executors publish: trial counts, the best trial, the Pareto front, the
+"""The job summary both backends publish: trial counts, the best trial, the Pareto front, the
 running trials, the progress estimate and whether the validation split tells the trials apart
 (local results.json, and the OptimizationJob status)."""
 

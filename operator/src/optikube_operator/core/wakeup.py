@@ -1,6 +1,6 @@
 """When `decide` next needs to be asked although nothing was observed to change.
 
-Most of a job moves on events (a Job finished, a report arrived); only the clock moves the rest: a
+Most of a job moves on events (a Job finished, progress arrived); only the clock moves the rest: a
 running trial reaching `trialTimeout`, the search reaching `maxDuration`. Executors wake a job at
 the earliest of these instead of polling it.
 """

@@ -19,7 +19,7 @@ class RunKey:
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated reporter: the run its credential is bound to, and who it is (for logs)."""
+    """An authenticated sender of progress: the run its credential is bound to, and who it is (for logs)."""
 
     run: RunKey
     identity: str

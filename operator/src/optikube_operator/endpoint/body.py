@@ -1,4 +1,4 @@
-"""Decoding a report's body: strict JSON, bounded, before the event schema sees it.
+"""Decoding a progress message's body: strict JSON, bounded, before the progress schema sees it.
 
 Python's `json` is lenient where a hostile body can hurt: `1e999` decodes to infinity (the schema's
 free-form `results` and `summary` accept it, and no JSON writer can store it in a status), a deep
@@ -13,9 +13,9 @@ import json
 import math
 from typing import Any
 
-from optikube_operator.api.events import AnyEvent, parse_event
+from optikube_operator.api.progress import AnyProgress, parse_progress
 
-# Contract 3 events are at most four levels deep (results.block.latencyMs.batch1P50); the rest is room
+# Contract 3 messages are at most four levels deep (results.block.latencyMs.batch1P50); the rest is room
 # for a trainer's own results document, not for a parser's recursion limit.
 MAX_DEPTH = 32
 
@@ -91,6 +91,6 @@ def decode_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
     return document
 
 
-def decode_event(raw: bytes, max_depth: int = MAX_DEPTH) -> AnyEvent:
-    """The event a body holds; raises BodyError or EventError (both ValueErrors) naming the problem."""
-    return parse_event(decode_json(raw, max_depth))
+def decode_progress(raw: bytes, max_depth: int = MAX_DEPTH) -> AnyProgress:
+    """The progress a body holds; raises BodyError or ProgressError (both ValueErrors) naming the problem."""
+    return parse_progress(decode_json(raw, max_depth))

@@ -16,9 +16,9 @@ from optikube_operator.core import (
     TrialState,
 )
 from optikube_operator.kube import names
+from optikube_operator.kube.k8s_events import K8sEventWriter
 from optikube_operator.kube.names import trial_run
 from optikube_operator.kube.prometheus import OperatorMetrics
-from optikube_operator.kube.recorder import EventRecorder
 from optikube_operator.kube.records import JobRecords
 from optikube_operator.kube.status import Outcome
 
@@ -43,7 +43,7 @@ def _values(values: Mapping[str, float]) -> str:
 
 
 class Announcer:
-    def __init__(self, recorder: EventRecorder, metrics: OperatorMetrics) -> None:
+    def __init__(self, recorder: K8sEventWriter, metrics: OperatorMetrics) -> None:
         self.recorder = recorder
         self.metrics = metrics
 

@@ -65,7 +65,7 @@ def _deleted_by(meta: dict[str, Any]) -> float | None:
 def caller_of(review: dict[str, Any], pod: dict[str, Any] | None, now: float | None = None) -> Caller | None:
     """The caller a TokenReview and the pod it names make, or None when they do not add up."""
     status = review.get("status") or {}
-    if not status.get("authenticated") or names.REPORT_AUDIENCE not in (status.get("audiences") or []):
+    if not status.get("authenticated") or names.TOKEN_AUDIENCE not in (status.get("audiences") or []):
         return None
     user = status.get("user") or {}
     username = str(user.get("username", ""))
@@ -96,7 +96,7 @@ def review_body(token: str) -> dict[str, Any]:
     return {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenReview",
-        "spec": {"token": token, "audiences": [names.REPORT_AUDIENCE]},
+        "spec": {"token": token, "audiences": [names.TOKEN_AUDIENCE]},
     }
 
 

@@ -66,8 +66,8 @@ class TrainerDefaults:
 @dataclass(frozen=True)
 class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
-    report_bind: str = "127.0.0.1:8443"
-    report_url: str | None = None  # what pods are told; default derived from report_bind
+    progress_bind: str = "127.0.0.1:8443"
+    progress_url: str | None = None  # what pods are told; default derived from progress_bind
     metrics_bind: str = "127.0.0.1:8080"
     liveness: str | None = None  # kopf's probe, e.g. http://0.0.0.0:8081/healthz
     kubeconfig: Path | None = None
@@ -78,8 +78,8 @@ class OperatorConfig:
     instance: str = "optikube-operator"
 
     @property
-    def effective_report_url(self) -> str:
-        return self.report_url or f"http://{self.report_bind}/v1/report"
+    def effective_progress_url(self) -> str:
+        return self.progress_url or f"http://{self.progress_bind}/v1/progress"
 
 
 def split_bind(bind: str) -> tuple[str, int]:

@@ -20,7 +20,7 @@ RUN_LABEL = f"{GROUP}/run"  # trial | pipeline | preflight
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
-REPORT_AUDIENCE = GROUP
+TOKEN_AUDIENCE = GROUP
 RDZV_PORT = 29500
 METRICS_PORT = 9400
 CONTAINER = "trainer"

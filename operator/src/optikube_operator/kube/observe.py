@@ -2,7 +2,7 @@
 
 A batch Job and its pods say when a run started, and how it ended: the Job's Complete or Failed
 condition, each pod's exit code and reason, and the termination message rank 0 left (the final
-event, Contract 3, written by the trainer for exactly this fallback; the preflight's refusal,
+progress, Contract 3, written by the trainer for exactly this fallback; the preflight's refusal,
 `<spec field>: <problem>`, or the tail of its log).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from optikube_operator.api.events import AnyEvent, EventError, parse_event
+from optikube_operator.api.progress import AnyProgress, ProgressError, parse_progress
 from optikube_operator.api.runconfig import PREFLIGHT_EXIT_REFUSED
 from optikube_operator.core import (
     ObservedPipeline,
@@ -27,11 +27,11 @@ from optikube_operator.core import (
 )
 from optikube_operator.core.recording import (
     preflight_message,
-    record_pipeline_event,
     record_pipeline_exit,
+    record_pipeline_progress,
     record_preflight_exit,
-    record_trial_event,
     record_trial_exit,
+    record_trial_progress,
 )
 from optikube_operator.kube import names
 from optikube_operator.kube.runs import RunObjects, controller_of
@@ -138,16 +138,16 @@ def observe_run(objects: RunObjects) -> RunObservation:
     )
 
 
-def termination_event(message: str | None) -> AnyEvent | None:
-    """The event rank 0 wrote as its termination message, if it is one."""
+def termination_progress(message: str | None) -> AnyProgress | None:
+    """The progress rank 0 wrote as its termination message, if it is one."""
     if not message:
         return None
     try:
         raw = json.loads(message)
         if isinstance(raw, dict):
             raw.setdefault("trial", None)
-        return parse_event(raw)
-    except (json.JSONDecodeError, EventError):
+        return parse_progress(raw)
+    except (json.JSONDecodeError, ProgressError):
         return None
 
 
@@ -168,9 +168,9 @@ def observe_trial(
         trial = replace(trial, state=TrialState.RUNNING, start_time=observation.running_since)
     if not observation.finished:
         return trial
-    event = termination_event(observation.termination_message)
-    if event is not None and event.trial == trial.number:
-        trial = record_trial_event(trial, event, primary, now)
+    progress = termination_progress(observation.termination_message)
+    if progress is not None and progress.trial == trial.number:
+        trial = record_trial_progress(trial, progress, primary, now)
     if observation.failed_reason == "DeadlineExceeded" and trial.state.active:
         return replace(trial, state=TrialState.TIMED_OUT, message=StopReason.TIMED_OUT.message, end_time=now)
     code = 0 if observation.succeeded else (observation.exit_code or 1)
@@ -186,9 +186,9 @@ def observe_pipeline(
         pipeline = replace(pipeline, state=PipelineState.RUNNING, start_time=pipeline.start_time or now)
     if not observation.finished:
         return pipeline
-    event = termination_event(observation.termination_message)
-    if event is not None and event.trial is None:
-        pipeline = record_pipeline_event(pipeline, event, now)
+    progress = termination_progress(observation.termination_message)
+    if progress is not None and progress.trial is None:
+        pipeline = record_pipeline_progress(pipeline, progress, now)
     code = 0 if observation.succeeded else (observation.exit_code or 1)
     return record_pipeline_exit(pipeline, code, now)
 

@@ -77,8 +77,11 @@ class OperatorMetrics:
             registry=r,
         )
         self.reconciles = Counter("optikube_reconciles_total", "Reconciles done.", registry=r)
-        self.reports = Counter(
-            "optikube_report_requests_total", "Report endpoint requests by outcome.", ["outcome"], registry=r
+        self.progress_requests = Counter(
+            "optikube_progress_requests_total",
+            "Progress endpoint requests by outcome.",
+            ["outcome"],
+            registry=r,
         )
         self.api_requests = Counter(
             "optikube_apiserver_requests_total",
@@ -102,7 +105,7 @@ class OperatorMetrics:
             "timeout",
             "unavailable",
         ):
-            self.reports.labels(outcome=outcome)
+            self.progress_requests.labels(outcome=outcome)
 
     def count_request(self, verb: str, resource: str, code: int) -> None:
         self.api_requests.labels(verb=verb, resource=resource, code=str(code)).inc()

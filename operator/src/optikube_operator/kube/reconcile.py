@@ -6,7 +6,7 @@
 3. decide: `core.decide`;
 4. act: the runs are launched and matched to their records (`launcher`), every record written
    before the run it describes is created;
-5. report: the status (one replace, only when it changed), Events and metrics.
+5. publish: the status (one replace, only when it changed), Events and metrics.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class Reconciler:
             return result
 
     async def ensure_loaded(self, namespace: str, name: str) -> JobRecords | None:
-        """The records of a job (loading them if this operator has not yet), for the report endpoint."""
+        """The records of a job (loading them if this operator has not yet), for the progress endpoint."""
         body = self.bodies.get((namespace, name))
         if body is None:
             return None
@@ -307,7 +307,7 @@ class Reconciler:
                 outcome = Outcome(action.succeeded, action.reason.value, action.message, now)
         return outcome
 
-    # --- reporting ------------------------------------------------------------------------------
+    # --- publishing ------------------------------------------------------------------------------
 
     async def _write_status(
         self,

@@ -3,7 +3,7 @@
 The operator is the only writer of OptimizationTrial status and OptimizationJob status (one replica,
 `Recreate`), so after loading them once (a consistent LIST after a start) its memory is the truth,
 and every change is written to the cluster before anything that depends on it is done: a restart
-reloads exactly what was recorded. A per-job lock serializes reconciles and reports of one job.
+reloads exactly what was recorded. A per-job lock serializes reconciles and progress of one job.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class JobRecords:
     created_at: dict[RunRef, datetime] = field(default_factory=dict)
     # when this operator last asked for each run's Job; the watch shows it later
     launched_at: dict[RunRef, datetime] = field(default_factory=dict)
-    # the settings of the latest reconcile (the report endpoint's prune decisions use them)
+    # the settings of the latest reconcile (the progress endpoint's prune decisions use them)
     settings: JobSettings | None = None
     # the validated spec of the latest generation (reconcile.AcceptedSpec)
     accepted: Any = None

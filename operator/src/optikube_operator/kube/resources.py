@@ -156,8 +156,8 @@ def _env(job: str, run: RunRef, spec: OptimizationJobSpec, config: OperatorConfi
         # pod 0 of an Indexed Job is called <job name>-0; the Service is the pods' subdomain
         "OPTIKUBE_RDZV_HOST": f"{name}-0.{name}" if has_peers(spec, run) else "localhost",
         "OPTIKUBE_RDZV_PORT": str(names.RDZV_PORT),
-        "OPTIKUBE_REPORT_URL": config.effective_report_url,
-        "OPTIKUBE_REPORT_TOKEN_FILE": f"{names.TOKEN_DIR}/{names.TOKEN_FILE}",
+        "OPTIKUBE_PROGRESS_URL": config.effective_progress_url,
+        "OPTIKUBE_PROGRESS_TOKEN_FILE": f"{names.TOKEN_DIR}/{names.TOKEN_FILE}",
         "OPTIKUBE_METRICS_PORT": str(names.METRICS_PORT),
         "PYTHONUNBUFFERED": "1",
         # the root filesystem is read-only: caches go to the writable /tmp
@@ -210,12 +210,12 @@ def _volumes(
             },
         },
         {
-            "name": "report-token",
+            "name": "progress-token",
             "projected": {
                 "sources": [
                     {
                         "serviceAccountToken": {
-                            "audience": names.REPORT_AUDIENCE,
+                            "audience": names.TOKEN_AUDIENCE,
                             "expirationSeconds": 3600,
                             "path": names.TOKEN_FILE,
                         }
@@ -229,7 +229,7 @@ def _volumes(
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": names.CONFIG_DIR, "readOnly": True},
-        {"name": "report-token", "mountPath": names.TOKEN_DIR, "readOnly": True},
+        {"name": "progress-token", "mountPath": names.TOKEN_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "shm", "mountPath": "/dev/shm"},
         artifacts_mount,
@@ -263,7 +263,7 @@ def _scheduling(spec: OptimizationJobSpec, config: OperatorConfig) -> dict[str, 
 def build_pod_template(
     job: str, run: RunRef, spec: OptimizationJobSpec, config: OperatorConfig
 ) -> dict[str, Any]:
-    """The trainer pods of one run: restricted security context, the report token, the run config."""
+    """The trainer pods of one run: restricted security context, the progress token, the run config."""
     defaults = config.trainer
     preflight = run == PREFLIGHT
     volumes, mounts = _volumes(job, run, spec)
@@ -298,7 +298,7 @@ def build_pod_template(
         "spec": {
             **pod_spec,
             "serviceAccountName": spec.resources.service_account_name or defaults.service_account,
-            # trainer pods talk to nobody but the report endpoint: no API token at all
+            # trainer pods talk to nobody but the progress endpoint: no API token at all
             "automountServiceAccountToken": False,
             "securityContext": {
                 "runAsNonRoot": True,

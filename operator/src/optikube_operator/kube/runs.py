@@ -94,7 +94,7 @@ class RunObjects:
 
 
 class RunCache:
-    """Indexed by job and by pod name: a reconcile reads one job's runs and each report looks up
+    """Indexed by job and by pod name: a reconcile reads one job's runs and each progress message looks up
     its pod, so neither may cost a scan of every run of every job (hundreds of jobs live)."""
 
     def __init__(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from optikube_operator.endpoint import ReportEndpoint
+from optikube_operator.endpoint import ProgressEndpoint
 from optikube_operator.kube import names
 from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.auth import TokenReviewAuthenticator
@@ -23,11 +23,11 @@ from optikube_operator.kube.backend import KubernetesBackend
 from optikube_operator.kube.bookkeeping import NoDiffBase, NoProgress
 from optikube_operator.kube.client import KubeClient
 from optikube_operator.kube.config import OperatorConfig, split_bind
+from optikube_operator.kube.k8s_events import K8sEventWriter
+from optikube_operator.kube.progress import ProgressHandler
 from optikube_operator.kube.prometheus import OperatorMetrics
 from optikube_operator.kube.reconcile import Reconciler
-from optikube_operator.kube.recorder import EventRecorder
 from optikube_operator.kube.records import RecordStore
-from optikube_operator.kube.reports import ReportHandler
 from optikube_operator.kube.runs import RunCache
 
 log = logging.getLogger(__name__)
@@ -74,23 +74,23 @@ class OperatorRuntime:
         self.runs = RunCache()
         self.store = RecordStore()
         self.backend = KubernetesBackend(self.client, config)
-        self.recorder = EventRecorder(self.client, config.instance)
+        self.recorder = K8sEventWriter(self.client, config.instance)
         announcer = Announcer(self.recorder, self.metrics)
         self.reconciler = Reconciler(self.backend, self.runs, self.store, self.metrics, announcer)
         self.authenticator = TokenReviewAuthenticator(self.client, self._pod)
-        self.endpoint = ReportEndpoint(
-            ReportHandler(self.reconciler), self.authenticator, on_outcome=self._count_report
+        self.endpoint = ProgressEndpoint(
+            ProgressHandler(self.reconciler), self.authenticator, on_outcome=self._count_progress
         )
         self._servers: list[web.AppRunner] = []
         self._phases: dict[tuple[str, str], str] = {}  # each known job's last published phase
-        self.report_url = ""
+        self.progress_url = ""
 
     async def _relogin(self) -> kopf.ConnectionInfo:
         self.connection = await asyncio.to_thread(connect, self.config)
         return self.connection
 
-    def _count_report(self, outcome: str) -> None:
-        self.metrics.reports.labels(outcome=outcome).inc()
+    def _count_progress(self, outcome: str) -> None:
+        self.metrics.progress_requests.labels(outcome=outcome).inc()
 
     async def _pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.runs.pod(namespace, name) or await self.backend.get_pod(namespace, name)
@@ -133,11 +133,11 @@ class OperatorRuntime:
     async def start(self) -> None:
         # the first request opens the TLS session: pay for it now, not in the first job's latency
         await self.client.get("/version")
-        host, port = split_bind(self.config.report_bind)
-        self.report_url = await self.endpoint.start(host, port)
+        host, port = split_bind(self.config.progress_bind)
+        self.progress_url = await self.endpoint.start(host, port)
         metrics_host, metrics_port = split_bind(self.config.metrics_bind)
         self._servers.append(await self.metrics.serve(metrics_host, metrics_port))
-        log.info("report endpoint %s, metrics on %s", self.report_url, self.config.metrics_bind)
+        log.info("progress endpoint %s, metrics on %s", self.progress_url, self.config.metrics_bind)
 
     async def stop(self) -> None:
         self.reconciler.wakeups.cancel_all()

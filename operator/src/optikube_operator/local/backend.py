@@ -2,7 +2,7 @@
 
 It only acts: the core decides (`decide`), the shared rules record what runs report and how they
 end (`core.recording`) and what a resumed run continues from (`core.recovery`); this class starts
-and stops processes, serves the report endpoint on 127.0.0.1 and saves the state file.
+and stops processes, serves the progress endpoint on 127.0.0.1 and saves the state file.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from optikube_operator.api import OptimizationJob, SpecError
-from optikube_operator.api.events import AnyEvent, FinalEvent, IntermediateEvent
+from optikube_operator.api.progress import AnyProgress, FinalProgress, IntermediateProgress
 from optikube_operator.core import (
     Action,
     Finish,
@@ -39,15 +39,15 @@ from optikube_operator.core import (
     should_prune,
 )
 from optikube_operator.core.recording import (
-    record_pipeline_event,
     record_pipeline_exit,
+    record_pipeline_progress,
     record_preflight_exit,
-    record_trial_event,
     record_trial_exit,
-    stale_report,
+    record_trial_progress,
+    stale_progress,
 )
 from optikube_operator.core.recovery import interrupted, launched, needs_launch, pipeline_launched, resumed
-from optikube_operator.endpoint import BearerTokens, EventRejectedError, ReportEndpoint, RunKey
+from optikube_operator.endpoint import BearerTokens, ProgressEndpoint, ProgressRejectedError, RunKey
 from optikube_operator.local.preflight import run_preflight
 from optikube_operator.local.processes import kill_leftover, launch, log_tail, terminate, trainer_command
 from optikube_operator.local.state import (
@@ -63,11 +63,13 @@ from optikube_operator.local.state import (
 from optikube_operator.runconfig import JobIdentity, Stage, render_run_config
 
 PIPELINE = RunKey(trial=None)
-LOGS = ("launches.jsonl", "events.jsonl")
+LOGS = ("launches.jsonl", "progress.jsonl")
 CommandBuilder = Callable[[str, Path, int], list[str]]
 
 
-class Progress(Protocol):
+class StateView(Protocol):
+    """What shows a run's state as it changes (the CLI's live view)."""
+
     def update(self, state: RunState) -> None: ...
 
 
@@ -95,12 +97,12 @@ def now_utc() -> datetime:
 
 
 class LocalBackend:
-    def __init__(self, job: OptimizationJob, options: LocalOptions, progress: Progress | None = None) -> None:
+    def __init__(self, job: OptimizationJob, options: LocalOptions, view: StateView | None = None) -> None:
         self.job = JobIdentity.of(job)
         self.spec = job.spec.to_dict()
         self.options = options
         self.out = options.output_dir
-        self.progress = progress
+        self.view = view
         # read once: --parallel overrides spec.tuning.parallelTrials
         self.settings = JobSettings.from_spec(job.spec, self.job.name).with_parallel_trials(options.parallel)
         self.processes_per_run = job.spec.resources.processes_per_worker
@@ -108,12 +110,12 @@ class LocalBackend:
         self.watchers: set[asyncio.Task[None]] = set()
         self.stopping: set[RunKey] = set()
         self.tokens = BearerTokens()
-        self.endpoint = ReportEndpoint(self._on_event, self.tokens)
+        self.endpoint = ProgressEndpoint(self._on_progress, self.tokens)
         self.wake = asyncio.Event()
         self.interrupted = False
         self.stopped = asyncio.Event()  # set with `interrupted`: ends an awaited preflight
         # what the preflight found (samples, classes, parameters), once it passed in this run
-        self.preflight_report: dict[str, Any] = {}
+        self.preflight_findings: dict[str, Any] = {}
         self.state = self._load_or_create()
 
     # --- state ----------------------------------------------------------------------------------
@@ -140,8 +142,8 @@ class LocalBackend:
 
     def _save(self) -> None:
         self.state.save(self.out)
-        if self.progress is not None:
-            self.progress.update(self.state)
+        if self.view is not None:
+            self.view.update(self.state)
 
     def _log(self, name: str, entry: dict[str, Any]) -> None:
         append_line(self.out / name, entry)
@@ -232,7 +234,7 @@ class LocalBackend:
         if outcome is None:  # interrupted: it runs again on resume
             self.state.preflight = ObservedPreflight()
             return
-        self.preflight_report = dict(outcome.report)
+        self.preflight_findings = dict(outcome.findings)
         self.state.preflight = record_preflight_exit(
             self.state.preflight, outcome.exit_code, outcome.message, now_utc()
         )
@@ -266,8 +268,8 @@ class LocalBackend:
         threads = max(1, (os.cpu_count() or 1) // (parallel * self.processes_per_run))
         return {
             **os.environ,
-            "OPTIKUBE_REPORT_URL": self.endpoint.url,
-            "OPTIKUBE_REPORT_TOKEN_FILE": str(token_file),
+            "OPTIKUBE_PROGRESS_URL": self.endpoint.url,
+            "OPTIKUBE_PROGRESS_TOKEN_FILE": str(token_file),
             "OMP_NUM_THREADS": str(threads),
             "PYTHONUNBUFFERED": "1",
             **self.options.extra_env,
@@ -355,27 +357,27 @@ class LocalBackend:
         self._save()
         self.wake.set()
 
-    # --- the report endpoint --------------------------------------------------------------------
+    # --- the progress endpoint --------------------------------------------------------------------
 
-    async def _on_event(self, key: RunKey, event: AnyEvent) -> dict[str, Any]:
+    async def _on_progress(self, key: RunKey, progress: AnyProgress) -> dict[str, Any]:
         now = now_utc()
-        self._log("events.jsonl", {"received": now, **event.model_dump(mode="json", by_alias=True)})
+        self._log("progress.jsonl", {"received": now, **progress.model_dump(mode="json", by_alias=True)})
         reply: dict[str, Any] = {}
         if key.trial is None:
             if not self.state.pipeline.state.active:
-                raise EventRejectedError(409, "the pipeline is not running", "conflict")
-            self.state.pipeline = record_pipeline_event(self.state.pipeline, event, now)
+                raise ProgressRejectedError(409, "the pipeline is not running", "conflict")
+            self.state.pipeline = record_pipeline_progress(self.state.pipeline, progress, now)
         else:
             trial = self.state.trials.get(key.trial)
             if trial is None or not trial.record.state.active:
                 state = "unknown" if trial is None else trial.record.state.value
-                raise EventRejectedError(409, f"trial {key.trial} is not running ({state})", "conflict")
-            if stale_report(trial.record, event):
-                raise EventRejectedError(409, f"step already reported for trial {key.trial}", "conflict")
-            trial.record = record_trial_event(trial.record, event, self.settings.primary.metric, now)
-            if isinstance(event, FinalEvent):
-                trial.results = dict(event.results)
-            if isinstance(event, IntermediateEvent):
+                raise ProgressRejectedError(409, f"trial {key.trial} is not running ({state})", "conflict")
+            if stale_progress(trial.record, progress):
+                raise ProgressRejectedError(409, f"step already reported for trial {key.trial}", "conflict")
+            trial.record = record_trial_progress(trial.record, progress, self.settings.primary.metric, now)
+            if isinstance(progress, FinalProgress):
+                trial.results = dict(progress.results)
+            if isinstance(progress, IntermediateProgress):
                 reply = {"prune": should_prune(self.settings, self.state.observed(), key.trial)}
         self._save()
         self.wake.set()

@@ -28,7 +28,7 @@ CommandBuilder = Callable[[str, Path, int], list[str]]
 class PreflightOutcome:
     exit_code: int
     message: str  # `<spec field>: <problem>` when refused; empty when it passed
-    report: Mapping[str, Any]  # what it found (samples, classes, parameters...) when it passed
+    findings: Mapping[str, Any]  # what it found (samples, classes, parameters...) when it passed
 
     @property
     def passed(self) -> bool:
@@ -69,6 +69,6 @@ async def run_preflight(
         return None
     code = waiting.result()
     outcome = read_json_object(run_dir / OUTCOME_FILE)
-    report = outcome.get("report") if outcome and outcome.get("ok") else None
+    findings = outcome.get("findings") if outcome and outcome.get("ok") else None
     message = preflight_message(code, refusal_of(outcome), log_tail(run_dir / LOG_FILE, lines=20))
-    return PreflightOutcome(code, message, dict(report or {}))
+    return PreflightOutcome(code, message, dict(findings or {}))

@@ -66,7 +66,7 @@ ALERTS: tuple[Alert, ...] = (
         "critical",
         "The optikube operator is down",
         "No optikube operator has answered a scrape for 5 minutes: no job makes progress, and "
-        "trainer pods' reports are refused (their results still arrive by termination message "
+        "trainer pods' progress is refused (their results still arrive by termination message "
         "once it is back).",
     ),
     Alert(
@@ -78,12 +78,12 @@ ALERTS: tuple[Alert, ...] = (
         "Reconciles have failed for 15 minutes ({{ $value }}/s); the operator's log says why.",
     ),
     Alert(
-        "OptikubeReportsRefused",
-        'sum(rate(optikube_report_requests_total{outcome=~"unauthenticated|forbidden"}[10m])) > 0.05',
+        "OptikubeProgressRefused",
+        'sum(rate(optikube_progress_requests_total{outcome=~"unauthenticated|forbidden"}[10m])) > 0.05',
         "10m",
         "warning",
-        "The report endpoint refuses trainer pods",
-        "Reports are refused as unauthenticated or forbidden ({{ $value }}/s): a trainer "
+        "The progress endpoint refuses trainer pods",
+        "Progress messages are refused as unauthenticated or forbidden ({{ $value }}/s): a trainer "
         "ServiceAccount or token audience that does not match, or something else posting.",
     ),
 )

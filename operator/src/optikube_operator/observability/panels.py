@@ -189,11 +189,11 @@ OPERATOR = Row(
             unit="ops",
         ),
         Panel(
-            "Report endpoint",
+            "Progress endpoint",
             "timeseries",
-            (Target(f"sum by (outcome) (rate(optikube_report_requests_total[{RATE}]))", "{{outcome}}"),),
+            (Target(f"sum by (outcome) (rate(optikube_progress_requests_total[{RATE}]))", "{{outcome}}"),),
             unit="reqps",
-            description="Progress reports from trainer pods, by outcome (accepted, unauthenticated, ...).",
+            description="Progress messages from trainer pods, by outcome (accepted, unauthenticated, ...).",
         ),
         Panel(
             "Apiserver requests",

@@ -170,19 +170,19 @@ def load_csv(source: FileSource, policy: MissingValues) -> RawData:
         features = [source.text_column]
     elif not features:
         raise ValueError(f"{FIELD}: {path} has no feature column besides {target!r} and ignoreColumns")
-    report: dict[str, Any] = {
+    findings: dict[str, Any] = {
         "rows": len(cells),
         "naValues": list(source.na_values),
         "missingCells": {c: int(missing[c].sum()) for c in [target, *features] if missing[c].any()},
         "missingStrategy": policy.strategy,
     }
     if source.ignore_columns:
-        report["ignoredColumns"] = list(source.ignore_columns)
+        findings["ignoredColumns"] = list(source.ignore_columns)
     kept = _kept_rows(missing[target], missing[features], policy, target)
     if not kept.any():
         raise ValueError(f"{STRATEGY_FIELD}: drop leaves no row of {path} (every row has a missing cell)")
-    report["rowsDropped"] = int((~kept).sum())
-    report["rowsUsed"] = int(kept.sum())
+    findings["rowsDropped"] = int((~kept).sum())
+    findings["rowsUsed"] = int(kept.sum())
     labels, names = encode_labels(cells[target][kept].to_numpy())
     if source.text_column is not None:
         texts = cells[source.text_column].where(~missing[source.text_column], "")[kept]
@@ -195,5 +195,7 @@ def load_csv(source: FileSource, policy: MissingValues) -> RawData:
             frame[name] = _numeric_column(name, cells[name][kept], missing[name][kept], listed)
         else:
             frame[name] = cells[name][kept].where(~missing[name][kept], np.nan).astype(object)
-    table = Table(frame=frame.reset_index(drop=True), numeric=numeric, categorical=categorical, report=report)
+    table = Table(
+        frame=frame.reset_index(drop=True), numeric=numeric, categorical=categorical, findings=findings
+    )
     return RawData(task="tabular", labels=labels, class_names=names, table=table)

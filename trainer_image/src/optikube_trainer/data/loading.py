@@ -57,7 +57,7 @@ def _summary(raw: RawData, x: np.ndarray, names: list[str] | None, sizes: dict[s
     if names is not None:
         summary["features"] = {"count": len(names), "names": names[:SHOWN_FEATURES]}
     if raw.table is not None:
-        summary["table"] = dict(raw.table.report)
+        summary["table"] = dict(raw.table.findings)
     return summary
 
 

@@ -37,12 +37,12 @@ _SKLEARN_STRATEGY = {
 @dataclass
 class Table:
     """Feature columns of a CSV after reading: ``frame`` holds float64 numeric columns and object
-    (str) categorical ones, NaN marking a missing cell; ``report`` is what reading found and did."""
+    (str) categorical ones, NaN marking a missing cell; ``findings`` is what reading found and did."""
 
     frame: pd.DataFrame
     numeric: list[str]
     categorical: list[str]
-    report: dict[str, Any] = field(default_factory=dict)
+    findings: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -15,12 +15,12 @@ from optikube_operator.reports.pipeline_html import write_report
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
 from optikube_trainer.evaluation.paired import compare_paired, correct_predictions
-from optikube_trainer.events import Reporter
 from optikube_trainer.export import ExportedArtifact, export_model, export_onnx_model, load_exported
 from optikube_trainer.pipeline.budget import Budget, resolution_notes
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_checkpoint_model
 from optikube_trainer.pipeline.measuring import eval_split, measure
 from optikube_trainer.pipeline.stages import calibration_batches
+from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import Recipe
 from optikube_trainer.runtimes.candidates import (
     ONNX_QUANTIZATION,
@@ -151,10 +151,10 @@ def finish(
     bundle: DataBundle,
     example: Tensor,
     ctx: RunContext,
-    reporter: Reporter,
+    progress: ProgressSender,
 ) -> dict[str, Any]:
     """Rank 0: the evaluation stage and results.json."""
-    reporter.stage("evaluation", "started")
+    progress.stage("evaluation", "started")
     started = time.monotonic()
     optimized = measure(model, bundle, example, split="test", macs=state.macs, latency_runs=1)
     runtimes = _Runtimes(recipe, state, model, bundle, example, ctx)
@@ -232,6 +232,6 @@ def finish(
     write_report(results, ctx.output_dir / REPORT_FILE, title=f"optikube: {config.job.name}")
     duration = round(time.monotonic() - started, 3)
     summary = {"sizeBytes": artifact.size_bytes, "runtime": chosen.runtime}
-    reporter.stage("evaluation", "completed", duration_s=duration, summary=summary)
-    reporter.final(optimized.objective_values(), results)
+    progress.stage("evaluation", "completed", duration_s=duration, summary=summary)
+    progress.final(optimized.objective_values(), results)
     return results

@@ -15,7 +15,6 @@ from optikube_trainer.data import DataBundle, load_job_data
 from optikube_trainer.dist import RunContext, barrier, broadcast_object, seed_everything
 from optikube_trainer.evaluation import count_macs
 from optikube_trainer.evaluation.counting import ensure_cpu
-from optikube_trainer.events import Reporter
 from optikube_trainer.models import build_model
 from optikube_trainer.pipeline.budget import Budget, run_within_budget, validation_value
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_state, save_stage
@@ -26,12 +25,6 @@ from optikube_trainer.recipe import Recipe, read_recipe
 from optikube_trainer.training.loop import fit
 
 log = logging.getLogger(__name__)
-
-
-def _reporter(ctx: RunContext) -> Reporter:
-    if ctx.reporter is None:
-        ctx.reporter = Reporter(rank=ctx.rank, trial=ctx.trial, output_dir=ctx.output_dir)
-    return ctx.reporter
 
 
 def _record(
@@ -52,7 +45,7 @@ def _record(
         entry["skipped"] = True
     state.completed.append(entry)
     save_stage(ctx, state, model, example)
-    _reporter(ctx).stage(
+    ctx.progress_sender().stage(
         name, status, duration_s=duration, summary={**changes, **({"budget": budget} if budget else {})}
     )
 
@@ -66,7 +59,7 @@ def _train(
     ctx: RunContext,
 ) -> nn.Module:
     spec = config.spec
-    _reporter(ctx).stage("train", "started")
+    ctx.progress_sender().stage("train", "started")
     started = time.monotonic()
     seed_everything(ctx.seed)  # the same trained model however the process was started
     trained = build_model(spec.model, bundle, dropout=spec.training.regularization.dropout)
@@ -103,8 +96,8 @@ def _compress(
     example: Tensor,
     ctx: RunContext,
 ) -> nn.Module:
-    reporter = _reporter(ctx)
-    reporter.stage(name, "started")
+    progress = ctx.progress_sender()
+    progress.stage(name, "started")
     started = time.monotonic()
     if name == "quantization":
         state.float_model_file = state.model_file  # ONNX Runtime quantizes this float model itself
@@ -115,7 +108,7 @@ def _compress(
         return STAGES[name](before, attempt, bundle, ctx)
 
     def on_retry(summary: dict[str, Any]) -> None:
-        reporter.stage(name, "retried", summary=summary)
+        progress.stage(name, "retried", summary=summary)
 
     guarded = run_within_budget(name, model, recipe, bundle, ctx, budget, run, on_retry)
     duration = round(time.monotonic() - started, 3)
@@ -154,7 +147,9 @@ def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
         if not state.done(name):
             model = _compress(name, model, recipe, state, bundle, example, ctx)
     results = (
-        finish(config, recipe, state, model, bundle, example, ctx, _reporter(ctx)) if ctx.is_main else None
+        finish(config, recipe, state, model, bundle, example, ctx, ctx.progress_sender())
+        if ctx.is_main
+        else None
     )
     barrier()
     return results

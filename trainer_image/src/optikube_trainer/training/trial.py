@@ -11,25 +11,19 @@ from optikube_operator.api.objectives import EPOCH_METRICS, VALIDATION_SAMPLES
 from optikube_operator.api.runconfig import RunConfig
 from optikube_trainer.data import DataBundle, load_job_data, load_job_folds
 from optikube_trainer.dist import RunContext
-from optikube_trainer.events import Reporter
 from optikube_trainer.models import build_model, count_parameters
+from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import read_recipe
 from optikube_trainer.training.loop import FitResult, evaluate, fit
 
 
-def _reporter(ctx: RunContext) -> Reporter:
-    if ctx.reporter is None:
-        ctx.reporter = Reporter(rank=ctx.rank, trial=ctx.trial, output_dir=ctx.output_dir)
-    return ctx.reporter
-
-
-def _epoch_reporter(reporter: Reporter, step_offset: int) -> Callable[[int, dict[str, float]], bool]:
+def _epoch_sender(progress: ProgressSender, step_offset: int) -> Callable[[int, dict[str, float]], bool]:
     # only the validation metrics exist per epoch; a measured primary objective (latencyMs, ...)
     # is absent from intermediate events rather than null, and is known from the final event on
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         values = {k: metrics[k] for k in EPOCH_METRICS if k in metrics}
-        return reporter.intermediate(epoch, values, step=step_offset + epoch)
+        return progress.intermediate(epoch, values, step=step_offset + epoch)
 
     return report
 
@@ -38,7 +32,7 @@ def _train_one(
     spec: OptimizationJobSpec,
     bundle: DataBundle,
     ctx: RunContext,
-    reporter: Reporter,
+    progress: ProgressSender,
     step_offset: int,
     checkpoint_name: str,
 ) -> tuple[Any, FitResult, dict[str, float]]:
@@ -48,7 +42,7 @@ def _train_one(
         bundle,
         spec.training,
         ctx,
-        on_epoch_end=_epoch_reporter(reporter, step_offset),
+        on_epoch_end=_epoch_sender(progress, step_offset),
         checkpoint_dir=ctx.output_dir / checkpoint_name,
     )
     metrics = evaluate(
@@ -61,7 +55,7 @@ def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
     """Returns the final event's payload (values and results); a pruned trial returns type 'pruned'."""
     spec = config.spec
     recipe = read_recipe(spec, ctx.world_size, config.stage)
-    reporter = _reporter(ctx)
+    progress = ctx.progress_sender()
     started = time.monotonic()
     folds = recipe.data.folds
     bundles = load_job_folds(spec, ctx) if folds >= 2 else [load_job_data(spec, ctx)]
@@ -73,14 +67,14 @@ def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
             spec,
             bundle,
             ctx,
-            reporter,
+            progress,
             index * spec.training.epochs,
             f"checkpoints/fold{index}" if folds >= 2 else "checkpoints",
         )
         fold_results.append(result)
         fold_metrics.append(metrics)
         if result.pruned:
-            reporter.pruned(result.epochs_run - 1, {k: metrics[k] for k in EPOCH_METRICS})
+            progress.pruned(result.epochs_run - 1, {k: metrics[k] for k in EPOCH_METRICS})
             return {"type": "pruned", "epoch": result.epochs_run - 1, "values": metrics}
 
     values = {k: sum(m[k] for m in fold_metrics) / len(fold_metrics) for k in EPOCH_METRICS}
@@ -107,5 +101,5 @@ def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
     }
     if folds >= 2:
         results["folds"] = [{"fold": i, **m} for i, m in enumerate(fold_metrics)]
-    reporter.final(values, results)
+    progress.final(values, results)
     return {"type": "final", "values": values, "results": results}

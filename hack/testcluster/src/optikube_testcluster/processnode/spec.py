@@ -20,7 +20,7 @@ PROCESS_NODE_SELECTOR: dict[str, str] = {PROCESS_NODE_LABEL: "true"}
 PROCESS_NODE_TAINT: dict[str, str] = {"key": PROCESS_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
 PROCESS_NODE_TOLERATION: dict[str, str] = {**PROCESS_NODE_TAINT, "operator": "Equal"}
 # A Service with this annotation is forwarded to 127.0.0.1:<port> of the host's network namespace:
-# how pods reach a server a test runs on the host (the operator's report endpoint, say).
+# how pods reach a server a test runs on the host (the operator's progress endpoint, say).
 HOST_PORT_ANNOTATION = "testcluster.optikube.io/host-port"
 # The other direction, what `kubectl port-forward` does: a Service with this annotation
 # ("<host port>" for its first port, or "<host port>=<service port>,...") gets a listener on the

@@ -1,6 +1,8 @@
-"""Progress events (Contract 3): what a trainer's rank 0 pushes to the report endpoint.
+"""Progress (Contract 3): what a trainer's rank 0 pushes to the operator's progress endpoint, one
+JSON object per message: intermediate values, a stage's start or end, the final values, pruned,
+failed.
 
-The endpoint parses every request body with `parse_event`; anything else (an unknown type or
+The endpoint parses every request body with `parse_progress`; anything else (an unknown type or
 field, a wrong type, a non-finite number, an oversized value) is refused naming the field, and
 nothing is recorded.
 """
@@ -15,7 +17,7 @@ from pydantic import AfterValidator, Field, TypeAdapter
 from optikube_operator.api.base import ApiModel, FreeValue
 from optikube_operator.api.validation import FieldError, format_loc
 
-MAX_EVENT_BYTES = 1024 * 1024
+MAX_PROGRESS_BYTES = 1024 * 1024
 MAX_METRICS = 16
 MAX_STEP = 10_000_000
 
@@ -28,13 +30,13 @@ def _finite(value: float | None) -> float | None:
 
 # A metric value; null stands for a value the trainer could not compute (a diverged loss).
 MetricValue = Annotated[float | None, AfterValidator(_finite)]
-EventValues = Annotated[
+ProgressValues = Annotated[
     dict[Annotated[str, Field(max_length=64)], MetricValue], Field(max_length=MAX_METRICS)
 ]
 TrialNumber = Annotated[int | None, Field(ge=0, le=1_000_000)]
 
 
-class IntermediateEvent(ApiModel):
+class IntermediateProgress(ApiModel):
     """The values at the end of an epoch; the reply says whether to prune."""
 
     type: Literal["intermediate"]
@@ -42,10 +44,10 @@ class IntermediateEvent(ApiModel):
     stage: str = Field("train", max_length=64)
     epoch: int = Field(ge=0, le=MAX_STEP)
     step: int = Field(ge=0, le=MAX_STEP)
-    values: EventValues = Field(default_factory=dict)
+    values: ProgressValues = Field(default_factory=dict)
 
 
-class StageEvent(ApiModel):
+class StageProgress(ApiModel):
     """A pipeline stage started, completed, was retried or skipped."""
 
     type: Literal["stage"]
@@ -56,25 +58,25 @@ class StageEvent(ApiModel):
     summary: dict[str, FreeValue] = Field(default_factory=dict, max_length=64)
 
 
-class FinalEvent(ApiModel):
+class FinalProgress(ApiModel):
     """The run finished: its objective values and its results document (Contract 4)."""
 
     type: Literal["final"]
     trial: TrialNumber
-    values: EventValues
+    values: ProgressValues
     results: dict[str, FreeValue] = Field(default_factory=dict, max_length=64)
 
 
-class PrunedEvent(ApiModel):
+class PrunedProgress(ApiModel):
     """The run stopped because the endpoint said prune."""
 
     type: Literal["pruned"]
     trial: TrialNumber
     epoch: int = Field(ge=0, le=MAX_STEP)
-    values: EventValues = Field(default_factory=dict)
+    values: ProgressValues = Field(default_factory=dict)
 
 
-class FailedEvent(ApiModel):
+class FailedProgress(ApiModel):
     """The run failed; the message says why."""
 
     type: Literal["failed"]
@@ -82,37 +84,35 @@ class FailedEvent(ApiModel):
     message: str = Field(max_length=4096)
 
 
-ProgressEvent = Annotated[
-    IntermediateEvent | StageEvent | FinalEvent | PrunedEvent | FailedEvent, Field(discriminator="type")
-]
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(ProgressEvent)
-EVENT_TYPES = ("intermediate", "stage", "final", "pruned", "failed")
+AnyProgress = IntermediateProgress | StageProgress | FinalProgress | PrunedProgress | FailedProgress
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[AnyProgress, Field(discriminator="type")])
+PROGRESS_TYPES = ("intermediate", "stage", "final", "pruned", "failed")
 
 
-class EventError(ValueError):
+class ProgressError(ValueError):
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
         super().__init__("; ".join(str(error) for error in errors))
 
 
-def parse_event(raw: Any) -> IntermediateEvent | StageEvent | FinalEvent | PrunedEvent | FailedEvent:
-    """A validated event; raises EventError naming each offending field."""
+def parse_progress(raw: Any) -> AnyProgress:
+    """A validated progress message; raises ProgressError naming each offending field."""
     if not isinstance(raw, dict):
-        raise EventError([FieldError("", "an event is a JSON object")])
+        raise ProgressError([FieldError("", "a progress message is a JSON object")])
     kind = raw.get("type")
-    if kind not in EVENT_TYPES:
-        raise EventError([FieldError("type", f"must be one of {', '.join(EVENT_TYPES)}, got {kind!r}")])
+    if kind not in PROGRESS_TYPES:
+        raise ProgressError([FieldError("type", f"must be one of {', '.join(PROGRESS_TYPES)}, got {kind!r}")])
     from pydantic import ValidationError
 
     try:
-        event = _ADAPTER.validate_python(raw, by_alias=True, by_name=False)
+        progress = _ADAPTER.validate_python(raw, by_alias=True, by_name=False)
     except ValidationError as error:
         model = _MODELS[str(kind)]
-        raise EventError(
+        raise ProgressError(
             [FieldError(format_loc(model, tuple(e["loc"])[1:]), _message(e)) for e in error.errors()]
         ) from None
-    assert isinstance(event, IntermediateEvent | StageEvent | FinalEvent | PrunedEvent | FailedEvent)
-    return event
+    assert isinstance(progress, AnyProgress)
+    return progress
 
 
 def _message(error: Any) -> str:
@@ -122,11 +122,9 @@ def _message(error: Any) -> str:
 
 
 _MODELS: dict[str, type[ApiModel]] = {
-    "intermediate": IntermediateEvent,
-    "stage": StageEvent,
-    "final": FinalEvent,
-    "pruned": PrunedEvent,
-    "failed": FailedEvent,
+    "intermediate": IntermediateProgress,
+    "stage": StageProgress,
+    "final": FinalProgress,
+    "pruned": PrunedProgress,
+    "failed": FailedProgress,
 }
-
-AnyEvent = IntermediateEvent | StageEvent | FinalEvent | PrunedEvent | FailedEvent

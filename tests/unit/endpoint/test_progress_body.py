@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optikube_operator.api.events import EventError, IntermediateEvent
-from optikube_operator.endpoint.body import MAX_DEPTH, BodyError, check_shape, decode_event, decode_json
+from optikube_operator.api.progress import IntermediateProgress, ProgressError
+from optikube_operator.endpoint.body import MAX_DEPTH, BodyError, check_shape, decode_json, decode_progress
 
 EVENT = {"type": "intermediate", "trial": 3, "epoch": 0, "step": 0, "values": {"accuracy": 0.2}}
 
 
 def test_a_valid_event_decodes() -> None:
-    event = decode_event(json.dumps(EVENT).encode())
-    assert isinstance(event, IntermediateEvent) and event.values == {"accuracy": 0.2}
+    event = decode_progress(json.dumps(EVENT).encode())
+    assert isinstance(event, IntermediateProgress) and event.values == {"accuracy": 0.2}
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_a_valid_event_decodes() -> None:
 )
 def test_what_lenient_json_accepts_is_refused(body: bytes, named: str) -> None:
     with pytest.raises(BodyError, match=named):
-        decode_event(body)
+        decode_progress(body)
 
 
 def test_a_document_at_the_depth_limit_is_accepted_and_one_deeper_is_not() -> None:
@@ -79,8 +79,8 @@ JSON_VALUES = st.recursive(
 @given(st.one_of(st.binary(max_size=200), JSON_VALUES.map(lambda v: json.dumps(v).encode())))
 def test_any_body_is_an_event_or_a_value_error(body: bytes) -> None:
     """Whatever arrives, decoding ends in an event or a refusal (never another exception: a 500)."""
-    with contextlib.suppress(BodyError, EventError):
-        decode_event(body)
+    with contextlib.suppress(BodyError, ProgressError):
+        decode_progress(body)
 
 
 @settings(max_examples=200, deadline=None)

@@ -92,7 +92,7 @@ def _slow_client(url: str, token: str, answers: list[bytes]) -> None:
     host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
-            f"POST /v1/report HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"POST /v1/progress HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
             "Content-Type: application/json\r\nContent-Length: 4096\r\n\r\n".encode()
         )
         sock.settimeout(0.2)
@@ -162,10 +162,10 @@ def _fuzz(trainers: Trainers, examples: int, workdir: Path) -> None:
         "step": LATEST,
         "values": {"accuracy": 0.4},
     }
-    assert post(trainers.report_url, ok, tokens["fuzzed"])[0] == 200
+    assert post(trainers.progress_url, ok, tokens["fuzzed"])[0] == 200
     before = _trial_status(trainers, f"quickstart-t{FUZZED}")
 
-    probe = Probe(trainers.report_url, tokens["probe"])
+    probe = Probe(trainers.progress_url, tokens["probe"])
     prober = threading.Thread(target=probe.run, daemon=True)
     prober.start()
     wait_for("valid reports", lambda: len(probe.latencies["before"]) >= PROBE_SAMPLES, timeout=PROBE_SAMPLES)
@@ -173,7 +173,7 @@ def _fuzz(trainers: Trainers, examples: int, workdir: Path) -> None:
 
     slow_answers: list[bytes] = []
     slow = [
-        threading.Thread(target=_slow_client, args=(trainers.report_url, tokens["fuzzed"], slow_answers))
+        threading.Thread(target=_slow_client, args=(trainers.progress_url, tokens["fuzzed"], slow_answers))
         for _ in range(SLOW_CLIENTS)
     ]
     for thread in slow:
@@ -184,7 +184,7 @@ def _fuzz(trainers: Trainers, examples: int, workdir: Path) -> None:
     wrong: list[Any] = []
     rounds = 0
     while rounds == 0 or len(probe.latencies["during"]) < PROBE_SAMPLES:
-        report = _send(trainers.report_url, cases, tokens)
+        report = _send(trainers.progress_url, cases, tokens)
         outcomes.update(report["outcomes"])
         wrong += report["wrong"]
         rounds += 1
@@ -277,15 +277,15 @@ def test_a_look_alike_pod_cannot_report_for_a_trial(trainers: Trainers) -> None:
     before = _trial_status(trainers, f"quickstart-t{number}")
     event = {"type": "intermediate", "trial": number, "epoch": 0, "step": 0, "values": {"accuracy": 0.9}}
     refusals = {
-        "other namespace's pod": post(trainers.report_url, event, other.token(elsewhere))[0],
+        "other namespace's pod": post(trainers.progress_url, event, other.token(elsewhere))[0],
         "other namespace's pod, wrong audience": post(
-            trainers.report_url, event, other.token(elsewhere, audience="kubernetes")
+            trainers.progress_url, event, other.token(elsewhere, audience="kubernetes")
         )[0],
-        "this namespace's look-alike": post(trainers.report_url, event, trainers.token(beside))[0],
+        "this namespace's look-alike": post(trainers.progress_url, event, trainers.token(beside))[0],
     }
     assert refusals == dict.fromkeys(refusals, 401), refusals
     assert _trial_status(trainers, f"quickstart-t{number}") == before
-    assert post(trainers.report_url, event, trainers.token(mine))[0] == 200  # the real pod still can
+    assert post(trainers.progress_url, event, trainers.token(mine))[0] == 200  # the real pod still can
 
 
 def _has_default_account(trainers: Trainers) -> bool:

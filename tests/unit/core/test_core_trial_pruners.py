@@ -14,10 +14,10 @@ import pytest
 from core_fixtures import spec
 
 from optikube_operator.core import ObservedState, ObservedTrial, TrialState
-from optikube_operator.core.pruners import halving_parameters, make_pruner
 from optikube_operator.core.study import build_study, distributions, should_prune_trial
+from optikube_operator.core.trial_pruners import halving_parameters, make_trial_pruner
 
-PRUNERS = [
+TRIAL_PRUNERS = [
     {"type": "successiveHalving", "minResource": 1, "reductionFactor": 2},
     {"type": "hyperband", "minResource": 1, "reductionFactor": 3},
     {"type": "median", "startupTrials": 2, "warmupSteps": 1},
@@ -30,11 +30,11 @@ def _curve(seed: int, steps: int) -> list[float]:
     return [quality * (step + 1) / steps + rng.uniform(-0.02, 0.02) for step in range(steps)]
 
 
-@pytest.mark.parametrize("pruner", PRUNERS, ids=[p["type"] for p in PRUNERS])
+@pytest.mark.parametrize("pruner", TRIAL_PRUNERS, ids=[p["type"] for p in TRIAL_PRUNERS])
 def test_rebuilt_studies_prune_exactly_like_a_live_one(pruner: dict[str, object]) -> None:
     settings = spec(pruner=pruner, maxTrials=40)
     live = optuna.create_study(
-        study_name=settings.job_name, direction="maximize", pruner=make_pruner(settings)
+        study_name=settings.job_name, direction="maximize", pruner=make_trial_pruner(settings)
     )
     recorded: list[ObservedTrial] = []
     decisions = {"live": [], "rebuilt": []}  # type: dict[str, list[bool]]
@@ -69,12 +69,14 @@ def test_rebuilt_studies_prune_exactly_like_a_live_one(pruner: dict[str, object]
 
 def test_optunas_private_halving_attributes_are_still_there() -> None:
     halving = spec(pruner={"type": "successiveHalving", "minResource": 2, "reductionFactor": 4})
-    study = build_study(halving, [], for_pruning=True)
+    study = build_study(halving, [], for_trial_pruner=True)
     assert halving_parameters(study, 0) == (2, 4, 0)
     hyperband = spec(pruner={"type": "hyperband", "minResource": 1, "reductionFactor": 3})
-    study = build_study(hyperband, [], for_pruning=True)
+    study = build_study(hyperband, [], for_trial_pruner=True)
     brackets = {halving_parameters(study, number) for number in range(50)}
     assert len(brackets) > 1 and all(b is not None and b[:2] == (1, 3) for b in brackets)
-    assert halving_parameters(build_study(spec(pruner={"type": "median"}), [], for_pruning=True), 0) is None
+    assert (
+        halving_parameters(build_study(spec(pruner={"type": "median"}), [], for_trial_pruner=True), 0) is None
+    )
     observed = ObservedState()
     assert not should_prune_trial(hyperband, observed.trials, 0)

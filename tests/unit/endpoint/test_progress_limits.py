@@ -1,4 +1,4 @@
-"""The report endpoint against clients that hold it: slow bodies, trickled headers, oversized and
+"""The progress endpoint against clients that hold it: slow bodies, trickled headers, oversized and
 chunked bodies. Each is cut off with a 4xx (or the connection closed), records nothing, and a valid
 report sent meanwhile is answered at once."""
 
@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from optikube_operator.api.events import AnyEvent
-from optikube_operator.endpoint import BearerTokens, ReportEndpoint, RunKey
+from optikube_operator.api.progress import AnyProgress
+from optikube_operator.endpoint import BearerTokens, ProgressEndpoint, RunKey
 
 EVENT = {"type": "intermediate", "trial": 3, "epoch": 0, "step": 0, "values": {"accuracy": 0.2}}
 READ_TIMEOUT = 1.0
@@ -26,7 +26,7 @@ def _address(url: str) -> tuple[str, int]:
 
 
 def _head(token: str, extra: str) -> bytes:
-    return f"POST /v1/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}\r\n".encode()
+    return f"POST /v1/progress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}\r\n".encode()
 
 
 def _answer(sock: socket.socket, within: float) -> tuple[bytes, float]:
@@ -81,17 +81,17 @@ def _valid(url: str, token: str, step: int) -> float:
     return time.monotonic() - started
 
 
-def _serve(scenario: Callable[[str, str], Any]) -> tuple[Any, list[AnyEvent], list[str]]:
-    received: list[AnyEvent] = []
+def _serve(scenario: Callable[[str, str], Any]) -> tuple[Any, list[AnyProgress], list[str]]:
+    received: list[AnyProgress] = []
     outcomes: list[str] = []
 
-    async def handler(key: RunKey, event: AnyEvent) -> dict[str, Any]:
+    async def handler(key: RunKey, event: AnyProgress) -> dict[str, Any]:
         received.append(event)
         return {}
 
     async def main() -> Any:
         tokens = BearerTokens()
-        endpoint = ReportEndpoint(
+        endpoint = ProgressEndpoint(
             handler,
             tokens,
             on_outcome=outcomes.append,
@@ -134,7 +134,7 @@ def test_a_trickled_body_gets_408_and_its_connection_closed_while_others_are_ser
 def test_headers_trickled_byte_by_byte_are_cut_off_after_the_idle_timeout() -> None:
     def scenario(url: str, token: str) -> tuple[bytes, float]:
         with socket.create_connection(_address(url)) as sock:
-            sock.sendall(b"POST /v1/report HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            sock.sendall(b"POST /v1/progress HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             started = time.monotonic()
             sock.settimeout(0.2)
             while time.monotonic() - started < IDLE_TIMEOUT + 5:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 MAX_NOTE = 1024
 
 
-def build_event(
+def build_k8s_event(
     regarding: Mapping[str, Any], reason: str, message: str, *, warning: bool, component: str, now: datetime
 ) -> dict[str, Any]:
     """A core/v1 Event about ``regarding``; its name depends only on (object, reason, message)."""
@@ -48,7 +48,7 @@ def build_event(
     }
 
 
-class EventRecorder:
+class K8sEventWriter:
     """Posts Events in the background: announcing a transition never delays acting on it."""
 
     def __init__(self, client: KubeClient, component: str = "optikube-operator", backlog: int = 1000) -> None:
@@ -60,7 +60,7 @@ class EventRecorder:
     async def post(
         self, regarding: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
     ) -> None:
-        event = build_event(
+        event = build_k8s_event(
             regarding, reason, message, warning=warning, component=self._component, now=datetime.now(UTC)
         )
         if len(self._pending) >= self._backlog:

@@ -15,10 +15,10 @@ import optuna
 
 from optikube_operator.core.settings import JobSettings
 
-PRUNERS = ("none", "median", "percentile", "successiveHalving", "hyperband")
+TRIAL_PRUNERS = ("none", "median", "percentile", "successiveHalving", "hyperband")
 
 
-def make_pruner(settings: JobSettings) -> optuna.pruners.BasePruner:
+def make_trial_pruner(settings: JobSettings) -> optuna.pruners.BasePruner:
     pruner = settings.pruner
     if pruner.type == "median":
         return optuna.pruners.MedianPruner(

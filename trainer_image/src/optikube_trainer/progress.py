@@ -1,7 +1,7 @@
-"""Progress events from rank 0 to the operator or the local CLI (architecture "Contract 3").
+"""Progress messages from rank 0 to the operator or the local CLI (architecture "Contract 3").
 
 Every method may be called on every rank: only rank 0 sends, and the prune decision is broadcast
-so that all ranks stop at the same epoch. Without ``OPTIKUBE_REPORT_URL`` the events are printed
+so that all ranks stop at the same epoch. Without ``OPTIKUBE_PROGRESS_URL`` the messages are printed
 as JSON lines on stdout. A push that fails is logged and never fails the training: the final
 payload also lands in ``<outputDir>/results.json`` and ``/dev/termination-log``.
 """
@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
-REPORT_URL_ENV = "OPTIKUBE_REPORT_URL"
-REPORT_TOKEN_FILE_ENV = "OPTIKUBE_REPORT_TOKEN_FILE"
+PROGRESS_URL_ENV = "OPTIKUBE_PROGRESS_URL"
+PROGRESS_TOKEN_FILE_ENV = "OPTIKUBE_PROGRESS_TOKEN_FILE"
 TERMINATION_LOG = Path("/dev/termination-log")
 # Kubernetes keeps at most 4096 bytes of a termination message
 TERMINATION_LOG_LIMIT = 4096
@@ -49,7 +49,7 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-class Reporter:
+class ProgressSender:
     def __init__(
         self,
         *,
@@ -79,12 +79,12 @@ class Reporter:
     @classmethod
     def from_env(
         cls, *, rank: int, trial: int | None, output_dir: Path | None, broadcast: Broadcast | None = None
-    ) -> Reporter:
+    ) -> ProgressSender:
         return cls(
             rank=rank,
             trial=trial,
-            url=os.environ.get(REPORT_URL_ENV) or None,
-            token_file=os.environ.get(REPORT_TOKEN_FILE_ENV) or None,
+            url=os.environ.get(PROGRESS_URL_ENV) or None,
+            token_file=os.environ.get(PROGRESS_TOKEN_FILE_ENV) or None,
             broadcast=broadcast,
             output_dir=output_dir,
         )
@@ -93,7 +93,7 @@ class Reporter:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    # --- events -------------------------------------------------------------------------------
+    # --- progress -------------------------------------------------------------------------------
 
     def intermediate(
         self, epoch: int, values: Mapping[str, float], *, stage: str = "train", step: int | None = None
@@ -137,23 +137,23 @@ class Reporter:
     def final(self, values: Mapping[str, float], results: Mapping[str, Any]) -> None:
         if not self.is_main:
             return
-        event = {"type": "final", "trial": self.trial, "values": dict(values), "results": dict(results)}
-        self._persist(event, results_payload=results)
-        self.send(event)
+        progress = {"type": "final", "trial": self.trial, "values": dict(values), "results": dict(results)}
+        self._persist(progress, results_payload=results)
+        self.send(progress)
 
     def pruned(self, epoch: int, values: Mapping[str, float] | None = None) -> None:
         if not self.is_main:
             return
-        event = {"type": "pruned", "trial": self.trial, "epoch": epoch, "values": dict(values or {})}
-        self._persist(event, results_payload=None)
-        self.send(event)
+        progress = {"type": "pruned", "trial": self.trial, "epoch": epoch, "values": dict(values or {})}
+        self._persist(progress, results_payload=None)
+        self.send(progress)
 
     def failed(self, message: str) -> None:
         if not self.is_main:
             return
-        event = {"type": "failed", "trial": self.trial, "message": message[-2000:]}
-        self._persist(event, results_payload=None)
-        self.send(event)
+        progress = {"type": "failed", "trial": self.trial, "message": message[-2000:]}
+        self._persist(progress, results_payload=None)
+        self.send(progress)
 
     # --- transport ----------------------------------------------------------------------------
 
@@ -164,12 +164,12 @@ class Reporter:
             # read on every send: projected service-account tokens are rotated by the kubelet
             return Path(self.token_file).read_text().strip()
         except OSError as error:
-            log.warning("cannot read report token file %s: %s", self.token_file, error)
+            log.warning("cannot read progress token file %s: %s", self.token_file, error)
             return None
 
-    def send(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """POST one event (rank 0 only); returns the decoded reply, ``{}`` when there is none."""
-        payload = _json_safe(event)
+    def send(self, progress: Mapping[str, Any]) -> dict[str, Any]:
+        """POST one progress (rank 0 only); returns the decoded reply, ``{}`` when there is none."""
+        payload = _json_safe(progress)
         self.sent.append(payload)
         if not self.url:
             self.stream.write(json.dumps(payload, sort_keys=True) + "\n")
@@ -189,8 +189,8 @@ class Reporter:
                 reply = json.loads(text)
                 return reply if isinstance(reply, dict) else {}
             except urllib.error.HTTPError as error:
-                # 4xx means the endpoint refused this event: retrying will not help
-                log.warning("report endpoint answered %s to a %s event", error.code, payload.get("type"))
+                # 4xx means the endpoint refused this progress: retrying will not help
+                log.warning("progress endpoint answered %s to a %s progress", error.code, payload.get("type"))
                 if error.code < 500:
                     return {}
             except (urllib.error.URLError, OSError, json.JSONDecodeError) as error:
@@ -200,8 +200,8 @@ class Reporter:
                 delay *= 2
         return {}
 
-    def _persist(self, event: Mapping[str, Any], *, results_payload: Mapping[str, Any] | None) -> None:
-        payload = _json_safe(event)
+    def _persist(self, progress: Mapping[str, Any], *, results_payload: Mapping[str, Any] | None) -> None:
+        payload = _json_safe(progress)
         if results_payload is not None and self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             (self.output_dir / "results.json").write_text(json.dumps(_json_safe(results_payload), indent=2))

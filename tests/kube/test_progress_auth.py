@@ -1,4 +1,4 @@
-"""The report endpoint in the cluster: only a trainer pod's own projected token reports, and only for
+"""The progress endpoint in the cluster: only a trainer pod's own projected token reports, and only for
 its own trial; every refusal records nothing."""
 
 from __future__ import annotations
@@ -60,12 +60,12 @@ def test_forged_foreign_expired_deleted_and_missing_tokens_are_refused(trainers:
     before = _trial_status(trainers, "quickstart-t0")
 
     refusals = {
-        "no token": post(trainers.report_url, event, None),
-        "forged": post(trainers.report_url, event, good[:-8] + "AAAAAAAA"),
-        "not a jwt": post(trainers.report_url, event, "let-me-in"),
-        "wrong audience": post(trainers.report_url, event, trainers.token(mine, audience="kubernetes")),
-        "expired": post(trainers.report_url, event, expired_copy(trainers, good)),
-        "another trial's pod": post(trainers.report_url, event, trainers.token(other)),
+        "no token": post(trainers.progress_url, event, None),
+        "forged": post(trainers.progress_url, event, good[:-8] + "AAAAAAAA"),
+        "not a jwt": post(trainers.progress_url, event, "let-me-in"),
+        "wrong audience": post(trainers.progress_url, event, trainers.token(mine, audience="kubernetes")),
+        "expired": post(trainers.progress_url, event, expired_copy(trainers, good)),
+        "another trial's pod": post(trainers.progress_url, event, trainers.token(other)),
     }
     assert {name: code for name, (code, _) in refusals.items()} == {
         "no token": 401,
@@ -77,7 +77,7 @@ def test_forged_foreign_expired_deleted_and_missing_tokens_are_refused(trainers:
     }, refusals
     assert _trial_status(trainers, "quickstart-t0") == before  # nothing was recorded
 
-    code, reply = post(trainers.report_url, event, good)
+    code, reply = post(trainers.progress_url, event, good)
     assert (code, reply) == (200, {"prune": False})
     recorded = _trial_status(trainers, "quickstart-t0")
     assert recorded["latestValues"] == {"accuracy": 0.5} and recorded["intermediateValues"] == [
@@ -91,7 +91,7 @@ def test_forged_foreign_expired_deleted_and_missing_tokens_are_refused(trainers:
         )
     wait_for(
         "the deleted pod's token to be refused",
-        lambda: post(trainers.report_url, {**event, "step": 1, "epoch": 1}, good)[0] == 401,
+        lambda: post(trainers.progress_url, {**event, "step": 1, "epoch": 1}, good)[0] == 401,
         timeout=30,
     )
 
@@ -119,9 +119,9 @@ def test_a_prune_reply_ends_the_trial_and_its_job_goes(trainers: Trainers) -> No
                 "step": 0,
                 "values": {"accuracy": 0.01},
             }
-            if trainers.report(pod, low, token).get("prune"):
+            if trainers.send_progress(pod, low, token).get("prune"):
                 done = {"type": "pruned", "trial": number, "epoch": 0, "values": {"accuracy": 0.01}}
-                trainers.report(pod, done, token)
+                trainers.send_progress(pod, done, token)
                 trainers.finish(pod, 0, json.dumps(done))
                 pruned = number
                 break

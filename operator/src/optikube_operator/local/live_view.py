@@ -32,14 +32,14 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-class RichProgress:
+class LiveView:
     def __init__(self, settings: JobSettings, console: Console | None = None) -> None:
         self.console = console or Console()
         self.settings = settings
         self.live: Live | None = None
         self._last: dict[str, str] = {}
 
-    def __enter__(self) -> RichProgress:
+    def __enter__(self) -> LiveView:
         if self.console.is_terminal:
             self.live = Live(console=self.console, refresh_per_second=4, transient=False)
             self.live.start()

@@ -1,4 +1,4 @@
-"""The Reporter against a real HTTP server on 127.0.0.1: auth, event shapes, prune replies, fallbacks."""
+"""The ProgressSender against a real HTTP server on 127.0.0.1: auth, shapes, prune replies, fallbacks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from optikube_trainer.events import Reporter
+from optikube_trainer.progress import ProgressSender
 
 
 class _Endpoint:
@@ -59,7 +59,7 @@ def test_events_are_posted_with_the_bearer_token(endpoint: tuple[str, _Endpoint]
     url, state = endpoint
     token = tmp_path / "token"
     token.write_text("secret-token\n")
-    reporter = Reporter(
+    progress = ProgressSender(
         rank=0,
         trial=3,
         url=url,
@@ -67,9 +67,9 @@ def test_events_are_posted_with_the_bearer_token(endpoint: tuple[str, _Endpoint]
         output_dir=tmp_path / "out",
         termination_log=tmp_path / "missing-termination-log",
     )
-    assert reporter.intermediate(0, {"accuracy": 0.5, "valLoss": float("nan")}) is False
-    reporter.stage("train", "completed", duration_s=1.5, summary={"epochs": 2})
-    reporter.final({"accuracy": 0.9}, {"curves": {}})
+    assert progress.intermediate(0, {"accuracy": 0.5, "valLoss": float("nan")}) is False
+    progress.stage("train", "completed", duration_s=1.5, summary={"epochs": 2})
+    progress.final({"accuracy": 0.9}, {"curves": {}})
     assert [e["type"] for e in state.events] == ["intermediate", "stage", "final"]
     assert state.events[0] == {
         "type": "intermediate",
@@ -94,9 +94,9 @@ def test_prune_reply_is_returned_and_broadcast(endpoint: tuple[str, _Endpoint], 
         seen.append(flag)
         return flag
 
-    reporter = Reporter(rank=0, trial=1, url=url, broadcast=broadcast, output_dir=tmp_path)
-    assert reporter.intermediate(0, {"accuracy": 0.1}) is False
-    assert reporter.intermediate(1, {"accuracy": 0.2}) is True
+    progress = ProgressSender(rank=0, trial=1, url=url, broadcast=broadcast, output_dir=tmp_path)
+    assert progress.intermediate(0, {"accuracy": 0.1}) is False
+    assert progress.intermediate(1, {"accuracy": 0.2}) is True
     assert seen == [False, True]
 
 
@@ -104,9 +104,9 @@ def test_other_ranks_never_send_but_take_the_broadcast(
     endpoint: tuple[str, _Endpoint], tmp_path: Path
 ) -> None:
     url, state = endpoint
-    reporter = Reporter(rank=1, trial=1, url=url, broadcast=lambda flag: True, output_dir=tmp_path)
-    assert reporter.intermediate(0, {"accuracy": 0.1}) is True  # rank 0's decision arrives by broadcast
-    reporter.final({"accuracy": 1.0}, {})
+    progress = ProgressSender(rank=1, trial=1, url=url, broadcast=lambda flag: True, output_dir=tmp_path)
+    assert progress.intermediate(0, {"accuracy": 0.1}) is True  # rank 0's decision arrives by broadcast
+    progress.final({"accuracy": 1.0}, {})
     assert state.events == []
     assert not (tmp_path / "results.json").exists()
 
@@ -118,9 +118,9 @@ def test_refused_push_does_not_fail_and_final_still_lands_on_disk(
     state.status = 403
     termination = tmp_path / "termination-log"
     termination.write_text("")
-    reporter = Reporter(rank=0, trial=2, url=url, output_dir=tmp_path, termination_log=termination)
-    assert reporter.intermediate(0, {"accuracy": 0.3}) is False
-    reporter.final({"accuracy": 0.8}, {"big": "x" * 10_000})
+    progress = ProgressSender(rank=0, trial=2, url=url, output_dir=tmp_path, termination_log=termination)
+    assert progress.intermediate(0, {"accuracy": 0.3}) is False
+    progress.final({"accuracy": 0.8}, {"big": "x" * 10_000})
     assert len(state.events) == 2  # a 4xx is not retried
     message = json.loads(termination.read_text())
     assert message["type"] == "final" and message["values"] == {"accuracy": 0.8}  # trimmed under 4 KiB
@@ -128,17 +128,17 @@ def test_refused_push_does_not_fail_and_final_still_lands_on_disk(
 
 
 def test_unreachable_endpoint_is_retried_then_given_up(tmp_path: Path) -> None:
-    reporter = Reporter(
+    progress = ProgressSender(
         rank=0, trial=0, url="http://127.0.0.1:9/none", retries=2, timeout_s=0.5, output_dir=tmp_path
     )
-    assert reporter.intermediate(0, {"accuracy": 0.3}) is False
+    assert progress.intermediate(0, {"accuracy": 0.3}) is False
 
 
 def test_without_url_events_are_json_lines(tmp_path: Path) -> None:
     stream = io.StringIO()
-    reporter = Reporter(rank=0, trial=None, stream=stream, output_dir=tmp_path)
-    reporter.stage("pruning", "started")
-    reporter.failed("boom")
+    progress = ProgressSender(rank=0, trial=None, stream=stream, output_dir=tmp_path)
+    progress.stage("pruning", "started")
+    progress.failed("boom")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["type"] for line in lines] == ["stage", "failed"]
     assert lines[1]["message"] == "boom" and lines[1]["trial"] is None

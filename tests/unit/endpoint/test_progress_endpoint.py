@@ -1,4 +1,4 @@
-"""The report endpoint: bearer tokens bound to one run, events validated before anything is recorded."""
+"""The progress endpoint: bearer tokens bound to one run, events validated before anything is recorded."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from optikube_operator.api.events import AnyEvent, IntermediateEvent
-from optikube_operator.endpoint import BearerTokens, EventRejectedError, ReportEndpoint, RunKey
+from optikube_operator.api.progress import AnyProgress, IntermediateProgress
+from optikube_operator.endpoint import BearerTokens, ProgressEndpoint, ProgressRejectedError, RunKey
 
 
 def _post(url: str, body: bytes, token: str | None) -> tuple[int, dict[str, Any]]:
@@ -32,21 +32,21 @@ EVENT = {"type": "intermediate", "trial": 3, "epoch": 0, "step": 0, "values": {"
 def _serve(requests: list[tuple[bytes, str | None]]) -> tuple[list[tuple[int, dict[str, Any]]], list[Any]]:
     """Serve an endpoint whose handler records what it gets and prunes low accuracy; post each
     (body, token) where the token "run3" stands for a token issued for trial 3."""
-    received: list[tuple[RunKey, AnyEvent]] = []
+    received: list[tuple[RunKey, AnyProgress]] = []
     outcomes: list[str] = []
 
-    async def handler(key: RunKey, event: AnyEvent) -> dict[str, Any]:
+    async def handler(key: RunKey, event: AnyProgress) -> dict[str, Any]:
         if event.type == "final":
-            raise EventRejectedError(409, "trial 3 already finished", "conflict")
+            raise ProgressRejectedError(409, "trial 3 already finished", "conflict")
         received.append((key, event))
-        assert isinstance(event, IntermediateEvent)
+        assert isinstance(event, IntermediateProgress)
         return {"prune": (event.values.get("accuracy") or 1.0) < 0.5}
 
     async def scenario() -> list[tuple[int, dict[str, Any]]]:
         tokens = BearerTokens()
-        endpoint = ReportEndpoint(handler, tokens, on_outcome=outcomes.append, max_body_bytes=4096)
+        endpoint = ProgressEndpoint(handler, tokens, on_outcome=outcomes.append, max_body_bytes=4096)
         url = await endpoint.start("127.0.0.1", 0)
-        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/report")
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/progress")
         issued = tokens.issue(RunKey(3))
         try:
             return [
@@ -109,15 +109,15 @@ class _Unreachable:
 
 
 def test_an_unreachable_cluster_answers_503_so_the_trainer_retries() -> None:
-    async def failing_write(key: RunKey, event: AnyEvent) -> dict[str, Any]:
+    async def failing_write(key: RunKey, event: AnyProgress) -> dict[str, Any]:
         raise ConnectionError("the status write did not go through")
 
     async def scenario() -> list[tuple[int, dict[str, Any]]]:
         tokens = BearerTokens()
         replies = []
         for endpoint, token in (
-            (ReportEndpoint(failing_write, _Unreachable()), "any"),
-            (ReportEndpoint(failing_write, tokens), tokens.issue(RunKey(3))),
+            (ProgressEndpoint(failing_write, _Unreachable()), "any"),
+            (ProgressEndpoint(failing_write, tokens), tokens.issue(RunKey(3))),
         ):
             url = await endpoint.start("127.0.0.1", 0)
             try:

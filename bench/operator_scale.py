@@ -14,7 +14,7 @@ after each wave; then, with every job live: the operator's CPU time, the request
 count, by verb and resource) and the requests the apiserver served on the resources the operator
 works with (the apiserver's count, everyone's: an upper bound), per job and minute while idle, the
 largest status of an OptimizationJob and of an OptimizationTrial (etcd refuses objects over 1.5
-MiB; the target is 64 KiB), and the report endpoint's throughput: threads post intermediate events
+MiB; the target is 64 KiB), and the progress endpoint's throughput: threads post intermediate events
 for running trials with their pods' real tokens for a fixed time.
 
     .venv/bin/python bench/operator_scale.py                # 1, 50, 500 jobs (minutes on 2 cores)
@@ -350,7 +350,7 @@ def report_throughput(
         for pod in pods:
             request = {
                 "spec": {
-                    "audiences": [names.REPORT_AUDIENCE],
+                    "audiences": [names.TOKEN_AUDIENCE],
                     "expirationSeconds": 3600,
                     "boundObjectRef": {
                         "apiVersion": "v1",
@@ -436,7 +436,7 @@ def main() -> None:
                     "optikube_operator",
                     "operator",
                     f"--kubeconfig={plane.kubeconfig}",
-                    f"--report-bind=127.0.0.1:{report}",
+                    f"--progress-bind=127.0.0.1:{report}",
                     f"--metrics-bind=127.0.0.1:{metrics}",
                     *(["--verbose"] if args.verbose else []),
                 ],
@@ -476,7 +476,7 @@ def main() -> None:
             throughput = report_throughput(
                 plane,
                 scenarios[-1]["namespace"],
-                f"http://127.0.0.1:{report}/v1/report",
+                f"http://127.0.0.1:{report}/v1/progress",
                 args.report_seconds,
                 args.report_threads,
             )
@@ -528,7 +528,7 @@ def main() -> None:
         f"{result['idleApiserverRequestsPerJobMinute']} per job per minute idle "
         f"({result['idleServedRequestsPerJobMinute']} served on its resources, by anyone); "
         f"largest status {statuses} bytes; "
-        f"report endpoint {throughput['eventsPerSecond']} events/s ({throughput['threads']} clients; "
+        f"progress endpoint {throughput['eventsPerSecond']} events/s ({throughput['threads']} clients; "
         f"trial pods by phase {throughput['trialPodsByPhase']})"
     )
     RESULTS.mkdir(exist_ok=True)

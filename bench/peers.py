@@ -38,10 +38,10 @@ from optikube_trainer.dist import local_context
 from optikube_trainer.evaluation.latency import compare_latency
 from optikube_trainer.evaluation.metrics import classification_metrics
 from optikube_trainer.evaluation.paired import compare_paired, correct_predictions
-from optikube_trainer.events import Reporter
 from optikube_trainer.export import load_exported
 from optikube_trainer.pipeline import run_pipeline, sample_inputs
 from optikube_trainer.pipeline.stages import calibration_batches
+from optikube_trainer.progress import ProgressSender
 from optikube_trainer.quantization.static import quantize_static_int8
 from optikube_trainer.quantization.torchao_int8 import quantize_dynamic_int8_
 from optikube_trainer.runtimes.compiled import compile_for_cpu
@@ -162,7 +162,7 @@ def run_peers(
     )
     ctx = local_context(seed=spec.get("seed", 7), output_dir=out)
     events = io.StringIO()
-    ctx.reporter = Reporter(rank=0, trial=None, stream=events, output_dir=out)
+    ctx.progress = ProgressSender(rank=0, trial=None, stream=events, output_dir=out)
     results = run_pipeline(config, ctx)
     assert results is not None
     pipeline_seconds = round(time.monotonic() - started, 1)

@@ -8,7 +8,7 @@ its last epoch. For each seed:
 
 1. random search runs 30 full trials (30 x MAX_EPOCHS epochs): its best accuracy is the target;
 2. TPE and GP, each with Hyperband pruning driven by optikube's own core (the study rebuilt from
-   recorded trials, `should_prune` after every epoch, exactly as the report endpoint answers),
+   recorded trials, `should_prune` after every epoch, exactly as the progress endpoint answers),
    run until a finished trial reaches the target or BUDGET_TRIALS trials were used;
 3. the ratio = epochs trained until the target was reached / random's epochs.
 

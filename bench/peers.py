@@ -44,6 +44,7 @@ from optikube_trainer.pipeline.stages import calibration_batches
 from optikube_trainer.progress import ProgressSender
 from optikube_trainer.quantization.static import quantize_static_int8
 from optikube_trainer.quantization.torchao_int8 import quantize_dynamic_int8_
+from optikube_trainer.recipe import read_recipe
 from optikube_trainer.runtimes.compiled import compile_for_cpu
 from optikube_trainer.runtimes.onnx_model import OnnxModule, export_onnx
 from optikube_trainer.runtimes.onnx_quantize import quantize_onnx
@@ -167,7 +168,7 @@ def run_peers(
     assert results is not None
     pipeline_seconds = round(time.monotonic() - started, 1)
     console.log(f"{name}: pipeline done in {pipeline_seconds} s, shipped {results['runtime']['chosen']}")
-    bundle = load_job_data(config.spec, ctx)
+    bundle = load_job_data(read_recipe(config.spec, 1), ctx)
     example = sample_inputs(bundle, 32)
     baseline = load_exported(out / "pipeline" / "model-1", compiled=False)
     shipped_dir = out / "model"

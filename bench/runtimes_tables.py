@@ -113,6 +113,9 @@ def summary(reports: list[dict[str, Any]]) -> str:
 
         budget = report["budget"]
         drop = budget.get("drop")
+        allowed = budget.get(
+            "maxAccuracyDrop", budget.get("maxDrop")
+        )  # maxDrop: documents written before the rename
         stages = ", ".join(
             f"{s['name']}: {s['outcome']}"
             + (f" ({len(s['attempts'])} tries)" if len(s["attempts"]) > 1 else "")
@@ -123,7 +126,7 @@ def summary(reports: list[dict[str, Any]]) -> str:
             f"| {report['workload']} | {report['pipelineRuntimes']['chosen']} "
             f"| {_x(speed.get('batch1'))} | {_x(speed.get('batch32'))} | {_x(ours.get('sizeRatio'))} "
             f"| {delta} | {anchor('batch1')} | {anchor('batch32')} "
-            f"| {'-' if drop is None else f'{drop:.2f}'} / {budget['maxDrop']} pt | {stages or '-'} |"
+            f"| {'-' if drop is None else f'{drop:.2f}'} / {allowed} pt | {stages or '-'} |"
         )
     return "\n".join(lines)
 

@@ -36,6 +36,7 @@ from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import RunContext, init_distributed, seed_everything, shutdown
 from optikube_trainer.models import build_model
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training import fit
 
 RESULTS = Path(__file__).parent / "results"
@@ -56,7 +57,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 
 
 def plain_ddp_epochs(
-    model: nn.Module, bundle: DataBundle, training: TrainingSpec, ctx: RunContext, epochs: int
+    model: nn.Module, bundle: DataBundle, training: TrainingRecipe, ctx: RunContext, epochs: int
 ) -> float:
     """The reference: the textbook DDP loop (AdamW, cross-entropy); returns samples/s over all ranks."""
     model.to(ctx.device)
@@ -64,7 +65,7 @@ def plain_ddp_epochs(
     if ctx.distributed:
         ddp = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=0.0)
-    loader = bundle.loader("train", training.batch_size)
+    loader = bundle.loader("train", training.per_process_batch)
     use_amp = ctx.device.type == "cuda" and training.mixed_precision != "none"
     dtype = torch.bfloat16 if training.mixed_precision == "bf16" else torch.float16
     samples, seconds = 0, 0.0
@@ -90,7 +91,7 @@ def plain_ddp_epochs(
 
 
 def optikube_epochs(
-    model: nn.Module, bundle: DataBundle, training: TrainingSpec, ctx: RunContext, epochs: int
+    model: nn.Module, bundle: DataBundle, training: TrainingRecipe, ctx: RunContext, epochs: int
 ) -> float:
     return fit(model, bundle, training, ctx, epochs=epochs).samples_per_second
 
@@ -101,10 +102,13 @@ def measure(
     workload = WORKLOADS[name]
     bundle = load_data(DataSpec.model_validate(workload["data"]), seed=ctx.seed, ctx=ctx)
     spec = ModelSpec.model_validate(workload["model"])
-    training = TrainingSpec.model_validate(
-        {"epochs": epochs, "batchSize": batch_size, "learningRate": 1e-3, "mixedPrecision": precision}
+    training = TrainingRecipe.from_spec(
+        TrainingSpec.model_validate(
+            {"epochs": epochs, "batchSize": batch_size, "learningRate": 1e-3, "mixedPrecision": precision}
+        ),
+        ctx.world_size,
     )
-    runners: dict[str, Callable[[nn.Module, DataBundle, TrainingSpec, RunContext, int], float]] = {
+    runners: dict[str, Callable[[nn.Module, DataBundle, TrainingRecipe, RunContext, int], float]] = {
         "optikube": optikube_epochs,
         "plain": plain_ddp_epochs,
     }

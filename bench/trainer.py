@@ -41,7 +41,7 @@ from optikube_trainer.evaluation import count_macs, measure_latency
 from optikube_trainer.models import build_model
 from optikube_trainer.pipeline import measure, sample_inputs
 from optikube_trainer.pipeline.stages import STAGES
-from optikube_trainer.recipe import read_recipe
+from optikube_trainer.recipe import TrainingRecipe, read_recipe
 from optikube_trainer.training.loop import fit
 
 RESULTS = Path(__file__).parent / "results"
@@ -238,7 +238,7 @@ def run_workload(name: str, console: Console, *, compiled: bool = False) -> list
     seed_everything(7)
     started = time.monotonic()
     baseline = build_model(base_spec.model, bundle)
-    fit(baseline, bundle, base_spec.training, ctx)
+    fit(baseline, bundle, TrainingRecipe.from_spec(base_spec.training, ctx.world_size), ctx)
     baseline.to("cpu")
     base = measure(baseline, bundle, example, split="test", macs=None).to_contract()
     if compiled:

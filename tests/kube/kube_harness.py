@@ -166,7 +166,7 @@ def results_document(accuracy: float) -> dict[str, Any]:
                 for runtime, latency in (("eager", 0.3), ("onnx", 0.1))
             ],
         },
-        "budget": {"metric": "accuracy", "maxDrop": 1.0, "drop": 0.4},
+        "budget": {"metric": "accuracy", "maxAccuracyDrop": 1.0, "drop": 0.4},
         "stages": [],
         "artifacts": {"model": "model/", "report": "report.html"},
     }

@@ -16,6 +16,7 @@ from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import load_data
 from optikube_trainer.dist import init_distributed, shutdown
 from optikube_trainer.models import build_model
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training import fit
 
 # 1797 digits: 360 test, 413 validation and exactly 1024 training samples, so that the global batch
@@ -54,7 +55,8 @@ def main() -> None:
             raise RuntimeError(f"simulated crash after epoch {epoch}")
         return False
 
-    result = fit(model, bundle, training, ctx, checkpoint_dir=args.checkpoint_dir, on_epoch_end=crash)
+    recipe = TrainingRecipe.from_spec(training, ctx.world_size)
+    result = fit(model, bundle, recipe, ctx, checkpoint_dir=args.checkpoint_dir, on_epoch_end=crash)
     if ctx.is_main:
         torch.save(
             {"weights": model.state_dict(), "curves": result.curves, "epochs_run": result.epochs_run},

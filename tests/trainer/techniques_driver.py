@@ -10,6 +10,7 @@ import copy
 import io
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from optikube_trainer.export import artifact_size_bytes
 from optikube_trainer.models import build_model
 from optikube_trainer.pipeline import sample_inputs
 from optikube_trainer.quantization import QuantizationConfig, quantize
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training.loop import fit
 
 
@@ -89,7 +91,7 @@ def _trained_baseline(
     example = sample_inputs(bundle, 32)
     torch.manual_seed(0)
     baseline = build_model(spec.model, bundle)
-    fit(baseline, bundle, spec.training, ctx)
+    fit(baseline, bundle, TrainingRecipe.from_spec(spec.training, ctx.world_size), ctx)
     return spec, bundle, example, baseline
 
 
@@ -97,6 +99,7 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     spec, bundle, example, baseline = _trained_baseline(
         ctx, {"builtin": {"name": "mlp"}, "params": {"width": 256, "depth": 2}}, epochs=20
     )
+    training = TrainingRecipe.from_spec(spec.training, ctx.world_size)
     out: dict[str, Any] = {
         "baseline": {
             "accuracy": _accuracy(baseline, bundle),
@@ -121,14 +124,14 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     pruned = copy.deepcopy(baseline)
     summary = prune_(pruned, PruningConfig(method="structured", sparsity=0.5), example[:2])
     out["structured"] = {"beforeFineTune": _accuracy(pruned, bundle), **summary.changes()}
-    fit(pruned, bundle, spec.training, ctx, epochs=5)
+    fit(pruned, bundle, training, ctx, epochs=5)
     out["structured"]["accuracy"] = _accuracy(pruned, bundle)
 
     factored = copy.deepcopy(baseline)
     low_rank = factorize_low_rank_(
         factored, LowRankConfig(rank_ratio=0.25), ignored_layers=output_layers(factored, example[:2])
     )
-    fit(factored, bundle, spec.training, ctx, epochs=2)
+    fit(factored, bundle, training, ctx, epochs=2)
     out["lowRank"] = {
         "accuracy": _accuracy(factored, bundle),
         "layers": {
@@ -144,7 +147,7 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
 
     shared = copy.deepcopy(baseline)
     sharing = share_weights_(shared, WeightSharingConfig(clusters=16))
-    fit(shared, bundle, spec.training, ctx, epochs=1)
+    fit(shared, bundle, training, ctx, epochs=1)
     out["weightSharing"] = {
         "accuracy": _accuracy(shared, bundle),
         "stateDictBytes": _state_dict_bytes(shared),
@@ -159,12 +162,15 @@ def linear_suite(ctx: RunContext) -> dict[str, Any]:
     student_spec = _spec({"builtin": {"name": "mlp"}, "params": {"width": 16, "depth": 1}}, epochs=40)
     torch.manual_seed(1)
     alone = build_model(student_spec.model, bundle)
-    fit(alone, bundle, student_spec.training, ctx)
+    student_training = TrainingRecipe.from_spec(student_spec.training, ctx.world_size)
+    fit(alone, bundle, student_training, ctx)
     torch.manual_seed(1)
     distilled = build_model(student_spec.model, bundle)
-    config = DistillationConfig(student={"params": {"width": 16}}, temperature=4.0, alpha=0.7)
+    config = DistillationConfig(
+        student={"builtin": {"name": "mlp"}, "params": {"width": 16}}, temperature=4.0, alpha=0.7
+    )
     teacher_loss = distillation_loss_fn(copy.deepcopy(baseline), config)
-    fit(distilled, bundle, student_spec.training, ctx, loss_fn=teacher_loss)
+    fit(distilled, bundle, student_training, ctx, loss_fn=teacher_loss)
     out["distillation"] = {
         "alone": _accuracy(alone, bundle),
         "distilled": _accuracy(distilled, bundle),
@@ -189,13 +195,13 @@ def conv_suite(ctx: RunContext) -> dict[str, Any]:
     out["static"] = {"accuracy": _accuracy(static, bundle), **summary.changes()}
 
     def qat_train(prepared: nn.Module) -> None:
-        qat_spec = spec.training.model_copy(update={"learning_rate": 0.0005})
-        fit(prepared, bundle, qat_spec, ctx, epochs=2)
+        qat_training = replace(TrainingRecipe.from_spec(spec.training, ctx.world_size), learning_rate=0.0005)
+        fit(prepared, bundle, qat_training, ctx, epochs=2)
         prepared.to("cpu")
 
     qat, qat_summary = quantize(
         copy.deepcopy(baseline).eval(),
-        QuantizationConfig(method="qat"),
+        QuantizationConfig(method="qat", qat_epochs=2),
         example_inputs=example,
         train=qat_train,
     )

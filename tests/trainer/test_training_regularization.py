@@ -18,6 +18,7 @@ from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.models import build_model
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training import evaluate, fit
 from optikube_trainer.training.optim import near_zero_share
 
@@ -64,7 +65,7 @@ def _train(bundle: DataBundle, **regularization: float) -> dict[str, Any]:
     training = TrainingSpec.model_validate(
         {"epochs": 30, "batchSize": 32, "learningRate": 3e-3, "regularization": regularization}
     )
-    result = fit(model, bundle, training, ctx)
+    result = fit(model, bundle, TrainingRecipe.from_spec(training), ctx)
     train = evaluate(model, bundle.loader("train", 256, shuffle=False), ctx)  # eval mode: no dropout
     val = evaluate(model, bundle.loader("val", 256), ctx)
     return {

@@ -15,6 +15,7 @@ from optikube_trainer.data.synthetic import NEUTRAL_WORDS, TOPICS
 from optikube_trainer.data.text import ENGLISH_STOP_WORDS
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.models import build_model
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training import evaluate, fit
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,8 @@ def test_frozen_resnet_backbone_stays_fixed_while_the_head_learns(tmp_path: Path
     model = build_model(spec, bundle)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ctx = local_context(seed=0)
-    fit(model, bundle, TrainingSpec.model_validate({"epochs": 1, "batchSize": 64, "learningRate": 3e-3}), ctx)
+    training = TrainingSpec.model_validate({"epochs": 1, "batchSize": 64, "learningRate": 3e-3})
+    fit(model, bundle, TrainingRecipe.from_spec(training), ctx)
     after = model.state_dict()
     assert torch.equal(after["layer2.0.conv1.weight"], before["layer2.0.conv1.weight"])  # frozen
     assert not torch.equal(after["fc.weight"], before["fc.weight"])  # the new head learned
@@ -88,8 +90,7 @@ def test_huggingface_model_with_its_tokenizer_learns_the_text_task(tmp_path: Pat
         bundle,
     )
     ctx = local_context(seed=0)
-    result = fit(
-        model, bundle, TrainingSpec.model_validate({"epochs": 4, "batchSize": 32, "learningRate": 3e-3}), ctx
-    )
+    training = TrainingSpec.model_validate({"epochs": 4, "batchSize": 32, "learningRate": 3e-3})
+    result = fit(model, bundle, TrainingRecipe.from_spec(training), ctx)
     assert result.curves["train"]["loss"][-1] < result.curves["train"]["loss"][0]
     assert evaluate(model, bundle.loader("val", 128), ctx)["accuracy"] > 0.7  # 3 classes: chance is 1/3

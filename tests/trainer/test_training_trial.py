@@ -14,7 +14,7 @@ from optikube_operator.api.runconfig import parse_run_config
 from optikube_trainer.data import load_job_folds
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.progress import ProgressSender
-from optikube_trainer.recipe import compresses_trials
+from optikube_trainer.recipe import compresses_trials, read_recipe
 from optikube_trainer.training.trial import run_trial
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,7 @@ def test_k_fold_trial_reports_the_mean_of_the_folds(tmp_path: Path) -> None:
     mean = sum(f["accuracy"] for f in folds) / 3
     assert outcome["values"]["accuracy"] == pytest.approx(mean)
     # the mean stands on every fold's validation samples: together, all the non-test samples
-    per_fold = [len(bundle.val) for bundle in load_job_folds(config.spec)]  # type: ignore[arg-type]
+    per_fold = [len(bundle.val) for bundle in load_job_folds(read_recipe(config.spec, 1))]  # type: ignore[arg-type]
     assert len(per_fold) == 3 and outcome["values"]["validationSamples"] == sum(per_fold)
     assert events[-1]["type"] == "final"
 

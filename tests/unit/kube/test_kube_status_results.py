@@ -20,7 +20,7 @@ def _document(candidates: list[dict[str, Any]], chosen: str = "onnx") -> dict[st
             "latencyMs": {"batch1P50": 0.05, "batch32P50": 0.25},
         },
         "runtime": {"requested": "auto", "chosen": chosen, "reason": "fastest", "candidates": candidates},
-        "budget": {"metric": "accuracy", "maxDrop": 1.0, "drop": -0.37, "withinBudget": True},
+        "budget": {"metric": "accuracy", "maxAccuracyDrop": 1.0, "drop": -0.37, "withinBudget": True},
     }
 
 

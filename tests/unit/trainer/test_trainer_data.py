@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from optikube_operator.api.data import DataSpec, FileSource, MissingValues, TextPreprocessing
+from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import load_data, load_folds
 from optikube_trainer.data.augment import augment_image
 from optikube_trainer.data.bundle import ShardSampler
 from optikube_trainer.data.text import UNKNOWN_ID, Vocabulary, tokenize
 from optikube_trainer.dist import local_context
+from optikube_trainer.recipe import TrainingRecipe
 
 
 def _spec(source: dict[str, Any], **extra: Any) -> DataSpec:
@@ -226,8 +228,10 @@ def test_distributed_loaders_give_disjoint_shards() -> None:
         ctx = local_context()
         ctx.rank, ctx.world_size = rank, 2
         bundle = load_data(spec, seed=0, ctx=ctx)
-        loader = bundle.loader("train", batch_size=16)
-        assert loader.batch_size == 8  # the global batch is split over the ranks
+        # the global batch is split over the ranks by the recipe, and each rank loads its share
+        share = TrainingRecipe.from_spec(TrainingSpec.model_validate({"batchSize": 16}), world_size=2)
+        loader = bundle.loader("train", share.per_process_batch)
+        assert loader.batch_size == 8
         shards.append(list(loader.sampler))
     assert not set(shards[0]) & set(shards[1])
     assert set(shards[0]) | set(shards[1]) == set(range(len(bundle.train)))  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import DataBundle, RawData, load_data
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.models import build_model
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training import NonFiniteTrainingError, fit
 from optikube_trainer.training.guard import nonfinite_inputs
 
@@ -27,8 +28,9 @@ def _mlp(bundle: DataBundle, width: int = 16) -> nn.Module:
     )
 
 
-def _training(**raw: object) -> TrainingSpec:
-    return TrainingSpec.model_validate({"epochs": 4, "batchSize": 16, "learningRate": 0.01, **raw})
+def _training(**raw: object) -> TrainingRecipe:
+    spec = TrainingSpec.model_validate({"epochs": 4, "batchSize": 16, "learningRate": 0.01, **raw})
+    return TrainingRecipe.from_spec(spec)
 
 
 def _iris_npz(tmp_path: Path, nan_rows: list[int], column: int) -> DataBundle:

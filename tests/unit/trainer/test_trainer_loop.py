@@ -15,6 +15,7 @@ from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data import DataBundle, load_data
 from optikube_trainer.dist import local_context, seed_everything
 from optikube_trainer.models import build_model
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training import evaluate, fit
 from optikube_trainer.training.diagnosis import diagnose
 from optikube_trainer.training.optim import Penalty, build_optimizer, build_scheduler
@@ -24,8 +25,9 @@ def _iris(seed: int = 0) -> DataBundle:
     return load_data(DataSpec.model_validate({"source": {"builtin": "iris"}}), seed)
 
 
-def _training(**raw: object) -> TrainingSpec:
-    return TrainingSpec.model_validate({"epochs": 3, "batchSize": 16, "learningRate": 0.01, **raw})
+def _training(**raw: object) -> TrainingRecipe:
+    spec = TrainingSpec.model_validate({"epochs": 3, "batchSize": 16, "learningRate": 0.01, **raw})
+    return TrainingRecipe.from_spec(spec)
 
 
 def test_evaluate_matches_sklearn() -> None:

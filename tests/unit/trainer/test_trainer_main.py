@@ -11,6 +11,7 @@ import pytest
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_trainer.__main__ import main
 from optikube_trainer.data import load_job_data
+from optikube_trainer.recipe import read_recipe
 
 
 def _write(path: Path, output_dir: Path, **spec_overrides: Any) -> Path:
@@ -52,7 +53,7 @@ def test_trial_prints_events_and_writes_results(tmp_path: Path, capsys: pytest.C
     assert (tmp_path / "out" / "checkpoints" / "checkpoint.pt").exists()
     # the tie-breakers and the validation-resolution check read these (docs/tuning.md)
     spec = parse_run_config(json.loads(config.read_text())).spec
-    validation = load_job_data(spec).val
+    validation = load_job_data(read_recipe(spec, world_size=1)).val
     assert results["values"]["validationSamples"] == len(validation) > 0  # type: ignore[arg-type]
     assert results["values"]["valLoss"] > 0 and results["values"]["parameters"] > 0
 

@@ -13,6 +13,7 @@ from optikube_trainer.data import load_data
 from optikube_trainer.dist import local_context
 from optikube_trainer.models import build_model
 from optikube_trainer.prometheus import METRICS_ADDR_ENV, METRICS_PORT_ENV, TrainerMetrics, metrics_from_env
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training import fit
 
 
@@ -29,7 +30,8 @@ def test_fit_publishes_epoch_metrics_over_http() -> None:
         ctx.metrics = metrics
         bundle = load_data(DataSpec.model_validate({"source": {"builtin": "iris"}}), seed=0)
         model = build_model(ModelSpec.model_validate({"builtin": {"name": "mlp"}}), bundle)
-        result = fit(model, bundle, TrainingSpec.model_validate({"epochs": 2, "batchSize": 16}), ctx)
+        training = TrainingRecipe.from_spec(TrainingSpec.model_validate({"epochs": 2, "batchSize": 16}))
+        result = fit(model, bundle, training, ctx)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,9 @@ from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.validation import parse_spec
 from optikube_trainer.dist import local_context
 from optikube_trainer.pipeline import run_pipeline
-from optikube_trainer.pipeline.budget import Budget, gentler, resolution_notes, retries
-from optikube_trainer.pipeline.stages import fine_tuning_spec
+from optikube_trainer.pipeline.budget import gentler, resolution_notes, retries
 from optikube_trainer.progress import ProgressSender
-from optikube_trainer.recipe import read_recipe
+from optikube_trainer.recipe import AccuracyBudget, read_recipe
 
 
 def _spec(compression: dict[str, Any], quantization: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -106,13 +106,13 @@ def test_gentler_settings() -> None:
 
 def test_fine_tuning_decays_a_constant_learning_rate() -> None:
     # the budget judges a stage right after its fine-tuning: a decay ends at a settled point
-    constant = parse_spec(_spec({"pruning": {"sparsity": 0.5}})).training
-    assert fine_tuning_spec(constant).scheduler.type == "cosine"
-    assert fine_tuning_spec(constant).learning_rate == constant.learning_rate
-    stepped = constant.model_copy(
-        update={"scheduler": constant.scheduler.model_copy(update={"type": "step", "step_size": 2})}
+    constant = read_recipe(parse_spec(_spec({"pruning": {"sparsity": 0.5}})), world_size=1).training
+    assert constant.for_fine_tuning().scheduler.type == "cosine"
+    assert constant.for_fine_tuning().learning_rate == constant.learning_rate
+    stepped = replace(
+        constant, scheduler=constant.scheduler.model_copy(update={"type": "step", "step_size": 2})
     )
-    assert fine_tuning_spec(stepped) is stepped  # a schedule the spec sets is kept
+    assert stepped.for_fine_tuning() is stepped  # a schedule the spec sets is kept
 
 
 def test_pruning_that_fine_tunes_retries_with_more_fine_tuning_then_a_lower_sparsity() -> None:
@@ -127,17 +127,19 @@ def test_pruning_that_fine_tunes_retries_with_more_fine_tuning_then_a_lower_spar
 
 
 def test_the_budget_says_what_its_validation_split_cannot_show() -> None:
-    saturated = resolution_notes(Budget("accuracy", 1.0, baseline=1.0), 300)
+    saturated = resolution_notes(AccuracyBudget("accuracy", 1.0, baseline=1.0), 300)
     assert len(saturated) == 1 and "1.0 on all 300 validation samples" in saturated[0]
-    coarse = resolution_notes(Budget("accuracy", 1.0, baseline=0.96), 50)
+    coarse = resolution_notes(AccuracyBudget("accuracy", 1.0, baseline=0.96), 50)
     assert coarse == [
         "one validation sample is 2.00 points of accuracy, more than the budget of 1: a stage that gets"
         " one more sample wrong is retried or skipped"
     ]
-    assert resolution_notes(Budget("accuracy", 1.0, baseline=0.96), 270) == []  # 0.37 points a sample
-    assert resolution_notes(Budget("accuracy", 0.0, baseline=0.96), 270) == [
+    assert resolution_notes(AccuracyBudget("accuracy", 1.0, baseline=0.96), 270) == []  # 0.37 points a sample
+    assert resolution_notes(AccuracyBudget("accuracy", 0.0, baseline=0.96), 270) == [
         "the budget allows no loss, which 270 validation samples check to one sample, 0.37 points of"
         " accuracy: a smaller loss on new data passes unseen, and a larger spec.data.validationSplit"
         " checks more finely"
     ]
-    assert resolution_notes(Budget("f1", 1.0, baseline=0.96), 50) == []  # a sample's weight in F1 varies
+    assert (
+        resolution_notes(AccuracyBudget("f1", 1.0, baseline=0.96), 50) == []
+    )  # a sample's weight in F1 varies

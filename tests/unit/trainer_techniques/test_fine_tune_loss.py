@@ -55,11 +55,11 @@ def test_distillation_fine_tuning_stays_closer_to_the_model_before_the_stage(
     tmp_path: Path, stage: str, block: dict[str, Any]
 ) -> None:
     ctx = local_context(seed=5, output_dir=tmp_path)
-    base_spec = parse_spec(_spec(block))
-    bundle = load_job_data(base_spec, ctx)
+    base = read_recipe(parse_spec(_spec(block)), world_size=1)
+    bundle = load_job_data(base, ctx)
     seed_everything(5)
-    trained = build_model(base_spec.model, bundle)
-    fit(trained, bundle, base_spec.training, ctx)
+    trained = build_model(base.model, bundle)
+    fit(trained, bundle, base.training, ctx)
     trained.eval()
     divergence: dict[str, float] = {}
     for loss in ("labels", "distillation"):
@@ -76,11 +76,12 @@ def test_distillation_fine_tuning_stays_closer_to_the_model_before_the_stage(
 def test_a_low_rank_stage_that_factorizes_nothing_does_not_fine_tune(tmp_path: Path) -> None:
     ctx = local_context(seed=5, output_dir=tmp_path)
     spec = parse_spec(_spec({"lowRank": {"rankRatio": 1.0, "fineTuneEpochs": 2}}))  # no layer saves
-    bundle = load_job_data(spec, ctx)
+    recipe = read_recipe(spec, world_size=1)
+    bundle = load_job_data(recipe, ctx)
     seed_everything(5)
-    trained = build_model(spec.model, bundle)
-    fit(trained, bundle, spec.training, ctx)
-    outcome = STAGES["lowRank"](copy.deepcopy(trained), read_recipe(spec, world_size=1), bundle, ctx)
+    trained = build_model(recipe.model, bundle)
+    fit(trained, bundle, recipe.training, ctx)
+    outcome = STAGES["lowRank"](copy.deepcopy(trained), recipe, bundle, ctx)
     assert outcome.changes["factorizedLayers"] == 0 and "fineTuneEpochs" not in outcome.changes
     assert outcome.curves is None
     inputs, _ = next(iter(bundle.loader("val", 64, shuffle=False, distributed=False)))

@@ -68,7 +68,7 @@ def test_qat_trains_with_fake_quant_then_converts_to_int8(backend: str) -> None:
         flat = images.flatten(1)
         model = train(mlp(features=16), flat, labels, epochs=3)
         images = flat
-    config = QuantizationConfig(method="qat", qat_backend=backend)  # type: ignore[arg-type]
+    config = QuantizationConfig(method="qat", qat_epochs=1, qat_backend=backend)  # type: ignore[arg-type]
     quantized, summary = quantize(
         model, config, example_inputs=images[:4], train=lambda m: train(m, images, labels, epochs=2)
     )

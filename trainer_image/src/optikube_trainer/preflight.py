@@ -30,7 +30,7 @@ from optikube_trainer.data import DataBundle, RawData, load_data, load_raw
 from optikube_trainer.data.splits import split_indices
 from optikube_trainer.models import build_model, count_parameters
 from optikube_trainer.progress import TERMINATION_LOG, TERMINATION_LOG_LIMIT
-from optikube_trainer.recipe import folds, pretrained_tokenizer
+from optikube_trainer.recipe import DataRecipe, TrainingRecipe, folds
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,10 @@ def run_preflight(spec: OptimizationJobSpec) -> PreflightFindings:
     one batch; raises PreflightError naming the field."""
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
-    data = spec.data
+    # the recipe's readers of the parts a preflight builds (the whole recipe would import the
+    # quantization package: torchao and dynamo, seconds of every job's first step)
+    data_recipe, training = DataRecipe.from_spec(spec), TrainingRecipe.from_spec(spec.training)
+    data = data_recipe.spec
     try:
         raw = load_raw(data.source, spec.seed, missing=data.preprocessing.missing_values)
     except (ValueError, OSError) as error:
@@ -221,20 +224,20 @@ def run_preflight(spec: OptimizationJobSpec) -> PreflightFindings:
     if problem is not None:
         raise problem
     try:
-        bundle = load_data(data, spec.seed, raw=raw, pretrained=pretrained_tokenizer(spec.model))
+        bundle = load_data(data, spec.seed, raw=raw, pretrained=data_recipe.pretrained_tokenizer)
     except (ValueError, OSError) as error:
         raise as_preflight_error(error, "spec.data") from None
     problem = bundle_finite_problem(bundle)
     if problem is not None:
         raise problem
-    dropout = spec.training.regularization.dropout
-    batch = max(1, min(spec.training.batch_size, 32))
+    dropout = training.regularization.dropout
+    batch = max(1, min(training.per_process_batch, 32))
     parameters = _forward(_build(spec.model, bundle, dropout, "spec.model"), bundle, batch, "spec.model")
     student_parameters = None
     distillation = spec.compression.distillation if spec.compression is not None else None
     if distillation is not None:
         student_spec = ModelSpec.model_validate(
-            student_model_spec(DistillationConfig.from_spec(distillation), spec.model)
+            student_model_spec(DistillationConfig.from_spec(distillation))
         )
         student = _build(student_spec, bundle, dropout, STUDENT_FIELD)
         student_parameters = _forward(student, bundle, batch, STUDENT_FIELD)

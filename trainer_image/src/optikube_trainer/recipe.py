@@ -10,8 +10,8 @@ wrote or the documented default, for hundreds of generated specs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.compression import CompressionSpec
@@ -19,7 +19,7 @@ from optikube_operator.api.data import DataSpec, TextPreprocessing
 from optikube_operator.api.model import ModelSpec
 from optikube_operator.api.objectives import MODEL_METRICS, Objective
 from optikube_operator.api.runconfig import Stage
-from optikube_operator.api.training import TrainingSpec
+from optikube_operator.api.training import Optimizer, Regularization, Scheduler, TrainingSpec
 from optikube_trainer.compression import DistillationConfig, LowRankConfig, PruningConfig, WeightSharingConfig
 
 if TYPE_CHECKING:  # the quantization package imports torchao and dynamo: seconds a preflight saves
@@ -29,11 +29,6 @@ STAGE_ORDER = ("distillation", "pruning", "lowRank", "weightSharing", "quantizat
 COMPRESSION_KEYS = ("compression.", "quantization.")
 # Metrics the accuracy budget can be counted in (fractions, so 100 x is points); others use accuracy.
 BUDGET_METRICS = ("accuracy", "f1")
-
-
-def per_process_batch(global_batch: int, world_size: int) -> int:
-    """``training.batchSize`` is the global batch: each of the W processes takes an equal share."""
-    return max(1, math.ceil(global_batch / max(world_size, 1)))
 
 
 def text_preprocessing(data: DataSpec) -> TextPreprocessing:
@@ -50,12 +45,6 @@ def pretrained_tokenizer(model: ModelSpec) -> str | None:
     """Where the `pretrained` tokenizer comes from: the job's Hugging Face model."""
     hub = model.huggingface
     return None if hub is None else (hub.local_path or hub.name)
-
-
-def early_stopping(training: TrainingSpec) -> tuple[int, float]:
-    """(patience, minDelta); patience 0 means train every epoch (the block is absent)."""
-    block = training.early_stopping
-    return (block.patience, block.min_delta) if block is not None else (0, 0.0)
 
 
 def compresses_trials(spec: OptimizationJobSpec) -> bool:
@@ -81,9 +70,31 @@ def budget_metric(objectives: tuple[Objective, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class BudgetRecipe:
-    max_drop_points: float
+class AccuracyBudget:
+    """`compression.maxAccuracyDrop`: the most points of `metric` the validation split may lose
+    against the trained model, whose value there (`baseline`) the pipeline learns after training."""
+
     metric: str
+    max_accuracy_drop: float
+    baseline: float | None = None
+
+    def against(self, baseline: float) -> AccuracyBudget:
+        return replace(self, baseline=baseline)
+
+    def drop(self, value: float) -> float:
+        """Points lost against the baseline (negative when the stage gained)."""
+        assert self.baseline is not None, "the budget is judged against the trained model's value"
+        return round(100.0 * (self.baseline - value), 4) + 0.0  # no "-0.0" in results.json
+
+    def allows(self, value: float) -> bool:
+        return self.drop(value) <= self.max_accuracy_drop + 1e-9
+
+    def to_contract(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "maxAccuracyDrop": self.max_accuracy_drop,
+            "baselineValidation": self.baseline,
+        }
 
 
 @dataclass(frozen=True)
@@ -99,14 +110,64 @@ class DataRecipe:
     folds: int
     pretrained_tokenizer: str | None
 
+    @classmethod
+    def from_spec(cls, spec: OptimizationJobSpec) -> DataRecipe:
+        return cls(
+            spec=spec.data,
+            text=text_preprocessing(spec.data),
+            folds=folds(spec.data),
+            pretrained_tokenizer=pretrained_tokenizer(spec.model),
+        )
+
 
 @dataclass(frozen=True)
 class TrainingRecipe:
-    spec: TrainingSpec
+    """`spec.training` as the training loop uses it. `batch_size` is the global batch; each of the
+    `world_size` processes loads `per_process_batch` of it. `patience` 0: no early stopping."""
+
+    epochs: int
+    batch_size: int
     world_size: int
     per_process_batch: int
+    optimizer: Optimizer
+    learning_rate: float
+    scheduler: Scheduler
+    regularization: Regularization
+    mixed_precision: str
+    gradient_clip_norm: float
     patience: int
     min_delta: float
+
+    @classmethod
+    def from_spec(cls, training: TrainingSpec, world_size: int = 1) -> TrainingRecipe:
+        stopping = training.early_stopping
+        return cls(
+            epochs=training.epochs,
+            batch_size=training.batch_size,
+            world_size=world_size,
+            per_process_batch=max(1, math.ceil(training.batch_size / max(world_size, 1))),
+            optimizer=training.optimizer,
+            learning_rate=training.learning_rate,
+            scheduler=training.scheduler,
+            regularization=training.regularization,
+            mixed_precision=training.mixed_precision,
+            gradient_clip_norm=training.gradient_clip_norm,
+            patience=stopping.patience if stopping is not None else 0,
+            min_delta=stopping.min_delta if stopping is not None else 0.0,
+        )
+
+    def for_fine_tuning(self) -> TrainingRecipe:
+        """A stage's fine-tuning: the spec's settings, with a constant learning rate replaced by a
+        cosine decay over the fine-tuning epochs. A stage's model is judged against the accuracy
+        budget right after its fine-tuning; at a constant rate that is whatever the last noisy steps
+        left (a gentler setting could measure worse than a harsher one), while a decay to zero ends
+        at a settled point. A schedule the spec sets is kept."""
+        if self.scheduler.type != "none":
+            return self
+        return replace(self, scheduler=self.scheduler.model_copy(update={"type": "cosine"}))
+
+    def with_learning_rate(self, factor: float) -> TrainingRecipe:
+        return replace(self, learning_rate=self.learning_rate * factor)
 
 
 @dataclass(frozen=True)
@@ -123,7 +184,7 @@ class Recipe:
     weight_sharing: WeightSharingConfig | None
     quantization: QuantizationConfig | None
     compresses_trials: bool
-    budget: BudgetRecipe
+    budget: AccuracyBudget
     export: ExportRecipe
 
     @property
@@ -144,7 +205,6 @@ def read_recipe(spec: OptimizationJobSpec, world_size: int, stage: Stage = "pipe
     from optikube_trainer.quantization import QuantizationConfig
 
     compression = spec.compression
-    patience, min_delta = early_stopping(spec.training)
     blocks = (
         (compression.distillation, compression.pruning, compression.low_rank, compression.weight_sharing)
         if compression is not None
@@ -155,28 +215,17 @@ def read_recipe(spec: OptimizationJobSpec, world_size: int, stage: Stage = "pipe
         stage=stage,
         seed=spec.seed,
         objectives=tuple(spec.objectives),
-        data=DataRecipe(
-            spec=spec.data,
-            text=text_preprocessing(spec.data),
-            folds=folds(spec.data),
-            pretrained_tokenizer=pretrained_tokenizer(spec.model),
-        ),
+        data=DataRecipe.from_spec(spec),
         model=spec.model,
-        training=TrainingRecipe(
-            spec=spec.training,
-            world_size=world_size,
-            per_process_batch=per_process_batch(spec.training.batch_size, world_size),
-            patience=patience,
-            min_delta=min_delta,
-        ),
+        training=TrainingRecipe.from_spec(spec.training, world_size),
         distillation=DistillationConfig.from_spec(distillation) if distillation else None,
         pruning=PruningConfig.from_spec(pruning) if pruning else None,
         low_rank=LowRankConfig.from_spec(low_rank) if low_rank else None,
         weight_sharing=WeightSharingConfig.from_spec(weight_sharing) if weight_sharing else None,
         quantization=QuantizationConfig.from_spec(spec.quantization) if spec.quantization else None,
         compresses_trials=compresses_trials(spec),
-        budget=BudgetRecipe(
-            max_drop_points=max_accuracy_drop(compression), metric=budget_metric(tuple(spec.objectives))
+        budget=AccuracyBudget(
+            metric=budget_metric(tuple(spec.objectives)), max_accuracy_drop=max_accuracy_drop(compression)
         ),
         export=ExportRecipe(runtime=spec.export.runtime, batch_size=spec.export.batch_size),
     )

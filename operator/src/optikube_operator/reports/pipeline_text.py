@@ -231,9 +231,9 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
     if chance:
         sentences.append(chance)
     budget = results.get("budget") or {}
-    if budget.get("maxDrop") is not None and budget.get("drop") is not None:
+    if budget.get("maxAccuracyDrop") is not None and budget.get("drop") is not None:
         verdict = "within" if budget.get("withinBudget") else "outside"
-        allowed = float(budget["maxDrop"])
+        allowed = float(budget["maxAccuracyDrop"])
         metric = budget.get("metric", "accuracy")
         sentences.append(
             f"The accuracy budget allowed {number(allowed)} point{'' if allowed == 1 else 's'} of {metric}"

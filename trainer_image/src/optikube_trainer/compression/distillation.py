@@ -15,35 +15,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optikube_operator.api.compression import Distillation
-from optikube_operator.api.model import ModelSpec
+from optikube_trainer.spec_fields import from_block, resolve, spec_default
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
 class DistillationConfig:
+    """`compression.distillation`; `student` is written like spec.model (a camelCase dict)."""
+
     student: dict[str, Any]
-    temperature: float = 4.0
-    alpha: float = 0.7
-    epochs: int = 5
+    temperature: float = spec_default(Distillation, "temperature")
+    alpha: float = spec_default(Distillation, "alpha")
+    epochs: int = spec_default(Distillation, "epochs")
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"compression.distillation.temperature: expected > 0, got {self.temperature}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"compression.distillation.alpha: expected 0..1, got {self.alpha}")
-        if not self.student:
-            raise ValueError("compression.distillation.student: a student model spec is required")
+        resolve(self, Distillation, "compression.distillation")
 
     @classmethod
     def from_spec(cls, block: Distillation) -> DistillationConfig:
         """The spec's `compression.distillation` block."""
-        return cls(
-            student=block.student.to_dict(),
-            temperature=block.temperature,
-            alpha=block.alpha,
-            epochs=block.epochs,
-        )
+        return from_block(cls, block)
 
 
 def distillation_loss(
@@ -82,15 +74,12 @@ def teacher_loss_fn(teacher: nn.Module, *, temperature: float = 4.0, alpha: floa
     return loss_fn
 
 
-def student_model_spec(config: DistillationConfig, teacher_spec: ModelSpec) -> dict[str, Any]:
-    """The student's model spec: the spec's `student` block, with `params` merged as a model's
-    params (a student may name only `params` to shrink the teacher's own architecture)."""
+def student_model_spec(config: DistillationConfig) -> dict[str, Any]:
+    """The student's model spec: the spec's `student` block (which names its own model source, as
+    the API requires), with a builtin's own `params` merged into the block's."""
     student = dict(config.student)
     params = dict(student.pop("params", {}) or {})
-    if not any(key in student for key in ("builtin", "torchvision", "huggingface", "importPath")):
-        student = {k: v for k, v in teacher_spec.to_dict().items() if k != "params"}
-        params = {**teacher_spec.params, **params}
-    elif isinstance(student.get("builtin"), dict) and "params" in student["builtin"]:
+    if isinstance(student.get("builtin"), dict) and "params" in student["builtin"]:
         builtin = dict(student["builtin"])  # never mutate the config's own dict
         params = {**builtin.pop("params"), **params}
         student["builtin"] = builtin

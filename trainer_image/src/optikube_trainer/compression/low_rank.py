@@ -11,36 +11,28 @@ import torch
 from torch import Tensor, nn
 
 from optikube_operator.api.compression import FineTuneLoss, LowRank
+from optikube_trainer.spec_fields import from_block, resolve, spec_default
 
 
 @dataclass(frozen=True)
 class LowRankConfig:
-    """Keep `rank_ratio` of each layer's full rank, or the smallest rank holding `energy` of the
-    squared singular values (energy wins when both are set)."""
+    """`compression.lowRank`: keep `rank_ratio` of each layer's full rank, or the smallest rank
+    holding `energy` of the squared singular values (one of the two; the API's rank ratio when
+    neither is set). `include_conv`, not in the spec, leaves convolutions alone when False."""
 
-    rank_ratio: float | None = 0.5
-    energy: float | None = None
-    fine_tune_epochs: int = 1
-    fine_tune_loss: FineTuneLoss = "distillation"
+    rank_ratio: float | None = spec_default(LowRank, "rank_ratio")
+    energy: float | None = spec_default(LowRank, "energy")
+    fine_tune_epochs: int = spec_default(LowRank, "fine_tune_epochs")
+    fine_tune_loss: FineTuneLoss = spec_default(LowRank, "fine_tune_loss")
     include_conv: bool = True
 
     def __post_init__(self) -> None:
-        if self.energy is None and self.rank_ratio is None:
-            raise ValueError("compression.lowRank: set rankRatio or energy")
-        if self.energy is not None and not 0.0 < self.energy <= 1.0:
-            raise ValueError(f"compression.lowRank.energy: expected 0 < energy <= 1, got {self.energy}")
-        if self.rank_ratio is not None and not 0.0 < self.rank_ratio <= 1.0:
-            raise ValueError(f"compression.lowRank.rankRatio: expected 0 < ratio <= 1, got {self.rank_ratio}")
+        resolve(self, LowRank, "compression.lowRank")
 
     @classmethod
     def from_spec(cls, block: LowRank) -> LowRankConfig:
         """The spec's `compression.lowRank` block (convolutions are factorized too, as documented)."""
-        return cls(
-            rank_ratio=block.rank_ratio,
-            energy=block.energy,
-            fine_tune_epochs=block.fine_tune_epochs,
-            fine_tune_loss=block.fine_tune_loss,
-        )
+        return from_block(cls, block)
 
 
 @dataclass

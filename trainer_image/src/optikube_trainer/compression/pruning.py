@@ -19,32 +19,27 @@ from optikube_trainer.compression._torch_pruning_adapter import (
     ratio_keeping,
     remove_channels,
 )
+from optikube_trainer.spec_fields import from_block, resolve, spec_default
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 @dataclass(frozen=True)
 class PruningConfig:
-    method: Literal["structured", "unstructured"] = "structured"
-    sparsity: float = 0.5
+    """`compression.pruning` (defaults and bounds are the API's), plus `scope`, which the spec does
+    not offer: per layer there, global ranking for direct use."""
+
+    method: Literal["structured", "unstructured"] = spec_default(Pruning, "method")
+    sparsity: float = spec_default(Pruning, "sparsity")
+    fine_tune_epochs: int = spec_default(Pruning, "fine_tune_epochs")
+    fine_tune_loss: FineTuneLoss = spec_default(Pruning, "fine_tune_loss")
+    channel_multiple: int = spec_default(Pruning, "channel_multiple")  # kept channels round up to it
     scope: Literal["global", "layer"] = "layer"
-    fine_tune_epochs: int = 2
-    fine_tune_loss: FineTuneLoss = "distillation"
-    channel_multiple: int = 16  # structured: kept channels round up to a multiple of this
 
     def __post_init__(self) -> None:
-        if self.method not in ("structured", "unstructured"):
-            raise ValueError(
-                f"compression.pruning.method: expected structured|unstructured, got {self.method!r}"
-            )
-        if not 0.0 < self.sparsity < 1.0:
-            raise ValueError(f"compression.pruning.sparsity: expected 0 < sparsity < 1, got {self.sparsity}")
+        resolve(self, Pruning, "compression.pruning")
         if self.scope not in ("global", "layer"):
             raise ValueError(f"compression.pruning.scope: expected global|layer, got {self.scope!r}")
-        if self.channel_multiple < 1:
-            raise ValueError(
-                f"compression.pruning.channelMultiple: expected an integer >= 1, got {self.channel_multiple}"
-            )
         if self.method == "structured" and self.scope == "global" and self.channel_multiple > 1:
             raise ValueError(
                 "compression.pruning.channelMultiple: global structured pruning ranks channels across"
@@ -54,13 +49,7 @@ class PruningConfig:
     @classmethod
     def from_spec(cls, block: Pruning) -> PruningConfig:
         """The spec's `compression.pruning` block (the scope stays per layer, as documented)."""
-        return cls(
-            method=block.method,
-            sparsity=block.sparsity,
-            fine_tune_epochs=block.fine_tune_epochs,
-            fine_tune_loss=block.fine_tune_loss,
-            channel_multiple=block.channel_multiple,
-        )
+        return from_block(cls, block)
 
 
 @dataclass

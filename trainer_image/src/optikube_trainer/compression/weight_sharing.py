@@ -15,26 +15,26 @@ from optikube_trainer.compression._codebook import (
     codebook_layers,
     index_bits,
 )
+from optikube_trainer.spec_fields import from_block, resolve, spec_default
 
 
 @dataclass(frozen=True)
 class WeightSharingConfig:
-    clusters: int = 16
-    fine_tune_epochs: int = 0
-    fine_tune_loss: FineTuneLoss = "distillation"
-    min_weights: int = 64  # smaller layers cost more in codebook than they save
+    """`compression.weightSharing`, plus `min_weights`, not in the spec: smaller layers cost more in
+    codebook than they save."""
+
+    clusters: int = spec_default(WeightSharing, "clusters")
+    fine_tune_epochs: int = spec_default(WeightSharing, "fine_tune_epochs")
+    fine_tune_loss: FineTuneLoss = spec_default(WeightSharing, "fine_tune_loss")
+    min_weights: int = 64
 
     def __post_init__(self) -> None:
-        index_bits(self.clusters)
+        resolve(self, WeightSharing, "compression.weightSharing")
 
     @classmethod
     def from_spec(cls, block: WeightSharing) -> WeightSharingConfig:
         """The spec's `compression.weightSharing` block."""
-        return cls(
-            clusters=block.clusters,
-            fine_tune_epochs=block.fine_tune_epochs,
-            fine_tune_loss=block.fine_tune_loss,
-        )
+        return from_block(cls, block)
 
 
 @dataclass

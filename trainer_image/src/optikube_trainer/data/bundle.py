@@ -58,27 +58,21 @@ class DataBundle:
         """How many samples the split holds."""
         return len(self.split(name))  # type: ignore[arg-type]
 
-    def per_rank_batch(self, batch_size: int) -> int:
-        """``batch_size`` is the global batch: each of the W ranks takes an equal share."""
-        from optikube_trainer.recipe import per_process_batch
-
-        return per_process_batch(batch_size, self.world_size)
-
     def loader(
         self, split: str, batch_size: int, *, shuffle: bool | None = None, distributed: bool = True
     ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         """A loader over one split.
 
-        distributed=True: ``batch_size`` is global; train uses a seeded DistributedSampler (call
-        ``loader.sampler.set_epoch``), val/test a ShardSampler, so ranks see disjoint shards.
-        distributed=False: this rank sees the whole split with batches of ``batch_size``.
+        ``batch_size`` is this process's batch (the recipe's per-process share of the global one).
+        distributed=True: train uses a seeded DistributedSampler (call ``loader.sampler.set_epoch``),
+        val/test a ShardSampler, so ranks see disjoint shards. distributed=False: this rank sees the
+        whole split.
         """
         dataset = self.split(split)
         shuffle = (split == "train") if shuffle is None else shuffle
         if not distributed:
             generator = torch.Generator().manual_seed(self.seed)
             return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
-        per_rank = self.per_rank_batch(batch_size)
         sampler: Sampler[int]
         if split == "train":
             # even with one process: the same seeded permutation makes 1- and N-process runs comparable
@@ -88,4 +82,6 @@ class DataBundle:
         else:
             sampler = ShardSampler(self.samples(split), self.rank, self.world_size)
         # pinned host memory lets the copies to the GPU overlap with compute
-        return DataLoader(dataset, batch_size=per_rank, sampler=sampler, pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, pin_memory=torch.cuda.is_available()
+        )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.data import DataSource, DataSpec, MissingValues
 from optikube_trainer.data.augment import AugmentedDataset
 from optikube_trainer.data.builtin import load_builtin
@@ -22,7 +21,10 @@ from optikube_trainer.data.synthetic import load_synthetic
 from optikube_trainer.data.tabular import encode_table
 from optikube_trainer.data.text import build_text_encoder
 from optikube_trainer.dist import RunContext
-from optikube_trainer.recipe import folds, pretrained_tokenizer, text_preprocessing
+from optikube_trainer.recipe import folds, text_preprocessing
+
+if TYPE_CHECKING:
+    from optikube_trainer.recipe import Recipe
 
 Split = Dataset[tuple[torch.Tensor, torch.Tensor]]
 # results.json names at most this many input features (one-hot columns can be thousands)
@@ -140,13 +142,14 @@ def build_bundle(
     )
 
 
-def load_job_data(spec: OptimizationJobSpec, ctx: RunContext | None = None) -> DataBundle:
+def load_job_data(recipe: Recipe, ctx: RunContext | None = None) -> DataBundle:
     """The job's data: splits and preprocessing of ``spec.data``, seeded by ``spec.seed``."""
-    return load_data(spec.data, spec.seed, ctx, pretrained=pretrained_tokenizer(spec.model))
+    return load_data(recipe.data.spec, recipe.seed, ctx, pretrained=recipe.data.pretrained_tokenizer)
 
 
-def load_job_folds(spec: OptimizationJobSpec, ctx: RunContext | None = None) -> list[DataBundle]:
-    return load_folds(spec.data, spec.seed, ctx, pretrained=pretrained_tokenizer(spec.model))
+def load_job_folds(recipe: Recipe, ctx: RunContext | None = None) -> list[DataBundle]:
+    """One bundle per cross-validation fold of the job's data."""
+    return load_folds(recipe.data.spec, recipe.seed, ctx, pretrained=recipe.data.pretrained_tokenizer)
 
 
 def load_data(

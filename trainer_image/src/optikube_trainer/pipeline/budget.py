@@ -21,38 +21,21 @@ from torch import nn
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext, broadcast_object
 from optikube_trainer.evaluation.metrics import classification_metrics
-from optikube_trainer.recipe import Recipe
+from optikube_trainer.recipe import AccuracyBudget, Recipe
 
 # What a retry tries instead: a setting closer to the model the stage started from.
 MAX_CLUSTERS = 256
 GENTLER_QUANTIZATION = {"static": "weightOnly", "qat": "weightOnly", "dynamic": "weightOnly"}
 
 
-@dataclass(frozen=True)
-class Budget:
-    metric: str
-    max_drop_points: float
-    baseline: float  # the trained model's value on the validation split
-
-    def drop(self, value: float) -> float:
-        """Points lost against the baseline (negative when the stage gained)."""
-        return round(100.0 * (self.baseline - value), 4) + 0.0  # no "-0.0" in results.json
-
-    def allows(self, value: float) -> bool:
-        return self.drop(value) <= self.max_drop_points + 1e-9
-
-    def to_contract(self) -> dict[str, Any]:
-        return {"metric": self.metric, "maxDrop": self.max_drop_points, "baselineValidation": self.baseline}
-
-
-def resolution_notes(budget: Budget, validation_samples: int) -> list[str]:
+def resolution_notes(budget: AccuracyBudget, validation_samples: int) -> list[str]:
     """What the validation split cannot tell the budget, in words for results.json and the report.
     On two of ten seeds of the small text transformer with its width pruned, the shipped model got
     300 of 300 validation samples right (budget 0) and lost 1.2 and 1.4 points on the test split.
     At budget 0 the digits CNN lost 0.24 points on the test split over ten seeds, decided on 270
     validation samples (0.37 points each), and 0.13 on 539 (bench/seeds.py)."""
     notes: list[str] = []
-    if budget.baseline >= 1.0:
+    if budget.baseline is not None and budget.baseline >= 1.0:
         notes.append(
             f"the trained model scores {budget.metric} 1.0 on all {validation_samples} validation samples:"
             " the budget cannot see a loss on samples unlike these, so read the test comparison"
@@ -60,16 +43,17 @@ def resolution_notes(budget: Budget, validation_samples: int) -> list[str]:
         )
     if budget.metric == "accuracy" and validation_samples > 0:
         points = 100.0 / validation_samples
-        if budget.max_drop_points == 0:
+        if budget.max_accuracy_drop == 0:
             notes.append(
                 f"the budget allows no loss, which {validation_samples} validation samples check to one"
                 f" sample, {points:.2f} points of accuracy: a smaller loss on new data passes unseen,"
                 " and a larger spec.data.validationSplit checks more finely"
             )
-        elif points > budget.max_drop_points:
+        elif points > budget.max_accuracy_drop:
             notes.append(
                 f"one validation sample is {points:.2f} points of accuracy, more than the budget of"
-                f" {budget.max_drop_points:g}: a stage that gets one more sample wrong is retried or skipped"
+                f" {budget.max_accuracy_drop:g}: a stage that gets one more sample wrong is retried or"
+                " skipped"
             )
     return notes
 
@@ -111,8 +95,8 @@ def gentler(stage: str, recipe: Recipe) -> Recipe | None:
         config = recipe.low_rank
         if config.energy is not None:
             return replace(recipe, low_rank=replace(config, energy=1.0 - (1.0 - config.energy) / 2))
-        ratio = config.rank_ratio if config.rank_ratio is not None else 0.5
-        return replace(recipe, low_rank=replace(config, rank_ratio=1.0 - (1.0 - ratio) / 2))
+        assert config.rank_ratio is not None  # the API resolves one of the two
+        return replace(recipe, low_rank=replace(config, rank_ratio=1.0 - (1.0 - config.rank_ratio) / 2))
     if stage == "weightSharing" and recipe.weight_sharing is not None:
         clusters = recipe.weight_sharing.clusters
         if clusters >= MAX_CLUSTERS:
@@ -123,7 +107,9 @@ def gentler(stage: str, recipe: Recipe) -> Recipe | None:
         method = GENTLER_QUANTIZATION.get(recipe.quantization.method)
         if method is None:
             return None
-        return replace(recipe, quantization=replace(recipe.quantization, method=method))  # type: ignore[arg-type]
+        # weightOnly takes no qatEpochs (the API's rule), so a QAT retry drops them
+        gentler_quantization = replace(recipe.quantization, method=method, qat_epochs=None)  # type: ignore[arg-type]
+        return replace(recipe, quantization=gentler_quantization)
     if stage == "distillation" and recipe.distillation is not None:
         epochs = recipe.distillation.epochs * 2
         return replace(recipe, distillation=replace(recipe.distillation, epochs=epochs))
@@ -162,7 +148,7 @@ def run_within_budget(
     recipe: Recipe,
     bundle: DataBundle,
     ctx: RunContext,
-    budget: Budget,
+    budget: AccuracyBudget,
     run: Callable[[nn.Module, Recipe], Any],
     on_retry: Callable[[dict[str, Any]], None],
 ) -> Guarded:
@@ -183,7 +169,7 @@ def run_within_budget(
         if retry is None:
             reason = (
                 f"{budget.metric} dropped {attempt['drop']} points on the validation split,"
-                f" over the budget of {budget.max_drop_points}"
+                f" over the budget of {budget.max_accuracy_drop}"
             )
             record = {**budget.to_contract(), "outcome": "skipped", "reason": reason, "attempts": attempts}
             return Guarded(model, None, recipe, record)

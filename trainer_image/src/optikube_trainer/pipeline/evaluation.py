@@ -16,7 +16,7 @@ from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
 from optikube_trainer.evaluation.paired import compare_paired, correct_predictions
 from optikube_trainer.export import ExportedArtifact, export_model, export_onnx_model, load_exported
-from optikube_trainer.pipeline.budget import Budget, resolution_notes
+from optikube_trainer.pipeline.budget import resolution_notes
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_checkpoint_model
 from optikube_trainer.pipeline.measuring import eval_split, measure
 from optikube_trainer.pipeline.stages import calibration_batches
@@ -79,7 +79,7 @@ class _Runtimes:
             num_classes=self.bundle.num_classes,
             metric=self.recipe.budget.metric,
             baseline_validation=self.state.baseline_validation,
-            max_drop_points=self.recipe.budget.max_drop_points,
+            max_accuracy_drop=self.recipe.budget.max_accuracy_drop,
         )
         return result
 
@@ -87,7 +87,7 @@ class _Runtimes:
         quantization = self.recipe.quantization
         calibration = (
             calibration_batches(
-                self.bundle, self.recipe.training.spec.batch_size, quantization.calibration_batches
+                self.bundle, self.recipe.training.batch_size, quantization.calibration_batches
             )
             if quantization is not None
             else None
@@ -118,7 +118,7 @@ class _Runtimes:
                 break
             self.notes.append(
                 f"ONNX Runtime: {result.candidate.quantization} lost {result.drop_points} validation"
-                f" points (budget {self.recipe.budget.max_drop_points});"
+                f" points (budget {self.recipe.budget.max_accuracy_drop});"
                 f" tried {ONNX_QUANTIZATION[method or '']} instead"
             )
             result = self._score(RuntimeResult(self._onnx(method)))
@@ -184,7 +184,7 @@ def finish(
     )
     baseline = dict(state.baseline or {})
     assert state.baseline_validation is not None
-    budget = Budget(recipe.budget.metric, recipe.budget.max_drop_points, state.baseline_validation)
+    budget = recipe.budget.against(state.baseline_validation)
     validation_samples = bundle.samples("val")
     # the baseline's eager latency from the same interleaved timing, so that ratios are fair
     baseline["latencyMs"] = eager.baseline_latency
@@ -212,7 +212,7 @@ def finish(
         },
         "budget": {
             "metric": recipe.budget.metric,
-            "maxDrop": recipe.budget.max_drop_points,
+            "maxAccuracyDrop": recipe.budget.max_accuracy_drop,
             "baselineValidation": state.baseline_validation,
             "validation": chosen.validation,
             "drop": chosen.drop_points,

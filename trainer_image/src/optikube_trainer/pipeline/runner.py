@@ -16,7 +16,7 @@ from optikube_trainer.dist import RunContext, barrier, broadcast_object, seed_ev
 from optikube_trainer.evaluation import count_macs
 from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.models import build_model
-from optikube_trainer.pipeline.budget import Budget, run_within_budget, validation_value
+from optikube_trainer.pipeline.budget import run_within_budget, validation_value
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_state, save_stage
 from optikube_trainer.pipeline.evaluation import finish
 from optikube_trainer.pipeline.measuring import measure
@@ -58,14 +58,12 @@ def _train(
     example: Tensor,
     ctx: RunContext,
 ) -> nn.Module:
-    spec = config.spec
     ctx.progress_sender().stage("train", "started")
     started = time.monotonic()
     seed_everything(ctx.seed)  # the same trained model however the process was started
-    trained = build_model(spec.model, bundle, dropout=spec.training.regularization.dropout)
-    result = fit(
-        trained, bundle, spec.training, ctx, checkpoint_dir=ctx.output_dir / "pipeline" / "train-checkpoint"
-    )
+    trained = build_model(recipe.model, bundle, dropout=recipe.training.regularization.dropout)
+    checkpoints = ctx.output_dir / "pipeline" / "train-checkpoint"
+    result = fit(trained, bundle, recipe.training, ctx, checkpoint_dir=checkpoints)
     ensure_cpu(trained)
     state.curves, state.diagnosis = result.curves, result.diagnosis
     changes: dict[str, Any] = {
@@ -102,7 +100,7 @@ def _compress(
     if name == "quantization":
         state.float_model_file = state.model_file  # ONNX Runtime quantizes this float model itself
     assert state.baseline_validation is not None
-    budget = Budget(recipe.budget.metric, recipe.budget.max_drop_points, state.baseline_validation)
+    budget = recipe.budget.against(state.baseline_validation)
 
     def run(before: nn.Module, attempt: Recipe) -> StageOutcome:
         return STAGES[name](before, attempt, bundle, ctx)
@@ -135,7 +133,7 @@ def _compress(
 def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
     """Run (or resume) the pipeline; rank 0 returns the results.json payload, other ranks None."""
     recipe = read_recipe(config.spec, ctx.world_size, config.stage)
-    bundle = load_job_data(config.spec, ctx)
+    bundle = load_job_data(recipe, ctx)
     example = sample_inputs(bundle, 32)
     state, model = load_state(ctx)
     if state.completed:

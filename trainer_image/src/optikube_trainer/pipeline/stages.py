@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 
 from optikube_operator.api.model import ModelSpec
-from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.compression import (
     LowRankConfig,
     PruningConfig,
@@ -69,19 +68,7 @@ def _fine_tune(
         return None
     if teacher is not None:
         kwargs["loss_fn"] = teacher_loss_fn(teacher)
-    return fit(model, bundle, fine_tuning_spec(recipe.training.spec), ctx, epochs=epochs, **kwargs).curves
-
-
-def fine_tuning_spec(training: TrainingSpec) -> TrainingSpec:
-    """The training settings of a stage's fine-tuning: the spec's, with a constant learning rate
-    replaced by a cosine decay over the fine-tuning epochs. A stage's model is judged against the
-    accuracy budget right after its fine-tuning; at a constant rate that is whatever the last
-    noisy steps left (a gentler setting could measure worse than a harsher one), while a decay to
-    zero ends at a settled point. A schedule the spec sets is kept."""
-    if training.scheduler.type != "none":
-        return training
-    cosine = training.scheduler.model_copy(update={"type": "cosine"})
-    return training.model_copy(update={"scheduler": cosine})
+    return fit(model, bundle, recipe.training.for_fine_tuning(), ctx, epochs=epochs, **kwargs).curves
 
 
 def _teacher(model: nn.Module, loss: str, epochs: int) -> nn.Module | None:
@@ -106,9 +93,9 @@ def _counts(model: nn.Module, example: Tensor) -> tuple[int, int | None]:
 def distill(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext) -> StageOutcome:
     config = recipe.distillation
     assert config is not None
-    student_spec = ModelSpec.model_validate(student_model_spec(config, recipe.model))
+    student_spec = ModelSpec.model_validate(student_model_spec(config))
     torch.manual_seed(ctx.seed)  # every rank builds the same initial student
-    student = build_model(student_spec, bundle, dropout=recipe.training.spec.regularization.dropout)
+    student = build_model(student_spec, bundle, dropout=recipe.training.regularization.dropout)
     example = sample_inputs(bundle, 2).to(ctx.device)
     teacher_params, teacher_macs = _counts(model.to(ctx.device), example)
     loss_fn = distillation_loss_fn(model, config)
@@ -192,12 +179,11 @@ def quantize_stage(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: Ru
     macs = count_macs(ensure_cpu(model), example[:1])  # quantizing keeps the MAC count
     curves: list[dict[str, dict[str, list[float]]] | None] = []
     # QAT starts from a converged model: it fine-tunes at a tenth of the training learning rate
-    training = recipe.training.spec
-    slower = training.model_copy(update={"learning_rate": training.learning_rate * QAT_LEARNING_RATE_FACTOR})
-    qat_recipe = replace(recipe, training=replace(recipe.training, spec=slower))
+    qat_recipe = replace(recipe, training=recipe.training.with_learning_rate(QAT_LEARNING_RATE_FACTOR))
+    qat_epochs = config.qat_epochs or 0  # set exactly when the method is qat (the API's rule)
 
     def train(prepared: nn.Module) -> None:
-        curves.append(_fine_tune(prepared, qat_recipe, bundle, ctx, config.qat_epochs))
+        curves.append(_fine_tune(prepared, qat_recipe, bundle, ctx, qat_epochs))
         ensure_cpu(prepared)
 
     model.eval()
@@ -205,7 +191,7 @@ def quantize_stage(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: Ru
         model,
         config,
         example_inputs=example,
-        calibration=calibration_batches(bundle, training.batch_size, config.calibration_batches),
+        calibration=calibration_batches(bundle, recipe.training.batch_size, config.calibration_batches),
         train=train,
     )
     ensure_cpu(quantized)

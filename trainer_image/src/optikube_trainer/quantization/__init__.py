@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from torch import Tensor, nn
 
 from optikube_trainer.quantization._summary import QuantizationSummary
-from optikube_trainer.quantization.config import METHODS, QuantizationConfig
+from optikube_trainer.quantization.config import QuantizationConfig
 from optikube_trainer.quantization.qat import choose_backend, quantization_aware_train
 from optikube_trainer.quantization.static import quantize_static_int8
 from optikube_trainer.quantization.torchao_int8 import quantize_dynamic_int8_, quantize_weight_only_int8_
@@ -41,7 +41,6 @@ def quantize(
 
 
 __all__ = [
-    "METHODS",
     "QuantizationConfig",
     "QuantizationSummary",
     "choose_backend",

@@ -125,7 +125,7 @@ def score(
     num_classes: int,
     metric: str,
     baseline_validation: float,
-    max_drop_points: float,
+    max_accuracy_drop: float,
 ) -> None:
     """Accuracy of one candidate: the budget metric on `validation`, every metric on `test`
     (re-iterable loaders); sets `error` when it does not run."""
@@ -139,7 +139,7 @@ def score(
     tested = classification_metrics(model, _batches(test), num_classes)
     result.metrics = {k: round(v, 6) for k, v in tested.items()}
     result.drop_points = round(100.0 * (baseline_validation - result.validation), 4) + 0.0
-    result.within_budget = result.drop_points <= max_drop_points + 1e-9
+    result.within_budget = result.drop_points <= max_accuracy_drop + 1e-9
 
 
 def time_all(

@@ -17,10 +17,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: N817
 from torch.utils.data import DataLoader, DistributedSampler
 
-from optikube_operator.api.training import TrainingSpec
 from optikube_trainer.data.bundle import DataBundle
 from optikube_trainer.dist import RunContext, all_reduce_max, all_reduce_sum, any_rank, broadcast_object
-from optikube_trainer.recipe import early_stopping
+from optikube_trainer.recipe import TrainingRecipe
 from optikube_trainer.training.checkpoint import load_checkpoint, save_checkpoint
 from optikube_trainer.training.diagnosis import diagnose
 from optikube_trainer.training.guard import check_epoch
@@ -132,7 +131,7 @@ def _resume(directory: Path | None, ctx: RunContext) -> dict[str, Any] | None:
 def fit(
     model: nn.Module,
     bundle: DataBundle,
-    training: TrainingSpec,
+    training: TrainingRecipe,
     ctx: RunContext,
     *,
     epochs: int | None = None,
@@ -162,10 +161,10 @@ def fit(
         if (ctx.device.type == "cuda" and training.mixed_precision == "fp16")
         else None
     )
-    train_loader = bundle.loader("train", training.batch_size)
-    val_loader = bundle.loader("val", training.batch_size)
+    train_loader = bundle.loader("train", training.per_process_batch)
+    val_loader = bundle.loader("val", training.per_process_batch)
     clip = training.gradient_clip_norm
-    patience, min_delta = early_stopping(training)
+    patience, min_delta = training.patience, training.min_delta
 
     state = _State()
     saved = _resume(checkpoint_dir, ctx)

@@ -1,4 +1,4 @@
-"""Optimizers, schedules and the L1/L2 penalties, built from the training spec."""
+"""Optimizers, schedules and the L1/L2 penalties, built from the training recipe."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 from torch.optim import SGD, AdamW, Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR
 
-from optikube_operator.api.training import TrainingSpec
+from optikube_trainer.recipe import TrainingRecipe
 
 
 def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -17,7 +17,7 @@ def penalized_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
 
 
-def build_optimizer(model: nn.Module, training: TrainingSpec) -> Optimizer:
+def build_optimizer(model: nn.Module, training: TrainingRecipe) -> Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters (is the whole model frozen?)")
@@ -27,7 +27,7 @@ def build_optimizer(model: nn.Module, training: TrainingSpec) -> Optimizer:
     return AdamW(params, lr=training.learning_rate, weight_decay=0.0)
 
 
-def build_scheduler(optimizer: Optimizer, training: TrainingSpec, epochs: int) -> LRScheduler | None:
+def build_scheduler(optimizer: Optimizer, training: TrainingRecipe, epochs: int) -> LRScheduler | None:
     kind = training.scheduler.type
     if kind == "cosine":
         return CosineAnnealingLR(optimizer, T_max=max(1, epochs))

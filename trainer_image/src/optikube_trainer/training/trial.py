@@ -6,14 +6,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.objectives import EPOCH_METRICS, VALIDATION_SAMPLES
 from optikube_operator.api.runconfig import RunConfig
 from optikube_trainer.data import DataBundle, load_job_data, load_job_folds
 from optikube_trainer.dist import RunContext
 from optikube_trainer.models import build_model, count_parameters
 from optikube_trainer.progress import ProgressSender
-from optikube_trainer.recipe import read_recipe
+from optikube_trainer.recipe import Recipe, read_recipe
 from optikube_trainer.training.loop import FitResult, evaluate, fit
 
 
@@ -29,46 +28,44 @@ def _epoch_sender(progress: ProgressSender, step_offset: int) -> Callable[[int, 
 
 
 def _train_one(
-    spec: OptimizationJobSpec,
+    recipe: Recipe,
     bundle: DataBundle,
     ctx: RunContext,
     progress: ProgressSender,
     step_offset: int,
     checkpoint_name: str,
 ) -> tuple[Any, FitResult, dict[str, float]]:
-    model = build_model(spec.model, bundle, dropout=spec.training.regularization.dropout)
+    model = build_model(recipe.model, bundle, dropout=recipe.training.regularization.dropout)
     result = fit(
         model,
         bundle,
-        spec.training,
+        recipe.training,
         ctx,
         on_epoch_end=_epoch_sender(progress, step_offset),
         checkpoint_dir=ctx.output_dir / checkpoint_name,
     )
-    metrics = evaluate(
-        model, bundle.loader("val", spec.training.batch_size), ctx, num_classes=bundle.num_classes
-    )
+    val = bundle.loader("val", recipe.training.per_process_batch)
+    metrics = evaluate(model, val, ctx, num_classes=bundle.num_classes)
     return model, result, metrics
 
 
 def run_trial(config: RunConfig, ctx: RunContext) -> dict[str, Any]:
     """Returns the final event's payload (values and results); a pruned trial returns type 'pruned'."""
-    spec = config.spec
-    recipe = read_recipe(spec, ctx.world_size, config.stage)
+    recipe = read_recipe(config.spec, ctx.world_size, config.stage)
     progress = ctx.progress_sender()
     started = time.monotonic()
     folds = recipe.data.folds
-    bundles = load_job_folds(spec, ctx) if folds >= 2 else [load_job_data(spec, ctx)]
+    bundles = load_job_folds(recipe, ctx) if folds >= 2 else [load_job_data(recipe, ctx)]
     fold_metrics: list[dict[str, float]] = []
     fold_results: list[FitResult] = []
     model: Any = None
     for index, bundle in enumerate(bundles):
         model, result, metrics = _train_one(
-            spec,
+            recipe,
             bundle,
             ctx,
             progress,
-            index * spec.training.epochs,
+            index * recipe.training.epochs,
             f"checkpoints/fold{index}" if folds >= 2 else "checkpoints",
         )
         fold_results.append(result)

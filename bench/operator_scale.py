@@ -1,5 +1,5 @@
 """Operator benchmark: how fast `kubectl apply` turns into trial Jobs, what the operator costs, and how
-many reports per second its endpoint records.
+many progress messages per second its endpoint records.
 
 A fresh control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes) on this
 machine, the operator as a subprocess (`python -m optikube_operator operator`), and for 1, 50 and
@@ -27,16 +27,11 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +42,17 @@ from kubernetes import client, watch
 from rich.console import Console
 from rich.table import Table
 
+from operator_measures import (
+    apiserver_requests,
+    cpu_by_process,
+    cpu_seconds,
+    largest_status,
+    latency_summary,
+    metric_total,
+    requests_by_kind,
+    rss_bytes,
+)
+from operator_progress import progress_throughput  # bench/, beside this script
 from optikube_operator.kube import names
 from optikube_testcluster import ControlPlane, FakeNode
 from optikube_testcluster.kubelet import terminated_status_patch
@@ -57,21 +63,6 @@ RESULTS = ROOT / "bench" / "results"
 FIRST_WAVE = 2
 TRIAL_CPU = 1  # what a quickstart trial pod requests
 PODS_PER_NODE = 250
-# what the operator reads and writes (watches excluded: one long request each, not a rate)
-OPERATOR_RESOURCES = frozenset(
-    {
-        "optimizationjobs",
-        "optimizationtrials",
-        "jobs",
-        "pods",
-        "configmaps",
-        "services",
-        "events",
-        "serviceaccounts",
-        "tokenreviews",
-        "persistentvolumeclaims",
-    }
-)
 
 
 def job_manifest(name: str, namespace: str) -> dict[str, Any]:
@@ -93,70 +84,6 @@ def bench_nodes(jobs: int) -> list[FakeNode]:
     count = max(2, -(-pods // PODS_PER_NODE))
     cpu = str(PODS_PER_NODE * TRIAL_CPU)
     return [FakeNode(f"kwok-bench-{i}", cpu=cpu, memory="4Ti", pods=PODS_PER_NODE) for i in range(count)]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def apiserver_requests(plane: ControlPlane) -> float:
-    """Requests the apiserver has served on OPERATOR_RESOURCES (apiserver_request_total)."""
-    text = plane.kubectl("get", "--raw", "/metrics").stdout
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(
-            part.split("=", 1)
-            for part in line[line.index("{") + 1 : line.rindex("}")].split(",")
-            if "=" in part
-        )
-        resource = labels.get("resource", "").strip('"')
-        if resource in OPERATOR_RESOURCES and labels.get("verb", "").strip('"') != "WATCH":
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def largest_status(plane: ControlPlane, plural: str) -> int:
-    """Bytes of the largest .status (as JSON) among every object of that kind."""
-    with plane.api_client() as api:
-        custom: Any = client.CustomObjectsApi(api)
-        listed: dict[str, Any] = custom.list_cluster_custom_object("optikube.io", "v1alpha1", plural)
-    return max((len(json.dumps(item.get("status") or {})) for item in listed["items"]), default=0)
-
-
-def metric_total(url: str, name: str) -> float:
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
-    )
-
-
-def requests_by_kind(url: str) -> dict[str, int]:
-    """The operator's own apiserver request counter by verb and resource ("POST jobs": 400)."""
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    counts: Counter[str] = Counter()
-    for line in text.splitlines():
-        if line.startswith("optikube_apiserver_requests_total{"):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
-            counts[f"{labels.get('verb')} {labels.get('resource')}"] += int(float(line.rsplit(" ", 1)[1]))
-    return dict(counts.most_common())
 
 
 class JobWatch(threading.Thread):
@@ -238,26 +165,6 @@ class PreflightFinisher(threading.Thread):
                         break
 
 
-def _summary(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50Seconds": None, "p95Seconds": None, "p99Seconds": None, "maxSeconds": None}
-    return {
-        "p50Seconds": round(statistics.median(values), 3),
-        "p95Seconds": round(percentile(values, 0.95), 3),
-        "p99Seconds": round(percentile(values, 0.99), 3),
-        "maxSeconds": round(max(values), 3),
-    }
-
-
-def cpu_by_process(plane: ControlPlane, operator: int) -> dict[str, float]:
-    """CPU seconds so far of each control-plane process, the operator and this benchmark (which
-    plays the kubelet of the preflight pods and watches the Jobs): who shares the cores."""
-    seconds = {component.name: cpu_seconds(component.pid) for component in plane.components}
-    seconds["operator"] = cpu_seconds(operator)
-    seconds["benchmark"] = cpu_seconds(os.getpid())
-    return seconds
-
-
 def start_latency(plane: ControlPlane, count: int, console: Console, operator: int) -> dict[str, Any]:
     namespace = plane.create_namespace(f"bench-{count}")
     cpu_before = cpu_by_process(plane, operator)
@@ -311,103 +218,12 @@ def start_latency(plane: ControlPlane, count: int, console: Console, operator: i
     return {
         "jobs": count,
         "started": len(latencies),
-        **_summary(latencies),
+        **latency_summary(latencies),
         "allStartedWithinSeconds": round(everything, 3) if everything is not None else None,
-        "operatorShare": _summary(operator_share),
-        "preflightJobRoundTrip": _summary(preflight_round_trip),
+        "operatorShare": latency_summary(operator_share),
+        "preflightJobRoundTrip": latency_summary(preflight_round_trip),
         "namespace": namespace,
         "cpuSecondsByProcess": cpu,
-    }
-
-
-def report_throughput(
-    plane: ControlPlane, namespace: str, url: str, seconds: float, threads: int
-) -> dict[str, Any]:
-    with plane.api_client() as api:
-        core: Any = client.CoreV1Api(api)
-        pods: list[Any] = []
-        deadline = time.monotonic() + 120
-        while not pods:
-            listed = core.list_namespaced_pod(namespace).items
-            pods = [
-                p
-                for p in listed
-                if p.status.phase == "Running"
-                and (p.metadata.labels or {}).get(names.RUN_LABEL) == names.RunKind.TRIAL
-            ][:threads]
-            if not pods and time.monotonic() > deadline:
-                phases = Counter(str(p.status.phase) for p in listed)
-                raise SystemExit(f"no running trial pod to report for after 120 s; pods by phase: {phases}")
-            if not pods:
-                time.sleep(2)
-        trial_pods = Counter(
-            str(p.status.phase)
-            for p in core.list_pod_for_all_namespaces(
-                label_selector=f"{names.RUN_LABEL}={names.RunKind.TRIAL}"
-            ).items
-        )
-        tokens = []
-        for pod in pods:
-            request = {
-                "spec": {
-                    "audiences": [names.TOKEN_AUDIENCE],
-                    "expirationSeconds": 3600,
-                    "boundObjectRef": {
-                        "apiVersion": "v1",
-                        "kind": "Pod",
-                        "name": pod.metadata.name,
-                        "uid": pod.metadata.uid,
-                    },
-                }
-            }
-            try:
-                token = core.create_namespaced_service_account_token(
-                    pod.spec.service_account_name, namespace, request
-                )
-            except client.ApiException as error:
-                if error.status != 404:
-                    raise
-                continue  # the pod went away since it was listed: a token cannot be bound to it
-            tokens.append((int(pod.metadata.labels[names.TRIAL_LABEL]), str(token.status.token)))
-    counts = [0] * len(tokens)
-    refused: dict[int, int] = {}
-    stop = time.monotonic() + seconds
-
-    def post(index: int) -> None:
-        trial, token = tokens[index]
-        step = 0
-        while time.monotonic() < stop:
-            event = {
-                "type": "intermediate",
-                "trial": trial,
-                "epoch": step,
-                "step": step,  # steps only go forward: a replayed step is refused (409)
-                "values": {"accuracy": 0.5},
-            }
-            request = urllib.request.Request(
-                url,
-                data=json.dumps(event).encode(),
-                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    response.read()
-                counts[index] += 1
-            except urllib.error.HTTPError as error:
-                refused[error.code] = refused.get(error.code, 0) + 1
-            step += 1
-
-    began = time.monotonic()
-    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
-        list(pool.map(post, range(len(tokens))))
-    elapsed = time.monotonic() - began
-    return {
-        "threads": len(tokens),
-        "events": sum(counts),
-        "eventsPerSecond": round(sum(counts) / elapsed, 1),
-        "refused": {str(code): n for code, n in sorted(refused.items())},
-        "trialPodsByPhase": dict(trial_pods),
     }
 
 
@@ -416,8 +232,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 50, 500])
-    parser.add_argument("--report-seconds", type=float, default=20.0)
-    parser.add_argument("--report-threads", type=int, default=8)
+    parser.add_argument("--progress-seconds", type=float, default=20.0)
+    parser.add_argument("--progress-threads", type=int, default=8)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument(
         "--verbose", action="store_true", help="the operator logs every request it sends, with its time"
@@ -426,7 +242,7 @@ def main() -> None:
     console = Console()
     with ControlPlane(nodes=bench_nodes(sum(args.jobs))) as plane:
         plane.install_crds(ROOT / "crds")
-        report, metrics = free_ports(2)
+        progress_port, metrics = free_ports(2)
         log = RESULTS / "operator-bench.log"
         with log.open("w") as stream:
             operator = subprocess.Popen(
@@ -436,7 +252,7 @@ def main() -> None:
                     "optikube_operator",
                     "operator",
                     f"--kubeconfig={plane.kubeconfig}",
-                    f"--progress-bind=127.0.0.1:{report}",
+                    f"--progress-bind=127.0.0.1:{progress_port}",
                     f"--metrics-bind=127.0.0.1:{metrics}",
                     *(["--verbose"] if args.verbose else []),
                 ],
@@ -473,12 +289,12 @@ def main() -> None:
             cpu_idle = cpu_seconds(operator.pid) - cpu_idle
             rss = rss_bytes(operator.pid)
             statuses = {plural: largest_status(plane, plural) for plural in (names.JOBS, names.TRIALS)}
-            throughput = report_throughput(
+            throughput = progress_throughput(
                 plane,
                 scenarios[-1]["namespace"],
-                f"http://127.0.0.1:{report}/v1/progress",
-                args.report_seconds,
-                args.report_threads,
+                f"http://127.0.0.1:{progress_port}/v1/progress",
+                args.progress_seconds,
+                args.progress_threads,
             )
         finally:
             os.killpg(operator.pid, signal.SIGTERM)
@@ -500,7 +316,7 @@ def main() -> None:
         "idleApiserverRequestsPerJobMinute": round(idle / live / (args.idle_seconds / 60), 3),
         "idleServedRequestsPerJobMinute": round(served_idle / live / (args.idle_seconds / 60), 3),
         "largestStatusBytes": statuses,
-        "reportEndpoint": throughput,
+        "progressEndpoint": throughput,
         "command": "python bench/operator_scale.py " + " ".join(sys.argv[1:]),
     }
     table = Table(title="optikube operator: apply -> first-wave trial Jobs (kwok nodes)")

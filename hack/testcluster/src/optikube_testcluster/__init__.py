@@ -5,7 +5,8 @@ with ControlPlane() as cp:
 """
 
 from optikube_testcluster.assets import ASSETS_ENV, AssetsError, find_assets
-from optikube_testcluster.controlplane import ControlPlane, ControlPlaneError, KubectlError
+from optikube_testcluster.clusterclient import KubectlError
+from optikube_testcluster.controlplane import ControlPlane, ControlPlaneError
 from optikube_testcluster.kwok import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, FakeNode
 from optikube_testcluster.processnode import (
     HOST_PORT_ANNOTATION,

@@ -18,12 +18,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.api.validation import lenient_status
 from optikube_operator.core import (
     Finish,
-    JobSettings,
     ObservedPreflight,
     PipelineState,
     PreflightState,
@@ -34,7 +32,6 @@ from optikube_operator.core import (
     StopTrial,
     decide,
 )
-from optikube_operator.core.summary import summarize
 from optikube_operator.kube.acceptance import InvalidSpec, accepted_spec, dry_run_refusal
 from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.backend import KubernetesBackend
@@ -43,10 +40,11 @@ from optikube_operator.kube.launcher import LAUNCH_SETTLE, RUN_EXIT_GRACE, JobPa
 from optikube_operator.kube.names import PIPELINE, PREFLIGHT, trial_run
 from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_trial
 from optikube_operator.kube.prometheus import OperatorMetrics
+from optikube_operator.kube.publisher import StatusPublisher
 from optikube_operator.kube.records import JobKey, JobRecords, RecordStore
-from optikube_operator.kube.resources import PREFLIGHT_DEADLINE_SECONDS, artifacts_location
+from optikube_operator.kube.resources import PREFLIGHT_DEADLINE_SECONDS
 from optikube_operator.kube.runs import RunCache
-from optikube_operator.kube.status import ConditionUpdate, Outcome, build_status, outcome_of
+from optikube_operator.kube.status import ConditionUpdate, Outcome, outcome_of
 from optikube_operator.kube.wakeups import RETRY_AFTER_ERROR, Wakeups, next_wakeup
 
 log = logging.getLogger(__name__)
@@ -88,6 +86,7 @@ class Reconciler:
         self._again: set[JobKey] = set()
         self.wakeups = Wakeups(self.request)
         self.launcher = RunLauncher(backend, runs, announcer)
+        self.publisher = StatusPublisher(backend, metrics, announcer)
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -217,7 +216,7 @@ class Reconciler:
             )
         # built on the latest write: a pending write of this pass may have made it newer than `previous`
         latest = previous if records.written_json == written_before else previous_status(body, records)
-        await self._write_status(
+        await self.publisher.publish(
             body, records, settings, latest, outcome, conditions, decision.spec, spec, now
         )
         return None
@@ -262,7 +261,7 @@ class Reconciler:
         changed (a job's first pass wrote its status twice: its preflight, then the conditions)."""
         body, records = job.body, job.records
         previous = previous_status(body, records)
-        await self._write_status(
+        await self.publisher.publish(
             body, records, job.settings, previous, None, job.conditions, job.spec_dict, job.spec, job.now
         )
 
@@ -309,53 +308,6 @@ class Reconciler:
 
     # --- publishing ------------------------------------------------------------------------------
 
-    async def _write_status(
-        self,
-        body: Mapping[str, Any],
-        records: JobRecords,
-        settings: JobSettings | None,
-        previous: OptimizationJobStatus | None,
-        outcome: Outcome | None,
-        conditions: list[ConditionUpdate],
-        spec_dict: Mapping[str, Any] | None,
-        spec: OptimizationJobSpec | None,
-        now: datetime,
-    ) -> None:
-        observed = records.observed()
-        summary = summarize(settings, observed) if settings is not None else None
-        if outcome is not None:
-            kind = "Succeeded" if outcome.succeeded else "Failed"
-            conditions = [*conditions, ConditionUpdate(kind, "True", outcome.reason, outcome.message)]
-        status = build_status(
-            settings=settings,
-            observed=observed,
-            summary=summary,
-            outcome=outcome,
-            previous=previous,
-            conditions=conditions,
-            generation=body["metadata"].get("generation"),
-            accepted_spec=spec_dict,
-            artifacts_location=artifacts_location(spec, records.name) if spec is not None else None,
-            job_name=records.name,
-            now=now,
-        )
-        if not records.is_written(status):
-            await self.backend.write_job_status(body, status)
-            records.record_written(status)
-            if outcome is not None:
-                await self.announce.finished(body, outcome)
-        if summary is not None and settings is not None:
-            best = summary.best
-            value = best.values.get(settings.primary.metric) if best is not None else None
-            self.metrics.publish_job(
-                records.namespace,
-                records.name,
-                summary.counts,
-                len(summary.running),
-                (settings.primary.metric, value) if value is not None else None,
-                observed.pipeline.results,
-            )
-
     async def _fail_invalid(
         self,
         body: Mapping[str, Any],
@@ -367,7 +319,7 @@ class Reconciler:
         records = self.store.of(meta["namespace"], meta["name"], meta["uid"])
         outcome = Outcome(False, "InvalidSpec", invalid.message, now)
         await self.announce.job(body, "InvalidSpec", invalid.message, warning=True)
-        await self._write_status(body, records, None, previous, outcome, [], None, None, now)
+        await self.publisher.publish(body, records, None, previous, outcome, [], None, None, now)
 
     async def _after_finish(
         self, body: Mapping[str, Any], previous: OptimizationJobStatus | None, outcome: Outcome, now: datetime

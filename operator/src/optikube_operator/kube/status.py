@@ -207,6 +207,49 @@ def _runtime_results(results: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _search_status(
+    summary: JobSummary, settings: JobSettings | None, outcome: Outcome | None, job_name: str
+) -> dict[str, Any]:
+    """The search's part of the status: trial counts, the best trial, the Pareto front, the running
+    trials and the progress."""
+    counts: dict[str, Any] = {field: summary.count(state) for state, field in COUNT_FIELDS.items()}
+    counts["completed"] = summary.finished_trials
+    part: dict[str, Any] = {"trialCounts": counts}
+    best = summary.best
+    if best is not None and settings is not None:
+        part["bestTrial"] = {
+            **_trial_summary(best),
+            "objectiveValue": best.values.get(settings.primary.metric),
+        }
+    part["paretoFront"] = [_trial_summary(t) for t in summary.pareto_front[:MAX_PARETO_POINTS]]
+    part["runningTrials"] = [
+        {
+            "number": trial.number,
+            "name": names.run_name(job_name, names.trial_run(trial.number)),
+            "startTime": _iso(trial.start_time),
+            "epoch": trial.latest_step or 0,
+            "values": dict(trial.latest_values),
+        }
+        for trial in summary.running[:MAX_RUNNING_TRIALS]
+    ]
+    percent = 100.0 if outcome is not None and outcome.succeeded else summary.percent
+    progress: dict[str, Any] = {"percent": percent}
+    if summary.eta_seconds is not None and outcome is None:
+        # rounded, so that the status does not change on every resync
+        progress["etaSeconds"] = int(round(summary.eta_seconds / 10.0) * 10)
+    part["progress"] = progress
+    return part
+
+
+def _artifacts(location: str) -> dict[str, str]:
+    return {
+        "location": location,
+        "model": f"{location}/pipeline/model/",
+        "results": f"{location}/pipeline/results.json",
+        "report": f"{location}/pipeline/report.html",
+    }
+
+
 def build_status(
     *,
     settings: JobSettings | None,
@@ -247,42 +290,12 @@ def build_status(
             mode="json", by_alias=True, exclude_none=True
         )
     if summary is not None:
-        counts = {field: summary.count(state) for state, field in COUNT_FIELDS.items()}
-        counts["completed"] = summary.finished_trials
-        status["trialCounts"] = counts
-        best = summary.best
-        if best is not None and settings is not None:
-            status["bestTrial"] = {
-                **_trial_summary(best),
-                "objectiveValue": best.values.get(settings.primary.metric),
-            }
-        status["paretoFront"] = [_trial_summary(t) for t in summary.pareto_front[:MAX_PARETO_POINTS]]
-        status["runningTrials"] = [
-            {
-                "number": trial.number,
-                "name": names.run_name(job_name, names.trial_run(trial.number)),
-                "startTime": _iso(trial.start_time),
-                "epoch": trial.latest_step or 0,
-                "values": dict(trial.latest_values),
-            }
-            for trial in summary.running[:MAX_RUNNING_TRIALS]
-        ]
-        percent = 100.0 if outcome is not None and outcome.succeeded else summary.percent
-        progress: dict[str, Any] = {"percent": percent}
-        if summary.eta_seconds is not None and outcome is None:
-            # rounded, so that the status does not change on every resync
-            progress["etaSeconds"] = int(round(summary.eta_seconds / 10.0) * 10)
-        status["progress"] = progress
+        status.update(_search_status(summary, settings, outcome, job_name))
     results = bounded_results(pipeline.results)
     if results is not None:
         status["results"] = results
     if artifacts_location is not None:
-        status["artifacts"] = {
-            "location": artifacts_location,
-            "model": f"{artifacts_location}/pipeline/model/",
-            "results": f"{artifacts_location}/pipeline/results.json",
-            "report": f"{artifacts_location}/pipeline/report.html",
-        }
+        status["artifacts"] = _artifacts(artifacts_location)
     # validate the shape (bounds) before it goes to the apiserver; drop what is unset
     parsed = OptimizationJobStatus.model_validate(
         {key: value for key, value in status.items() if value is not None}, by_alias=True, strict=False

@@ -143,6 +143,61 @@ def _export(
     )
 
 
+def _budget_record(
+    recipe: Recipe, state: PipelineCheckpoint, chosen: RuntimeResult, bundle: DataBundle
+) -> dict[str, Any]:
+    """results.json's `budget`: what the shipped model lost on the validation split, against what."""
+    assert state.baseline_validation is not None
+    budget = recipe.budget.against(state.baseline_validation)
+    validation_samples = bundle.samples("val")
+    return {
+        **budget.to_contract(),
+        "validation": chosen.validation,
+        "drop": chosen.drop_points,
+        "withinBudget": chosen.within_budget,
+        "stages": {s["name"]: s["budget"]["outcome"] for s in state.completed if "budget" in s},
+        "validationSamples": validation_samples,
+        "notes": resolution_notes(budget, validation_samples),
+    }
+
+
+def _runtime_record(
+    recipe: Recipe, chosen: RuntimeResult, reason: str, runtimes: _Runtimes, measured: list[RuntimeResult]
+) -> dict[str, Any]:
+    """results.json's `runtime`: what was asked, what every runtime measured, what shipped and why."""
+    return {
+        "requested": recipe.export.runtime,
+        "servingBatchSize": recipe.export.batch_size,
+        "chosen": chosen.runtime,
+        "reason": reason,
+        "threads": torch.get_num_threads(),
+        "notes": runtimes.notes,
+        "candidates": [r.to_contract() for r in measured],
+    }
+
+
+def _ship(
+    config: RunConfig,
+    state: PipelineCheckpoint,
+    chosen: RuntimeResult,
+    model: nn.Module,
+    bundle: DataBundle,
+    example: Tensor,
+    ctx: RunContext,
+) -> ExportedArtifact:
+    """Export the chosen artifact and check that it really loads and runs, or fail the pipeline."""
+    description = {
+        "job": config.job.name,
+        "stages": [s["name"] for s in state.completed if not s.get("skipped")],
+        "numClasses": bundle.num_classes,
+        "task": bundle.task,
+    }
+    artifact = _export(chosen, model, example, description, ctx)
+    loaded = load_exported(artifact.directory, compiled=False)
+    loaded(example[:1])
+    return artifact
+
+
 def finish(
     config: RunConfig,
     recipe: Recipe,
@@ -158,36 +213,24 @@ def finish(
     started = time.monotonic()
     optimized = measure(model, bundle, example, split="test", macs=state.macs, latency_runs=1)
     runtimes = _Runtimes(recipe, state, model, bundle, example, ctx)
-    results_by_runtime = runtimes.measure()
-    chosen, reason = choose(results_by_runtime, recipe.export.runtime, recipe.export.batch_size)
+    measured = runtimes.measure()
+    chosen, reason = choose(measured, recipe.export.runtime, recipe.export.batch_size)
     slower = slower_than_baseline(chosen)
     if slower is not None:
         runtimes.notes.append(slower)
-    description = {
-        "job": config.job.name,
-        "stages": [s["name"] for s in state.completed if not s.get("skipped")],
-        "numClasses": bundle.num_classes,
-        "task": bundle.task,
-    }
-    artifact = _export(chosen, model, example, description, ctx)
-    loaded = load_exported(artifact.directory, compiled=False)
-    loaded(example[:1])  # the artifact must really load and run, or the pipeline fails here
+    artifact = _ship(config, state, chosen, model, bundle, example, ctx)
     optimized.size_bytes = artifact.size_bytes
     optimized.latency_ms = chosen.latency
     optimized.metrics = chosen.metrics
-    eager = next(r for r in results_by_runtime if r.runtime == "eager")
     test = runtimes.loader(eval_split(bundle, "test"))
     assert chosen.candidate.model is not None
     paired = compare_paired(
         correct_predictions(FixedBatches(chosen.candidate.model), test),
         correct_predictions(runtimes.baseline, test),
     )
-    baseline = dict(state.baseline or {})
-    assert state.baseline_validation is not None
-    budget = recipe.budget.against(state.baseline_validation)
-    validation_samples = bundle.samples("val")
     # the baseline's eager latency from the same interleaved timing, so that ratios are fair
-    baseline["latencyMs"] = eager.baseline_latency
+    eager = next(r for r in measured if r.runtime == "eager")
+    baseline = {**(state.baseline or {}), "latencyMs": eager.baseline_latency}
     results: dict[str, Any] = {
         "baseline": baseline,
         "optimized": {
@@ -201,26 +244,8 @@ def finish(
         "diagnosis": state.diagnosis,
         # what the model saw: splits, classes, features, and a table's missing cells and encoding
         "data": bundle.summary,
-        "runtime": {
-            "requested": recipe.export.runtime,
-            "servingBatchSize": recipe.export.batch_size,
-            "chosen": chosen.runtime,
-            "reason": reason,
-            "threads": torch.get_num_threads(),
-            "notes": runtimes.notes,
-            "candidates": [r.to_contract() for r in results_by_runtime],
-        },
-        "budget": {
-            "metric": recipe.budget.metric,
-            "maxAccuracyDrop": recipe.budget.max_accuracy_drop,
-            "baselineValidation": state.baseline_validation,
-            "validation": chosen.validation,
-            "drop": chosen.drop_points,
-            "withinBudget": chosen.within_budget,
-            "stages": {s["name"]: s["budget"]["outcome"] for s in state.completed if "budget" in s},
-            "validationSamples": validation_samples,
-            "notes": resolution_notes(budget, validation_samples),
-        },
+        "runtime": _runtime_record(recipe, chosen, reason, runtimes, measured),
+        "budget": _budget_record(recipe, state, chosen, bundle),
         "artifacts": {
             "model": f"{MODEL_DIR}/",
             "modelFiles": [f"{MODEL_DIR}/{path.name}" for path in artifact.files],

@@ -128,6 +128,138 @@ def _resume(directory: Path | None, ctx: RunContext) -> dict[str, Any] | None:
     return state
 
 
+@dataclass
+class _Run:
+    """What one fit() trains with: the optimizer and its schedule, the penalty, the loss scaler
+    (fp16 on GPU) and the loaders, built once from the recipe."""
+
+    model: nn.Module
+    ddp_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    penalty: Penalty
+    scaler: torch.amp.GradScaler | None
+    train_loader: DataLoader[Any]
+    val_loader: DataLoader[Any]
+    training: TrainingRecipe
+    loss_fn: LossFn
+
+    @classmethod
+    def start(
+        cls,
+        model: nn.Module,
+        bundle: DataBundle,
+        training: TrainingRecipe,
+        ctx: RunContext,
+        epochs: int,
+        loss_fn: LossFn,
+    ) -> _Run:
+        model.to(ctx.device)
+        ddp_model: nn.Module = model
+        if ctx.distributed:
+            ddp_model = DDP(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+        optimizer = build_optimizer(model, training)
+        fp16 = ctx.device.type == "cuda" and training.mixed_precision == "fp16"
+        return cls(
+            model=model,
+            ddp_model=ddp_model,
+            optimizer=optimizer,
+            scheduler=build_scheduler(optimizer, training, epochs),
+            penalty=Penalty(model, training.regularization.l1, training.regularization.l2),
+            scaler=torch.amp.GradScaler("cuda") if fp16 else None,
+            train_loader=bundle.loader("train", training.per_process_batch),
+            val_loader=bundle.loader("val", training.per_process_batch),
+            training=training,
+            loss_fn=loss_fn,
+        )
+
+    def resume(self, directory: Path | None, ctx: RunContext) -> _State:
+        saved = _resume(directory, ctx)
+        if saved is None:
+            return _State()
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None and saved.get("scheduler") is not None:
+            self.scheduler.load_state_dict(saved["scheduler"])
+        if self.scaler is not None and saved.get("scaler") is not None:
+            self.scaler.load_state_dict(saved["scaler"])
+        return _State(**saved["loop"])
+
+    def checkpoint(self, directory: Path, state: _State, ctx: RunContext) -> None:
+        save_checkpoint(
+            directory,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "loop": copy.copy(state.__dict__),
+            },
+            ctx,
+        )
+
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's loss and, where known, its logits (for the training accuracy)."""
+        if self.loss_fn is cross_entropy_loss:
+            logits = self.ddp_model(inputs)
+            return F.cross_entropy(logits, targets), logits
+        output: Any = self.loss_fn(self.ddp_model, inputs, targets)
+        return output if isinstance(output, tuple) else (output, None)
+
+    def _step(self, objective: torch.Tensor) -> None:
+        clip = self.training.gradient_clip_norm
+        if self.scaler is not None:
+            self.scaler.scale(objective).backward()
+            if clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            return
+        objective.backward()
+        if clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+
+    def train_epoch(self, epoch: int, ctx: RunContext) -> tuple[float, float, float, float]:
+        """One pass over the training shard: (loss, accuracy, samples over all ranks, seconds)."""
+        if isinstance(self.train_loader.sampler, DistributedSampler):
+            self.train_loader.sampler.set_epoch(epoch)
+        self.ddp_model.train()
+        sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss * n, correct, n
+        started = time.perf_counter()
+        for inputs, targets in _batches(self.train_loader, ctx.device):
+            self.optimizer.zero_grad(set_to_none=True)
+            with _autocast(ctx, self.training.mixed_precision):
+                loss, logits = self._loss(inputs, targets)
+                objective = loss + self.penalty() if self.penalty.active else loss
+            self._step(objective)
+            n = targets.shape[0]
+            sums[0] += loss.detach().double() * n
+            sums[1] += (logits.detach().argmax(dim=1) == targets).sum() if logits is not None else math.nan
+            sums[2] += n
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)
+        seconds = time.perf_counter() - started
+        all_reduce_sum(sums)
+        return float(sums[0] / sums[2]), float(sums[1] / sums[2]), float(sums[2]), seconds
+
+
+def _judge(
+    state: _State, epoch: int, metrics: dict[str, float], model: nn.Module, training: TrainingRecipe
+) -> bool:
+    """Record the epoch as the best so far or as one more without improvement; True when early
+    stopping ends training."""
+    if metrics["valLoss"] < state.best_loss - training.min_delta or state.best_epoch < 0:
+        state.best_loss, state.best_epoch, state.best_metrics = metrics["valLoss"], epoch, dict(metrics)
+        state.bad_epochs = 0
+        if training.patience > 0:
+            state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return False
+    state.bad_epochs += 1
+    return training.patience > 0 and state.bad_epochs >= training.patience
+
+
 def fit(
     model: nn.Module,
     bundle: DataBundle,
@@ -148,95 +280,27 @@ def fit(
     last finished epoch.
     """
     total_epochs = epochs if epochs is not None else training.epochs
-    loss_fn = loss_fn or cross_entropy_loss
-    model.to(ctx.device)
-    ddp_model: nn.Module = model
-    if ctx.distributed:
-        ddp_model = DDP(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
-    optimizer = build_optimizer(model, training)
-    scheduler = build_scheduler(optimizer, training, total_epochs)
-    penalty = Penalty(model, training.regularization.l1, training.regularization.l2)
-    scaler = (
-        torch.amp.GradScaler("cuda")
-        if (ctx.device.type == "cuda" and training.mixed_precision == "fp16")
-        else None
-    )
-    train_loader = bundle.loader("train", training.per_process_batch)
-    val_loader = bundle.loader("val", training.per_process_batch)
-    clip = training.gradient_clip_norm
-    patience, min_delta = training.patience, training.min_delta
-
-    state = _State()
-    saved = _resume(checkpoint_dir, ctx)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None and saved.get("scheduler") is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        if scaler is not None and saved.get("scaler") is not None:
-            scaler.load_state_dict(saved["scaler"])
-        state = _State(**saved["loop"])
-
+    run = _Run.start(model, bundle, training, ctx, total_epochs, loss_fn or cross_entropy_loss)
+    state = run.resume(checkpoint_dir, ctx)
     stopped_early = pruned = False
     last: dict[str, float] = {}
     step_seconds, step_samples = 0.0, 0.0
     while state.epoch < total_epochs and not (stopped_early or pruned):
         epoch = state.epoch
-        if isinstance(train_loader.sampler, DistributedSampler):
-            train_loader.sampler.set_epoch(epoch)
-        ddp_model.train()
-        sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss * n, correct, n
-        started = time.perf_counter()
-        for inputs, targets in _batches(train_loader, ctx.device):
-            optimizer.zero_grad(set_to_none=True)
-            with _autocast(ctx, training.mixed_precision):
-                output: Any = (
-                    loss_fn(ddp_model, inputs, targets) if loss_fn is not cross_entropy_loss else None
-                )
-                if output is None:
-                    logits = ddp_model(inputs)
-                    loss = F.cross_entropy(logits, targets)
-                elif isinstance(output, tuple):
-                    loss, logits = output
-                else:
-                    loss, logits = output, None
-                objective = loss + penalty() if penalty.active else loss
-            if scaler is not None:
-                scaler.scale(objective).backward()
-                if clip > 0:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), clip)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                objective.backward()
-                if clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), clip)
-                optimizer.step()
-            n = targets.shape[0]
-            sums[0] += loss.detach().double() * n
-            if logits is not None:
-                sums[1] += (logits.detach().argmax(dim=1) == targets).sum()
-            else:
-                sums[1] += math.nan
-            sums[2] += n
-        if ctx.device.type == "cuda":
-            torch.cuda.synchronize(ctx.device)
-        epoch_seconds = time.perf_counter() - started
-        step_seconds += epoch_seconds
-        all_reduce_sum(sums)
-        step_samples += float(sums[2])
-        train_loss, train_acc = float(sums[0] / sums[2]), float(sums[1] / sums[2])
-        val = evaluate(model, val_loader, ctx, num_classes=bundle.num_classes)
-        learning_rate = float(optimizer.param_groups[0]["lr"])
+        train_loss, train_acc, samples, seconds = run.train_epoch(epoch, ctx)
+        step_seconds, step_samples = step_seconds + seconds, step_samples + samples
+        val = evaluate(model, run.val_loader, ctx, num_classes=bundle.num_classes)
+        learning_rate = float(run.optimizer.param_groups[0]["lr"])
         # before anything is recorded, checkpointed or reported: a NaN epoch ends the run here
         check_epoch(epoch, total_epochs, {"trainLoss": train_loss, **val}, bundle, learning_rate)
-        if scheduler is not None:
-            scheduler.step()
-        state.curves["train"]["loss"].append(train_loss)
-        state.curves["train"]["accuracy"].append(train_acc)
-        state.curves["validation"]["loss"].append(val["valLoss"])
-        state.curves["validation"]["accuracy"].append(val["accuracy"])
+        if run.scheduler is not None:
+            run.scheduler.step()
+        for split, loss, accuracy in (
+            ("train", train_loss, train_acc),
+            ("validation", val["valLoss"], val["accuracy"]),
+        ):
+            state.curves[split]["loss"].append(loss)
+            state.curves[split]["accuracy"].append(accuracy)
         last = {
             "epoch": float(epoch),
             "trainLoss": train_loss,
@@ -245,30 +309,11 @@ def fit(
             **val,
         }
         if ctx.metrics is not None:
-            ctx.metrics.record_epoch(epoch, last, float(sums[2]) / max(epoch_seconds, 1e-9), ctx.device)
-        if val["valLoss"] < state.best_loss - min_delta or state.best_epoch < 0:
-            state.best_loss, state.best_epoch, state.best_metrics = val["valLoss"], epoch, dict(last)
-            state.bad_epochs = 0
-            if patience > 0:
-                state.best_weights = {
-                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                }
-        else:
-            state.bad_epochs += 1
-            stopped_early = patience > 0 and state.bad_epochs >= patience
+            ctx.metrics.record_epoch(epoch, last, samples / max(seconds, 1e-9), ctx.device)
+        stopped_early = _judge(state, epoch, last, model, training)
         state.epoch = epoch + 1
         if checkpoint_dir is not None:
-            save_checkpoint(
-                checkpoint_dir,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "loop": copy.copy(state.__dict__),
-                },
-                ctx,
-            )
+            run.checkpoint(checkpoint_dir, state, ctx)
         if on_epoch_end is not None:
             pruned = any_rank(bool(on_epoch_end(epoch, dict(last))), ctx.device)
     if stopped_early and state.best_weights is not None:

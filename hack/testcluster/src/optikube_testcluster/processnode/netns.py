@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from optikube_testcluster.flags import SERVICE_CLUSTER_IP_RANGE
-from optikube_testcluster.processnode import nsinit
+from optikube_testcluster.processnode import nssyscalls
 from optikube_testcluster.processnode.ipam import AddressPool
 from optikube_testcluster.processnode.spawner import Spawner, read_ready
 
@@ -57,7 +57,7 @@ def in_netns(path: str, work: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            nsinit.setns(path, nsinit.CLONE_NEWNET)
+            nssyscalls.setns(path, nssyscalls.CLONE_NEWNET)
             future.set_result(work())
         except BaseException as error:
             future.set_exception(error)
@@ -151,7 +151,7 @@ class NetnsWorker:
 
     def _run(self, path: str, joined: Future[None]) -> None:
         try:
-            nsinit.setns(path, nsinit.CLONE_NEWNET)
+            nssyscalls.setns(path, nssyscalls.CLONE_NEWNET)
         except BaseException as error:
             joined.set_exception(error)
             return

@@ -17,10 +17,8 @@ Modes:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
-import platform
 import signal
 import socket
 import sys
@@ -28,60 +26,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+if __package__:  # imported by the agent and the tests
+    from optikube_testcluster.processnode import nssyscalls as ns
+else:  # run as a script (`python -S -E nsinit.py`): its folder is the first entry of sys.path
+    import nssyscalls as ns  # type: ignore[no-redef]
+
 # Paths of the host that a container never sees as they are: it gets its own.
 PRIVATE_PREFIXES = ("/proc", "/sys", "/dev", "/tmp")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
-
-
-def setns(path: str, nstype: int = 0) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns {path}")
-    finally:
-        os.close(fd)
-
-
-def mount(
-    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
-) -> None:
-    encode = lambda s: None if s is None else s.encode()  # noqa: E731
-    result = _libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data))
-    _check(result, f"mount {source} on {target}")
-
-
-def pivot_root(new_root: str, put_old: str) -> None:
-    number = _PIVOT_ROOT[platform.machine()]
-    _check(_libc.syscall(ctypes.c_long(number), new_root.encode(), put_old.encode()), "pivot_root")
-
-
-def die_with_parent() -> None:
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 # ---- pure helpers, unit-tested ------------------------------------------------------------------
@@ -145,34 +101,36 @@ def _pause_forever(reap: bool) -> None:
 
 
 def hold(spec: dict[str, Any]) -> None:
-    die_with_parent()
+    ns.die_with_parent()
     if os.getppid() != spec["parent"]:
         os._exit(1)
-    unshare(CLONE_NEWNET)
+    ns.unshare(ns.CLONE_NEWNET)
     print(json.dumps({"pid": os.getpid()}), flush=True)
     _pause_forever(reap=False)
 
 
 def sandbox(spec: dict[str, Any]) -> None:
-    die_with_parent()
+    ns.die_with_parent()
     if os.getppid() != spec["parent"]:
         os._exit(1)
-    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
+    flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC | ns.CLONE_NEWPID
     if spec.get("netns"):
-        setns(spec["netns"], CLONE_NEWNET)  # hostNetwork: the node's network namespace
+        ns.setns(spec["netns"], ns.CLONE_NEWNET)  # hostNetwork: the node's network namespace
     else:
-        flags |= CLONE_NEWNET
-    unshare(flags)
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
+        flags |= ns.CLONE_NEWNET
+    ns.unshare(flags)
+    ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
     # Pod-level memory (emptyDir medium Memory, /dev/shm) lives in this mount namespace only,
     # so it vanishes with the pod and is never part of the host's mount table.
     for tmpfs in spec.get("tmpfs", []):
-        mount("tmpfs", tmpfs["path"], "tmpfs", MS_NOSUID | MS_NODEV, tmpfs.get("options", "mode=1777"))
+        ns.mount(
+            "tmpfs", tmpfs["path"], "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, tmpfs.get("options", "mode=1777")
+        )
     socket.sethostname(spec["hostname"])
     outer = os.getpid()
     child = os.fork()
     if child == 0:  # PID 1 of the pod
-        die_with_parent()
+        ns.die_with_parent()
         if os.getppid() != 0:  # the parent lives outside this PID namespace, so 0 means alive
             os._exit(1)
         del outer
@@ -209,9 +167,9 @@ def _target(root: str, path: str, is_file: bool, forbidden: list[str]) -> str:
 
 
 def _bind(source: str, target: str, readonly: bool, recursive: bool = True) -> None:
-    mount(source, target, None, MS_BIND | (MS_REC if recursive else 0))
+    ns.mount(source, target, None, ns.MS_BIND | (ns.MS_REC if recursive else 0))
     if readonly:
-        mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        ns.mount(None, target, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY)
 
 
 def open_up(root: str, paths: list[str]) -> None:
@@ -231,23 +189,23 @@ def open_up(root: str, paths: list[str]) -> None:
 
 def _populate_dev(root: str, shm: str | None) -> None:
     dev = os.path.join(root, "dev")
-    mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    ns.mount("tmpfs", dev, "tmpfs", ns.MS_NOSUID, "mode=755,size=65536k")
     for name in DEVICES:
         with open(os.path.join(dev, name), "a"):
             pass
-        mount(f"/dev/{name}", os.path.join(dev, name), None, MS_BIND)
+        ns.mount(f"/dev/{name}", os.path.join(dev, name), None, ns.MS_BIND)
     os.makedirs(os.path.join(dev, "pts"))
-    mount(
+    ns.mount(
         "devpts",
         os.path.join(dev, "pts"),
         "devpts",
-        MS_NOSUID | MS_NOEXEC,
+        ns.MS_NOSUID | ns.MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=620",
     )
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     os.makedirs(os.path.join(dev, "shm"))
     if shm:
-        mount(shm, os.path.join(dev, "shm"), None, MS_BIND)
+        ns.mount(shm, os.path.join(dev, "shm"), None, ns.MS_BIND)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
         os.symlink(target, os.path.join(dev, name))
     os.symlink("/proc/self/fd/1", os.path.join(dev, "stdout"))
@@ -257,26 +215,28 @@ def _populate_dev(root: str, shm: str | None) -> None:
 def build_root(spec: dict[str, Any]) -> str:
     """Mounts the container's root at spec['rootfs'] (in this process's own mount namespace)."""
     root, scratch = spec["rootfs"], spec["scratch"]
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    mount("tmpfs", scratch, "tmpfs", MS_NODEV, "mode=755")
+    ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+    ns.mount("tmpfs", scratch, "tmpfs", ns.MS_NODEV, "mode=755")
     os.makedirs(os.path.join(scratch, "upper"))
     os.makedirs(os.path.join(scratch, "work"))
     options = f"lowerdir=/,upperdir={scratch}/upper,workdir={scratch}/work"
-    mount("overlay", root, "overlay", 0, options)
+    ns.mount("overlay", root, "overlay", 0, options)
     with open("/proc/self/mountinfo") as info:
         submounts = host_submounts(info.read(), spec.get("exclude", []))
     for point in submounts:
         if os.path.isdir(point):
             _bind(point, _target(root, point, False, []), False)
-    mount("proc", os.path.join(root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    mount("sysfs", os.path.join(root, "sys"), "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    ns.mount("proc", os.path.join(root, "proc"), "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    ns.mount(
+        "sysfs", os.path.join(root, "sys"), "sysfs", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC | ns.MS_RDONLY
+    )
     _populate_dev(root, spec.get("shm"))
     if not spec.get("readonly_root"):
-        mount("tmpfs", os.path.join(root, "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        ns.mount("tmpfs", os.path.join(root, "tmp"), "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, "mode=1777")
     for path in spec.get("mask", []):
         inside = resolve_in_root(root, path)
         if os.path.isdir(inside):  # the node's own files (other pods' secrets) stay hidden
-            mount("tmpfs", inside, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=000")
+            ns.mount("tmpfs", inside, "tmpfs", ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV, "size=4k,mode=000")
     for item in spec.get("mounts", []):
         is_file = item.get("file", not os.path.isdir(item["source"]))
         target = _target(root, item["target"], is_file, submounts)
@@ -286,7 +246,7 @@ def build_root(spec: dict[str, Any]) -> str:
     if spec.get("uid"):
         open_up(root, spec.get("traversable", []))
     if spec.get("readonly_root"):
-        mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        ns.mount(None, root, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY)
     return root
 
 
@@ -303,25 +263,25 @@ def _show_image(root: str, paths: list[str], submounts: list[str]) -> None:
 
 def _enter(root: str, spec: dict[str, Any]) -> None:
     os.chdir(root)
-    pivot_root(".", ".")  # stacks the old root on top of the new one; detaching it leaves the new
-    _check(_libc.umount2(b".", ctypes.c_int(MNT_DETACH)), "umount the old root")
+    ns.pivot_root(".", ".")  # stacks the old root on top of the new one; detaching it leaves the new
+    ns.umount(".", ns.MNT_DETACH)
     os.chdir("/")
     os.chdir(spec.get("cwd") or "/")
     os.setgroups([int(g) for g in spec.get("groups", [])])
     os.setgid(int(spec.get("gid", 0)))
     os.setuid(int(spec.get("uid", 0)))
-    if spec.get("no_new_privs"):
-        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    die_with_parent()  # credential changes clear the parent-death signal: set it again last
+    if spec.get("ns.no_new_privs"):
+        ns.no_new_privs()
+    ns.die_with_parent()  # credential changes clear the parent-death signal: set it again last
 
 
 def _child(spec: dict[str, Any], errors: int) -> None:
     try:
         os.setsid()
-        die_with_parent()
+        ns.die_with_parent()
         if os.getppid() != 0:  # outside this PID namespace, a live parent reads as 0
             os._exit(1)
-        unshare(CLONE_NEWNS)
+        ns.unshare(ns.CLONE_NEWNS)
         root = build_root(spec)
         _enter(root, spec)
         for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
@@ -345,15 +305,15 @@ def _write_result(path: str, result: dict[str, Any]) -> None:
 
 
 def container(spec: dict[str, Any]) -> None:
-    die_with_parent()
+    ns.die_with_parent()
     if os.getppid() != spec["parent"]:
         os._exit(1)
     sandbox_pid = spec["sandbox_pid"]
     # Order matters: the mount namespace last, since joining it changes what /proc/<pid> means.
-    for kind, flag in (("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("net", CLONE_NEWNET)):
-        setns(f"/proc/{sandbox_pid}/ns/{kind}", flag)
-    setns(f"/proc/{sandbox_pid}/ns/pid", CLONE_NEWPID)  # applies to the child forked below
-    setns(f"/proc/{sandbox_pid}/ns/mnt", CLONE_NEWNS)
+    for kind, flag in (("ipc", ns.CLONE_NEWIPC), ("uts", ns.CLONE_NEWUTS), ("net", ns.CLONE_NEWNET)):
+        ns.setns(f"/proc/{sandbox_pid}/ns/{kind}", flag)
+    ns.setns(f"/proc/{sandbox_pid}/ns/pid", ns.CLONE_NEWPID)  # applies to the child forked below
+    ns.setns(f"/proc/{sandbox_pid}/ns/mnt", ns.CLONE_NEWNS)
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:

@@ -17,7 +17,7 @@ import yaml
 from optikube_operator import __version__
 from optikube_operator.kube.config import DEFAULT_TRAINER_IMAGE, DEFAULT_TRAINER_SERVICE_ACCOUNT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "optikube"
 
 

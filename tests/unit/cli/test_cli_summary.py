@@ -11,7 +11,7 @@ from rich.console import Console
 
 from optikube_operator.cli.summary import best_trial_line, print_pipeline_summary
 
-FIXTURE = Path(__file__).parents[1] / "local" / "fixtures" / "quickstart-run" / "pipeline-results.json"
+FIXTURE = Path(__file__).parents[2] / "local" / "fixtures" / "quickstart-run" / "pipeline-results.json"
 REAL = json.loads(FIXTURE.read_text())
 
 

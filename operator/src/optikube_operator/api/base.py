@@ -64,6 +64,10 @@ class ApiModel(BaseModel):
         # YAML already carries types: "yes" is not a boolean and "3" is not an integer here, as
         # for the apiserver. Timestamps opt out (they arrive as RFC 3339 strings).
         strict=True,
+        # YAML's .nan and .inf are floats to PyYAML, and every comparison with NaN is false, so a
+        # NaN would pass each bound (`ge`, `lt`, `low < high`); the CRD's schema cannot refuse them
+        # (JSON has no such numbers), so every float field of the API refuses them here.
+        allow_inf_nan=False,
     )
     RULES: ClassVar[tuple[Rule, ...]] = ()
 

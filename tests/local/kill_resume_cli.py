@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import sys
 from functools import partial
-from pathlib import Path
+
+from local_jobs import fake_command
 
 from optikube_operator.cli import run as run_command
 from optikube_operator.local.backend import LocalOptions
-
-FAKE = Path(__file__).with_name("local_fake_trainer.py")
-
-
-def fake_command(stage: str, config: Path, processes: int) -> list[str]:
-    return [sys.executable, str(FAKE), stage, "--config", str(config)]
-
 
 if __name__ == "__main__":
     # the command builder is the one seam: the CLI builds LocalOptions with its default (torchrun)

@@ -5,62 +5,35 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
+from local_jobs import fake_backend, log_uniform, median_search, mlp_job
 from optuna.storages.journal import JournalFileBackend
 
-from optikube_operator.api import load_job
 from optikube_operator.core import PipelineState, TrialState
-from optikube_operator.local.backend import LocalBackend, LocalOptions, RunExistsError
+from optikube_operator.local.backend import LocalBackend, RunExistsError
 from optikube_operator.local.outputs import write_outputs
 from optikube_operator.local.state import RunState
 
-FAKE = Path(__file__).with_name("local_fake_trainer.py")
-
-MANIFEST: dict[str, Any] = {
-    "apiVersion": "optikube.io/v1alpha1",
-    "kind": "OptimizationJob",
-    "metadata": {"name": "local-test"},
-    "spec": {
-        "seed": 3,
-        "data": {"source": {"builtin": "digits"}},
-        "model": {"builtin": {"name": "mlp"}, "params": {"width": 32}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "tuning": {
-            "sampler": {"type": "random"},
-            "pruner": {"type": "median", "startupTrials": 2, "warmupSteps": 1},
-            "maxTrials": 4,
-            "parallelTrials": 2,
-            "maxFailedTrials": 1,
-            "searchSpace": {
-                "training.learningRate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}
-            },
-        },
-        "training": {"epochs": 4, "learningRate": 0.01},
-    },
-}
-
-
-def fake_command(stage: str, config: Path, processes: int) -> list[str]:
-    return [sys.executable, str(FAKE), stage, "--config", str(config)]
+MANIFEST: dict[str, Any] = mlp_job(
+    "local-test",
+    seed=3,
+    data={"source": {"builtin": "digits"}},
+    params={"width": 32},
+    tuning=median_search(
+        {"type": "random"}, trials=4, parallel=2, space={"training.learningRate": log_uniform(1e-4, 1e-1)}
+    ),
+    training={"epochs": 4, "learningRate": 0.01},
+)
 
 
 def _backend(
     out: Path, manifest: dict[str, Any] | None = None, resume: bool = False, **env: str
 ) -> LocalBackend:
-    options = LocalOptions(
-        output_dir=out,
-        resume=resume,
-        command=fake_command,
-        poll_seconds=0.2,
-        grace_seconds=2.0,
-        extra_env=env,
-    )
-    return LocalBackend(load_job(copy.deepcopy(manifest or MANIFEST)), options)
+    return fake_backend(out, manifest or MANIFEST, resume=resume, **env)
 
 
 def _runs(out: Path) -> list[str]:

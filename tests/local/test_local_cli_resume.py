@@ -13,34 +13,28 @@ from typing import Any
 
 import pytest
 import yaml
+from local_jobs import log_uniform, median_search, mlp_job
 
 pytestmark = pytest.mark.slow
 
-JOB: dict[str, Any] = {
-    "apiVersion": "optikube.io/v1alpha1",
-    "kind": "OptimizationJob",
-    "metadata": {"name": "resume-test"},
-    "spec": {
-        "seed": 5,
-        "data": {"source": {"builtin": "digits"}, "validationSplit": 0.2, "testSplit": 0.2},
-        "model": {"builtin": {"name": "mlp"}, "params": {"width": 32, "depth": 1}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "tuning": {
-            "sampler": {"type": "tpe", "startupTrials": 2},
-            "pruner": {"type": "median", "startupTrials": 2, "warmupSteps": 1},
-            "maxTrials": 5,
-            "parallelTrials": 2,
-            "maxFailedTrials": 1,
-            "trialTimeout": "5m",
-            "searchSpace": {
-                "training.learningRate": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
-                "model.params.width": {"type": "int", "low": 16, "high": 64, "step": 16},
-            },
+JOB: dict[str, Any] = mlp_job(
+    "resume-test",
+    seed=5,
+    data={"source": {"builtin": "digits"}, "validationSplit": 0.2, "testSplit": 0.2},
+    params={"width": 32, "depth": 1},
+    tuning=median_search(
+        {"type": "tpe", "startupTrials": 2},
+        trials=5,
+        parallel=2,
+        space={
+            "training.learningRate": log_uniform(1e-4, 3e-2),
+            "model.params.width": {"type": "int", "low": 16, "high": 64, "step": 16},
         },
-        # The pipeline is train + evaluate + export: this test is about the search and resume.
-        "training": {"epochs": 4, "batchSize": 64, "learningRate": 0.003},
-    },
-}
+        trialTimeout="5m",
+    ),
+    # The pipeline is train + evaluate + export: this test is about the search and resume.
+    training={"epochs": 4, "batchSize": 64, "learningRate": 0.003},
+)
 
 
 def _cli(manifest: Path, out: Path, *extra: str) -> subprocess.Popen[str]:

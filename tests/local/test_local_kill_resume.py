@@ -24,37 +24,31 @@ from typing import Any
 
 import pytest
 import yaml
+from local_jobs import log_uniform, median_search, mlp_job
 
 from optikube_operator.local.state import STATE_FILE, RunState
 
 CLI = Path(__file__).with_name("kill_resume_cli.py")
 # long enough that many kills land while a trainer runs (start-up and outputs take seconds too)
 EPOCH_SECONDS = "0.5"
-JOB: dict[str, Any] = {
-    "apiVersion": "optikube.io/v1alpha1",
-    "kind": "OptimizationJob",
-    "metadata": {"name": "kill-resume"},
-    "spec": {
-        "seed": 11,
-        "data": {"source": {"builtin": "iris"}},
-        "model": {"builtin": {"name": "mlp"}, "params": {"width": 16, "depth": 1}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "tuning": {
-            # one trial at a time: the sampler then sees the same history in every run, so the
-            # uninterrupted run is a reference (each suggestion is seeded by job seed and number)
-            "sampler": {"type": "tpe", "startupTrials": 3},
-            "pruner": {"type": "median", "startupTrials": 2, "warmupSteps": 1},
-            "maxTrials": 8,
-            "parallelTrials": 1,
-            "maxFailedTrials": 1,
-            "searchSpace": {
-                "training.learningRate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-                "model.params.width": {"type": "int", "low": 8, "high": 32, "step": 8},
-            },
+JOB: dict[str, Any] = mlp_job(
+    "kill-resume",
+    seed=11,
+    data={"source": {"builtin": "iris"}},
+    params={"width": 16, "depth": 1},
+    # one trial at a time: the sampler then sees the same history in every run, so the
+    # uninterrupted run is a reference (each suggestion is seeded by job seed and number)
+    tuning=median_search(
+        {"type": "tpe", "startupTrials": 3},
+        trials=8,
+        parallel=1,
+        space={
+            "training.learningRate": log_uniform(1e-4, 1e-1),
+            "model.params.width": {"type": "int", "low": 8, "high": 32, "step": 8},
         },
-        "training": {"epochs": 5, "learningRate": 0.01},
-    },
-}
+    ),
+    training={"epochs": 5, "learningRate": 0.01},
+)
 
 
 def _start(manifest: Path, out: Path, resume: bool) -> subprocess.Popen[str]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from local_jobs import log_uniform, mlp_job
 
 from optikube_operator.cli.run import EXIT_SPEC_ERROR, run
 from optikube_operator.cli.validate import validate
@@ -25,26 +26,19 @@ pytestmark = pytest.mark.slow  # each case starts a real trainer process (torch,
 # machine, the job's own time (started -> failed, as its state file records it) less.
 LIMIT_SECONDS = 10.0
 
-JOB: dict[str, Any] = {
-    "apiVersion": "optikube.io/v1alpha1",
-    "kind": "OptimizationJob",
-    "metadata": {"name": "preflight-test"},
-    "spec": {
-        "seed": 3,
-        "data": {"source": {"builtin": "iris"}, "validationSplit": 0.2, "testSplit": 0.2},
-        "model": {"builtin": {"name": "mlp"}, "params": {"width": 16}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "tuning": {
-            "sampler": {"type": "random"},
-            "maxTrials": 4,
-            "parallelTrials": 2,
-            "searchSpace": {
-                "training.learningRate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
-            },
-        },
-        "training": {"epochs": 2, "batchSize": 16},
+JOB: dict[str, Any] = mlp_job(
+    "preflight-test",
+    seed=3,
+    data={"source": {"builtin": "iris"}, "validationSplit": 0.2, "testSplit": 0.2},
+    params={"width": 16},
+    tuning={
+        "sampler": {"type": "random"},
+        "maxTrials": 4,
+        "parallelTrials": 2,
+        "searchSpace": {"training.learningRate": log_uniform(1e-3, 1e-1)},
     },
-}
+    training={"epochs": 2, "batchSize": 16},
+)
 
 
 def _csv(path: Path, labels: list[str]) -> Path:

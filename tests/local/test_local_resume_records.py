@@ -7,48 +7,30 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_jobs import fake_backend, log_uniform, mlp_job
 
 from optikube_operator.api import load_job
 from optikube_operator.core import ObservedTrial, TrialState
-from optikube_operator.local.backend import LocalBackend, LocalOptions, spec_digest
+from optikube_operator.local.backend import spec_digest
 from optikube_operator.local.state import LocalTrial, RunState, append_line, repair_log, replace_atomically
 
-FAKE = Path(__file__).with_name("local_fake_trainer.py")
-MANIFEST: dict[str, Any] = {
-    "apiVersion": "optikube.io/v1alpha1",
-    "kind": "OptimizationJob",
-    "metadata": {"name": "resume-records"},
-    "spec": {
-        "seed": 3,
-        "data": {"source": {"builtin": "iris"}},
-        "model": {"builtin": {"name": "mlp"}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "tuning": {
-            "sampler": {"type": "random"},
-            "maxTrials": 1,
-            "searchSpace": {
-                "training.learningRate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}
-            },
-        },
-        "training": {"epochs": 4, "learningRate": 0.01},
+MANIFEST: dict[str, Any] = mlp_job(
+    "resume-records",
+    seed=3,
+    data={"source": {"builtin": "iris"}},
+    tuning={
+        "sampler": {"type": "random"},
+        "maxTrials": 1,
+        "searchSpace": {"training.learningRate": log_uniform(1e-3, 1e-1)},
     },
-}
-
-
-def _command(stage: str, config: Path, processes: int) -> list[str]:
-    return [sys.executable, str(FAKE), stage, "--config", str(config)]
-
-
-def _backend(out: Path) -> LocalBackend:
-    options = LocalOptions(output_dir=out, resume=True, command=_command, poll_seconds=0.2, grace_seconds=2.0)
-    return LocalBackend(load_job(copy.deepcopy(MANIFEST)), options)
+    training={"epochs": 4, "learningRate": 0.01},
+)
 
 
 def test_a_trial_killed_mid_run_runs_again_from_step_zero(tmp_path: Path) -> None:
@@ -74,7 +56,7 @@ def test_a_trial_killed_mid_run_runs_again_from_step_zero(tmp_path: Path) -> Non
     (tmp_path / "launches.jsonl").write_text('{"run": "trial", "number": 0, "attempt": 1}\n{"run": "tri')
     (tmp_path / ".state.json.abc123.tmp").write_text('{"half": ')
 
-    backend = _backend(tmp_path)
+    backend = fake_backend(tmp_path, MANIFEST, resume=True)
     assert not (tmp_path / ".state.json.abc123.tmp").exists()
     final = asyncio.run(backend.run())
 

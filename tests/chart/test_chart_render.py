@@ -86,7 +86,7 @@ def _operator_args(docs: list[dict[str, Any]]) -> list[str]:
     return list(container["args"])
 
 
-def test_defaults_run_one_operator_cluster_wide_reporting_to_its_own_service(tmp_path: Path) -> None:
+def test_defaults_run_one_operator_cluster_wide_sending_progress_to_its_own_service(tmp_path: Path) -> None:
     docs = render()
     (deployment,) = find(docs, "Deployment", RELEASE)
     spec = deployment["spec"]
@@ -95,7 +95,7 @@ def test_defaults_run_one_operator_cluster_wide_reporting_to_its_own_service(tmp
     assert pod["serviceAccountName"] == RELEASE  # the release-named account of the RBAC
     args = _operator_args(docs)
     assert "--progress-bind=0.0.0.0:8443" in args and "--metrics-bind=0.0.0.0:8080" in args
-    assert f"--progress-url=http://{RELEASE}.{SYSTEM}.svc:8443/v1/report" in args
+    assert f"--progress-url=http://{RELEASE}.{SYSTEM}.svc:8443/v1/progress" in args
     assert not [a for a in args if a.startswith("--namespace")]
     (service,) = find(docs, "Service", RELEASE)
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"progress": 8443, "metrics": 8080}
@@ -185,12 +185,12 @@ def test_monitors_select_the_operator_service_and_the_trainer_pods_with_addition
     assert not find(render(), "ServiceMonitor") and not find(render(), "PodMonitor")
 
 
-def test_network_policy_admits_only_trainer_pods_of_the_watched_namespaces_to_the_report_port() -> None:
+def test_network_policy_admits_only_trainer_pods_of_the_watched_namespaces_to_the_progress_port() -> None:
     (policy,) = find(render(MATRIX["network-policy"]), "NetworkPolicy")
-    report = next(
-        r for r in policy["spec"]["ingress"] if r["ports"] == [{"port": "report", "protocol": "TCP"}]
+    progress = next(
+        r for r in policy["spec"]["ingress"] if r["ports"] == [{"port": "progress", "protocol": "TCP"}]
     )
-    (peer,) = report["from"]
+    (peer,) = progress["from"]
     assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "optikube"}}
     assert peer["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a"]
     assert policy["spec"]["policyTypes"] == ["Ingress"]

@@ -8,7 +8,6 @@ Service in a real cluster. Trainer defaults send every pod to the process node.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -35,40 +34,24 @@ from optikube_operator.core.study import grid_points
 from optikube_operator.kube import names
 from optikube_operator.kube.config import TrainerDefaults
 from optikube_testcluster import (
-    HOST_PORT_ANNOTATION,
     PROCESS_NODE_SELECTOR,
     PROCESS_NODE_TOLERATION,
     ControlPlane,
 )
+from optikube_testcluster.demo import SYSTEM, progress_service
 from optikube_testcluster.ports import free_ports
 from optikube_testcluster.processnode.nsinit import resolve_in_root
 from optikube_testcluster.processnode.testing import processes_with
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-SYSTEM = "optikube-system"
 GOOD, BAD, OTHER = 0.05, 1e-7, 0.02
-
-
-def _report_service(plane: ControlPlane, host_port: int) -> None:
-    """The Service pods report to; the process node forwards it to the operator on the host."""
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": "optikube",
-            "namespace": SYSTEM,
-            "annotations": {HOST_PORT_ANNOTATION: str(host_port)},
-        },
-        "spec": {"ports": [{"name": "progress", "port": 8443, "targetPort": 8443}]},
-    }
-    plane.kubectl("apply", "-f", "-", input=json.dumps(service))
 
 
 @pytest.fixture(scope="module")
 def pn_operator(crds: ControlPlane) -> Iterator[RunningOperator]:
     report, metrics = free_ports(2)
     crds.kubectl("create", "namespace", SYSTEM, check=False)
-    _report_service(crds, report)
+    apply(crds, progress_service(report))
     defaults = TrainerDefaults(
         image="optikube/trainer:test",
         node_selector=dict(PROCESS_NODE_SELECTOR),
@@ -78,7 +61,7 @@ def pn_operator(crds: ControlPlane) -> Iterator[RunningOperator]:
         crds,
         progress_bind=f"127.0.0.1:{report}",
         metrics_bind=f"127.0.0.1:{metrics}",
-        progress_url=f"http://optikube.{SYSTEM}.svc:8443/v1/report",
+        progress_url=f"http://optikube.{SYSTEM}.svc:8443/v1/progress",
         trainer=defaults,
         namespaces=("pn-*",),
     ) as running:
@@ -216,7 +199,7 @@ def test_trainer_pods_run_as_specified_report_prune_and_fall_back_to_termination
 
     # 3. the endpoint becomes unreachable: trial 2's result still arrives, by its termination message
     dead = free_ports(1)[0]
-    _report_service(crds, dead)
+    apply(crds, progress_service(dead))
     wait_for(
         "trial 2 done",
         lambda: (
@@ -227,7 +210,7 @@ def test_trainer_pods_run_as_specified_report_prune_and_fall_back_to_termination
     third = _trial(crds, namespace, "contract-t2")["status"]
     assert third["phase"] == "Succeeded" and third["finalValues"]["accuracy"] > 0.5
     assert third["intermediateValues"] == []  # no push ever arrived
-    _report_service(crds, int(pn_operator.config.progress_bind.rsplit(":", 1)[1]))
+    apply(crds, progress_service(int(pn_operator.config.progress_bind.rsplit(":", 1)[1])))
 
     final = wait_for(
         "the job to finish",

@@ -31,7 +31,7 @@ OWNER = {
     "metadata": {"name": "mn", "namespace": "team", "uid": "uid-1"},
 }
 CONFIG = OperatorConfig(
-    progress_url="http://optikube.optikube-system.svc:8443/v1/report",
+    progress_url="http://optikube.optikube-system.svc:8443/v1/progress",
     trainer=TrainerDefaults(image="reg/trainer:1", runtime_class_name="nvidia", image_pull_secrets=("pull",)),
 )
 

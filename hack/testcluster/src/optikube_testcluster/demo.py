@@ -80,7 +80,9 @@ def chart_rbac(bin_dir: Path) -> str:
     ).stdout
 
 
-def report_service(host_port: int) -> dict[str, Any]:
+def progress_service(host_port: int) -> dict[str, Any]:
+    """The Service trainer pods send progress to (the chart's, `optikube.optikube-system.svc`); the
+    process node forwards it to the operator's progress endpoint at ``host_port`` on the host."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -89,7 +91,7 @@ def report_service(host_port: int) -> dict[str, Any]:
             "namespace": SYSTEM,
             "annotations": {HOST_PORT_ANNOTATION: str(host_port)},
         },
-        "spec": {"ports": [{"name": "report", "port": 8443, "targetPort": 8443}]},
+        "spec": {"ports": [{"name": "progress", "port": 8443, "targetPort": 8443}]},
     }
 
 
@@ -122,7 +124,7 @@ def start_operator(state: daemon.ClusterState, kubectl: Kubectl, say: Say) -> tu
         ),
     )
     report, metrics = free_ports(2)
-    kubectl("apply", "-f", "-", input=json.dumps(report_service(report)))
+    kubectl("apply", "-f", "-", input=json.dumps(progress_service(report)))
     defaults = root.root / "trainer-defaults.yaml"
     defaults.write_text(
         yaml.safe_dump(
@@ -137,7 +139,7 @@ def start_operator(state: daemon.ClusterState, kubectl: Kubectl, say: Say) -> tu
         "operator",
         f"--kubeconfig={kubeconfig}",
         f"--progress-bind=127.0.0.1:{report}",
-        f"--progress-url=http://optikube.{SYSTEM}.svc:8443/v1/report",
+        f"--progress-url=http://optikube.{SYSTEM}.svc:8443/v1/progress",
         f"--metrics-bind=127.0.0.1:{metrics}",
         f"--trainer-defaults={defaults}",
     ]

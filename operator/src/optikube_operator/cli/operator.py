@@ -46,7 +46,7 @@ def _bind(_: click.Context, __: click.Parameter, value: str | None) -> str | Non
 @click.option(
     "--progress-url",
     envvar="OPTIKUBE_PROGRESS_URL",
-    help="The progress URL trainer pods are told (e.g. http://optikube.optikube-system.svc:8443/v1/report);"
+    help="The progress URL trainer pods are told (e.g. http://optikube.optikube-system.svc:8443/v1/progress);"
     " default: http://<progress-bind>/v1/progress.",
 )
 @click.option(

@@ -4,69 +4,37 @@ Job controller, the garbage collector, RBAC and service-account tokens."""
 from __future__ import annotations
 
 import subprocess
-import time
-import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cluster_objects import indexed_job
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from optikube_testcluster import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT, ControlPlane
 from optikube_testcluster.kubelet import finish_pod
+from optikube_testcluster.probes import wait_for
 
 pytestmark = pytest.mark.cluster
 
 
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def namespace(control_plane: ControlPlane) -> str:
-    name = control_plane.create_namespace(f"test-{uuid.uuid4().hex[:8]}")
-    return name
-
-
-@pytest.fixture
-def api(control_plane: ControlPlane) -> Any:
-    with control_plane.api_client() as api_client:
-        yield api_client
-
-
 def gpu_job(name: str, completions: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": completions,
-            "parallelism": completions,
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "tolerations": [{**GPU_TAINT, "operator": "Equal"}],
-                    "containers": [
-                        {
-                            "name": "trainer",
-                            "image": "optikube/trainer:test",
-                            "resources": {"limits": {GPU_RESOURCE: "1"}},
-                        }
-                    ],
-                }
-            },
-        },
+    container = {
+        "name": "trainer",
+        "image": "optikube/trainer:test",
+        "resources": {"limits": {GPU_RESOURCE: "1"}},
     }
+    return indexed_job(
+        name,
+        completions,
+        {
+            "spec": {
+                "restartPolicy": "Never",
+                "tolerations": [{**GPU_TAINT, "operator": "Equal"}],
+                "containers": [container],
+            }
+        },
+    )
 
 
 def test_fake_nodes_offer_cpus_and_gpus(control_plane: ControlPlane, api: Any) -> None:

@@ -10,12 +10,11 @@ import json
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_objects import headless_service
 from kubernetes import client
 
 from optikube_testcluster import (
@@ -72,17 +71,6 @@ INSPECT = textwrap.dedent(
     sys.exit(3)
     """
 )
-
-
-@pytest.fixture
-def core(control_plane: ControlPlane) -> Iterator[Any]:
-    with control_plane.api_client() as api:
-        yield client.CoreV1Api(api)
-
-
-@pytest.fixture
-def namespace(control_plane: ControlPlane) -> str:
-    return control_plane.create_namespace(f"pn-{uuid.uuid4().hex[:8]}")
 
 
 def test_process_node_is_ready_labelled_tainted_and_leased(core: Any) -> None:
@@ -335,13 +323,7 @@ SECURE = textwrap.dedent(
 def test_security_context_hostname_and_fallback_message(
     control_plane: ControlPlane, core: Any, namespace: str
 ) -> None:
-    core.create_namespaced_service(
-        namespace,
-        {
-            "metadata": {"name": "workers"},
-            "spec": {"clusterIP": "None", "selector": {"app": "secure"}, "ports": [{"port": 80}]},
-        },
-    )
+    core.create_namespaced_service(namespace, headless_service("workers", {"app": "secure"}, 80))
     core.create_namespaced_persistent_volume_claim(
         namespace,
         {

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,12 +92,6 @@ def assert_nothing_left(trace: Footprint, markers: list[str], timeout: float = 1
     assert str(trace.state_dir) not in mounts and "nsfs" not in mounts
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert "okbr0" not in links and " vp" not in links
-
-
-@pytest.fixture
-def core(control_plane: ControlPlane) -> Iterator[Any]:
-    with control_plane.api_client() as api:
-        yield client.CoreV1Api(api)
 
 
 def running_pod(core: Any, namespace: str, node: str, marker: str) -> None:

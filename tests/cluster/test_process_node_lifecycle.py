@@ -7,7 +7,7 @@ import signal
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from optikube_testcluster import ControlPlane
+from optikube_testcluster.probes import wait_for
 from optikube_testcluster.processnode.testing import (
     on_process_node,
     process_pod,
@@ -24,25 +25,8 @@ from optikube_testcluster.processnode.testing import (
 
 pytestmark = pytest.mark.cluster
 
-
-@pytest.fixture
-def core(control_plane: ControlPlane) -> Iterator[Any]:
-    with control_plane.api_client() as api:
-        yield client.CoreV1Api(api)
-
-
-@pytest.fixture
-def namespace(control_plane: ControlPlane) -> str:
-    return control_plane.create_namespace(f"pnl-{uuid.uuid4().hex[:8]}")
-
-
-def wait_until(what: str, condition: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-    return value
+# pods on the process node start and stop in well under a second: poll often, give up sooner
+wait_until = partial(wait_for, timeout=30.0, interval=0.1)
 
 
 def sleeper(marker: str, ignore_sigterm: bool = False) -> list[str]:

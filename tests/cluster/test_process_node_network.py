@@ -10,12 +10,12 @@ import subprocess
 import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_objects import headless_service
 from kubernetes import client
 
 from optikube_testcluster import HOST_PORT_ANNOTATION, ControlPlane
@@ -70,17 +70,6 @@ CLIENT = textwrap.dedent(
     print(json.dumps(seen), flush=True)
     """
 )
-
-
-@pytest.fixture
-def core(control_plane: ControlPlane) -> Iterator[Any]:
-    with control_plane.api_client() as api:
-        yield client.CoreV1Api(api)
-
-
-@pytest.fixture
-def namespace(control_plane: ControlPlane) -> str:
-    return control_plane.create_namespace(f"pnn-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
@@ -242,13 +231,7 @@ PEER = textwrap.dedent(
 def test_two_pods_listen_on_one_port_and_find_each_other_by_name(
     control_plane: ControlPlane, core: Any, namespace: str
 ) -> None:
-    core.create_namespaced_service(
-        namespace,
-        {
-            "metadata": {"name": "peers"},
-            "spec": {"clusterIP": "None", "selector": {"app": "peer"}, "ports": [{"port": 29500}]},
-        },
-    )
+    core.create_namespaced_service(namespace, headless_service("peers", {"app": "peer"}, 29500))
 
     def peer(name: str, other: str) -> dict[str, Any]:
         container = {"name": "main", "command": ["python", "-c", PEER, other]}

@@ -8,10 +8,10 @@ import json
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cluster_objects import headless_service, indexed_job
 from kubernetes import client
 
 from optikube_testcluster import ControlPlane
@@ -36,12 +36,6 @@ ALL_REDUCE = textwrap.dedent(
     dist.destroy_process_group()
     """
 )
-
-
-@pytest.fixture
-def api(control_plane: ControlPlane) -> Iterator[Any]:
-    with control_plane.api_client() as api_client:
-        yield api_client
 
 
 def torchrun_job(name: str, service: str) -> dict[str, Any]:
@@ -70,18 +64,7 @@ def torchrun_job(name: str, service: str) -> dict[str, Any]:
             "volumes": [{"name": "scripts", "configMap": {"name": f"{name}-scripts"}}],
         }
     )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": 2,
-            "parallelism": 2,
-            "backoffLimit": 0,
-            "template": {"metadata": {"labels": {"trial": name}}, "spec": spec},
-        },
-    }
+    return indexed_job(name, 2, {"metadata": {"labels": {"trial": name}}, "spec": spec})
 
 
 def test_indexed_job_runs_torchrun_with_c10d_rendezvous_across_two_pods(
@@ -93,13 +76,7 @@ def test_indexed_job_runs_torchrun_with_c10d_rendezvous_across_two_pods(
     core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "trial-scripts"}, "data": {"all_reduce.py": ALL_REDUCE}}
     )
-    core.create_namespaced_service(
-        namespace,
-        {
-            "metadata": {"name": "workers"},
-            "spec": {"clusterIP": "None", "selector": {"trial": "trial"}, "ports": [{"port": 29500}]},
-        },
-    )
+    core.create_namespaced_service(namespace, headless_service("workers", {"trial": "trial"}, 29500))
     started = time.monotonic()
     batch.create_namespaced_job(namespace, torchrun_job("trial", "workers"))
 

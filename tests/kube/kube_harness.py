@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,20 +37,10 @@ from optikube_operator.kube.runtime import run_operator
 from optikube_testcluster import ControlPlane
 from optikube_testcluster.kubelet import finish_pod
 from optikube_testcluster.ports import free_ports
+from optikube_testcluster.probes import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -462,13 +452,22 @@ def trial_objects(plane: ControlPlane, namespace: str) -> list[dict[str, Any]]:
     return items
 
 
-def job_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+def _status(plane: ControlPlane, namespace: str, plural: str, name: str) -> dict[str, Any]:
     with plane.api_client() as api:
         body = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "optikube.io", "v1alpha1", namespace, "optimizationjobs", name
+            "optikube.io", "v1alpha1", namespace, plural, name
         )
     status: dict[str, Any] = body.get("status") or {}
     return status
+
+
+def job_status(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return _status(plane, namespace, "optimizationjobs", name)
+
+
+def trial_status(trainers: Trainers, name: str) -> dict[str, Any]:
+    """The status of an OptimizationTrial of the trainers' namespace."""
+    return _status(trainers.plane, trainers.namespace, "optimizationtrials", name)
 
 
 def apply(plane: ControlPlane, obj: dict[str, Any]) -> None:

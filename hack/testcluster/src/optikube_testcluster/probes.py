@@ -1,4 +1,5 @@
-"""Health probes of the control plane's endpoints, and a deadline-bound wait loop."""
+"""Health probes of the control plane's endpoints, and the deadline-bound wait loops of its start-up
+and of the tests that use it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class NotReadyError(RuntimeError):
@@ -57,4 +59,17 @@ def wait_until(
             return
         if time.monotonic() > deadline:
             raise NotReadyError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Polls condition until it returns something truthy, and returns that; a test's wait, so the
+    timeout is an AssertionError that says what did not happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)

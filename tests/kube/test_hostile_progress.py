@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from hostile_fuzz import FUZZED, LATEST
-from kube_harness import Trainers, apply, manifest, post, wait_for
+from kube_harness import Trainers, apply, manifest, post, trial_status, wait_for
 from kubernetes import client
 
 pytestmark = pytest.mark.cluster
@@ -33,15 +33,6 @@ pytestmark = pytest.mark.cluster
 FUZZER = Path(__file__).with_name("hostile_fuzz.py")
 SLOW_CLIENTS = 8
 PROBE_SAMPLES = 200
-
-
-def _trial_status(trainers: Trainers, name: str) -> dict[str, Any]:
-    with trainers.plane.api_client() as api:
-        body = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "optikube.io", "v1alpha1", trainers.namespace, "optimizationtrials", name
-        )
-    status: dict[str, Any] = body.get("status") or {}
-    return status
 
 
 # --- the probe: valid reports, timed, all along ----------------------------------------------------
@@ -163,7 +154,7 @@ def _fuzz(trainers: Trainers, examples: int, workdir: Path) -> None:
         "values": {"accuracy": 0.4},
     }
     assert post(trainers.progress_url, ok, tokens["fuzzed"])[0] == 200
-    before = _trial_status(trainers, f"quickstart-t{FUZZED}")
+    before = trial_status(trainers, f"quickstart-t{FUZZED}")
 
     probe = Probe(trainers.progress_url, tokens["probe"])
     prober = threading.Thread(target=probe.run, daemon=True)
@@ -222,7 +213,7 @@ def _fuzz(trainers: Trainers, examples: int, workdir: Path) -> None:
     assert probe.failures == [], probe.failures[:5]
     assert all(answer.startswith(b"HTTP/1.1 408") for answer in slow_answers), slow_answers
     assert len(slow_answers) == SLOW_CLIENTS
-    assert _trial_status(trainers, f"quickstart-t{FUZZED}") == before  # nothing was recorded
+    assert trial_status(trainers, f"quickstart-t{FUZZED}") == before  # nothing was recorded
     assert p99_during <= 2 * p99_baseline, (p99_baseline, p99_during)
 
 
@@ -274,7 +265,7 @@ def test_a_look_alike_pod_cannot_report_for_a_trial(trainers: Trainers) -> None:
 
     elsewhere = impostor(other.namespace, "default")
     beside = impostor(trainers.namespace, mine.spec.service_account_name)
-    before = _trial_status(trainers, f"quickstart-t{number}")
+    before = trial_status(trainers, f"quickstart-t{number}")
     event = {"type": "intermediate", "trial": number, "epoch": 0, "step": 0, "values": {"accuracy": 0.9}}
     refusals = {
         "other namespace's pod": post(trainers.progress_url, event, other.token(elsewhere))[0],
@@ -284,7 +275,7 @@ def test_a_look_alike_pod_cannot_report_for_a_trial(trainers: Trainers) -> None:
         "this namespace's look-alike": post(trainers.progress_url, event, trainers.token(beside))[0],
     }
     assert refusals == dict.fromkeys(refusals, 401), refusals
-    assert _trial_status(trainers, f"quickstart-t{number}") == before
+    assert trial_status(trainers, f"quickstart-t{number}") == before
     assert post(trainers.progress_url, event, trainers.token(mine))[0] == 200  # the real pod still can
 
 

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from kube_harness import Trainers, apply, manifest, post, wait_for
+from kube_harness import Trainers, apply, manifest, post, trial_status, wait_for
 from kubernetes import client
 
 pytestmark = pytest.mark.cluster
@@ -41,15 +41,6 @@ def expired_copy(trainers: Trainers, token: str) -> str:
     return f"{signing_input.decode()}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
-def _trial_status(trainers: Trainers, name: str) -> dict[str, Any]:
-    with trainers.plane.api_client() as api:
-        body = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "optikube.io", "v1alpha1", trainers.namespace, "optimizationtrials", name
-        )
-    status: dict[str, Any] = body.get("status") or {}
-    return status
-
-
 def test_forged_foreign_expired_deleted_and_missing_tokens_are_refused(trainers: Trainers) -> None:
     apply(trainers.plane, manifest("quickstart", trainers.namespace))
     pods = wait_for("two trial pods", lambda: len(trainers.running()) == 2 and trainers.running())
@@ -57,7 +48,7 @@ def test_forged_foreign_expired_deleted_and_missing_tokens_are_refused(trainers:
     mine, other = by_trial[0], by_trial[1]
     event = {"type": "intermediate", "trial": 0, "epoch": 0, "step": 0, "values": {"accuracy": 0.5}}
     good = trainers.token(mine)
-    before = _trial_status(trainers, "quickstart-t0")
+    before = trial_status(trainers, "quickstart-t0")
 
     refusals = {
         "no token": post(trainers.progress_url, event, None),
@@ -75,11 +66,11 @@ def test_forged_foreign_expired_deleted_and_missing_tokens_are_refused(trainers:
         "expired": 401,
         "another trial's pod": 403,
     }, refusals
-    assert _trial_status(trainers, "quickstart-t0") == before  # nothing was recorded
+    assert trial_status(trainers, "quickstart-t0") == before  # nothing was recorded
 
     code, reply = post(trainers.progress_url, event, good)
     assert (code, reply) == (200, {"prune": False})
-    recorded = _trial_status(trainers, "quickstart-t0")
+    recorded = trial_status(trainers, "quickstart-t0")
     assert recorded["latestValues"] == {"accuracy": 0.5} and recorded["intermediateValues"] == [
         {"step": 0, "value": 0.5}
     ]
@@ -127,7 +118,7 @@ def test_a_prune_reply_ends_the_trial_and_its_job_goes(trainers: Trainers) -> No
                 break
         time.sleep(0.2)
     assert pruned is not None, "the pruner never said prune"
-    assert _trial_status(trainers, f"quickstart-t{pruned}")["phase"] == "Pruned"
+    assert trial_status(trainers, f"quickstart-t{pruned}")["phase"] == "Pruned"
 
     def job_gone() -> bool:
         with trainers.plane.api_client() as api:

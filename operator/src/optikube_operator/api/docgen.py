@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from optikube_operator.api.crdgen import job_crd, trial_crd
-from optikube_operator.api.generated_files import write_or_check
+from optikube_operator.api.generated_files import check_option, output_option, write_or_check
 from optikube_operator.api.job import OptimizationJobSpec
 from optikube_operator.api.model_params import BUILTIN_MODEL_PARAMS
 from optikube_operator.api.params import FREE_PARAM_PREFIXES, tunable_fields
@@ -233,15 +233,8 @@ def render() -> str:
 
 
 @click.command()
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DOC_PATH,
-    show_default=True,
-    help="Markdown file to write.",
-)
-@click.option("--check", is_flag=True, help="Exit 1 if the committed file differs instead of writing.")
+@output_option("--out", "out_path", DOC_PATH, "Markdown file to write.", folder=False)
+@check_option("the committed file")
 def main(out_path: Path, check: bool) -> None:
     """Write (or check) the API reference generated from the CRD schemas."""
     write_or_check({out_path: render()}, check=check, command="python -m optikube_operator.api.docgen")

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def output_option(
+    flag: str, name: str, default: Path, help: str, *, folder: bool
+) -> Callable[[Command], Command]:
+    """A generator's option naming where it writes: a folder or a file, ``default`` unless given."""
+    kind = click.Path(file_okay=not folder, dir_okay=folder, path_type=Path)
+    return click.option(flag, name, type=kind, default=default, show_default=True, help=help)
+
+
+def check_option(what: str) -> Callable[[Command], Command]:
+    """`--check`, which verifies ``what`` (the generated files as committed) instead of writing it."""
+    return click.option("--check", is_flag=True, help=f"Exit 1 if {what} differs instead of writing.")
 
 
 def write_or_check(files: Mapping[Path, str], *, check: bool, command: str) -> None:

@@ -2,20 +2,18 @@
 block, so that the API is the only place a default or a bound is written.
 
     @dataclass(frozen=True)
-    class PruningConfig:
+    class PruningConfig(SpecConfig, block=Pruning, path="compression.pruning"):
         sparsity: float = spec_default(Pruning, "sparsity")
-        def __post_init__(self) -> None:
-            resolve(self, Pruning, "compression.pruning")
 
 A config built by hand (`PruningConfig(sparsity=0.3)`) is checked exactly as the same block in a
 spec would be, and gets what the block resolves (LowRank's rankRatio when neither it nor energy is
-set); `from_block` builds a config from a parsed block.
+set); `PruningConfig.from_spec(block)` builds one from a parsed block.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from optikube_operator.api.base import ApiModel
 from optikube_operator.api.validation import model_errors, rule_errors
@@ -60,3 +58,24 @@ def from_block(config_type: type[Config], block: ApiModel) -> Config:
         name: value.to_dict() if isinstance(value, ApiModel) else value for name, value in values.items()
     }
     return config_type(**values)
+
+
+class SpecConfig:
+    """Base of a technique config, a frozen dataclass of its spec block's fields (and knobs of its
+    own): built, it checks and resolves them as the block would (`resolve`); `from_spec` builds it
+    from a parsed block. A subclass names its block and where the spec holds it, for the messages."""
+
+    spec_block: ClassVar[type[ApiModel]]
+    spec_path: ClassVar[str]
+
+    def __init_subclass__(cls, *, block: type[ApiModel], path: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.spec_block, cls.spec_path = block, path
+
+    def __post_init__(self) -> None:
+        resolve(self, self.spec_block, self.spec_path)
+
+    @classmethod
+    def from_spec(cls, block: ApiModel) -> Self:
+        """The config of the spec's block, its own knobs at their defaults."""
+        return from_block(cls, block)

@@ -15,27 +15,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optikube_operator.api.compression import Distillation
-from optikube_trainer.spec_fields import from_block, resolve, spec_default
+from optikube_trainer.spec_fields import SpecConfig, spec_default
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
-class DistillationConfig:
+class DistillationConfig(SpecConfig, block=Distillation, path="compression.distillation"):
     """`compression.distillation`; `student` is written like spec.model (a camelCase dict)."""
 
     student: dict[str, Any]
     temperature: float = spec_default(Distillation, "temperature")
     alpha: float = spec_default(Distillation, "alpha")
     epochs: int = spec_default(Distillation, "epochs")
-
-    def __post_init__(self) -> None:
-        resolve(self, Distillation, "compression.distillation")
-
-    @classmethod
-    def from_spec(cls, block: Distillation) -> DistillationConfig:
-        """The spec's `compression.distillation` block."""
-        return from_block(cls, block)
 
 
 def distillation_loss(

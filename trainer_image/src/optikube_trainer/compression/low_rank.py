@@ -11,11 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from optikube_operator.api.compression import FineTuneLoss, LowRank
-from optikube_trainer.spec_fields import from_block, resolve, spec_default
+from optikube_trainer.spec_fields import SpecConfig, spec_default
 
 
 @dataclass(frozen=True)
-class LowRankConfig:
+class LowRankConfig(SpecConfig, block=LowRank, path="compression.lowRank"):
     """`compression.lowRank`: keep `rank_ratio` of each layer's full rank, or the smallest rank
     holding `energy` of the squared singular values (one of the two; the API's rank ratio when
     neither is set). `include_conv`, not in the spec, leaves convolutions alone when False."""
@@ -25,14 +25,6 @@ class LowRankConfig:
     fine_tune_epochs: int = spec_default(LowRank, "fine_tune_epochs")
     fine_tune_loss: FineTuneLoss = spec_default(LowRank, "fine_tune_loss")
     include_conv: bool = True
-
-    def __post_init__(self) -> None:
-        resolve(self, LowRank, "compression.lowRank")
-
-    @classmethod
-    def from_spec(cls, block: LowRank) -> LowRankConfig:
-        """The spec's `compression.lowRank` block (convolutions are factorized too, as documented)."""
-        return from_block(cls, block)
 
 
 @dataclass

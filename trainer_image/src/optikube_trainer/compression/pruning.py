@@ -19,13 +19,13 @@ from optikube_trainer.compression._torch_pruning_adapter import (
     ratio_keeping,
     remove_channels,
 )
-from optikube_trainer.spec_fields import from_block, resolve, spec_default
+from optikube_trainer.spec_fields import SpecConfig, spec_default
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 @dataclass(frozen=True)
-class PruningConfig:
+class PruningConfig(SpecConfig, block=Pruning, path="compression.pruning"):
     """`compression.pruning` (defaults and bounds are the API's), plus `scope`, which the spec does
     not offer: per layer there, global ranking for direct use."""
 
@@ -37,7 +37,7 @@ class PruningConfig:
     scope: Literal["global", "layer"] = "layer"
 
     def __post_init__(self) -> None:
-        resolve(self, Pruning, "compression.pruning")
+        super().__post_init__()
         if self.scope not in ("global", "layer"):
             raise ValueError(f"compression.pruning.scope: expected global|layer, got {self.scope!r}")
         if self.method == "structured" and self.scope == "global" and self.channel_multiple > 1:
@@ -45,11 +45,6 @@ class PruningConfig:
                 "compression.pruning.channelMultiple: global structured pruning ranks channels across"
                 " layers and cannot round each layer's count; use channel_multiple=1 with scope global"
             )
-
-    @classmethod
-    def from_spec(cls, block: Pruning) -> PruningConfig:
-        """The spec's `compression.pruning` block (the scope stays per layer, as documented)."""
-        return from_block(cls, block)
 
 
 @dataclass

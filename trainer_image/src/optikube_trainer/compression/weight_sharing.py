@@ -15,11 +15,11 @@ from optikube_trainer.compression._codebook import (
     codebook_layers,
     index_bits,
 )
-from optikube_trainer.spec_fields import from_block, resolve, spec_default
+from optikube_trainer.spec_fields import SpecConfig, spec_default
 
 
 @dataclass(frozen=True)
-class WeightSharingConfig:
+class WeightSharingConfig(SpecConfig, block=WeightSharing, path="compression.weightSharing"):
     """`compression.weightSharing`, plus `min_weights`, not in the spec: smaller layers cost more in
     codebook than they save."""
 
@@ -27,14 +27,6 @@ class WeightSharingConfig:
     fine_tune_epochs: int = spec_default(WeightSharing, "fine_tune_epochs")
     fine_tune_loss: FineTuneLoss = spec_default(WeightSharing, "fine_tune_loss")
     min_weights: int = 64
-
-    def __post_init__(self) -> None:
-        resolve(self, WeightSharing, "compression.weightSharing")
-
-    @classmethod
-    def from_spec(cls, block: WeightSharing) -> WeightSharingConfig:
-        """The spec's `compression.weightSharing` block."""
-        return from_block(cls, block)
 
 
 @dataclass

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from torchrun_helpers import report_endpoint, torchrun, write_run_config
+from torchrun_helpers import torchrun, write_run_config
 
-from optikube_operator.api.runconfig import parse_run_config
+from fake_progress_endpoint import progress_endpoint
+from optikube_operator.api.runconfig import RunConfig, parse_run_config
 from optikube_trainer.data import load_job_folds
-from optikube_trainer.dist import local_context, seed_everything
+from optikube_trainer.dist import RunContext, local_context, seed_everything
 from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import compresses_trials, read_recipe
 from optikube_trainer.training.trial import run_trial
@@ -31,6 +32,18 @@ def _spec(epochs: int, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _trial_config(job: str, number: int, spec: dict[str, Any], output_dir: str) -> RunConfig:
+    raw = {"stage": "trial", "job": {"name": job}, "trial": {"number": number}, "outputDir": output_dir}
+    return parse_run_config({**raw, "spec": spec})
+
+
+def _in_process(output_dir: Path, trial: int, stream: io.StringIO) -> RunContext:
+    """A one-process run's context whose progress goes to ``stream``."""
+    ctx = local_context(seed=3, output_dir=output_dir)
+    ctx.progress = ProgressSender(rank=0, trial=trial, stream=stream, output_dir=output_dir)
+    return ctx
+
+
 def _run_trial_stage(tmp_path: Path, spec: dict[str, Any], url: str) -> Any:
     token = tmp_path / "token"
     token.write_text("trial-token")
@@ -40,7 +53,7 @@ def _run_trial_stage(tmp_path: Path, spec: dict[str, Any], url: str) -> Any:
 
 
 def test_trial_reports_every_epoch_and_a_final_result(tmp_path: Path) -> None:
-    with report_endpoint() as endpoint:
+    with progress_endpoint() as endpoint:
         run = _run_trial_stage(tmp_path, _spec(epochs=2), endpoint.url)
     assert run.returncode == 0, run.stderr[-3000:]
     assert [e["type"] for e in endpoint.events] == ["intermediate", "intermediate", "final"]
@@ -56,7 +69,7 @@ def test_trial_reports_every_epoch_and_a_final_result(tmp_path: Path) -> None:
 
 
 def test_trial_stops_cleanly_when_told_to_prune(tmp_path: Path) -> None:
-    with report_endpoint(prune_after=2) as endpoint:
+    with progress_endpoint(prune_after=2) as endpoint:
         run = _run_trial_stage(tmp_path, _spec(epochs=6), endpoint.url)
     assert run.returncode == 0, run.stderr[-3000:]
     kinds = [e["type"] for e in endpoint.events]
@@ -67,18 +80,9 @@ def test_trial_stops_cleanly_when_told_to_prune(tmp_path: Path) -> None:
 
 def test_k_fold_trial_reports_the_mean_of_the_folds(tmp_path: Path) -> None:
     spec = _spec(epochs=2, data={"source": {"builtin": "iris"}, "crossValidation": {"folds": 3}})
-    config = parse_run_config(
-        {
-            "stage": "trial",
-            "job": {"name": "kfold"},
-            "trial": {"number": 1},
-            "spec": spec,
-            "outputDir": str(tmp_path),
-        }
-    )
-    ctx = local_context(seed=3, output_dir=tmp_path)
+    config = _trial_config("kfold", 1, spec, str(tmp_path))
     stream = io.StringIO()
-    ctx.progress = ProgressSender(rank=0, trial=1, stream=stream, output_dir=tmp_path)
+    ctx = _in_process(tmp_path, 1, stream)
     seed_everything(3)
     outcome = run_trial(config, ctx)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -95,14 +99,7 @@ def test_k_fold_trial_reports_the_mean_of_the_folds(tmp_path: Path) -> None:
 
 def test_compression_runs_in_trials_only_when_the_search_touches_it() -> None:
     def spec(**extra: Any) -> Any:
-        raw = {
-            "stage": "trial",
-            "job": {"name": "x"},
-            "trial": {"number": 0},
-            "outputDir": "o",
-            "spec": _spec(epochs=1, **extra),
-        }
-        return parse_run_config(raw).spec
+        return _trial_config("x", 0, _spec(epochs=1, **extra), "o").spec
 
     pruning = {"compression": {"pruning": {"sparsity": 0.5}}}
     assert not compresses_trials(spec(**pruning))
@@ -133,18 +130,8 @@ def test_trial_measures_objectives_that_need_the_compressed_model(tmp_path: Path
         compression={"pruning": {"method": "unstructured", "sparsity": 0.5, "fineTuneEpochs": 0}},
         tuning={"searchSpace": {"compression.pruning.sparsity": {"type": "float", "low": 0.1, "high": 0.9}}},
     )
-    config = parse_run_config(
-        {
-            "stage": "trial",
-            "job": {"name": "measure"},
-            "trial": {"number": 2},
-            "spec": spec,
-            "outputDir": str(tmp_path),
-        }
-    )
-    ctx = local_context(seed=3, output_dir=tmp_path)
-    ctx.progress = ProgressSender(rank=0, trial=2, stream=io.StringIO(), output_dir=tmp_path)
-    outcome = run_trial(config, ctx)
+    config = _trial_config("measure", 2, spec, str(tmp_path))
+    outcome = run_trial(config, _in_process(tmp_path, 2, io.StringIO()))
     values = outcome["values"]
     assert values["sizeBytes"] > 0 and values["latencyMs"] > 0
     assert 0.0 < values["accuracy"] <= 1.0

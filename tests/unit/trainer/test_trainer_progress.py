@@ -4,59 +4,23 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from fake_progress_endpoint import ProgressEndpoint, progress_endpoint
 from optikube_trainer.progress import ProgressSender
 
 
-class _Endpoint:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.prune_after: int | None = None
-        self.status = 200
-
-
 @pytest.fixture
-def endpoint() -> Iterator[tuple[str, _Endpoint]]:
-    state = _Endpoint()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.events.append(json.loads(body))
-            state.headers.append(dict(self.headers))
-            intermediates = sum(e["type"] == "intermediate" for e in state.events)
-            prune = state.prune_after is not None and intermediates >= state.prune_after
-            reply = json.dumps({"prune": prune}).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/report", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def endpoint() -> Iterator[ProgressEndpoint]:
+    with progress_endpoint() as state:
+        yield state
 
 
-def test_events_are_posted_with_the_bearer_token(endpoint: tuple[str, _Endpoint], tmp_path: Path) -> None:
-    url, state = endpoint
+def test_events_are_posted_with_the_bearer_token(endpoint: ProgressEndpoint, tmp_path: Path) -> None:
+    url, state = endpoint.url, endpoint
     token = tmp_path / "token"
     token.write_text("secret-token\n")
     progress = ProgressSender(
@@ -85,8 +49,8 @@ def test_events_are_posted_with_the_bearer_token(endpoint: tuple[str, _Endpoint]
     assert not (tmp_path / "missing-termination-log").exists()
 
 
-def test_prune_reply_is_returned_and_broadcast(endpoint: tuple[str, _Endpoint], tmp_path: Path) -> None:
-    url, state = endpoint
+def test_prune_reply_is_returned_and_broadcast(endpoint: ProgressEndpoint, tmp_path: Path) -> None:
+    url, state = endpoint.url, endpoint
     state.prune_after = 2
     seen: list[bool] = []
 
@@ -100,10 +64,8 @@ def test_prune_reply_is_returned_and_broadcast(endpoint: tuple[str, _Endpoint], 
     assert seen == [False, True]
 
 
-def test_other_ranks_never_send_but_take_the_broadcast(
-    endpoint: tuple[str, _Endpoint], tmp_path: Path
-) -> None:
-    url, state = endpoint
+def test_other_ranks_never_send_but_take_the_broadcast(endpoint: ProgressEndpoint, tmp_path: Path) -> None:
+    url, state = endpoint.url, endpoint
     progress = ProgressSender(rank=1, trial=1, url=url, broadcast=lambda flag: True, output_dir=tmp_path)
     assert progress.intermediate(0, {"accuracy": 0.1}) is True  # rank 0's decision arrives by broadcast
     progress.final({"accuracy": 1.0}, {})
@@ -112,9 +74,9 @@ def test_other_ranks_never_send_but_take_the_broadcast(
 
 
 def test_refused_push_does_not_fail_and_final_still_lands_on_disk(
-    endpoint: tuple[str, _Endpoint], tmp_path: Path
+    endpoint: ProgressEndpoint, tmp_path: Path
 ) -> None:
-    url, state = endpoint
+    url, state = endpoint.url, endpoint
     state.status = 403
     termination = tmp_path / "termination-log"
     termination.write_text("")

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from trainer_specs import digits_mlp_spec
 
 from optikube_operator.api.validation import parse_spec
 from optikube_trainer.data import DataBundle, load_job_data
@@ -22,14 +23,7 @@ from optikube_trainer.training.loop import fit
 
 
 def _spec(compression: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "seed": 5,
-        "data": {"source": {"builtin": "digits"}, "validationSplit": 0.2, "testSplit": 0.2},
-        "model": {"builtin": {"name": "mlp"}, "params": {"width": 64, "depth": 2}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "training": {"epochs": 3, "batchSize": 64, "learningRate": 0.01},
-        "compression": compression,
-    }
+    return digits_mlp_spec(seed=5, epochs=3, compression=compression)
 
 
 def _divergence(model: nn.Module, original: nn.Module, bundle: DataBundle) -> float:

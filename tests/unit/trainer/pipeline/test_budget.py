@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from trainer_specs import digits_mlp_spec
+
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.validation import parse_spec
 from optikube_trainer.dist import local_context
@@ -19,16 +21,13 @@ from optikube_trainer.recipe import AccuracyBudget, read_recipe
 
 
 def _spec(compression: dict[str, Any], quantization: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "seed": 3,
-        "data": {"source": {"builtin": "digits"}, "validationSplit": 0.2, "testSplit": 0.2},
-        "model": {"builtin": {"name": "mlp"}, "params": {"width": 64, "depth": 2}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "training": {"epochs": 4, "batchSize": 64, "learningRate": 0.01},
-        "compression": compression,
+    return digits_mlp_spec(
+        seed=3,
+        epochs=4,
+        compression=compression,
         **({"quantization": quantization} if quantization else {}),
-        "export": {"runtime": "eager"},
-    }
+        export={"runtime": "eager"},
+    )
 
 
 def _run(out: Path, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

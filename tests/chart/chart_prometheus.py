@@ -62,8 +62,50 @@ def _file_sd(discovery: Discovery) -> list[dict[str, Any]]:
     return [{"files": [f"{TARGETS}/{discovery.file}"], "refresh_interval": "2s"}]
 
 
-def service_monitor_config(monitor: dict[str, Any], interval: str) -> tuple[dict[str, Any], Discovery]:
+# the target labels both kinds of monitor give a pod's endpoint
+_POD_TARGET_LABELS = [
+    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+    {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+]
+
+
+def _scrape(
+    kind: str,
+    monitor: dict[str, Any],
+    endpoint: dict[str, Any],
+    relabel: list[dict[str, Any]],
+    discovery: Discovery,
+    interval: str,
+) -> dict[str, Any]:
+    """The scrape config of a ServiceMonitor's or PodMonitor's endpoint (``kind`` as the
+    prometheus-operator names its jobs), whose own relabelings follow ``relabel``: `job` from the
+    monitor's jobLabel, the endpoint (port) label, then the endpoint's relabelings."""
     spec, meta = monitor["spec"], monitor["metadata"]
+    relabel = list(relabel)
+    if spec.get("jobLabel"):
+        source = "service" if kind == "serviceMonitor" else "pod"
+        relabel.append(
+            {
+                "source_labels": [f"__meta_kubernetes_{source}_label_{_meta(spec['jobLabel'])}"],
+                "target_label": "job",
+                "regex": "(.+)",
+            }
+        )
+    relabel += [{"target_label": "endpoint", "replacement": endpoint["port"]}]
+    relabel += _relabelings(endpoint.get("relabelings", []))
+    return {
+        "job_name": f"{kind}/{meta['namespace']}/{meta['name']}/0",
+        "honor_labels": bool(endpoint.get("honorLabels", False)),
+        "metrics_path": endpoint.get("path", "/metrics"),
+        "scrape_interval": interval,
+        "file_sd_configs": _file_sd(discovery),
+        "relabel_configs": relabel,
+    }
+
+
+def service_monitor_config(monitor: dict[str, Any], interval: str) -> tuple[dict[str, Any], Discovery]:
+    spec = monitor["spec"]
     discovery = Discovery("endpointslice", _namespaces(spec["namespaceSelector"]), "service-monitor.json")
     (endpoint,) = spec["endpoints"]
     relabel = [
@@ -73,30 +115,11 @@ def service_monitor_config(monitor: dict[str, Any], interval: str) -> tuple[dict
             "source_labels": ["__meta_kubernetes_endpointslice_port_name"],
             "regex": endpoint["port"],
         },
-        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        *_POD_TARGET_LABELS,
         {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
-        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-        {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
         {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job"},
     ]
-    if spec.get("jobLabel"):
-        relabel.append(
-            {
-                "source_labels": [f"__meta_kubernetes_service_label_{_meta(spec['jobLabel'])}"],
-                "target_label": "job",
-                "regex": "(.+)",
-            }
-        )
-    relabel += [{"target_label": "endpoint", "replacement": endpoint["port"]}]
-    relabel += _relabelings(endpoint.get("relabelings", []))
-    return {
-        "job_name": f"serviceMonitor/{meta['namespace']}/{meta['name']}/0",
-        "honor_labels": bool(endpoint.get("honorLabels", False)),
-        "metrics_path": endpoint.get("path", "/metrics"),
-        "scrape_interval": interval,
-        "file_sd_configs": _file_sd(discovery),
-        "relabel_configs": relabel,
-    }, discovery
+    return _scrape("serviceMonitor", monitor, endpoint, relabel, discovery, interval), discovery
 
 
 def pod_monitor_config(monitor: dict[str, Any], interval: str) -> tuple[dict[str, Any], Discovery]:
@@ -112,29 +135,10 @@ def pod_monitor_config(monitor: dict[str, Any], interval: str) -> tuple[dict[str
             "source_labels": ["__meta_kubernetes_pod_container_port_name"],
             "regex": endpoint["port"],
         },
-        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-        {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+        *_POD_TARGET_LABELS,
         {"target_label": "job", "replacement": f"{meta['namespace']}/{meta['name']}"},
     ]
-    if spec.get("jobLabel"):
-        relabel.append(
-            {
-                "source_labels": [f"__meta_kubernetes_pod_label_{_meta(spec['jobLabel'])}"],
-                "target_label": "job",
-                "regex": "(.+)",
-            }
-        )
-    relabel += [{"target_label": "endpoint", "replacement": endpoint["port"]}]
-    relabel += _relabelings(endpoint.get("relabelings", []))
-    return {
-        "job_name": f"podMonitor/{meta['namespace']}/{meta['name']}/0",
-        "honor_labels": bool(endpoint.get("honorLabels", False)),
-        "metrics_path": endpoint.get("path", "/metrics"),
-        "scrape_interval": interval,
-        "file_sd_configs": _file_sd(discovery),
-        "relabel_configs": relabel,
-    }, discovery
+    return _scrape("podMonitor", monitor, endpoint, relabel, discovery, interval), discovery
 
 
 def prometheus_config(

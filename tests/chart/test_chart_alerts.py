@@ -54,6 +54,23 @@ def _passes(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
     assert "SUCCESS" in result.stdout
 
 
+def _case(series: dict[str, str], *checks: dict[str, Any]) -> dict[str, Any]:
+    """A promtool test: ``series`` (selector -> values, one a minute), then ``checks`` at their times."""
+    return {
+        "interval": "1m",
+        "input_series": [{"series": name, "values": values} for name, values in series.items()],
+        "alert_rule_test": list(checks),
+    }
+
+
+def _silent(name: str, at: str) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": name, "exp_alerts": []}
+
+
+def _firing(name: str, at: str, value: str, **labels: str) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": name, "exp_alerts": [_alert(name, value, **labels)]}
+
+
 # the operator's own series: honor_labels keeps the per-job ones' namespace and job, the others
 # carry the scrape target's (job="optikube", the ServiceMonitor's jobLabel)
 OPERATOR = 'namespace="optikube-system", job="optikube", pod="optikube-0", instance="10.0.0.5:8080"'
@@ -61,153 +78,80 @@ TRIALS = f'namespace="{NAMESPACE}", job="{JOB}"'
 
 
 def test_a_failed_job_alerts_for_15_minutes(tmp_path: Path) -> None:
-    series = f'optikube_jobs{{phase="Failed", {OPERATOR}}}'
-    _passes(
-        tmp_path,
-        [
-            {
-                "interval": "1m",
-                # one Failed job from before, a second fails at minute 10
-                "input_series": [{"series": series, "values": "1x9 2x30"}],
-                "alert_rule_test": [
-                    {"eval_time": "9m", "alertname": "OptikubeJobFailed", "exp_alerts": []},
-                    {
-                        "eval_time": "10m",
-                        "alertname": "OptikubeJobFailed",
-                        "exp_alerts": [_alert("OptikubeJobFailed", "1")],
-                    },
-                    {
-                        "eval_time": "23m",
-                        "alertname": "OptikubeJobFailed",
-                        "exp_alerts": [_alert("OptikubeJobFailed", "1")],
-                    },
-                    # 15 minutes on, both failures are old news
-                    {"eval_time": "26m", "alertname": "OptikubeJobFailed", "exp_alerts": []},
-                ],
-            }
-        ],
+    failed = f'optikube_jobs{{phase="Failed", {OPERATOR}}}'
+    # one Failed job from before, a second fails at minute 10
+    case = _case(
+        {failed: "1x9 2x30"},
+        _silent("OptikubeJobFailed", "9m"),
+        _firing("OptikubeJobFailed", "10m", "1"),
+        _firing("OptikubeJobFailed", "23m", "1"),
+        # 15 minutes on, both failures are old news
+        _silent("OptikubeJobFailed", "26m"),
     )
+    _passes(tmp_path, [case])
 
 
 def test_three_failed_or_timed_out_trials_of_one_job_in_30_minutes_alert(tmp_path: Path) -> None:
     failed = f'optikube_trials{{state="Failed", {TRIALS}}}'
     timed_out = f'optikube_trials{{state="TimedOut", {TRIALS}}}'
     other_job = f'optikube_trials{{state="Failed", namespace="{NAMESPACE}", job="other"}}'
-    _passes(
-        tmp_path,
-        [
-            {
-                "interval": "1m",
-                "input_series": [
-                    # two failures at minutes 5 and 8, a timeout at minute 12
-                    {"series": failed, "values": "0x4 1x2 2x60"},
-                    {"series": timed_out, "values": "0x11 1x60"},
-                    # another job with two failures: below the threshold, never alerts
-                    {"series": other_job, "values": "0x4 1 2x60"},
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "11m", "alertname": "OptikubeTrialsFailing", "exp_alerts": []},
-                    {
-                        "eval_time": "12m",
-                        "alertname": "OptikubeTrialsFailing",
-                        "exp_alerts": [_alert("OptikubeTrialsFailing", "3", namespace=NAMESPACE, job=JOB)],
-                    },
-                    # 30 minutes after the first failure only two remain in the window
-                    {"eval_time": "36m", "alertname": "OptikubeTrialsFailing", "exp_alerts": []},
-                ],
-            }
-        ],
+    case = _case(
+        {
+            # two failures at minutes 5 and 8, a timeout at minute 12
+            failed: "0x4 1x2 2x60",
+            timed_out: "0x11 1x60",
+            # another job with two failures: below the threshold, never alerts
+            other_job: "0x4 1 2x60",
+        },
+        _silent("OptikubeTrialsFailing", "11m"),
+        _firing("OptikubeTrialsFailing", "12m", "3", namespace=NAMESPACE, job=JOB),
+        # 30 minutes after the first failure only two remain in the window
+        _silent("OptikubeTrialsFailing", "36m"),
     )
+    _passes(tmp_path, [case])
 
 
 def test_an_operator_that_stops_answering_scrapes_alerts_after_5_minutes(tmp_path: Path) -> None:
-    _passes(
-        tmp_path,
-        [
-            {
-                "interval": "1m",
-                # up for 10 minutes, then its scrapes fail
-                "input_series": [{"series": f"up{{{OPERATOR}}}", "values": "1x9 0x20"}],
-                "alert_rule_test": [
-                    {"eval_time": "9m", "alertname": "OptikubeOperatorDown", "exp_alerts": []},
-                    # pending: down, but for less than 5 minutes
-                    {"eval_time": "14m", "alertname": "OptikubeOperatorDown", "exp_alerts": []},
-                    {
-                        "eval_time": "15m",
-                        "alertname": "OptikubeOperatorDown",
-                        "exp_alerts": [_alert("OptikubeOperatorDown", "1")],
-                    },
-                ],
-            },
-            {
-                "interval": "1m",
-                # no operator target at all (never deployed, or its Service selects nothing)
-                "input_series": [{"series": 'up{job="something-else"}', "values": "1x20"}],
-                "alert_rule_test": [
-                    {"eval_time": "4m", "alertname": "OptikubeOperatorDown", "exp_alerts": []},
-                    {
-                        "eval_time": "5m",
-                        "alertname": "OptikubeOperatorDown",
-                        "exp_alerts": [_alert("OptikubeOperatorDown", "1")],
-                    },
-                ],
-            },
-        ],
+    stops = _case(
+        # up for 10 minutes, then its scrapes fail
+        {f"up{{{OPERATOR}}}": "1x9 0x20"},
+        _silent("OptikubeOperatorDown", "9m"),
+        # pending: down, but for less than 5 minutes
+        _silent("OptikubeOperatorDown", "14m"),
+        _firing("OptikubeOperatorDown", "15m", "1"),
     )
+    absent = _case(
+        # no operator target at all (never deployed, or its Service selects nothing)
+        {'up{job="something-else"}': "1x20"},
+        _silent("OptikubeOperatorDown", "4m"),
+        _firing("OptikubeOperatorDown", "5m", "1"),
+    )
+    _passes(tmp_path, [stops, absent])
 
 
 def test_reconcile_errors_and_refused_reports_alert_when_they_last(tmp_path: Path) -> None:
     errors = f'optikube_reconcile_errors_total{{kind="background", {OPERATOR}}}'
     refused = f'optikube_progress_requests_total{{outcome="forbidden", {OPERATOR}}}'
     accepted = f'optikube_progress_requests_total{{outcome="accepted", {OPERATOR}}}'
-    _passes(
-        tmp_path,
-        [
-            {
-                "interval": "1m",
-                "input_series": [
-                    # an error a second from minute 11 on: pending, firing 15 minutes later
-                    {"series": errors, "values": "0x10 60+60x40"},
-                    # 0.1 refused reports a second from minute 11 on (above 0.05/s over 10 minutes
-                    # from minute 16), firing 10 minutes later; accepted ones never alert
-                    {"series": refused, "values": "0x10 6+6x40"},
-                    {"series": accepted, "values": "0+600x50"},
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "25m", "alertname": "OptikubeReconcileErrors", "exp_alerts": []},
-                    {
-                        "eval_time": "27m",
-                        "alertname": "OptikubeReconcileErrors",
-                        "exp_alerts": [_alert("OptikubeReconcileErrors", "1")],
-                    },
-                    {"eval_time": "25m", "alertname": "OptikubeProgressRefused", "exp_alerts": []},
-                    {
-                        "eval_time": "30m",
-                        "alertname": "OptikubeProgressRefused",
-                        "exp_alerts": [_alert("OptikubeProgressRefused", "0.1")],
-                    },
-                ],
-            }
-        ],
+    case = _case(
+        {
+            # an error a second from minute 11 on: pending, firing 15 minutes later
+            errors: "0x10 60+60x40",
+            # 0.1 refused reports a second from minute 11 on (above 0.05/s over 10 minutes
+            # from minute 16), firing 10 minutes later; accepted ones never alert
+            refused: "0x10 6+6x40",
+            accepted: "0+600x50",
+        },
+        _silent("OptikubeReconcileErrors", "25m"),
+        _firing("OptikubeReconcileErrors", "27m", "1"),
+        _silent("OptikubeProgressRefused", "25m"),
+        _firing("OptikubeProgressRefused", "30m", "0.1"),
     )
+    _passes(tmp_path, [case])
 
 
 def test_a_rule_that_never_fires_is_caught(tmp_path: Path) -> None:
     """promtool itself fails when an expected alert does not come (these tests can fail)."""
-    result = _promtool_test(
-        tmp_path,
-        [
-            {
-                "interval": "1m",
-                "input_series": [{"series": f"up{{{OPERATOR}}}", "values": "1x20"}],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "15m",
-                        "alertname": "OptikubeOperatorDown",
-                        "exp_alerts": [_alert("OptikubeOperatorDown", "1")],
-                    }
-                ],
-            }
-        ],
-    )
+    never = _case({f"up{{{OPERATOR}}}": "1x20"}, _firing("OptikubeOperatorDown", "15m", "1"))
+    result = _promtool_test(tmp_path, [never])
     assert result.returncode != 0 and "FAILED" in result.stdout + result.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from optikube_operator.api.generated_files import write_or_check
+from optikube_operator.api.generated_files import check_option, write_or_check
 from optikube_operator.observability import alerts, dashboard
 
 CHART = Path(__file__).resolve().parents[4] / "charts" / "optikube"
@@ -19,7 +19,7 @@ def generated_files() -> dict[Path, str]:
 
 
 @click.command()
-@click.option("--check", is_flag=True, help="Exit 1 if a committed file differs instead of writing.")
+@check_option("a committed file")
 def main(check: bool) -> None:
     """Write (or check) the chart's Grafana dashboard and Prometheus alert rules."""
     write_or_check(generated_files(), check=check, command="python -m optikube_operator.observability")

@@ -19,31 +19,27 @@ TITLE = "optikube"
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 
+def _label_filter(name: str, label: str, query: str) -> Any:
+    """A variable that picks any number of a label's values (all by default) from ``query``."""
+    return (
+        dashboard.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(models.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+    )
+
+
 def _variables() -> list[Any]:
-    datasource = dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
-    namespace = (
-        dashboard.QueryVariable("namespace")
-        .label("Namespace")
-        .datasource(DATASOURCE)
-        .query("label_values(optikube_trials, namespace)")
-        .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(models.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-    )
-    job = (
-        dashboard.QueryVariable("job")
-        .label("Job")
-        .datasource(DATASOURCE)
-        .query('label_values(optikube_trials{namespace=~"$namespace"}, job)')
-        .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(models.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-    )
-    return [datasource, namespace, job]
+    return [
+        dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        _label_filter("namespace", "Namespace", "label_values(optikube_trials, namespace)"),
+        _label_filter("job", "Job", 'label_values(optikube_trials{namespace=~"$namespace"}, job)'),
+    ]
 
 
 def _panel(panel: Panel, panel_id: int) -> Any:

@@ -47,6 +47,12 @@ def _quantile(q: float, histogram: str, *by: str) -> str:
     return f"histogram_quantile({q}, sum by ({labels}) (rate({histogram}_bucket[{RATE}])))"
 
 
+def _baseline_vs_optimized(measure: str, gauge: str, unit: str) -> Panel:
+    """A bar for each job's baseline and optimized model (the gauges' `model` label)."""
+    target = Target(gauge, "{{job}} {{model}}")
+    return Panel(f"{measure}: baseline vs optimized", "bargauge", (target,), unit=unit)
+
+
 JOBS = Row(
     "Jobs",
     (
@@ -122,23 +128,12 @@ PIPELINE = Row(
             unit="s",
             description="Mean duration of each pipeline stage since the operator started.",
         ),
-        Panel(
-            "Model size: baseline vs optimized",
-            "bargauge",
-            (Target(f"optikube_model_size_bytes{{{SELECTED}}}", "{{job}} {{model}}"),),
-            unit="bytes",
+        _baseline_vs_optimized("Model size", f"optikube_model_size_bytes{{{SELECTED}}}", "bytes"),
+        _baseline_vs_optimized(
+            "Latency (batch 1, p50)", f'optikube_model_latency_seconds{{{SELECTED}, batch="1"}}', "s"
         ),
-        Panel(
-            "Latency (batch 1, p50): baseline vs optimized",
-            "bargauge",
-            (Target(f'optikube_model_latency_seconds{{{SELECTED}, batch="1"}}', "{{job}} {{model}}"),),
-            unit="s",
-        ),
-        Panel(
-            "Test accuracy: baseline vs optimized",
-            "bargauge",
-            (Target(f"optikube_model_accuracy_ratio{{{SELECTED}}}", "{{job}} {{model}}"),),
-            unit="percentunit",
+        _baseline_vs_optimized(
+            "Test accuracy", f"optikube_model_accuracy_ratio{{{SELECTED}}}", "percentunit"
         ),
     ),
 )

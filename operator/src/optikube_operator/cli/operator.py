@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -26,8 +28,19 @@ def _bind(_: click.Context, __: click.Parameter, value: str | None) -> str | Non
     return value
 
 
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def _setting(flag: str, *names: str, **options: Any) -> Callable[[Command], Command]:
+    """An option that also reads the environment variable OPTIKUBE_<FLAG> (`--trainer-image`:
+    OPTIKUBE_TRAINER_IMAGE) unless ``options`` name another."""
+    options.setdefault("envvar", "OPTIKUBE_" + flag.removeprefix("--").replace("-", "_").upper())
+    return click.option(flag, *names, **options)
+
+
 @click.command("operator")
-@click.option(
+@_setting(
     "--namespace",
     "namespaces",
     multiple=True,
@@ -35,54 +48,43 @@ def _bind(_: click.Context, __: click.Parameter, value: str | None) -> str | Non
     help="Watch this namespace (repeatable; env: comma- or space-separated). Default: all namespaces.",
 )
 @click.option("--all-namespaces", "-A", is_flag=True, help="Watch every namespace (the default).")
-@click.option(
+@_setting(
     "--progress-bind",
     default="127.0.0.1:8443",
     show_default=True,
-    envvar="OPTIKUBE_PROGRESS_BIND",
     callback=_bind,
     help="HOST:PORT the progress endpoint listens on.",
 )
-@click.option(
+@_setting(
     "--progress-url",
-    envvar="OPTIKUBE_PROGRESS_URL",
     help="The progress URL trainer pods are told (e.g. http://optikube.optikube-system.svc:8443/v1/progress);"
     " default: http://<progress-bind>/v1/progress.",
 )
-@click.option(
+@_setting(
     "--metrics-bind",
     default="127.0.0.1:8080",
     show_default=True,
-    envvar="OPTIKUBE_METRICS_BIND",
     callback=_bind,
     help="HOST:PORT of /metrics (Prometheus).",
 )
-@click.option(
+@_setting(
     "--liveness",
-    envvar="OPTIKUBE_LIVENESS",
     help="kopf's liveness probe URL to serve, e.g. http://0.0.0.0:8081/healthz. Default: none.",
 )
-@click.option(
-    "--trainer-image",
-    envvar="OPTIKUBE_TRAINER_IMAGE",
-    help="Trainer image of jobs that do not set spec.resources.image.",
-)
-@click.option(
+@_setting("--trainer-image", help="Trainer image of jobs that do not set spec.resources.image.")
+@_setting(
     "--trainer-service-account",
-    envvar="OPTIKUBE_TRAINER_SERVICE_ACCOUNT",
     help="ServiceAccount of trainer pods whose job sets none (it needs no RBAC). Default: optikube-trainer.",
 )
-@click.option(
+@_setting(
     "--trainer-defaults",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    envvar="OPTIKUBE_TRAINER_DEFAULTS",
+    type=_FILE,
     help="YAML of trainer pod defaults: nodeSelector, tolerations, gpuNodeSelector, gpuTolerations,"
     " runtimeClassName, imagePullSecrets, runAsUser, runAsGroup, fsGroup, image, serviceAccount.",
 )
-@click.option(
+@_setting(
     "--kubeconfig",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    envvar="OPTIKUBE_KUBECONFIG",
+    type=_FILE,
     help="Kubeconfig to use. Default: in-cluster config, else $KUBECONFIG or ~/.kube/config.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Log debug messages.")

@@ -9,18 +9,17 @@ the kernel removes the namespaces and every veth in them.
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from optikube_testcluster.flags import SERVICE_CLUSTER_IP_RANGE
 from optikube_testcluster.processnode import nssyscalls
 from optikube_testcluster.processnode.ipam import AddressPool
-from optikube_testcluster.processnode.spawner import Spawner, read_ready
+from optikube_testcluster.processnode.spawner import Spawner, WorkThread, read_ready
 
 BRIDGE = "okbr0"
 T = TypeVar("T")
@@ -137,36 +136,8 @@ class NodeNetwork:
             self.holder.wait()
 
 
-class NetnsWorker:
+class NetnsWorker(WorkThread):
     """A thread that lives inside one network namespace and runs what it is given there."""
 
     def __init__(self, path: str) -> None:
-        self._requests: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
-        joined: Future[None] = Future()
-        self._thread = threading.Thread(
-            target=self._run, args=(path, joined), name="netns worker", daemon=True
-        )
-        self._thread.start()
-        joined.result()
-
-    def _run(self, path: str, joined: Future[None]) -> None:
-        try:
-            nssyscalls.setns(path, nssyscalls.CLONE_NEWNET)
-        except BaseException as error:
-            joined.set_exception(error)
-            return
-        joined.set_result(None)
-        while (request := self._requests.get()) is not None:
-            work, future = request
-            try:
-                future.set_result(work())
-            except BaseException as error:
-                future.set_exception(error)
-
-    def submit(self, work: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
-        self._requests.put((work, future))
-        return future
-
-    def stop(self) -> None:
-        self._requests.put(None)
+        super().__init__("netns worker", lambda: nssyscalls.setns(path, nssyscalls.CLONE_NEWNET))

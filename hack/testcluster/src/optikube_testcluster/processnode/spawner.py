@@ -16,18 +16,32 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 NSINIT = Path(__file__).with_name("nsinit.py")
+T = TypeVar("T")
 
 
-class Spawner:
-    def __init__(self) -> None:
+class WorkThread:
+    """A thread that runs the work it is given, in order, handing each result (or error) back
+    through a Future, so that what only a thread has (the children it forked, the namespace it
+    entered) serves the whole agent. ``enter`` runs on it first; its error is the constructor's."""
+
+    def __init__(self, name: str, enter: Callable[[], None] | None = None) -> None:
         self._requests: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="spawner", daemon=True)
+        entered: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, args=(enter, entered), name=name, daemon=True)
         self._thread.start()
+        entered.result()
 
-    def _run(self) -> None:
+    def _run(self, enter: Callable[[], None] | None, entered: Future[None]) -> None:
+        try:
+            if enter is not None:
+                enter()
+        except BaseException as error:
+            entered.set_exception(error)
+            return
+        entered.set_result(None)
         while (request := self._requests.get()) is not None:
             work, future = request
             try:
@@ -35,10 +49,21 @@ class Spawner:
             except BaseException as error:
                 future.set_exception(error)
 
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._requests.put((work, future))
+        return future
+
+    def stop(self) -> None:
+        self._requests.put(None)
+
+
+class Spawner(WorkThread):
+    def __init__(self) -> None:
+        super().__init__("spawner")
+
     def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        future: Future[subprocess.Popen[bytes]] = Future()
-        self._requests.put((lambda: subprocess.Popen(argv, close_fds=True, **kwargs), future))
-        return future.result()
+        return self.submit(lambda: subprocess.Popen(argv, close_fds=True, **kwargs)).result()
 
     def nsinit(
         self, mode: str, spec: dict[str, Any], spec_path: Path, output: IO[bytes] | int | None = None
@@ -58,9 +83,6 @@ class Spawner:
             stdout=stdout,
             stderr=subprocess.STDOUT if output is not None else None,
         )
-
-    def stop(self) -> None:
-        self._requests.put(None)
 
 
 def read_ready(process: subprocess.Popen[bytes], what: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,29 +49,20 @@ def export_onnx(model: nn.Module, example_inputs: Tensor, path: Path) -> str:
 
 
 def _export(model: nn.Module, example: tuple[Tensor], path: Path) -> str:
-    try:
+    """Export with the TorchScript exporter, or with dynamo where it fails; returns which one.
+    Either way the batch dimension stays free."""
+
+    def export(**exporter: Any) -> None:
         torch.onnx.export(
-            model,
-            example,
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            dynamo=False,
+            model, example, str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], **exporter
         )
+
+    try:
+        export(dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, dynamo=False)
         return "torchscript"
     except Exception:
         batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-        torch.onnx.export(
-            model,
-            example,
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},),
-            dynamo=True,
-            external_data=False,  # one self-contained file
-        )
+        export(dynamic_shapes=({0: batch},), dynamo=True, external_data=False)  # one self-contained file
         return "dynamo"
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from optikube_operator.api.runconfig import RunConfig
 from optikube_operator.reports.pipeline_html import write_report
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
@@ -19,6 +18,7 @@ from optikube_trainer.export import ExportedArtifact, export_model, export_onnx_
 from optikube_trainer.pipeline.budget import resolution_notes
 from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_checkpoint_model
 from optikube_trainer.pipeline.measuring import eval_split, measure
+from optikube_trainer.pipeline.run import PipelineRun
 from optikube_trainer.pipeline.stages import calibration_batches
 from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import Recipe
@@ -47,17 +47,10 @@ REPORT_FILE = "report.html"
 class _Runtimes:
     """Builds and scores the candidates of one evaluation."""
 
-    def __init__(
-        self,
-        recipe: Recipe,
-        state: PipelineCheckpoint,
-        model: nn.Module,
-        bundle: DataBundle,
-        example: Tensor,
-        ctx: RunContext,
-    ) -> None:
-        self.recipe, self.state, self.model = recipe, state, model
-        self.bundle, self.example, self.ctx = bundle, example, ctx
+    def __init__(self, run: PipelineRun, model: nn.Module) -> None:
+        self.recipe, self.state, self.model = run.recipe, run.state, model
+        self.bundle, self.example, self.ctx = run.bundle, run.example, run.ctx
+        state, ctx = run.state, run.ctx
         assert state.baseline_model_file is not None and state.baseline_validation is not None
         self.baseline = load_checkpoint_model(ctx, state.baseline_model_file)
         # the float model the quantization stage started from; the model itself when none ran
@@ -176,49 +169,33 @@ def _runtime_record(
     }
 
 
-def _ship(
-    config: RunConfig,
-    state: PipelineCheckpoint,
-    chosen: RuntimeResult,
-    model: nn.Module,
-    bundle: DataBundle,
-    example: Tensor,
-    ctx: RunContext,
-) -> ExportedArtifact:
+def _ship(run: PipelineRun, chosen: RuntimeResult, model: nn.Module) -> ExportedArtifact:
     """Export the chosen artifact and check that it really loads and runs, or fail the pipeline."""
     description = {
-        "job": config.job.name,
-        "stages": [s["name"] for s in state.completed if not s.get("skipped")],
-        "numClasses": bundle.num_classes,
-        "task": bundle.task,
+        "job": run.config.job.name,
+        "stages": [s["name"] for s in run.state.completed if not s.get("skipped")],
+        "numClasses": run.bundle.num_classes,
+        "task": run.bundle.task,
     }
-    artifact = _export(chosen, model, example, description, ctx)
+    artifact = _export(chosen, model, run.example, description, run.ctx)
     loaded = load_exported(artifact.directory, compiled=False)
-    loaded(example[:1])
+    loaded(run.example[:1])
     return artifact
 
 
-def finish(
-    config: RunConfig,
-    recipe: Recipe,
-    state: PipelineCheckpoint,
-    model: nn.Module,
-    bundle: DataBundle,
-    example: Tensor,
-    ctx: RunContext,
-    progress: ProgressSender,
-) -> dict[str, Any]:
+def finish(run: PipelineRun, model: nn.Module, progress: ProgressSender) -> dict[str, Any]:
     """Rank 0: the evaluation stage and results.json."""
+    recipe, state, bundle, example, ctx = run.recipe, run.state, run.bundle, run.example, run.ctx
     progress.stage("evaluation", "started")
     started = time.monotonic()
     optimized = measure(model, bundle, example, split="test", macs=state.macs, latency_runs=1)
-    runtimes = _Runtimes(recipe, state, model, bundle, example, ctx)
+    runtimes = _Runtimes(run, model)
     measured = runtimes.measure()
     chosen, reason = choose(measured, recipe.export.runtime, recipe.export.batch_size)
     slower = slower_than_baseline(chosen)
     if slower is not None:
         runtimes.notes.append(slower)
-    artifact = _ship(config, state, chosen, model, bundle, example, ctx)
+    artifact = _ship(run, chosen, model)
     optimized.size_bytes = artifact.size_bytes
     optimized.latency_ms = chosen.latency
     optimized.metrics = chosen.metrics
@@ -254,7 +231,7 @@ def finish(
             "report": REPORT_FILE,
         },
     }
-    write_report(results, ctx.output_dir / REPORT_FILE, title=f"optikube: {config.job.name}")
+    write_report(results, ctx.output_dir / REPORT_FILE, title=f"optikube: {run.config.job.name}")
     duration = round(time.monotonic() - started, 3)
     summary = {"sizeBytes": artifact.size_bytes, "runtime": chosen.runtime}
     progress.stage("evaluation", "completed", duration_s=duration, summary=summary)

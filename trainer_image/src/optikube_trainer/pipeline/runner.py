@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from optikube_operator.api.runconfig import RunConfig
 from optikube_trainer.data import DataBundle, load_job_data
@@ -17,9 +17,10 @@ from optikube_trainer.evaluation import count_macs
 from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.models import build_model
 from optikube_trainer.pipeline.budget import run_within_budget, validation_value
-from optikube_trainer.pipeline.checkpoint import PipelineCheckpoint, load_state, save_stage
+from optikube_trainer.pipeline.checkpoint import load_state, save_stage
 from optikube_trainer.pipeline.evaluation import finish
 from optikube_trainer.pipeline.measuring import measure
+from optikube_trainer.pipeline.run import PipelineRun
 from optikube_trainer.pipeline.stages import STAGES, StageOutcome, sample_inputs
 from optikube_trainer.recipe import Recipe, read_recipe
 from optikube_trainer.training.loop import fit
@@ -28,15 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def _record(
+    run: PipelineRun,
     name: str,
-    state: PipelineCheckpoint,
-    ctx: RunContext,
-    example: Tensor,
     model: nn.Module,
     changes: dict[str, Any],
     duration: float,
     status: str = "completed",
 ) -> None:
+    state, ctx = run.state, run.ctx
     entry: dict[str, Any] = {"name": name, "durationSeconds": duration, "changes": changes}
     budget = changes.pop("budget", None)
     if budget is not None:
@@ -44,20 +44,14 @@ def _record(
     if status == "skipped":
         entry["skipped"] = True
     state.completed.append(entry)
-    save_stage(ctx, state, model, example)
+    save_stage(ctx, state, model, run.example)
     ctx.progress_sender().stage(
         name, status, duration_s=duration, summary={**changes, **({"budget": budget} if budget else {})}
     )
 
 
-def _train(
-    config: RunConfig,
-    recipe: Recipe,
-    state: PipelineCheckpoint,
-    bundle: DataBundle,
-    example: Tensor,
-    ctx: RunContext,
-) -> nn.Module:
+def _train(run: PipelineRun) -> nn.Module:
+    recipe, state, bundle, example, ctx = run.recipe, run.state, run.bundle, run.example, run.ctx
     ctx.progress_sender().stage("train", "started")
     started = time.monotonic()
     seed_everything(ctx.seed)  # the same trained model however the process was started
@@ -81,19 +75,12 @@ def _train(
     # every rank judges the later stages against the same baseline (the budget checks run on all)
     state.baseline_validation = float(broadcast_object(state.baseline_validation or 0.0))  # type: ignore[arg-type]
     state.baseline_model_file = f"model-{len(state.completed) + 1}"  # the name save_stage gives it
-    _record("train", state, ctx, example, trained, changes, round(time.monotonic() - started, 3))
+    _record(run, "train", trained, changes, round(time.monotonic() - started, 3))
     return trained
 
 
-def _compress(
-    name: str,
-    model: nn.Module,
-    recipe: Recipe,
-    state: PipelineCheckpoint,
-    bundle: DataBundle,
-    example: Tensor,
-    ctx: RunContext,
-) -> nn.Module:
+def _compress(run: PipelineRun, name: str, model: nn.Module) -> nn.Module:
+    recipe, state, bundle, ctx = run.recipe, run.state, run.bundle, run.ctx
     progress = ctx.progress_sender()
     progress.stage(name, "started")
     started = time.monotonic()
@@ -102,20 +89,20 @@ def _compress(
     assert state.baseline_validation is not None
     budget = recipe.budget.against(state.baseline_validation)
 
-    def run(before: nn.Module, attempt: Recipe) -> StageOutcome:
+    def attempt_stage(before: nn.Module, attempt: Recipe) -> StageOutcome:
         return STAGES[name](before, attempt, bundle, ctx)
 
     def on_retry(summary: dict[str, Any]) -> None:
         progress.stage(name, "retried", summary=summary)
 
-    guarded = run_within_budget(name, model, recipe, bundle, ctx, budget, run, on_retry)
+    guarded = run_within_budget(name, model, recipe, bundle, ctx, budget, attempt_stage, on_retry)
     duration = round(time.monotonic() - started, 3)
     changes: dict[str, Any] = {"budget": guarded.record}
     if guarded.outcome is None:
         if name == "quantization":
             state.quantization_method = None
         changes["validationAccuracyAfter"] = None
-        _record(name, state, ctx, example, guarded.model, changes, duration, status="skipped")
+        _record(run, name, guarded.model, changes, duration, status="skipped")
         return guarded.model
     outcome = guarded.outcome
     if outcome.extra.get("macs") is not None:
@@ -126,7 +113,7 @@ def _compress(
     changes.update(outcome.changes)
     if ctx.is_main:
         changes["validationAccuracyAfter"] = round(validation_value(outcome.model, bundle, "accuracy"), 6)
-    _record(name, state, ctx, example, outcome.model, changes, duration)
+    _record(run, name, outcome.model, changes, duration)
     return outcome.model
 
 
@@ -138,17 +125,14 @@ def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:
     state, model = load_state(ctx)
     if state.completed:
         log.info("resuming the pipeline after stage %s", state.completed[-1]["name"])
+    run = PipelineRun(config, recipe, state, bundle, example, ctx)
     if not state.done("train"):
-        model = _train(config, recipe, state, bundle, example, ctx)
+        model = _train(run)
     assert model is not None
     for name in recipe.stages:
         if not state.done(name):
-            model = _compress(name, model, recipe, state, bundle, example, ctx)
-    results = (
-        finish(config, recipe, state, model, bundle, example, ctx, ctx.progress_sender())
-        if ctx.is_main
-        else None
-    )
+            model = _compress(run, name, model)
+    results = finish(run, model, ctx.progress_sender()) if ctx.is_main else None
     barrier()
     return results
 

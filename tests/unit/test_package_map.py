@@ -10,11 +10,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = {
+    "optikube": ROOT / "operator" / "src" / "optikube",
     "optikube_operator": ROOT / "operator" / "src" / "optikube_operator",
     "optikube_trainer": ROOT / "trainer_image" / "src" / "optikube_trainer",
     "optikube_testcluster": ROOT / "hack" / "testcluster" / "src" / "optikube_testcluster",
 }
-ROW = re.compile(r"^\| `(optikube_[a-z_.]+)` \| .* \| ([^|]+) \|$")
+ROW = re.compile(r"^\| `(optikube(?:_[a-z_.]+)?)` \| .* \| ([^|]+) \|$")
 
 
 def tree_packages() -> dict[str, Path]:

@@ -1,5 +1,5 @@
-"""The optikube wheel, what `pip install optikube` and both images install, carries the operator
-and the trainer and nothing of the test cluster (hack/testcluster, a distribution of its own)."""
+"""The optikube wheel, what `pip install optikube` and both images install, carries the client's
+`optikube` package, the operator and the trainer and nothing of the test cluster (hack/testcluster, a distribution of its own)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     return zipfile.ZipFile(built)
 
 
-def test_the_wheel_holds_the_operator_and_the_trainer_only(wheel: zipfile.ZipFile) -> None:
+def test_the_wheel_holds_the_client_the_operator_and_the_trainer_only(wheel: zipfile.ZipFile) -> None:
     top = {name.split("/")[0] for name in wheel.namelist() if not name.endswith(".dist-info/")}
     packages = {name for name in top if not name.endswith(".dist-info")}
-    assert packages == {"optikube_operator", "optikube_trainer"}
+    # `optikube` is the client's import name (`from optikube import Client`), a re-export only
+    assert packages == {"optikube", "optikube_operator", "optikube_trainer"}
+    assert "optikube/__init__.py" in wheel.namelist()
     assert not [name for name in wheel.namelist() if "envtest" in name or "testcluster" in name]
 
 

@@ -13,7 +13,7 @@ from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.runconfig import JobIdentity, render_run_config
 from optikube_trainer.__main__ import main
-from optikube_trainer.preflight import PREFLIGHT_FILE, PreflightError, preflight_stage, run_preflight
+from optikube_trainer.preflight import PREFLIGHT_OUTCOME_FILE, PreflightError, preflight_stage, run_preflight
 
 
 def spec(**changes: Any) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def test_the_stage_exits_2_with_the_field_in_the_file_and_the_termination_messag
     path = tmp_path / "run.json"
     path.write_text(json.dumps(config))
     assert main(["preflight", "--config", str(path)]) == 2
-    outcome = json.loads((tmp_path / "out" / PREFLIGHT_FILE).read_text())
+    outcome = json.loads((tmp_path / "out" / PREFLIGHT_OUTCOME_FILE).read_text())
     assert outcome["ok"] is False and outcome["field"] == "spec.data.source.file.path"
     termination = tmp_path / "termination-log"
     termination.write_text("")

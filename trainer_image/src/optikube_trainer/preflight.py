@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,12 @@ from torch import nn
 from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.data import DataSpec
 from optikube_operator.api.model import ModelSpec
-from optikube_operator.api.runconfig import PREFLIGHT_EXIT_REFUSED, RunConfig
+from optikube_operator.api.runconfig import (
+    PREFLIGHT_EXIT_REFUSED,
+    PREFLIGHT_OUTCOME_FILE,
+    PreflightFindings,
+    RunConfig,
+)
 from optikube_trainer.compression import DistillationConfig, student_model_spec
 from optikube_trainer.data import DataBundle, RawData, load_data, load_raw
 from optikube_trainer.data.splits import split_indices
@@ -34,9 +38,6 @@ from optikube_trainer.recipe import DataRecipe, TrainingRecipe, folds
 
 log = logging.getLogger(__name__)
 
-# the outcome, in the run's output directory: {"ok": true, "findings": {...}} or
-# {"ok": false, "field": ..., "message": ...}
-PREFLIGHT_FILE = "preflight.json"
 # exit codes: the spec or its data cannot run; the preflight itself broke
 EXIT_REFUSED = PREFLIGHT_EXIT_REFUSED
 EXIT_CRASHED = 1
@@ -52,28 +53,6 @@ class PreflightError(ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}" if field else message)
-
-
-@dataclass(frozen=True)
-class PreflightFindings:
-    samples: int
-    classes: int
-    input_shape: tuple[int, ...]
-    parameters: int
-    student_parameters: int | None
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        findings: dict[str, Any] = {
-            "samples": self.samples,
-            "classes": self.classes,
-            "inputShape": list(self.input_shape),
-            "parameters": self.parameters,
-            "seconds": round(self.seconds, 3),
-        }
-        if self.student_parameters is not None:
-            findings["studentParameters"] = self.student_parameters
-        return findings
 
 
 def as_preflight_error(error: Exception, field: str) -> PreflightError:
@@ -244,10 +223,10 @@ def run_preflight(spec: OptimizationJobSpec) -> PreflightFindings:
     return PreflightFindings(
         samples=len(raw),
         classes=raw.num_classes,
-        input_shape=bundle.input_shape,
+        input_shape=tuple(bundle.input_shape),
         parameters=parameters,
         student_parameters=student_parameters,
-        seconds=time.perf_counter() - started,
+        seconds=round(time.perf_counter() - started, 3),
     )
 
 
@@ -259,7 +238,7 @@ def preflight_stage(config: RunConfig, termination_log: Path = TERMINATION_LOG) 
     try:
         findings = run_preflight(config.spec)
     except PreflightError as error:
-        _write(out / PREFLIGHT_FILE, {"ok": False, "field": error.field, "message": error.message})
+        _write(out / PREFLIGHT_OUTCOME_FILE, {"ok": False, "field": error.field, "message": error.message})
         print(f"preflight refused the job: {error}", file=sys.stderr)
         if termination_log.exists():
             try:
@@ -269,8 +248,8 @@ def preflight_stage(config: RunConfig, termination_log: Path = TERMINATION_LOG) 
             except OSError as failure:
                 log.warning("cannot write %s: %s", termination_log, failure)
         return EXIT_REFUSED
-    _write(out / PREFLIGHT_FILE, {"ok": True, "findings": findings.to_json()})
-    print(json.dumps({"preflight": "passed", **findings.to_json()}))
+    _write(out / PREFLIGHT_OUTCOME_FILE, {"ok": True, "findings": findings.to_dict()})
+    print(json.dumps({"preflight": "passed", **findings.to_dict()}))
     return 0
 
 

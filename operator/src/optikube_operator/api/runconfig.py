@@ -21,6 +21,20 @@ Stage = Literal["preflight", "trial", "pipeline"]
 # the preflight's exit code when the spec or its data cannot run; it has then written
 # `<spec field>: <problem>` (its outcome file, stderr, the termination message)
 PREFLIGHT_EXIT_REFUSED = 2
+# the preflight's outcome, in its run's output directory: {"ok": true, "findings": PreflightFindings}
+# or {"ok": false, "field": <spec field>, "message": <problem>}
+PREFLIGHT_OUTCOME_FILE = "preflight.json"
+
+
+class PreflightFindings(ApiModel):
+    """What a preflight that passed found, as its outcome file and the operator's messages say it."""
+
+    samples: int = Field(ge=0, description="Examples in the data set.")
+    classes: int = Field(ge=0, description="Target classes in the data set.")
+    input_shape: tuple[int, ...] = Field(description="The shape of one example as the model takes it.")
+    parameters: int = Field(ge=0, description="Parameters of the model.")
+    student_parameters: int | None = Field(None, ge=0, description="Parameters of the distillation student.")
+    seconds: float = Field(ge=0, description="How long the preflight took.")
 
 
 class JobIdentity(ApiModel):

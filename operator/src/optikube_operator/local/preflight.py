@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optikube_operator.api.runconfig import PREFLIGHT_OUTCOME_FILE
 from optikube_operator.core.recording import preflight_message
 from optikube_operator.local.processes import launch, log_tail, terminate
 from optikube_operator.local.state import read_json_object, write_json_atomic
 from optikube_operator.runconfig import JobIdentity, render_run_config
 
 PREFLIGHT_DIR = "preflight"
-OUTCOME_FILE = "preflight.json"  # written by the trainer's preflight stage
 LOG_FILE = "preflight.log"
 CommandBuilder = Callable[[str, Path, int], list[str]]
 
@@ -54,7 +54,8 @@ async def run_preflight(
     """Run the preflight of ``spec`` in ``out/preflight``; None when ``stop`` was set first."""
     run_dir = out / PREFLIGHT_DIR
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / OUTCOME_FILE).unlink(missing_ok=True)  # an earlier attempt's says nothing of this one
+    # an earlier attempt's outcome says nothing of this one
+    (run_dir / PREFLIGHT_OUTCOME_FILE).unlink(missing_ok=True)
     config_path = run_dir / "run.json"
     config = render_run_config(job=job, spec=dict(spec), stage="preflight", output_dir=str(run_dir))
     write_json_atomic(config_path, config)
@@ -68,7 +69,7 @@ async def run_preflight(
         await terminate(process, grace_seconds=5.0)
         return None
     code = waiting.result()
-    outcome = read_json_object(run_dir / OUTCOME_FILE)
+    outcome = read_json_object(run_dir / PREFLIGHT_OUTCOME_FILE)
     findings = outcome.get("findings") if outcome and outcome.get("ok") else None
     message = preflight_message(code, refusal_of(outcome), log_tail(run_dir / LOG_FILE, lines=20))
     return PreflightOutcome(code, message, dict(findings or {}))

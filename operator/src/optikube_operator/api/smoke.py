@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from optikube_operator.api.data import DataSource
@@ -63,13 +63,7 @@ class SmokeChange:
         return f"{self.path}: {_shown(self.before)} -> {_shown(self.after)} ({self.reason})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "before": self.before,
-            "after": self.after,
-            "kind": self.kind,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,14 @@ SUBCOMMANDS: dict[str, str] = {
     "validate": "optikube_operator.cli.validate:validate",
     "run": "optikube_operator.cli.run:run",
     "operator": "optikube_operator.cli.operator:operator",
+    # the client's commands, for jobs on this machine (--local) or in a cluster
+    "submit": "optikube_operator.cli.submit:submit",
+    "watch": "optikube_operator.cli.submit:watch",
+    "get": "optikube_operator.cli.jobs:get",
+    "describe": "optikube_operator.cli.jobs:describe",
+    "results": "optikube_operator.cli.jobs:results",
+    "logs": "optikube_operator.cli.jobs:logs",
+    "delete": "optikube_operator.cli.jobs:delete",
 }
 
 

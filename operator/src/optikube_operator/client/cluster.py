@@ -170,7 +170,11 @@ class ClusterJobs:
             key=lambda trial: trial.number,
         )
         return JobSnapshot(
-            name=job["metadata"]["name"], where=self.where, status=status, trials=tuple(records)
+            name=job["metadata"]["name"],
+            where=self.where,
+            status=status,
+            trials=tuple(records),
+            spec=dict(job.get("spec") or {}),
         )
 
     def trial_objects(self, name: str) -> list[dict[str, Any]]:

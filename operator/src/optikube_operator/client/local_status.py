@@ -159,4 +159,4 @@ def local_snapshot(directory: Path, runner: RunnerState, now: datetime | None = 
         )
     )
     parsed = OptimizationJobStatus.model_validate(status, by_alias=True, strict=False)
-    return JobSnapshot(name=name, where=str(directory), status=parsed, trials=trials)
+    return JobSnapshot(name=name, where=str(directory), status=parsed, trials=trials, spec=job.spec.to_dict())

@@ -74,6 +74,7 @@ class JobSnapshot:
     where: str  # `namespace NS` on a cluster, the job's folder locally
     status: OptimizationJobStatus
     trials: tuple[TrialRecord, ...] = ()
+    spec: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def phase(self) -> str:

@@ -1,0 +1,166 @@
+"""How the client's commands show a job: the printer columns of `kubectl get optjob`, the trials,
+the conditions, the runtimes, and the live view of `optikube watch`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from optikube_operator.client import JobSnapshot, TrialRecord
+from optikube_operator.reports.job_text import params_phrase, value_text
+
+COLUMNS = ("NAME", "PHASE", "STAGE", "TRIALS", "BEST", "SIZE RATIO", "SPEEDUP", "RUNTIME", "AGE")
+STATE_STYLES = {
+    "Succeeded": "green",
+    "Running": "cyan",
+    "Pending": "yellow",
+    "Pruned": "magenta",
+    "Failed": "red",
+    "TimedOut": "red",
+    "Stopped": "dim",
+    "Suspended": "dim",
+}
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], title: str | None = None) -> Table:
+    shown = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    for name in header:
+        shown.add_column(name, overflow="fold")
+    for row in rows:
+        shown.add_row(*row)
+    return shown
+
+
+def _shown(value: Any) -> str:
+    return "" if value is None else value_text(value)
+
+
+def age(start: datetime | None, now: datetime | None = None) -> str:
+    if start is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - start).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def printer_row(snapshot: JobSnapshot) -> list[str]:
+    """The columns `kubectl get optjob` prints (the CRD's additionalPrinterColumns)."""
+    status = snapshot.status
+    results = status.results
+    best = status.best_trial
+    return [
+        snapshot.name,
+        snapshot.phase,
+        snapshot.stage or "",
+        str(status.trial_counts.completed),
+        _shown(best.objective_value if best else None),
+        _shown(results.size_ratio if results else None),
+        _shown(results.speedup if results else None),
+        (results.runtime or "") if results else "",
+        age(status.start_time),
+    ]
+
+
+def trials_table(trials: Sequence[TrialRecord], title: str | None = "Trials") -> Table:
+    params = sorted({name for trial in trials for name in trial.params})
+    metrics = sorted({name for trial in trials for name in (*trial.values, *trial.latest_values)})
+    header = ["#", "state", *(name.split(".")[-1] for name in params), "step", *metrics, "message"]
+    rows = []
+    for trial in trials:
+        values = trial.values or trial.latest_values
+        rows.append(
+            [
+                str(trial.number),
+                trial.state,
+                *(_shown(trial.params.get(name)) for name in params),
+                _shown(trial.latest_step),
+                *(_shown(values.get(name)) for name in metrics),
+                trial.message,
+            ]
+        )
+    return table(header, rows, title)
+
+
+def best_line(trial: TrialRecord | None) -> str:
+    if trial is None:
+        return "best trial: none yet"
+    values = ", ".join(f"{name} {value_text(value)}" for name, value in trial.values.items())
+    return f"best trial {trial.number}: {values or 'no values'}, with {params_phrase(trial.params)}"
+
+
+def runtime_rows(snapshot: JobSnapshot) -> list[list[str]]:
+    results = snapshot.status.results
+    rows = []
+    for candidate in results.runtimes if results else []:
+        latency = candidate.optimized
+        rows.append(
+            [
+                candidate.runtime
+                + (" (shipped)" if results and candidate.runtime == results.runtime else ""),
+                candidate.quantization or "",
+                _shown(latency.batch1_p50 if latency else None),
+                _shown(latency.batch32_p50 if latency else None),
+                _shown(candidate.accuracy),
+                "" if candidate.within_budget is None else str(candidate.within_budget).lower(),
+                candidate.error or "",
+            ]
+        )
+    return rows
+
+
+RUNTIME_HEADER = (
+    "runtime",
+    "quantization",
+    "batch 1 (ms)",
+    "batch 32 (ms)",
+    "accuracy",
+    "within budget",
+    "error",
+)
+
+
+def budget_lines(snapshot: JobSnapshot) -> list[str]:
+    """The search's budget and the accuracy budget, as the spec sets them and as they are used."""
+    spec: Mapping[str, Any] = snapshot.spec
+    tuning = spec.get("tuning") or {}
+    counts = snapshot.status.trial_counts
+    lines = []
+    if tuning:
+        lines.append(
+            f"trials: {counts.completed} of {tuning.get('maxTrials')} finished, {counts.running} running"
+            f" (at most {tuning.get('parallelTrials')} at once), {counts.failed} failed of"
+            f" {tuning.get('maxFailedTrials')} allowed"
+        )
+        limits = [f"{key} {tuning[key]}" for key in ("maxDuration", "trialTimeout", "goal") if key in tuning]
+        if limits:
+            lines.append("limits: " + ", ".join(limits) + f" (running for {age(snapshot.status.start_time)})")
+    allowed = (spec.get("compression") or {}).get("maxAccuracyDrop")
+    results = snapshot.status.results
+    drop = results.accuracy_drop if results else None
+    if allowed is not None or drop is not None:
+        lines.append(
+            f"accuracy budget: {_shown(drop) or 'not measured yet'} lost of {_shown(allowed) or '?'} allowed"
+        )
+    return lines
+
+
+def live_view(snapshot: JobSnapshot) -> Group:
+    """What `optikube watch` redraws: the trials, the best so far, phase and stage."""
+    heading = Text(f"{snapshot.name}  ", style="bold")
+    heading.append(snapshot.phase, style=STATE_STYLES.get(snapshot.phase, "bold cyan"))
+    if snapshot.stage:
+        heading.append(f"  stage {snapshot.stage}")
+    progress = snapshot.status.progress
+    if progress is not None:
+        heading.append(f"  {progress.percent:.0f}%")
+    return Group(
+        heading, trials_table(snapshot.trials[-20:], title=None), Text(best_line(snapshot.best_trial))
+    )

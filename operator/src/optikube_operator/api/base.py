@@ -191,5 +191,3 @@ Quantity = Annotated[
 FreeValue = Annotated[Any, WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True})]
 
 Timestamp = Annotated[datetime, Field(strict=False)]
-
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -19,12 +19,19 @@ from pydantic_core import PydanticCustomError
 
 from optikube_operator.api.base import shown
 
+
+def _repeated(part: str, separator: str) -> str:
+    """One or more ``part``s with ``separator`` between them."""
+    return rf"{part}(?:{separator}{part})*"
+
+
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS_LABEL_PATTERN = rf"^{_LABEL}$"
 DNS1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN_PATTERN = rf"^{_LABEL}(\.{_LABEL})*$"
+_SUBDOMAIN = _repeated(_LABEL, r"\.")
+DNS_SUBDOMAIN_PATTERN = rf"^{_SUBDOMAIN}$"
 _NAME_PART = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
-QUALIFIED_NAME_PATTERN = rf"^({_LABEL}(\.{_LABEL})*/)?{_NAME_PART}$"
+QUALIFIED_NAME_PATTERN = rf"^({_SUBDOMAIN}/)?{_NAME_PART}$"
 LABEL_VALUE_PATTERN = rf"^({_NAME_PART})?$"
 MAX_LABEL = 63
 MAX_SUBDOMAIN = 253
@@ -33,12 +40,14 @@ MAX_QUALIFIED_NAME = MAX_SUBDOMAIN + 1 + MAX_LABEL
 # distribution/reference: [domain[:port]/]path[:tag][@digest]. `\w` is spelled out: Python's is
 # Unicode, Go's is ASCII.
 _ALNUM = r"[a-z0-9]+"
-_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_PATH_COMPONENT = _repeated(_ALNUM, "(?:[._]|__|-+)")
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_DOMAIN_NAME = _repeated(_DOMAIN_COMPONENT, r"\.")
+_DOMAIN = rf"(?:{_DOMAIN_NAME}|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+_PATH = _repeated(_PATH_COMPONENT, "/")
+IMAGE_PATTERN = rf"^(?:{_DOMAIN}/)?{_PATH}(?::{_TAG})?(?:@{_DIGEST})?$"
 MAX_IMAGE = 512
 # The repository name (without tag and digest) of a reference.
 _MAX_IMAGE_NAME = 255

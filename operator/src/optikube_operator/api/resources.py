@@ -8,8 +8,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from optikube_operator.api.affinity import Affinity
-from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, AsDict, Quantity, Rule
-from optikube_operator.api.formats import DnsSubdomain, ImageReference, LabelValue, QualifiedName
+from optikube_operator.api.base import ApiModel, AsDict, Quantity, Rule
+from optikube_operator.api.formats import (
+    DNS_LABEL_PATTERN,
+    DnsSubdomain,
+    ImageReference,
+    LabelValue,
+    QualifiedName,
+)
 from optikube_operator.api.quantities import ResourceName, requirement_errors
 
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue, Rule
+from optikube_operator.api.base import ApiModel, FreeValue, Rule
+from optikube_operator.api.formats import DNS_LABEL_PATTERN
 from optikube_operator.api.job import OptimizationJob, OptimizationJobSpec
 from optikube_operator.api.validation import FieldError, model_errors, rule_errors
 

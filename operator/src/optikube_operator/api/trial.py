@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from optikube_operator.api.base import DNS_LABEL_PATTERN, ApiModel, FreeValue, Timestamp
+from optikube_operator.api.base import ApiModel, FreeValue, Timestamp
+from optikube_operator.api.formats import DNS_LABEL_PATTERN
 from optikube_operator.api.metadata import ObjectMeta, name_errors
 from optikube_operator.api.status import MAX_MESSAGE, MetricValues
 from optikube_operator.api.tuning import MAX_TRIAL_STEPS

@@ -10,7 +10,7 @@ object small.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,11 @@ MAX_VALUES = 64
 
 SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 NodeSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+
+
+def _terms(description: str) -> Any:
+    """A list field of at most MAX_TERMS items, empty unless set (Kubernetes' optional lists)."""
+    return Field(default_factory=list, max_length=MAX_TERMS, description=description)
 
 
 def _values_rules(operators: tuple[str, ...] = ()) -> tuple[Rule, ...]:
@@ -80,9 +85,7 @@ class LabelSelector(ApiModel):
         max_length=32,
         description="Labels that must have exactly these values (keys are label keys, values label values).",
     )
-    match_expressions: list[LabelSelectorRequirement] = Field(
-        default_factory=list, max_length=MAX_TERMS, description="Conditions on labels."
-    )
+    match_expressions: list[LabelSelectorRequirement] = _terms("Conditions on labels.")
 
 
 class NodeSelectorRequirement(ApiModel):
@@ -112,12 +115,8 @@ class NodeFieldSelectorRequirement(ApiModel):
 class NodeSelectorTerm(ApiModel):
     """Conditions that must all hold on a node."""
 
-    match_expressions: list[NodeSelectorRequirement] = Field(
-        default_factory=list, max_length=MAX_TERMS, description="Conditions on node labels."
-    )
-    match_fields: list[NodeFieldSelectorRequirement] = Field(
-        default_factory=list, max_length=MAX_TERMS, description="Conditions on node fields."
-    )
+    match_expressions: list[NodeSelectorRequirement] = _terms("Conditions on node labels.")
+    match_fields: list[NodeFieldSelectorRequirement] = _terms("Conditions on node fields.")
 
 
 class NodeSelector(ApiModel):
@@ -141,8 +140,8 @@ class NodeAffinity(ApiModel):
     required_during_scheduling_ignored_during_execution: NodeSelector | None = Field(
         None, description="Nodes the pods must run on."
     )
-    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] = Field(
-        default_factory=list, max_length=MAX_TERMS, description="Nodes the pods prefer."
+    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] = _terms(
+        "Nodes the pods prefer."
     )
 
 
@@ -150,22 +149,16 @@ class PodAffinityTerm(ApiModel):
     """Pods (chosen by labels and namespaces) to be near or away from, within a topology domain."""
 
     label_selector: LabelSelector | None = Field(None, description="The pods, by label.")
-    namespaces: list[DnsLabel] = Field(
-        default_factory=list, max_length=MAX_TERMS, description="Their namespaces; empty = the pod's own."
-    )
+    namespaces: list[DnsLabel] = _terms("Their namespaces; empty = the pod's own.")
     topology_key: QualifiedName = Field(
         description="The node label that defines a domain, e.g. kubernetes.io/hostname."
     )
     namespace_selector: LabelSelector | None = Field(None, description="Their namespaces, by label.")
-    match_label_keys: list[QualifiedName] = Field(
-        default_factory=list,
-        max_length=MAX_TERMS,
-        description="Label keys whose values (taken from the incoming pod) are added to labelSelector.",
+    match_label_keys: list[QualifiedName] = _terms(
+        "Label keys whose values (taken from the incoming pod) are added to labelSelector."
     )
-    mismatch_label_keys: list[QualifiedName] = Field(
-        default_factory=list,
-        max_length=MAX_TERMS,
-        description="Label keys whose values must differ from the incoming pod's.",
+    mismatch_label_keys: list[QualifiedName] = _terms(
+        "Label keys whose values must differ from the incoming pod's."
     )
 
     RULES = (
@@ -201,11 +194,11 @@ class WeightedPodAffinityTerm(ApiModel):
 class PodAffinity(ApiModel):
     """Pods to be scheduled near (affinity) or away from (anti-affinity)."""
 
-    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] = Field(
-        default_factory=list, max_length=MAX_TERMS, description="Terms that must hold."
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] = _terms(
+        "Terms that must hold."
     )
-    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] = Field(
-        default_factory=list, max_length=MAX_TERMS, description="Terms preferred, by weight."
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] = _terms(
+        "Terms preferred, by weight."
     )
 
 

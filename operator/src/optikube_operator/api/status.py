@@ -6,7 +6,7 @@ a bounded Pareto front and the trials running now.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,11 @@ MAX_QUANTIZATION = 64
 MAX_RUNTIME_ERROR = 256
 
 MetricValues = dict[str, float]
+
+
+def metric_values(description: str) -> Any:
+    """A field of at most MAX_METRICS values by metric name, empty unless set."""
+    return Field(default_factory=dict, max_length=MAX_METRICS, description=description)
 
 
 class Condition(ApiModel):
@@ -79,9 +84,7 @@ class TrialSummary(ApiModel):
     params: dict[str, FreeValue] = Field(
         default_factory=dict, max_length=32, description="Parameter values by search-space key."
     )
-    values: MetricValues = Field(
-        default_factory=dict, max_length=16, description="Objective values by metric."
-    )
+    values: MetricValues = metric_values("Objective values by metric.")
 
 
 class BestTrial(TrialSummary):
@@ -99,9 +102,7 @@ class RunningTrial(ApiModel):
     name: str = Field(max_length=253, description="Name of its OptimizationTrial.")
     start_time: Timestamp | None = Field(None, description="When it started running.")
     epoch: int = Field(0, ge=0, description="Latest reported epoch.")
-    values: MetricValues = Field(
-        default_factory=dict, max_length=16, description="Latest intermediate values."
-    )
+    values: MetricValues = metric_values("Latest intermediate values.")
 
 
 class Progress(ApiModel):
@@ -123,9 +124,7 @@ class LatencyMs(ApiModel):
 class ModelMeasurement(ApiModel):
     """Measurements of one model (the results.json shape)."""
 
-    metrics: MetricValues = Field(
-        default_factory=dict, max_length=MAX_METRICS, description="Task metrics on the test split."
-    )
+    metrics: MetricValues = metric_values("Task metrics on the test split.")
     parameters: int | None = Field(
         None, ge=0, description="Parameter count (non-zero for unstructured pruning)."
     )
@@ -222,9 +221,7 @@ class PipelineStatus(ApiModel):
         description="Each stage as its progress told it, oldest first.",
     )
     attempts: int = Field(0, ge=0, description="How many times the pipeline run was launched.")
-    final_values: MetricValues = Field(
-        default_factory=dict, max_length=16, description="The optimized model's objective values."
-    )
+    final_values: MetricValues = metric_values("The optimized model's objective values.")
     start_time: Timestamp | None = Field(None, description="When it started.")
     completion_time: Timestamp | None = Field(None, description="When it ended.")
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed.")

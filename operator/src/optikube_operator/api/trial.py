@@ -16,7 +16,7 @@ from pydantic import Field
 from optikube_operator.api.base import ApiModel, FreeValue, Timestamp
 from optikube_operator.api.formats import DNS_LABEL_PATTERN
 from optikube_operator.api.metadata import ObjectMeta, name_errors
-from optikube_operator.api.status import MAX_MESSAGE, MetricValues
+from optikube_operator.api.status import MAX_MESSAGE, MetricValues, metric_values
 from optikube_operator.api.tuning import MAX_TRIAL_STEPS
 
 TrialPhase = Literal[
@@ -79,12 +79,8 @@ class OptimizationTrialStatus(ApiModel):
         description="The primary objective per step, for the pruner.",
     )
     latest_step: int | None = Field(None, ge=0, description="Step of the latest intermediate progress.")
-    latest_values: MetricValues = Field(
-        default_factory=dict, max_length=16, description="Every value of the latest intermediate progress."
-    )
-    final_values: MetricValues = Field(
-        default_factory=dict, max_length=16, description="Final values by metric."
-    )
+    latest_values: MetricValues = metric_values("Every value of the latest intermediate progress.")
+    final_values: MetricValues = metric_values("Final values by metric.")
     start_time: Timestamp | None = Field(None, description="When the trial (its latest attempt) started.")
     completion_time: Timestamp | None = Field(None, description="When the trial ended.")
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="Why it failed or was stopped.")

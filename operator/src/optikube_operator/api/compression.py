@@ -12,6 +12,10 @@ from optikube_operator.api.model import ModelSpec
 FineTuneLoss = Literal["distillation", "labels"]
 
 
+def _fine_tune_epochs(default: int, after: str) -> Any:
+    return Field(default, ge=0, le=10000, description=f"Epochs of fine-tuning after {after}.")
+
+
 def _fine_tune_loss(after: str) -> Any:
     return Field(
         "distillation",
@@ -41,7 +45,7 @@ class Pruning(ApiModel):
         " unstructured zeroes individual weights (smaller when compressed, same dense speed).",
     )
     sparsity: float = Field(0.5, gt=0, lt=1, description="Fraction of weights (or channels) to remove.")
-    fine_tune_epochs: int = Field(2, ge=0, le=10000, description="Epochs of fine-tuning after pruning.")
+    fine_tune_epochs: int = _fine_tune_epochs(2, "pruning")
     fine_tune_loss: FineTuneLoss = _fine_tune_loss("pruning")
     channel_multiple: int = Field(
         16,
@@ -66,7 +70,7 @@ class LowRank(ApiModel):
         le=1,
         description="Keep the smallest rank whose singular values hold this share of the energy.",
     )
-    fine_tune_epochs: int = Field(1, ge=0, le=10000, description="Epochs of fine-tuning after factorizing.")
+    fine_tune_epochs: int = _fine_tune_epochs(1, "factorizing")
     fine_tune_loss: FineTuneLoss = _fine_tune_loss("factorizing")
 
     RULES = (
@@ -89,7 +93,7 @@ class WeightSharing(ApiModel):
     """Cluster each layer's weights with k-means so that they share a few values."""
 
     clusters: int = Field(16, ge=2, le=256, description="Distinct values per layer (k of k-means).")
-    fine_tune_epochs: int = Field(0, ge=0, le=10000, description="Epochs of fine-tuning the shared values.")
+    fine_tune_epochs: int = _fine_tune_epochs(0, "sharing")
     fine_tune_loss: FineTuneLoss = _fine_tune_loss("sharing")
 
 

@@ -56,6 +56,7 @@ from operator_progress import progress_throughput  # bench/, beside this script
 from optikube_operator.kube import names
 from optikube_testcluster import ControlPlane, FakeNode
 from optikube_testcluster.kubelet import terminated_status_patch
+from optikube_testcluster.operator_command import operator_argv
 from optikube_testcluster.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,18 +245,10 @@ def main() -> None:
         plane.install_crds(ROOT / "crds")
         progress_port, metrics = free_ports(2)
         log = RESULTS / "operator-bench.log"
+        verbose = ["--verbose"] if args.verbose else []
         with log.open("w") as stream:
             operator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "optikube_operator",
-                    "operator",
-                    f"--kubeconfig={plane.kubeconfig}",
-                    f"--progress-bind=127.0.0.1:{progress_port}",
-                    f"--metrics-bind=127.0.0.1:{metrics}",
-                    *(["--verbose"] if args.verbose else []),
-                ],
+                operator_argv(plane.kubeconfig, progress_port, metrics, *verbose),
                 stdout=stream,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

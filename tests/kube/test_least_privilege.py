@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +22,7 @@ from kube_harness import Trainers, apply, drive, manifest, post, wait_for
 from kubernetes import client
 
 from optikube_testcluster import ControlPlane
+from optikube_testcluster.operator_command import operator_argv
 from optikube_testcluster.ports import free_ports
 
 pytestmark = [pytest.mark.cluster]
@@ -143,17 +143,13 @@ def test_the_operator_listens_only_where_it_is_told(crds: ControlPlane, tmp_path
     log = tmp_path / "operator.log"
     with log.open("wb") as stream:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "optikube_operator",
-                "operator",
-                f"--kubeconfig={crds.kubeconfig}",
+            operator_argv(
+                crds.kubeconfig,
+                report,
+                metrics,
                 f"--namespace={namespace}",
-                f"--progress-bind=127.0.0.1:{report}",
-                f"--metrics-bind=127.0.0.1:{metrics}",
                 f"--liveness=http://127.0.0.1:{health}/healthz",
-            ],
+            ),
             stdout=stream,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from optikube_testcluster import daemon
 from optikube_testcluster.assets import find_assets
 from optikube_testcluster.kubeconfig import render_token_kubeconfig, write_kubeconfig
 from optikube_testcluster.layout import Layout
+from optikube_testcluster.operator_command import operator_argv
 from optikube_testcluster.ports import free_ports
 from optikube_testcluster.processnode.paths import claim_path
 from optikube_testcluster.processnode.spec import (
@@ -132,17 +132,13 @@ def start_operator(state: daemon.ClusterState, kubectl: Kubectl, say: Say) -> tu
         )
     )
     log = root.logs / "operator.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "optikube_operator",
-        "operator",
-        f"--kubeconfig={kubeconfig}",
-        f"--progress-bind=127.0.0.1:{report}",
+    argv = operator_argv(
+        kubeconfig,
+        report,
+        metrics,
         f"--progress-url=http://optikube.{SYSTEM}.svc:8443/v1/progress",
-        f"--metrics-bind=127.0.0.1:{metrics}",
         f"--trainer-defaults={defaults}",
-    ]
+    )
     pid = daemon.attach(Path(daemon.state_dir()), "optikube-operator", argv, log)
     say(f"# operator pid {pid}, acting as system:serviceaccount:{SYSTEM}:{account}")
     say(f"# operator metrics http://127.0.0.1:{metrics}/metrics, log {log}")

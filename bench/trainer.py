@@ -46,6 +46,17 @@ from optikube_trainer.training.loop import fit
 
 RESULTS = Path(__file__).parent / "results"
 
+
+def _synthetic_text(validation_split: float) -> dict[str, Any]:
+    """`spec.data` of 2000 generated 4-class texts of up to 32 tokens, a quarter held out to test."""
+    return {
+        "source": {"synthetic": {"kind": "text", "samples": 2000, "classes": 4}},
+        "preprocessing": {"text": {"maxLength": 32}},
+        "validationSplit": validation_split,
+        "testSplit": 0.25,
+    }
+
+
 WORKLOADS: dict[str, dict[str, Any]] = {
     "digits-mlp": {
         "data": {"source": {"builtin": "digits"}, "validationSplit": 0.15, "testSplit": 0.25},
@@ -60,12 +71,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "epochs": 12,
     },
     "text-transformer": {
-        "data": {
-            "source": {"synthetic": {"kind": "text", "samples": 2000, "classes": 4}},
-            "preprocessing": {"text": {"maxLength": 32}},
-            "validationSplit": 0.15,
-            "testSplit": 0.25,
-        },
+        "data": _synthetic_text(validation_split=0.15),
         "model": {"builtin": {"name": "textTransformer"}, "params": {"width": 64, "depth": 2, "heads": 4}},
         "student": {"builtin": {"name": "textTransformer"}, "params": {"width": 32, "depth": 1, "heads": 2}},
         "epochs": 8,
@@ -93,12 +99,7 @@ LARGE_WORKLOADS: dict[str, dict[str, Any]] = {
         "quantization": {"method": "static", "calibrationBatches": 8},
     },
     "text-transformer-6x512": {
-        "data": {
-            "source": {"synthetic": {"kind": "text", "samples": 2000, "classes": 4}},
-            "preprocessing": {"text": {"maxLength": 32}},
-            "validationSplit": 0.2,
-            "testSplit": 0.25,
-        },
+        "data": _synthetic_text(validation_split=0.2),
         "model": {
             "builtin": {"name": "textTransformer"},
             "params": {"width": 512, "depth": 6, "heads": 8, "ffMultiplier": 4},

@@ -287,18 +287,16 @@ class LocalBackend:
         task.add_done_callback(self.watchers.discard)
         return process.pid
 
+    def _run_config(self, stage: Stage, run_dir: Path, **run: Any) -> dict[str, Any]:
+        """The run config of this job's ``stage`` run in ``run_dir``; SpecError or ValueError when
+        the run's params make the spec invalid."""
+        return render_run_config(job=self.job, spec=self.spec, stage=stage, output_dir=str(run_dir), **run)
+
     async def _launch_trial(self, trial: LocalTrial, now: datetime) -> None:
         number = trial.record.number
         run_dir = self.out / "trials" / str(number)
         try:
-            config = render_run_config(
-                job=self.job,
-                spec=self.spec,
-                stage="trial",
-                output_dir=str(run_dir),
-                trial_number=number,
-                params=trial.record.params,
-            )
+            config = self._run_config("trial", run_dir, trial_number=number, params=trial.record.params)
         except (SpecError, ValueError) as error:
             trial.record = replace(trial.record, state=TrialState.FAILED, message=str(error), end_time=now)
             return
@@ -311,14 +309,8 @@ class LocalBackend:
         run_dir = self.out / "pipeline"
         pipeline = self.state.pipeline
         try:
-            config = render_run_config(
-                job=self.job,
-                spec=self.spec,
-                stage="pipeline",
-                output_dir=str(run_dir),
-                params=pipeline.params,
-                resume_from=str(run_dir) if pipeline.attempts else None,
-            )
+            resume_from = str(run_dir) if pipeline.attempts else None
+            config = self._run_config("pipeline", run_dir, params=pipeline.params, resume_from=resume_from)
         except (SpecError, ValueError) as error:
             self.state.pipeline = replace(pipeline, state=PipelineState.FAILED, message=str(error))
             return

@@ -170,11 +170,10 @@ def load_folds(
     seed: int,
     ctx: RunContext | None = None,
     *,
-    raw: RawData | None = None,
     pretrained: str | None = None,
 ) -> list[DataBundle]:
     """One bundle per fold of ``spec.crossValidation.folds`` over the non-test data; test stays held out."""
-    raw = raw if raw is not None else load_raw(spec.source, seed, missing=spec.preprocessing.missing_values)
+    raw = load_raw(spec.source, seed, missing=spec.preprocessing.missing_values)
     idx = split_indices(raw.labels, validation=spec.validation_split, test=spec.test_split, seed=seed)
     pool = np.sort(np.concatenate([idx.train, idx.val]))
     if folds(spec) < 2:

@@ -21,17 +21,18 @@ DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400,
 STARTUP_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, float("inf"))
 
 
+def _job_gauge(registry: CollectorRegistry, name: str, documentation: str, *labels: str) -> Gauge:
+    """A gauge of one job's series: labelled by its namespace and name, then ``labels``."""
+    return Gauge(name, documentation, ["namespace", "job", *labels], registry=registry)
+
+
 class OperatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.jobs = Gauge("optikube_jobs", "OptimizationJobs by phase.", ["phase"], registry=r)
-        self.trials = Gauge(
-            "optikube_trials", "Trials of a job by state.", ["namespace", "job", "state"], registry=r
-        )
-        self.running_trials = Gauge(
-            "optikube_running_trials", "Trials running now, per job.", ["namespace", "job"], registry=r
-        )
+        self.trials = _job_gauge(r, "optikube_trials", "Trials of a job by state.", "state")
+        self.running_trials = _job_gauge(r, "optikube_running_trials", "Trials running now, per job.")
         self.trial_duration = Histogram(
             "optikube_trial_duration_seconds",
             "Wall time of finished trials, by how they ended.",
@@ -45,11 +46,8 @@ class OperatorMetrics:
             buckets=STARTUP_BUCKETS,
             registry=r,
         )
-        self.best_objective = Gauge(
-            "optikube_job_best_objective_value",
-            "Primary objective of the best trial so far.",
-            ["namespace", "job", "metric"],
-            registry=r,
+        self.best_objective = _job_gauge(
+            r, "optikube_job_best_objective_value", "Primary objective of the best trial so far.", "metric"
         )
         self.stage_duration = Histogram(
             "optikube_stage_duration_seconds",
@@ -58,18 +56,11 @@ class OperatorMetrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self.model_size = Gauge(
-            "optikube_model_size_bytes", "Saved model size.", ["namespace", "job", "model"], registry=r
+        self.model_size = _job_gauge(r, "optikube_model_size_bytes", "Saved model size.", "model")
+        self.model_latency = _job_gauge(
+            r, "optikube_model_latency_seconds", "Median inference latency.", "model", "batch"
         )
-        self.model_latency = Gauge(
-            "optikube_model_latency_seconds",
-            "Median inference latency.",
-            ["namespace", "job", "model", "batch"],
-            registry=r,
-        )
-        self.model_accuracy = Gauge(
-            "optikube_model_accuracy_ratio", "Test-split accuracy.", ["namespace", "job", "model"], registry=r
-        )
+        self.model_accuracy = _job_gauge(r, "optikube_model_accuracy_ratio", "Test-split accuracy.", "model")
         self.reconcile_errors = Counter(
             "optikube_reconcile_errors_total",
             "Reconciles that failed, by kind of error.",

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from functools import cache
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -101,36 +103,56 @@ def world_size(spec: dict[str, Any]) -> int:
 
 # Each reading: (the block that turns it on, or None; the field inside; how the recipe shows it).
 Reading = tuple[str | None, str, Callable[[Recipe], Any]]
+
+
+def _snake(field: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", field).lower()
+
+
+def _same_names(block: str, recipe_block: str, *fields: str) -> list[Reading]:
+    """Fields of a spec block that the recipe holds under ``recipe_block`` by their snake_case names."""
+    return [
+        (None, f"{block}.{field}".lstrip("."), attrgetter(f"{recipe_block}.{_snake(field)}".lstrip(".")))
+        for field in fields
+    ]
+
+
 READINGS: list[Reading] = [
-    (None, "seed", lambda r: r.seed),
-    (None, "data.validationSplit", lambda r: r.data.spec.validation_split),
-    (None, "data.testSplit", lambda r: r.data.spec.test_split),
-    (None, "data.preprocessing.normalization", lambda r: r.data.spec.preprocessing.normalization),
-    (None, "training.epochs", lambda r: r.training.epochs),
-    (None, "training.batchSize", lambda r: r.training.batch_size),
-    (None, "training.learningRate", lambda r: r.training.learning_rate),
-    (None, "training.optimizer.type", lambda r: r.training.optimizer.type),
-    (None, "training.optimizer.momentum", lambda r: r.training.optimizer.momentum),
-    (None, "training.scheduler.type", lambda r: r.training.scheduler.type),
-    (None, "training.scheduler.stepSize", lambda r: r.training.scheduler.step_size),
-    (None, "training.scheduler.gamma", lambda r: r.training.scheduler.gamma),
-    (None, "training.regularization.l1", lambda r: r.training.regularization.l1),
-    (None, "training.regularization.l2", lambda r: r.training.regularization.l2),
-    (None, "training.regularization.dropout", lambda r: r.training.regularization.dropout),
-    (None, "training.mixedPrecision", lambda r: r.training.mixed_precision),
-    (None, "training.gradientClipNorm", lambda r: r.training.gradient_clip_norm),
+    *_same_names("", "", "seed"),
+    *_same_names("data", "data.spec", "validationSplit", "testSplit", "preprocessing.normalization"),
+    *_same_names(
+        "training",
+        "training",
+        "epochs",
+        "batchSize",
+        "learningRate",
+        "optimizer.type",
+        "optimizer.momentum",
+        "scheduler.type",
+        "scheduler.stepSize",
+        "scheduler.gamma",
+        "regularization.l1",
+        "regularization.l2",
+        "regularization.dropout",
+        "mixedPrecision",
+        "gradientClipNorm",
+    ),
     ("training.earlyStopping", "training.earlyStopping.patience", lambda r: r.training.patience),
     ("training.earlyStopping", "training.earlyStopping.minDelta", lambda r: r.training.min_delta),
     ("data.crossValidation", "data.crossValidation.folds", lambda r: r.data.folds),
-    (None, "data.preprocessing.text.tokenizer", lambda r: r.data.text.tokenizer),
-    (None, "data.preprocessing.text.vocabSize", lambda r: r.data.text.vocab_size),
-    (None, "data.preprocessing.text.maxLength", lambda r: r.data.text.max_length),
-    (None, "data.preprocessing.text.lowercase", lambda r: r.data.text.lowercase),
-    (None, "data.preprocessing.text.removeStopWords", lambda r: r.data.text.remove_stop_words),
-    (None, "data.preprocessing.text.extraStopWords", lambda r: r.data.text.extra_stop_words),
+    *_same_names(
+        "data.preprocessing.text",
+        "data.text",
+        "tokenizer",
+        "vocabSize",
+        "maxLength",
+        "lowercase",
+        "removeStopWords",
+        "extraStopWords",
+    ),
     # the budget holds with or without a compression block (a quantization-only spec too)
     (None, "compression.maxAccuracyDrop", lambda r: r.budget.max_accuracy_drop),
-    (None, "export.runtime", lambda r: r.export.runtime),
+    *_same_names("export", "export", "runtime"),
 ]
 # The technique configs: (the block, the recipe attribute, camelCase field -> config attribute).
 TECHNIQUES: list[tuple[str, str, dict[str, str]]] = [

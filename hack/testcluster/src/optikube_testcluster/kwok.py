@@ -36,6 +36,18 @@ conditions:
 {{ end }}
 """
 
+# A node's FIELD (allocatable, capacity) as its manifest sets it, else kwok's default node size.
+_NODE_RESOURCES = """\
+FIELD:
+{{ with .status.FIELD }}
+{{ YAML . 1 }}
+{{ else }}
+  cpu: "8"
+  memory: 32Gi
+  pods: "110"
+{{ end }}
+"""
+
 _NODE_INITIALIZE = (
     _NODE_CONDITIONS
     + """\
@@ -46,22 +58,10 @@ addresses:
 {{ end }}
 - address: {{ .metadata.name | Quote }}
   type: Hostname
-allocatable:
-{{ with .status.allocatable }}
-{{ YAML . 1 }}
-{{ else }}
-  cpu: "8"
-  memory: 32Gi
-  pods: "110"
-{{ end }}
-capacity:
-{{ with .status.capacity }}
-{{ YAML . 1 }}
-{{ else }}
-  cpu: "8"
-  memory: 32Gi
-  pods: "110"
-{{ end }}
+"""
+    + _NODE_RESOURCES.replace("FIELD", "allocatable")
+    + _NODE_RESOURCES.replace("FIELD", "capacity")
+    + """\
 {{ $kwokVersion := printf "kwok-%s" Version }}
 nodeInfo:
   architecture: amd64
@@ -78,70 +78,69 @@ phase: Running
 """
 )
 
-_POD_RUNNING = """\
-{{ $now := Now }}
-conditions:
+
+# A pod condition of type TYPE that holds since the pod runs.
+_TRUE_CONDITION = """\
 - lastTransitionTime: {{ $now | Quote }}
   status: "True"
-  type: Initialized
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: Ready
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: ContainersReady
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: PodScheduled
-{{ range .spec.readinessGates }}
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: {{ .conditionType | Quote }}
-{{ end }}
-containerStatuses:
-{{ range .spec.containers }}
+  type: TYPE
+"""
+
+# The statuses of the pod's CONTAINERS (containers, initContainers), each followed by its STATE.
+_CONTAINER_STATUSES = """\
+{{ range .spec.CONTAINERS }}
 - image: {{ .image | Quote }}
   name: {{ .name | Quote }}
   ready: true
   restartCount: 0
+STATE{{ end }}
+"""
+
+_RUNNING = """\
   started: true
   state:
     running:
       startedAt: {{ $now | Quote }}
-{{ end }}
-initContainerStatuses:
-{{ range .spec.initContainers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: true
-  restartCount: 0
+"""
+_COMPLETED = """\
   state:
     terminated:
       exitCode: 0
       finishedAt: {{ $now | Quote }}
       reason: Completed
       startedAt: {{ $now | Quote }}
-{{ end }}
-{{ $hostIPs := NodeIPsWith .spec.nodeName }}
-{{ with $hostIPs }}
-hostIP: {{ index . 0 | Quote }}
-hostIPs:
+"""
+_RUNNING_POD_CONDITIONS = ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+
+# The pod's addresses of one KIND (host, pod), from the list $KINDIPs holds.
+_POD_ADDRESSES = """\
+{{ with $KINDIPs }}
+KINDIP: {{ index . 0 | Quote }}
+KINDIPs:
 {{ range . }}
 - ip: {{ . | Quote }}
 {{ end }}
 {{ end }}
+"""
+
+_POD_RUNNING = (
+    "{{ $now := Now }}\nconditions:\n"
+    + "".join(_TRUE_CONDITION.replace("TYPE", kind) for kind in _RUNNING_POD_CONDITIONS)
+    + "{{ range .spec.readinessGates }}\n"
+    + _TRUE_CONDITION.replace("TYPE", "{{ .conditionType | Quote }}")
+    + "{{ end }}\ncontainerStatuses:\n"
+    + _CONTAINER_STATUSES.replace("CONTAINERS", "containers").replace("STATE", _RUNNING)
+    + "initContainerStatuses:\n"
+    + _CONTAINER_STATUSES.replace("CONTAINERS", "initContainers").replace("STATE", _COMPLETED)
+    + "{{ $hostIPs := NodeIPsWith .spec.nodeName }}\n"
+    + _POD_ADDRESSES.replace("KIND", "host")
+    + """\
 {{ $podIPs := PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
 ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
-{{ with $podIPs }}
-podIP: {{ index . 0 | Quote }}
-podIPs:
-{{ range . }}
-- ip: {{ . | Quote }}
-{{ end }}
-{{ end }}
-phase: Running
-startTime: {{ $now | Quote }}
 """
+    + _POD_ADDRESSES.replace("KIND", "pod")
+    + "phase: Running\nstartTime: {{ $now | Quote }}\n"
+)
 
 _NOT_READY = {
     "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',

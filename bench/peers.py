@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 
+from console_tables import add_failed_row, named_rows  # bench/, beside this script
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_trainer.data import DataBundle, load_job_data
 from optikube_trainer.dist import local_context
@@ -315,15 +316,13 @@ def _paired_with_optikube(entries: list[Entry]) -> dict[str, dict[str, Any]]:
 def peers_table(report: dict[str, Any]) -> Table:
     threads = report["threads"]
     settings = ", ".join(f"{t} thread(s)" for t in threads)
-    table = Table(title=f"{report['workload']}: speed-up vs fp32 eager, same run ({settings})")
     columns = ["model", "accuracy", "size (B)", "smaller"]
     for t in threads:
         columns += [f"b1 ms ({t}t)", f"b32 ms ({t}t)", f"b1 x ({t}t)", f"b32 x ({t}t)"]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
+    table = named_rows(f"{report['workload']}: speed-up vs fp32 eager, same run ({settings})", columns)
     for row in report["rows"]:
         if "error" in row and not row["latencyMs"].get(str(threads[0])):
-            table.add_row(row["model"], f"[red]{row['error'][:50]}", *[""] * (len(columns) - 2))
+            add_failed_row(table, row["model"], row["error"][:50])
             continue
         cells = [
             row["model"],

@@ -32,6 +32,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from console_tables import named_rows  # bench/, beside this script
 from optikube_trainer.evaluation.paired import mcnemar_exact_p
 
 RESULTS = Path(__file__).parent / "results"
@@ -124,11 +125,10 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def seeds_table(report: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{report['workload']}: optikube's model minus each other model, test accuracy points"
+    table = named_rows(
+        f"{report['workload']}: optikube's model minus each other model, test accuracy points",
+        ("model", "seeds", "mean", "95 % interval", "ahead/level/behind", "pooled", "pooled p"),
     )
-    for column in ("model", "seeds", "mean", "95 % interval", "ahead/level/behind", "pooled", "pooled p"):
-        table.add_column(column, justify="left" if column == "model" else "right")
     for row in report["summary"]:
         pooled = row["pooled"]
         half = row["interval95Points"]

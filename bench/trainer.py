@@ -33,6 +33,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from console_tables import add_failed_row, named_rows  # bench/, beside this script
 from optikube_operator.api import OptimizationJobSpec
 from optikube_operator.api.validation import parse_spec
 from optikube_trainer.data import load_data
@@ -268,7 +269,6 @@ def run_workload(name: str, console: Console, *, compiled: bool = False) -> list
 
 
 def _table(name: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=name)
     compiled = any("latencyMsCompiled" in row for row in rows)
     columns = [
         "technique",
@@ -280,11 +280,10 @@ def _table(name: str, rows: list[dict[str, Any]]) -> Table:
         "p50 b1 (ms)",
         "p50 b32 (ms)",
     ] + (["compiled p50 b1 (ms)", "compiled p50 b32 (ms)"] if compiled else [])
-    for column in columns:
-        table.add_column(column, justify="left" if column == "technique" else "right")
+    table = named_rows(name, columns)
     for row in rows:
         if "error" in row:
-            table.add_row(row["technique"], f"[red]{row['error'][:60]}", *[""] * (len(columns) - 2))
+            add_failed_row(table, row["technique"], row["error"][:60])
             continue
         cells = [
             row["technique"],
@@ -321,9 +320,10 @@ def throughput(console: Console) -> dict[str, Any] | None:
         console.print(f"[red]throughput benchmark failed:[/red]\n{result.stderr[-2000:]}")
         return None
     report: dict[str, Any] = json.loads(target.read_text())
-    table = Table(title="training throughput, 2 processes (gloo), optikube fit vs plain DDP loop")
-    for column in ("workload", "optikube samples/s", "plain DDP samples/s", "ratio (target >= 0.95)"):
-        table.add_column(column, justify="left" if column == "workload" else "right")
+    table = named_rows(
+        "training throughput, 2 processes (gloo), optikube fit vs plain DDP loop",
+        ("workload", "optikube samples/s", "plain DDP samples/s", "ratio (target >= 0.95)"),
+    )
     for row in report["results"]:
         table.add_row(
             row["workload"],

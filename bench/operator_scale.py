@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,47 +88,56 @@ def bench_nodes(jobs: int) -> list[FakeNode]:
     return [FakeNode(f"kwok-bench-{i}", cpu=cpu, memory="4Ti", pods=PODS_PER_NODE) for i in range(count)]
 
 
-class JobWatch(threading.Thread):
-    """Records when each Job of a namespace is first seen."""
+class NamespaceWatch(threading.Thread):
+    """A thread that watches one kind of object of a namespace until stopped."""
 
     def __init__(self, plane: ControlPlane, namespace: str) -> None:
         super().__init__(daemon=True)
         self.plane = plane
         self.namespace = namespace
-        self.seen: dict[str, float] = {}
         self.stop = threading.Event()
+
+    def objects(self, list_objects: Callable[..., Any], selector: str) -> Iterator[dict[str, Any]]:
+        """Each object as a watch event delivers it, watching again when a watch times out."""
+        while not self.stop.is_set():
+            stream = watch.Watch()
+            for event in stream.stream(
+                list_objects,
+                self.namespace,
+                label_selector=selector,
+                timeout_seconds=5,
+                # plain JSON: the client's model objects would cost cores the plane needs
+                deserialize=False,
+            ):
+                yield event["object"]
+                if self.stop.is_set():
+                    stream.stop()
+                    break
+
+
+class JobWatch(NamespaceWatch):
+    """Records when each Job of a namespace is first seen."""
+
+    def __init__(self, plane: ControlPlane, namespace: str) -> None:
+        super().__init__(plane, namespace)
+        self.seen: dict[str, float] = {}
 
     def run(self) -> None:
         with self.plane.api_client() as api:
             batch: Any = client.BatchV1Api(api)
-            while not self.stop.is_set():
-                stream = watch.Watch()
-                for event in stream.stream(
-                    batch.list_namespaced_job,
-                    self.namespace,
-                    label_selector=f"{names.MANAGED_BY}={names.MANAGER}",
-                    timeout_seconds=5,
-                    deserialize=False,
-                ):
-                    job = event["object"]
-                    self.seen.setdefault(job["metadata"]["name"], time.monotonic())
-                    if self.stop.is_set():
-                        stream.stop()
-                        break
+            for job in self.objects(batch.list_namespaced_job, f"{names.MANAGED_BY}={names.MANAGER}"):
+                self.seen.setdefault(job["metadata"]["name"], time.monotonic())
 
 
-class PreflightFinisher(threading.Thread):
+class PreflightFinisher(NamespaceWatch):
     """Ends every running preflight pod of a namespace as a passing preflight does (exit 0), as the
     kubelets of its nodes would: side by side, each from the pod it watched (no read first)."""
 
     KUBELETS = 8
 
     def __init__(self, plane: ControlPlane, namespace: str) -> None:
-        super().__init__(daemon=True)
-        self.plane = plane
-        self.namespace = namespace
+        super().__init__(plane, namespace)
         self.ended: dict[str, float] = {}  # job name -> when its preflight pod was ended
-        self.stop = threading.Event()
 
     def _finish(self, core: Any, pod: dict[str, Any]) -> None:
         containers = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
@@ -146,24 +156,11 @@ class PreflightFinisher(threading.Thread):
         finished: set[str] = set()
         with self.plane.api_client() as api, ThreadPoolExecutor(self.KUBELETS) as kubelets:
             core: Any = client.CoreV1Api(api)
-            while not self.stop.is_set():
-                stream = watch.Watch()
-                for event in stream.stream(
-                    core.list_namespaced_pod,
-                    self.namespace,
-                    label_selector=selector,
-                    timeout_seconds=5,
-                    # plain JSON: the client's model objects would cost cores the plane needs
-                    deserialize=False,
-                ):
-                    pod = event["object"]
-                    name = pod["metadata"]["name"]
-                    if (pod.get("status") or {}).get("phase") == "Running" and name not in finished:
-                        finished.add(name)
-                        kubelets.submit(self._finish, core, pod)
-                    if self.stop.is_set():
-                        stream.stop()
-                        break
+            for pod in self.objects(core.list_namespaced_pod, selector):
+                name = pod["metadata"]["name"]
+                if (pod.get("status") or {}).get("phase") == "Running" and name not in finished:
+                    finished.add(name)
+                    kubelets.submit(self._finish, core, pod)
 
 
 def start_latency(plane: ControlPlane, count: int, console: Console, operator: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ at a glance that they say the same thing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
@@ -24,7 +24,7 @@ from pydantic import (
     PlainValidator,
     WithJsonSchema,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
@@ -121,6 +121,22 @@ def shown(value: object, limit: int = 40) -> str:
 
 def count_set(*values: object) -> int:
     return sum(value is not None for value in values)
+
+
+def listed(words: Sequence[str]) -> str:
+    """`a, b or c`: alternatives as the API's descriptions and messages name them."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def exactly_one(what: str, *fields: str) -> Rule:
+    """The rule of a block whose ``fields`` (camelCase) are alternatives: exactly one is set."""
+    attributes = [to_snake(field) for field in fields]
+    present = ", ".join(f"has(self.{field})" for field in fields)
+    return Rule(
+        cel=f"[{present}].filter(x, x).size() == 1",
+        message=f"set exactly one {what}: {listed(fields)}",
+        check=lambda s: count_set(*(getattr(s, name) for name in attributes)) == 1,
+    )
 
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from optikube_operator.api.base import ApiModel, Rule, count_set
+from optikube_operator.api.base import ApiModel, Rule, exactly_one, listed
 
 BuiltinDataset = Literal["digits", "iris", "wine", "breast_cancer"]
 
@@ -118,21 +118,14 @@ class DataSource(ApiModel):
     """Where the examples come from. Set exactly one field."""
 
     builtin: BuiltinDataset | None = Field(
-        None, description="A data set that ships with scikit-learn: digits, iris, wine or breast_cancer."
+        None, description=f"A data set that ships with scikit-learn: {listed(get_args(BuiltinDataset))}."
     )
     synthetic: SyntheticSource | None = Field(None, description="A generated data set.")
     file: FileSource | None = Field(None, description="Files on a mounted volume.")
     torchvision: TorchvisionSource | None = Field(None, description="A torchvision data set.")
     huggingface: HuggingFaceSource | None = Field(None, description="A Hugging Face Hub data set.")
 
-    RULES = (
-        Rule(
-            cel="[has(self.builtin), has(self.synthetic), has(self.file), has(self.torchvision),"
-            " has(self.huggingface)].filter(x, x).size() == 1",
-            message="set exactly one data source: builtin, synthetic, file, torchvision or huggingface",
-            check=lambda s: count_set(s.builtin, s.synthetic, s.file, s.torchvision, s.huggingface) == 1,
-        ),
-    )
+    RULES = (exactly_one("data source", "builtin", "synthetic", "file", "torchvision", "huggingface"),)
 
 
 class FeatureSelection(ApiModel):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from pydantic import Field
 
-from optikube_operator.api.base import ApiModel, FreeValue, Rule, count_set
+from optikube_operator.api.base import ApiModel, FreeValue, exactly_one
 from optikube_operator.api.model_params import (
     BuiltinName,
     builtin_param_errors,
@@ -79,14 +79,7 @@ class ModelSpec(ApiModel):
         " none, an importPath builder any.",
     )
 
-    RULES = (
-        Rule(
-            cel="[has(self.builtin), has(self.torchvision), has(self.huggingface), has(self.importPath)]"
-            ".filter(x, x).size() == 1",
-            message="set exactly one model source: builtin, torchvision, huggingface or importPath",
-            check=lambda s: count_set(s.builtin, s.torchvision, s.huggingface, s.import_path) == 1,
-        ),
-    )
+    RULES = (exactly_one("model source", "builtin", "torchvision", "huggingface", "importPath"),)
 
     def field_errors(self) -> Iterator[tuple[str, str]]:
         # Python only: the apiserver's CEL cannot see `params`, whose values are untyped (a rule

@@ -119,6 +119,15 @@ def shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
+# The most epochs a field may count: of training, of a fine-tuning, of a trial pruner's resources.
+MAX_EPOCHS = 10_000
+
+
+def epoch_count(default: int | None, description: str, *, minimum: int = 1) -> Any:
+    """A field that counts epochs: at least ``minimum``, at most MAX_EPOCHS."""
+    return Field(default, ge=minimum, le=MAX_EPOCHS, description=description)
+
+
 def count_set(*values: object) -> int:
     return sum(value is not None for value in values)
 

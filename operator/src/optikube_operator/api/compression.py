@@ -6,14 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from optikube_operator.api.base import ApiModel, Rule
+from optikube_operator.api.base import ApiModel, Rule, epoch_count
 from optikube_operator.api.model import ModelSpec
 
 FineTuneLoss = Literal["distillation", "labels"]
 
 
 def _fine_tune_epochs(default: int, after: str) -> Any:
-    return Field(default, ge=0, le=10000, description=f"Epochs of fine-tuning after {after}.")
+    return epoch_count(default, f"Epochs of fine-tuning after {after}.", minimum=0)
 
 
 def _fine_tune_loss(after: str) -> Any:
@@ -33,7 +33,7 @@ class Distillation(ApiModel):
     alpha: float = Field(
         0.7, ge=0, le=1, description="Weight of the teacher's soft targets; 1 - alpha weighs the true labels."
     )
-    epochs: int = Field(5, ge=1, le=10000, description="Epochs of student training.")
+    epochs: int = epoch_count(5, "Epochs of student training.")
 
 
 class Pruning(ApiModel):
@@ -139,8 +139,8 @@ class QuantizationSpec(ApiModel):
     calibration_batches: int = Field(
         8, ge=1, le=10000, description="Training batches used to calibrate (static)."
     )
-    qat_epochs: int | None = Field(
-        None, ge=1, le=10000, description="Epochs of quantization-aware training (qat only; required there)."
+    qat_epochs: int | None = epoch_count(
+        None, "Epochs of quantization-aware training (qat only; required there)."
     )
 
     RULES = (

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from optikube_operator.api.base import ApiModel
+from optikube_operator.api.base import ApiModel, epoch_count
 
 
 class Optimizer(ApiModel):
@@ -23,7 +23,7 @@ class Scheduler(ApiModel):
         "none",
         description="none: constant; cosine: cosine decay to 0; step: times gamma every stepSize epochs.",
     )
-    step_size: int = Field(1, ge=1, le=10000, description="Epochs between decays (step only).")
+    step_size: int = epoch_count(1, "Epochs between decays (step only).")
     gamma: float = Field(0.5, gt=0, le=1, description="Decay factor (step only).")
 
 
@@ -47,7 +47,7 @@ class EarlyStopping(ApiModel):
 class TrainingSpec(ApiModel):
     """Training of every trial and of the final model."""
 
-    epochs: int = Field(10, ge=1, le=10000, description="Passes over the training data.")
+    epochs: int = epoch_count(10, "Passes over the training data.")
     batch_size: int = Field(
         64,
         ge=1,

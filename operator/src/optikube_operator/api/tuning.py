@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from optikube_operator.api.base import ApiModel, Duration, FreeValue, Rule
+from optikube_operator.api.base import ApiModel, Duration, FreeValue, Rule, epoch_count
 from optikube_operator.api.objectives import Metric
 
 SamplerType = Literal["grid", "random", "tpe", "gp", "cmaes", "nsga2"]
@@ -80,16 +80,14 @@ class Pruner(ApiModel):
     startup_trials: int = Field(
         2, ge=0, le=1000, description="Trials that run to the end before the trial pruner starts judging."
     )
-    warmup_steps: int = Field(1, ge=0, le=10000, description="Epochs of each trial that are never pruned.")
+    warmup_steps: int = epoch_count(1, "Epochs of each trial that are never pruned.", minimum=0)
     percentile: float = Field(25.0, gt=0, lt=100, description="Percentile kept by the percentile pruner.")
-    min_resource: int = Field(
-        1, ge=1, le=10000, description="Epochs before the first rung (successiveHalving, hyperband)."
-    )
+    min_resource: int = epoch_count(1, "Epochs before the first rung (successiveHalving, hyperband).")
     reduction_factor: int = Field(
         3, ge=2, le=10, description="Fraction 1/factor of trials promoted per rung."
     )
-    max_resource: int | None = Field(
-        None, ge=1, le=10000, description="Epochs of a full trial (hyperband); defaults to training.epochs."
+    max_resource: int | None = epoch_count(
+        None, "Epochs of a full trial (hyperband); defaults to training.epochs."
     )
 
 

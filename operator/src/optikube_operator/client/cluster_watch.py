@@ -6,8 +6,10 @@ apiserver ends (its timeout) goes on from the last resourceVersion seen; one it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -49,9 +51,13 @@ class ResourceWatch(threading.Thread):
 
     def stop(self) -> None:
         self.stopped.set()
-        response = self.response
-        if response is not None:  # unblocks the read in run()
-            response.close()
+        # Unblock the read in run() by shutting the socket down: closing the response from this
+        # thread would wait for the TLS read that holds it (until the apiserver sends something).
+        connection = getattr(self.response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def run(self) -> None:
         try:
@@ -102,7 +108,10 @@ class ResourceWatch(threading.Thread):
                 return  # closed by stop()
             raise
         finally:
-            response.release_conn()
+            if self.stopped.is_set():
+                response.close()  # its connection is shut down: never back into the pool
+            else:
+                response.release_conn()
 
 
 def _resource(jobs: ClusterJobs, plural: str) -> tuple[str, str, str, str]:

@@ -16,6 +16,8 @@ NAMESPACE = 'namespace=~"$namespace"'
 JOB = 'job=~"$job"'
 SELECTED = f"{NAMESPACE}, {JOB}"
 RATE = "$__rate_interval"
+# the legend of a trainer series: the job, the run (trial or pipeline) and the trial it comes from
+TRAINER = "{{job}} {{run}} {{trial}}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ TRAINERS = Row(
         Panel(
             "Training throughput",
             "timeseries",
-            (Target(f"optikube_trainer_samples_per_second{{{SELECTED}}}", "{{job}} {{run}} {{trial}}"),),
+            (Target(f"optikube_trainer_samples_per_second{{{SELECTED}}}", TRAINER),),
             unit="short",
             description="Samples per second over all ranks, last epoch (rank 0's /metrics).",
         ),
@@ -152,20 +154,14 @@ TRAINERS = Row(
             "Loss",
             "timeseries",
             (
-                Target(f"optikube_trainer_train_loss{{{SELECTED}}}", "train {{job}} {{run}} {{trial}}"),
-                Target(
-                    f"optikube_trainer_validation_loss{{{SELECTED}}}", "validation {{job}} {{run}} {{trial}}"
-                ),
+                Target(f"optikube_trainer_train_loss{{{SELECTED}}}", f"train {TRAINER}"),
+                Target(f"optikube_trainer_validation_loss{{{SELECTED}}}", f"validation {TRAINER}"),
             ),
         ),
         Panel(
             "Validation accuracy",
             "timeseries",
-            (
-                Target(
-                    f"optikube_trainer_validation_accuracy_ratio{{{SELECTED}}}", "{{job}} {{run}} {{trial}}"
-                ),
-            ),
+            (Target(f"optikube_trainer_validation_accuracy_ratio{{{SELECTED}}}", TRAINER),),
             unit="percentunit",
         ),
     ),

@@ -37,6 +37,16 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], title: str | Non
     return shown
 
 
+def columns(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Rows as kubectl prints them: padded columns, never wrapped or cut (a log may be wider)."""
+    lines = [list(header), *(list(row) for row in rows)]
+    widths = [max(len(line[index]) for line in lines) for index in range(len(header))]
+    return "\n".join(
+        "   ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
 def _shown(value: Any) -> str:
     return "" if value is None else value_text(value)
 

@@ -16,6 +16,7 @@ from optikube_operator.cli.job_view import (
     RUNTIME_HEADER,
     best_line,
     budget_lines,
+    columns,
     printer_row,
     runtime_rows,
     table,
@@ -50,7 +51,7 @@ def get(
     if not handles:
         console.print(f"no OptimizationJobs in {client.where}")
         return
-    console.print(table(COLUMNS, [printer_row(handle.snapshot) for handle in handles]))
+    click.echo(columns(COLUMNS, [printer_row(handle.snapshot) for handle in handles]))
     for handle in handles if with_trials else []:
         console.print(trials_table(handle.snapshot.trials, title=f"Trials of {handle.name}"))
 

@@ -1,5 +1,6 @@
 """The optikube wheel, what `pip install optikube` and both images install, carries the client's
-`optikube` package, the operator and the trainer and nothing of the test cluster (hack/testcluster, a distribution of its own)."""
+`optikube` package, the operator and the trainer and nothing of the test cluster (hack/testcluster,
+a distribution of its own)."""
 
 from __future__ import annotations
 

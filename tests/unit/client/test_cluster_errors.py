@@ -50,3 +50,26 @@ def test_a_cluster_that_does_not_answer_is_unreachable_naming_the_server(tmp_pat
     with pytest.raises(ClientError) as on_get:
         client.get("quickstart")
     assert on_get.value.reason is ErrorReason.UNREACHABLE
+
+
+def test_in_a_pod_the_client_takes_the_pods_config_and_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kubernetes.config.incluster_config as incluster
+
+    from optikube_operator.client import cluster
+
+    port = _closed_port()
+    secrets = tmp_path / "serviceaccount"
+    secrets.mkdir()
+    (secrets / "token").write_text("a-token")
+    (secrets / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    (secrets / "namespace").write_text("ml-team\n")
+    monkeypatch.setattr(incluster, "SERVICE_TOKEN_FILENAME", str(secrets / "token"))
+    monkeypatch.setattr(incluster, "SERVICE_CERT_FILENAME", str(secrets / "ca.crt"))
+    monkeypatch.setattr(cluster, "SERVICE_ACCOUNT_NAMESPACE", secrets / "namespace")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(port))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # not read in a pod
+    assert Client.cluster().where == f"namespace ml-team of https://127.0.0.1:{port}"
+    assert Client.cluster(namespace="other").where.startswith("namespace other of")

@@ -71,8 +71,19 @@ class ClusterJobs:
                 "pass kubeconfig=PATH (optikube: --kubeconfig), set KUBECONFIG, or run inside a pod"
                 " (in-cluster config); `kubectl cluster-info` reads the same configuration",
             ) from None
-        # one quick retry of a refused connection, not urllib3's three with back-off
-        configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0)
+        # One quick retry of a refused connection, not urllib3's three with back-off; a busy
+        # apiserver's 429 (or 503 while it starts) says when to come back, and it processed nothing.
+        configuration.retries = urllib3.Retry(
+            total=4,
+            connect=1,
+            read=0,
+            redirect=0,
+            status=3,
+            status_forcelist=(429, 503),
+            allowed_methods=None,
+            backoff_factor=0.5,
+            respect_retry_after_header=True,
+        )
         self.server = str(configuration.host)
         self.namespace = namespace or context_namespace or "default"
         self.api_client = client.ApiClient(configuration)
@@ -94,6 +105,14 @@ class ClusterJobs:
             return error
         if isinstance(error, ApiException):
             return self._refused(int(error.status or 0), _status_body(error.body), action, name)
+        if isinstance(error, urllib3.exceptions.MaxRetryError) and isinstance(
+            error.reason, urllib3.exceptions.ResponseError
+        ):
+            return ClientError(
+                ErrorReason.UNREACHABLE,
+                f"the apiserver at {self.server} kept answering that it is busy ({error.reason})",
+                "try again in a moment; `kubectl get --raw /readyz` shows whether it is ready",
+            )
         if isinstance(error, urllib3.exceptions.HTTPError | OSError):
             return ClientError(
                 ErrorReason.UNREACHABLE,

@@ -143,6 +143,13 @@ def test_each_user_error_is_a_client_error_that_says_what_to_do(
     with pytest.raises(ClientError) as twice:
         cluster.submit(manifest("quickstart", namespace))
     assert twice.value.reason is ErrorReason.ALREADY_EXISTS and "delete" in twice.value.hint
+    # its preflight pod is left running (no trainer here), so no trial has a pod, nor the pipeline
+    with pytest.raises(ClientError) as no_pod:
+        handle.logs(trial=0)
+    assert no_pod.value.reason is ErrorReason.NOT_FOUND and "trial 0 of job quickstart has no pod" in str(
+        no_pod.value
+    )
+    assert "kubectl get pods" in no_pod.value.hint
     # nobody plays its pods: it cannot finish in a second
     with pytest.raises(ClientError) as late:
         handle.wait(timeout=1.0)

@@ -78,6 +78,15 @@ def test_results_as_json_is_the_clients_document(finished: Path) -> None:
     assert document["phase"] == "Succeeded" and document["optimized"]["sizeBytes"] == 4000
 
 
+def test_watch_prints_one_plain_line_per_update_and_exits_by_the_outcome(finished: Path) -> None:
+    code, output = _run("watch", "cli-job", "--local", "--output", str(finished))
+    assert code == 0, output
+    lines = output.strip().splitlines()
+    # the phase that ended the job comes after its trials, then the best trial
+    assert lines[-2] == "cli-job: phase - -> Succeeded" and "\x1b[" not in output
+    assert "cli-job: trial 0 started" in output and lines[-1].startswith("best trial ")
+
+
 def test_errors_exit_with_what_to_do(tmp_path: Path, finished: Path) -> None:
     code, output = _run("describe", "nope", "--local", "--output", str(finished))
     assert code == 1 and "error (NotFound)" in output and "What to do:" in output

@@ -108,6 +108,9 @@ def test_wait_raises_on_failure_and_timeout_and_submit_refuses_what_is_not_valid
     with pytest.raises(ClientError) as late:
         slow.wait(timeout=1.0)
     assert late.value.reason is ErrorReason.TIMEOUT and "still" in str(late.value)
+    with pytest.raises(ClientError) as early:
+        slow.results()
+    assert early.value.reason is ErrorReason.NOT_READY and "wait()" in early.value.hint
     with pytest.raises(ClientError) as twice:
         client.submit(_job("slow"))
     assert twice.value.reason is ErrorReason.ALREADY_EXISTS

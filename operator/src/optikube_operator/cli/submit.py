@@ -55,7 +55,7 @@ def submit(
     handle = client.submit(file, smoke=smoke)
     click.echo(f"submitted {handle.name} to {client.where}")
     if then_watch:
-        sys.exit(follow(handle, Console(highlight=False)))
+        sys.exit(follow(handle, Console(highlight=False, soft_wrap=True)))
 
 
 @click.command("watch")
@@ -66,4 +66,4 @@ def watch(name: str, local: bool, output: Path, namespace: str | None, kubeconfi
     """Follow job NAME live: its trials, the best so far, the phase and the pipeline's stage, until
     it ends (`kubectl get optjob NAME -w` follows the printer columns)."""
     handle = client_of(local, output, namespace, kubeconfig).get(name)
-    sys.exit(follow(handle, Console(highlight=False)))
+    sys.exit(follow(handle, Console(highlight=False, soft_wrap=True)))

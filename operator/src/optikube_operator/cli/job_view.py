@@ -79,9 +79,18 @@ def printer_row(snapshot: JobSnapshot) -> list[str]:
     ]
 
 
-def trials_table(trials: Sequence[TrialRecord], title: str | None = "Trials") -> Table:
+def objective_metrics(snapshot: JobSnapshot) -> list[str]:
+    return [str(objective.get("metric")) for objective in snapshot.spec.get("objectives") or []]
+
+
+def trials_table(
+    trials: Sequence[TrialRecord], metrics: Sequence[str] = (), title: str | None = "Trials"
+) -> Table:
+    """One row per trial: its parameters, latest step and the objectives' values (every value
+    when `metrics` is empty)."""
     params = sorted({name for trial in trials for name in trial.params})
-    metrics = sorted({name for trial in trials for name in (*trial.values, *trial.latest_values)})
+    if not metrics:
+        metrics = sorted({name for trial in trials for name in (*trial.values, *trial.latest_values)})
     header = ["#", "state", *(name.split(".")[-1] for name in params), "step", *metrics, "message"]
     rows = []
     for trial in trials:
@@ -151,7 +160,9 @@ def budget_lines(snapshot: JobSnapshot) -> list[str]:
         )
         limits = [f"{key} {tuning[key]}" for key in ("maxDuration", "trialTimeout", "goal") if key in tuning]
         if limits:
-            lines.append("limits: " + ", ".join(limits) + f" (running for {age(snapshot.status.start_time)})")
+            start, end = snapshot.status.start_time, snapshot.status.completion_time
+            took = f"ran for {age(start, end)}" if end is not None else f"running for {age(start)}"
+            lines.append("limits: " + ", ".join(limits) + f" ({took})")
     allowed = (spec.get("compression") or {}).get("maxAccuracyDrop")
     results = snapshot.status.results
     drop = results.accuracy_drop if results else None
@@ -171,6 +182,5 @@ def live_view(snapshot: JobSnapshot) -> Group:
     progress = snapshot.status.progress
     if progress is not None:
         heading.append(f"  {progress.percent:.0f}%")
-    return Group(
-        heading, trials_table(snapshot.trials[-20:], title=None), Text(best_line(snapshot.best_trial))
-    )
+    trials = trials_table(snapshot.trials[-20:], objective_metrics(snapshot), title=None)
+    return Group(heading, trials, Text(best_line(snapshot.best_trial)))

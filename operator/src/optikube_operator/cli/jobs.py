@@ -17,6 +17,7 @@ from optikube_operator.cli.job_view import (
     best_line,
     budget_lines,
     columns,
+    objective_metrics,
     printer_row,
     runtime_rows,
     table,
@@ -53,7 +54,8 @@ def get(
         return
     click.echo(columns(COLUMNS, [printer_row(handle.snapshot) for handle in handles]))
     for handle in handles if with_trials else []:
-        console.print(trials_table(handle.snapshot.trials, title=f"Trials of {handle.name}"))
+        metrics = objective_metrics(handle.snapshot)
+        console.print(trials_table(handle.snapshot.trials, metrics, title=f"Trials of {handle.name}"))
 
 
 @click.command("describe")

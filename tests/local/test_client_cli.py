@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,19 +20,23 @@ RUNNER = [sys.executable, str(Path(__file__).with_name("client_fake_runner.py"))
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _digits_search(name: str, *, seed: int, trials: int, epochs: int) -> dict[str, Any]:
+    """A random search of the learning rate on digits, one trial at a time."""
+    space = {"training.learningRate": log_uniform(1e-4, 1e-1)}
+    return mlp_job(
+        name,
+        seed=seed,
+        data={"source": {"builtin": "digits"}},
+        tuning=median_search({"type": "random"}, trials=trials, parallel=1, space=space),
+        training={"epochs": epochs, "learningRate": 0.01},
+    )
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding one succeeded local job, `cli-job`."""
     root = tmp_path_factory.mktemp("jobs")
-    job = mlp_job(
-        "cli-job",
-        seed=3,
-        data={"source": {"builtin": "digits"}},
-        tuning=median_search(
-            {"type": "random"}, trials=3, parallel=1, space={"training.learningRate": log_uniform(1e-4, 1e-1)}
-        ),
-        training={"epochs": 2, "learningRate": 0.01},
-    )
+    job = _digits_search("cli-job", seed=3, trials=3, epochs=2)
     Client(LocalJobs(root, runner=RUNNER, poll_seconds=0.1)).submit(job).wait(timeout=120)
     return root
 
@@ -99,15 +104,7 @@ def test_errors_exit_with_what_to_do(tmp_path: Path, finished: Path) -> None:
 
 def test_logs_and_delete(tmp_path: Path) -> None:
     client = Client(LocalJobs(tmp_path, runner=RUNNER, poll_seconds=0.1))
-    job = mlp_job(
-        "short",
-        seed=1,
-        data={"source": {"builtin": "digits"}},
-        tuning=median_search(
-            {"type": "random"}, trials=1, parallel=1, space={"training.learningRate": log_uniform(1e-4, 1e-1)}
-        ),
-        training={"epochs": 1, "learningRate": 0.01},
-    )
+    job = _digits_search("short", seed=1, trials=1, epochs=1)
     client.submit(job).wait(timeout=120)
     code, output = _run("logs", "short", "--trial", "5", "--local", "--output", str(tmp_path))
     assert code == 1 and "trial 5 of job 'short' has no log yet" in output

@@ -7,40 +7,7 @@
 `Client.cluster(namespace=...)` does the same through the operator on Kubernetes (docs/client.md).
 """
 
-from optikube_operator import __version__
-from optikube_operator.client import (
-    Client,
-    ClientError,
-    ErrorReason,
-    JobHandle,
-    JobResults,
-    JobSnapshot,
-    JobUpdate,
-    PhaseChanged,
-    StageChanged,
-    TrialFinished,
-    TrialPruned,
-    TrialRecord,
-    TrialReported,
-    TrialStarted,
-    TrialUpdate,
-)
+from optikube_operator import __version__, client
+from optikube_operator.client import *  # noqa: F403  (the client's public names, listed once there)
 
-__all__ = [
-    "Client",
-    "ClientError",
-    "ErrorReason",
-    "JobHandle",
-    "JobResults",
-    "JobSnapshot",
-    "JobUpdate",
-    "PhaseChanged",
-    "StageChanged",
-    "TrialFinished",
-    "TrialPruned",
-    "TrialRecord",
-    "TrialReported",
-    "TrialStarted",
-    "TrialUpdate",
-    "__version__",
-]
+__all__ = [*client.__all__, "__version__"]

@@ -13,19 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from optikube_operator.client import JobSnapshot, TrialRecord
-from optikube_operator.reports.job_text import params_phrase, value_text
+from optikube_operator.reports.job_text import STATE_STYLES, params_phrase, value_text
 
 COLUMNS = ("NAME", "PHASE", "STAGE", "TRIALS", "BEST", "SIZE RATIO", "SPEEDUP", "RUNTIME", "AGE")
-STATE_STYLES = {
-    "Succeeded": "green",
-    "Running": "cyan",
-    "Pending": "yellow",
-    "Pruned": "magenta",
-    "Failed": "red",
-    "TimedOut": "red",
-    "Stopped": "dim",
-    "Suspended": "dim",
-}
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], title: str | None = None) -> Table:

@@ -260,33 +260,21 @@ class ClusterJobs:
         newest = max(ranked, key=lambda pod: pod.metadata.creation_timestamp)
         return str(newest.metadata.name)
 
-    def logs(self, name: str, trial: int | None) -> str:
+    def _read_log(self, name: str, trial: int | None, **options: Any) -> Any:
+        """The trainer container's log of the run's newest pod (`options`: the client's, e.g. follow)."""
         pod = self._pod(name, trial)
-        text = self.call(
-            "get pods/log",
-            None,
-            self.core.read_namespaced_pod_log,
-            pod,
-            self.namespace,
-            container=names.CONTAINER,
+        read = self.core.read_namespaced_pod_log
+        return self.call(
+            "get pods/log", None, read, pod, self.namespace, container=names.CONTAINER, **options
         )
-        return str(text)
+
+    def logs(self, name: str, trial: int | None) -> str:
+        return str(self._read_log(name, trial))
 
     def follow_logs(self, name: str, trial: int | None) -> Iterator[str]:
         from kubernetes.watch.watch import iter_resp_lines
 
-        pod = self._pod(name, trial)
-        response = self.call(
-            "get pods/log",
-            None,
-            self.core.read_namespaced_pod_log,
-            pod,
-            self.namespace,
-            container=names.CONTAINER,
-            follow=True,
-            _preload_content=False,
-            _request_timeout=None,
-        )
+        response = self._read_log(name, trial, follow=True, _preload_content=False, _request_timeout=None)
         try:
             yield from iter_resp_lines(response)
         finally:

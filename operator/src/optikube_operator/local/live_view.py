@@ -13,16 +13,8 @@ from rich.text import Text
 from optikube_operator.core import JobSettings, ObservedTrial, PipelineState
 from optikube_operator.core.summary import search_eta_seconds
 from optikube_operator.local.state import RunState
+from optikube_operator.reports.job_text import STATE_STYLES
 
-_COLORS = {
-    "Succeeded": "green",
-    "Running": "cyan",
-    "Pending": "yellow",
-    "Pruned": "magenta",
-    "Failed": "red",
-    "TimedOut": "red",
-    "Stopped": "dim",
-}
 _SHOWN_ROWS = 20
 
 
@@ -85,7 +77,7 @@ class LiveView:
             trial = state.trials[number].record
             table.add_row(
                 str(number),
-                Text(trial.state.value, style=_COLORS.get(trial.state.value, "")),
+                Text(trial.state.value, style=STATE_STYLES.get(trial.state.value, "")),
                 *[_format(trial.params.get(n, "")) for n in names],
                 self._latest(trial, primary),
                 *[_format(trial.values.get(m, "")) for m in metrics],

@@ -13,6 +13,19 @@ from typing import Any
 
 from optikube_operator.api.outcomes import FinishReason
 
+# How a job's or a trial's state shows in a terminal (rich styles): the live view and `optikube get`
+STATE_STYLES = {
+    "Succeeded": "green",
+    "Running": "cyan",
+    "Pending": "yellow",
+    "Pruned": "magenta",
+    "Failed": "red",
+    "TimedOut": "red",
+    "Stopped": "dim",
+    "Suspended": "dim",
+}
+
+
 # Why the search ended, as the end of "The search ended because ...".
 SEARCH_ENDED: dict[str, str] = {
     FinishReason.GOAL_REACHED: "a trial reached spec.tuning.goal",

@@ -152,6 +152,7 @@ READINGS: list[Reading] = [
     ),
     # the budget holds with or without a compression block (a quantization-only spec too)
     (None, "compression.maxAccuracyDrop", lambda r: r.budget.max_accuracy_drop),
+    (None, "compression.skipSlowerStages", lambda r: r.skip_slower_stages),
     *_same_names("export", "export", "runtime"),
 ]
 # The technique configs: (the block, the recipe attribute, camelCase field -> config attribute).
@@ -159,7 +160,12 @@ TECHNIQUES: list[tuple[str, str, dict[str, str]]] = [
     (
         "compression.pruning",
         "pruning",
-        {"method": "method", "sparsity": "sparsity", "fineTuneEpochs": "fine_tune_epochs"},
+        {
+            "method": "method",
+            "sparsity": "sparsity",
+            "fineTuneEpochs": "fine_tune_epochs",
+            "allocation": "allocation",
+        },
     ),
     ("compression.lowRank", "low_rank", {"energy": "energy", "fineTuneEpochs": "fine_tune_epochs"}),
     (

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from optikube_operator.api.status import MAX_RUNTIME_ERROR, MAX_RUNTIMES, OptimizationJobStatus
+from optikube_operator.api.status import (
+    MAX_RUNTIME_ERROR,
+    MAX_RUNTIMES,
+    MAX_SKIP_REASON,
+    OptimizationJobStatus,
+)
 from optikube_operator.kube.status import bounded_results
 
 LATENCY = {"batch1P50": 0.2, "batch1P90": 0.3, "batch32P50": 1.0, "batch32P90": 1.2}
@@ -108,3 +113,45 @@ def test_numbers_the_status_schema_would_refuse_are_left_out() -> None:
     kept = status.results.baseline.model_dump(exclude_none=True)
     assert kept == {"metrics": {"accuracy": 0.98}, "macs": 10}
     assert status.results.size_ratio is None  # no baseline size to divide by
+
+
+def test_the_status_gives_both_speed_ups_the_shipped_form_and_the_skipped_stages() -> None:
+    document = _document(
+        [
+            _measured("onnx", "onnxruntime int8 dynamic (MatMul/Gemm)", 0.07),
+            {**_measured("onnx", "none (float)", 0.05), "shipped": True},
+        ]
+    )
+    document["baseline"]["onnxRuntimeLatencyMs"] = {"batch1P50": 0.1, "batch32P50": 0.5}
+    slower = "the stage made the model slower at batch 1 in ONNX Runtime, 0.031 to 0.036 ms " + "x" * 600
+    document["stages"] = [
+        {"name": "train"},
+        {
+            "name": "pruning",
+            "skipped": True,
+            "budget": {"outcome": "skipped", "reason": "accuracy dropped 3 points"},
+        },
+        {
+            "name": "lowRank",
+            "skipped": True,
+            "budget": {"outcome": "skipped", "reason": slower, "latencyCheck": {"slower": True}},
+        },
+        {"name": "quantization", "budget": {"outcome": "accepted", "latencyCheck": {"slower": False}}},
+    ]
+    results = bounded_results(document)
+    status = OptimizationJobStatus.model_validate({"results": results})
+    assert status.results is not None
+    # 0.2 ms in eager PyTorch, 0.1 ms exported to ONNX Runtime as it is, 0.05 ms optimized
+    assert status.results.speedup == 4.0 and status.results.speedup_vs_onnx_runtime == 2.0
+    assert [r.shipped for r in status.results.runtimes] == [None, True]
+    pruning, low_rank = status.results.skipped_stages
+    assert (pruning.name, pruning.check, pruning.reason) == (
+        "pruning",
+        "accuracyBudget",
+        "accuracy dropped 3 points",
+    )
+    assert (low_rank.name, low_rank.check) == ("lowRank", "latency")
+    assert low_rank.reason is not None and low_rank.reason.startswith(
+        "the stage made the model slower at batch 1"
+    )
+    assert len(low_rank.reason) == MAX_SKIP_REASON

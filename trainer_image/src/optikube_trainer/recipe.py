@@ -63,6 +63,14 @@ def max_accuracy_drop(compression: CompressionSpec | None) -> float:
     return float(compression.max_accuracy_drop)
 
 
+def skip_slower_stages(compression: CompressionSpec | None) -> bool:
+    """Whether a stage that makes the shipped runtime slower is skipped; the field's default when the
+    spec has no compression block (a quantization-only spec is checked the same way)."""
+    if compression is None:
+        return bool(CompressionSpec.model_fields["skip_slower_stages"].default)
+    return compression.skip_slower_stages
+
+
 def budget_metric(objectives: tuple[Objective, ...]) -> str:
     """The primary objective's metric when it is a task score, else accuracy."""
     primary = objectives[0].metric if objectives else "accuracy"
@@ -186,6 +194,7 @@ class Recipe:
     compresses_trials: bool
     budget: AccuracyBudget
     export: ExportRecipe
+    skip_slower_stages: bool  # the per-stage latency check (pipeline/latency_check.py)
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -228,4 +237,5 @@ def read_recipe(spec: OptimizationJobSpec, world_size: int, stage: Stage = "pipe
             metric=budget_metric(tuple(spec.objectives)), max_accuracy_drop=max_accuracy_drop(compression)
         ),
         export=ExportRecipe(runtime=spec.export.runtime, batch_size=spec.export.batch_size),
+        skip_slower_stages=skip_slower_stages(compression),
     )

@@ -10,6 +10,7 @@ from optikube_operator.api.base import ApiModel, Rule, epoch_count
 from optikube_operator.api.model import ModelSpec
 
 FineTuneLoss = Literal["distillation", "labels"]
+PruningAllocation = Literal["sensitivity", "uniform"]
 
 
 def _fine_tune_epochs(default: int, after: str) -> Any:
@@ -55,6 +56,14 @@ class Pruning(ApiModel):
         " so the sparsity is at most the asked one. Kernels block channels by 8 or 16 (AVX-512,"
         " tensor cores), and other counts can run slower than the unpruned layer. 1 keeps the"
         " sparsity exactly; a layer no wider than the multiple is not pruned.",
+    )
+    allocation: PruningAllocation = Field(
+        "sensitivity",
+        description="structured: how the sparsity is spread over the layers. sensitivity: each layer"
+        " is pruned alone at several sparsities, its output measured against the unpruned model's"
+        " on training batches, and the layers that change the output least per MAC saved are pruned"
+        " most, for the MACs that uniform pruning at this sparsity saves; uniform: every layer loses"
+        " the same share.",
     )
 
 
@@ -113,8 +122,15 @@ class CompressionSpec(ApiModel):
         description="Accuracy budget: the most points (of 100) of the primary metric (accuracy or f1;"
         " accuracy for other objectives) on the validation split that the compressed and quantized"
         " model may lose against the trained baseline. A stage that exceeds it is retried with a"
-        " gentler setting (pruning that fine-tunes: twice the fine-tuning, then half the sparsity), then"
-        " skipped.",
+        " gentler setting (pruning that fine-tunes: twice the fine-tuning, then a bisection of the"
+        " sparsity for the largest one within the budget), then skipped.",
+    )
+    skip_slower_stages: bool = Field(
+        True,
+        description="Time the exported model before and after each stage, in the runtime"
+        " spec.export.runtime ships (auto: the faster of eager PyTorch and ONNX Runtime), at batch 1"
+        " and 32 (spec.export.batchSize where set), and skip a stage that makes it slower beyond"
+        " chance, like one over the accuracy budget. false keeps such stages (smaller, but slower).",
     )
 
     RULES = (

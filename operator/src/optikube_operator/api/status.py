@@ -33,6 +33,8 @@ MAX_RUNTIMES = 8
 MAX_METRICS = 16
 MAX_QUANTIZATION = 64
 MAX_RUNTIME_ERROR = 256
+MAX_SKIP_REASON = 512
+MAX_SKIPPED_STAGES = 8
 
 MetricValues = dict[str, float]
 
@@ -155,6 +157,18 @@ class RuntimeMeasurement(ApiModel):
     within_budget: bool | None = Field(
         None, description="Whether it stays within compression.maxAccuracyDrop (validation split)."
     )
+    shipped: bool | None = Field(None, description="true for the one the pipeline exported.")
+
+
+class SkippedStage(ApiModel):
+    """A compression or quantization stage the pipeline skipped: the model before it went on."""
+
+    name: str = Field(max_length=64, description="The stage: distillation, pruning, lowRank, ...")
+    check: Literal["accuracyBudget", "latency"] = Field(
+        description="What skipped it: accuracyBudget (compression.maxAccuracyDrop) or latency (it"
+        " made the shipped runtime slower, compression.skipSlowerStages)."
+    )
+    reason: str | None = Field(None, max_length=MAX_SKIP_REASON, description="The numbers behind it.")
 
 
 class Results(ApiModel):
@@ -168,6 +182,12 @@ class Results(ApiModel):
     speedup: float | None = Field(
         None, ge=0, description="baseline / optimized batch-1 latency (Speedup column)."
     )
+    speedup_vs_onnx_runtime: float | None = Field(
+        None,
+        ge=0,
+        description="The baseline exported to ONNX Runtime as it is (fp32) / optimized batch-1"
+        " latency: what the pipeline adds to exporting alone.",
+    )
     runtime: Runtime | None = Field(None, description="The runtime the shipped model is exported for.")
     runtimes: list[RuntimeMeasurement] = Field(
         default_factory=list,
@@ -176,6 +196,11 @@ class Results(ApiModel):
     )
     accuracy_drop: float | None = Field(
         None, description="Points of the budget metric lost on the validation split (negative: gained)."
+    )
+    skipped_stages: list[SkippedStage] = Field(
+        default_factory=list,
+        max_length=MAX_SKIPPED_STAGES,
+        description="The stages the pipeline skipped and why.",
     )
 
 

@@ -24,6 +24,8 @@ from optikube_operator.api.status import (
     MAX_RUNNING_TRIALS,
     MAX_RUNTIME_ERROR,
     MAX_RUNTIMES,
+    MAX_SKIP_REASON,
+    MAX_SKIPPED_STAGES,
     OptimizationJobStatus,
 )
 from optikube_operator.core import JobSettings, ObservedState, ObservedTrial, PipelineState, TrialState
@@ -128,8 +130,35 @@ def bounded_results(results: Mapping[str, Any]) -> dict[str, Any] | None:
     new_latency = (optimized.get("latencyMs") or {}).get("batch1P50")
     if base_latency and new_latency:
         out["speedup"] = round(base_latency / new_latency, 3)
+    export_only = _latency((results.get("baseline") or {}).get("onnxRuntimeLatencyMs")) or {}
+    if export_only.get("batch1P50") and new_latency:
+        out["speedupVsOnnxRuntime"] = round(export_only["batch1P50"] / new_latency, 3)
     out.update(_runtime_results(results))
+    skipped = _skipped_stages(results.get("stages"))
+    if skipped:
+        out["skippedStages"] = skipped
     return out or None
+
+
+def _skipped_stages(stages: Any) -> list[dict[str, Any]]:
+    """The stages results.json records as skipped, what skipped them and the numbers behind it."""
+    skipped: list[dict[str, Any]] = []
+    for stage in stages if isinstance(stages, Sequence) else []:
+        named = isinstance(stage, Mapping) and isinstance(stage.get("name"), str)
+        if not named or not stage.get("skipped"):
+            continue
+        budget: Mapping[str, Any] = stage["budget"] if isinstance(stage.get("budget"), Mapping) else {}
+        latency: Mapping[str, Any] = (
+            budget["latencyCheck"] if isinstance(budget.get("latencyCheck"), Mapping) else {}
+        )
+        record: dict[str, Any] = {
+            "name": stage["name"][:64],
+            "check": "latency" if latency.get("slower") is True else "accuracyBudget",
+        }
+        if isinstance(budget.get("reason"), str):
+            record["reason"] = budget["reason"][:MAX_SKIP_REASON]
+        skipped.append(record)
+    return skipped[:MAX_SKIPPED_STAGES]
 
 
 LATENCY_KEYS = ("batch1P50", "batch1P90", "batch32P50", "batch32P90")
@@ -182,6 +211,8 @@ def _runtime_record(candidate: Mapping[str, Any]) -> dict[str, Any]:
         record["accuracy"] = accuracy
     if isinstance(candidate.get("withinBudget"), bool):
         record["withinBudget"] = candidate["withinBudget"]
+    if candidate.get("shipped") is True:
+        record["shipped"] = True
     return record
 
 

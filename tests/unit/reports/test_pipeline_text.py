@@ -117,3 +117,36 @@ def test_the_runtimes_table_has_a_column_for_the_serving_batch_size() -> None:
     assert chosen is not None and rows[chosen][0] == "ONNX Runtime"
     runtime["servingBatchSize"] = 32  # already a column of its own
     assert runtime_table(runtime)[0].count("batch 32 (ms)") == 1
+
+
+def test_a_stage_the_latency_check_skipped_says_so_with_its_numbers() -> None:
+    stage = {
+        "name": "quantization",
+        "skipped": True,
+        "budget": {
+            "outcome": "skipped",
+            "reason": "the stage made the model slower at batch 1 in ONNX Runtime, 0.0256 to 0.0326 ms",
+            "attempts": [{"method": "dynamic", "drop": -3.3}],
+            "latencyCheck": {
+                "batch1": {"runtimeAfter": "onnx", "speedup": 0.786},
+                "batch32": {"runtimeAfter": "onnx", "speedup": 0.795},
+                "slower": True,
+            },
+        },
+    }
+    assert stage_budget(stage) == (
+        "skipped; 3.3 points gained on validation;"
+        " slower 0.786x at batch 1, 0.795x at batch 32 (ONNX Runtime)"
+    )
+    assert stage_changes(stage).startswith(
+        "skipped: the stage made the model slower at batch 1 in ONNX Runtime"
+    )
+    accepted = {**stage, "skipped": False}
+    accepted["budget"] = {**stage["budget"], "outcome": "accepted"}  # type: ignore[dict-item]
+    accepted["budget"]["latencyCheck"] = {"batch1": {"runtimeAfter": "onnx", "speedup": 1.3}, "slower": False}  # type: ignore[index]
+    assert stage_budget(accepted).endswith("; speed 1.3x at batch 1 (ONNX Runtime)")
+    results = json.loads(json.dumps(REAL))
+    results["stages"].append(stage)
+    summary = " ".join(summary_sentences(results))
+    assert "Skipped because they made the shipped runtime slower: quantization." in summary
+    assert "Skipped by the accuracy budget" not in summary

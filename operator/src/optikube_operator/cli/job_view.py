@@ -110,10 +110,12 @@ def runtime_rows(snapshot: JobSnapshot) -> list[list[str]]:
     rows = []
     for candidate in results.runtimes if results else []:
         latency = candidate.optimized
+        # documents written before `shipped` mark the first of the chosen runtime
+        marked = any(c.shipped for c in results.runtimes) if results else False
+        shipped = candidate.shipped if marked else bool(results and candidate.runtime == results.runtime)
         rows.append(
             [
-                candidate.runtime
-                + (" (shipped)" if results and candidate.runtime == results.runtime else ""),
+                candidate.runtime + (" (shipped)" if shipped else ""),
                 candidate.quantization or "",
                 _shown(latency.batch1_p50 if latency else None),
                 _shown(latency.batch32_p50 if latency else None),
@@ -160,6 +162,14 @@ def budget_lines(snapshot: JobSnapshot) -> list[str]:
         lines.append(
             f"accuracy budget: {_shown(drop) or 'not measured yet'} lost of {_shown(allowed) or '?'} allowed"
         )
+    if results is not None and results.speedup is not None:
+        line = f"speed at batch 1: {_shown(results.speedup)}x the baseline in PyTorch"
+        if results.speedup_vs_onnx_runtime is not None:
+            line += f", {_shown(results.speedup_vs_onnx_runtime)}x the baseline exported to ONNX Runtime"
+        lines.append(line)
+    for stage in results.skipped_stages if results is not None else []:
+        why = "over the accuracy budget" if stage.check == "accuracyBudget" else "slower"
+        lines.append(f"skipped {stage.name} ({why}){f': {stage.reason}' if stage.reason else ''}")
     return lines
 
 

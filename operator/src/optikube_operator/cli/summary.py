@@ -15,6 +15,7 @@ from optikube_operator.reports.job_text import params_phrase, values_phrase
 from optikube_operator.reports.pipeline_text import (
     COMPARISON_HEADER,
     comparison_rows,
+    runtime_legend,
     runtime_table,
     summary_sentences,
 )
@@ -24,10 +25,11 @@ def _table(
     title: str, header: Sequence[str], rows: list[list[str]], chosen: int | None = None, *, words: int = 1
 ) -> Table:
     """A table whose first `words` columns are text, the others numbers. On a narrow terminal
-    (or in a log, 80 columns) long cells wrap rather than end in an ellipsis."""
+    (or in a log, 80 columns) a long cell wraps between its words rather than ending in an
+    ellipsis; the tables printed here are made to fit 80 columns with short labels."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for index, name in enumerate(header):
-        table.add_column(name, justify="left" if index < words else "right", overflow="fold")
+        table.add_column(name, justify="left" if index < words else "right", overflow="fold", no_wrap=False)
     for index, row in enumerate(rows):
         table.add_row(*row, style="bold green" if index == chosen else None)
     return table
@@ -48,12 +50,14 @@ def print_pipeline_summary(console: Console, results: Mapping[str, Any]) -> None
     rows = comparison_rows(results.get("baseline") or {}, results.get("optimized") or {})
     if rows:
         console.print(_table("Baseline vs optimized", COMPARISON_HEADER, rows))
-    header, runtimes, chosen = runtime_table(results.get("runtime") or {})
-    # the baseline's own latency per runtime stays in the HTML report: the terminal has 80 columns
-    kept = [index for index, name in enumerate(header) if not name.startswith("baseline")]
-    header, runtimes = [header[i] for i in kept], [[row[i] for i in kept] for row in runtimes]
+    # short labels and a legend: the terminal (or a log) has 80 columns, and "torch.compile" or a
+    # quantization's name folded inside a cell is no longer readable; the HTML report spells them out
+    runtime = results.get("runtime") or {}
+    header, runtimes, chosen = runtime_table(runtime, short=True)
     if runtimes:
         title = "Runtimes tried (the shipped one in bold)"
         console.print(_table(title, header, runtimes, chosen, words=2))
+        for line in runtime_legend(runtime):
+            console.print(line, highlight=False, markup=False)
     for sentence in summary_sentences(results):
         console.print(sentence, highlight=False, markup=False)

@@ -23,6 +23,18 @@ MEASURES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("latency, batch 32 (ms, median)", ("latencyMs", "batch32P50"), "score"),
 )
 RUNTIMES = {"eager": "eager PyTorch", "compiled": "torch.compile", "onnx": "ONNX Runtime"}
+# The terminal's runtimes table fits 80 columns with these and a legend under it (whole words).
+SHORT_RUNTIMES = {"eager": "eager", "compiled": "compiled", "onnx": "ORT"}
+SHORT_FORMS = {
+    "torchao int8 dynamic (Linear)": "int8 dyn",
+    "torchao int8 weight-only (Linear)": "int8 w",
+    "PT2E int8 static (X86InductorQuantizer)": "int8 static",
+    "int8 QAT": "int8 QAT",
+    "onnxruntime int8 dynamic (MatMul/Gemm)": "int8 dyn",
+    "int8 weights, folded to float at load": "int8 w",
+    "onnxruntime int8 static QDQ": "int8 QDQ",
+    "none (float)": "float",
+}
 STAGES = {
     "train": "training",
     "distillation": "knowledge distillation",
@@ -131,34 +143,83 @@ def comparison_rows(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -
     return rows
 
 
-def runtime_table(runtime: Mapping[str, Any]) -> tuple[list[str], list[list[str]], int | None]:
+def _candidates(runtime: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [c for c in runtime.get("candidates") or [] if isinstance(c, Mapping)]
+
+
+def shipped_index(runtime: Mapping[str, Any]) -> int | None:
+    """Which candidate shipped: the one marked `shipped`, else (older documents) the first of the
+    chosen runtime."""
+    candidates = _candidates(runtime)
+    marked = next((i for i, c in enumerate(candidates) if c.get("shipped")), None)
+    if marked is not None:
+        return marked
+    return next((i for i, c in enumerate(candidates) if c.get("runtime") == runtime.get("chosen")), None)
+
+
+def runtime_table(
+    runtime: Mapping[str, Any], *, short: bool = False
+) -> tuple[list[str], list[list[str]], int | None]:
     """The runtimes table of results.json's `runtime` block: its header (RUNTIME_HEADER, with a
     column for the serving batch size where the spec set one), its rows, and the index of the row
-    that shipped."""
+    that shipped. `short`: the terminal's labels (SHORT_RUNTIMES, SHORT_FORMS; `runtime_legend`
+    spells them out), without the baseline column, so that it fits 80 columns without breaking a
+    word."""
     serving = runtime.get("servingBatchSize")
     shows_serving = serving not in (None, 1, 32)  # 1 and 32 have their columns already
-    header = [*RUNTIME_HEADER[:4], *([f"batch {serving} (ms)"] if shows_serving else []), *RUNTIME_HEADER[4:]]
-    candidates = [c for c in runtime.get("candidates") or [] if isinstance(c, Mapping)]
-    rows = [
-        [
-            RUNTIMES.get(str(c.get("runtime")), str(c.get("runtime"))),
-            str(c.get("quantization") or "-"),
-            _failed(c) or number(dig(c, ("latencyMs", "batch1P50"))),
+    if short:
+        serving_column = [f"b{serving} ms"] if shows_serving else []
+        header = ["runtime", "form", "b1 ms", "b32 ms", *serving_column, "accuracy", "in budget"]
+    else:
+        serving_column = [f"batch {serving} (ms)"] if shows_serving else []
+        header = [*RUNTIME_HEADER[:4], *serving_column, *RUNTIME_HEADER[4:]]
+    rows = []
+    for c in _candidates(runtime):
+        name, form = str(c.get("runtime")), str(c.get("quantization") or "-")
+        row = [
+            (SHORT_RUNTIMES if short else RUNTIMES).get(name, name),
+            SHORT_FORMS.get(form, form) if short else form,
+            _failed(c, short) or number(dig(c, ("latencyMs", "batch1P50"))),
             number(dig(c, ("latencyMs", "batch32P50"))),
             *([number(dig(c, ("latencyMs", f"batch{serving}P50")))] if shows_serving else []),
-            number(dig(c, ("baselineLatencyMs", "batch1P50"))),
+            *([] if short else [number(dig(c, ("baselineLatencyMs", "batch1P50")))]),
             number(dig(c, ("metrics", "accuracy"))),
             "yes" if c.get("withinBudget") else "no",
         ]
-        for c in candidates
-    ]
-    chosen = next((i for i, c in enumerate(candidates) if c.get("runtime") == runtime.get("chosen")), None)
-    return header, rows, chosen
+        rows.append(row)
+    return header, rows, shipped_index(runtime)
 
 
-def _failed(candidate: Mapping[str, Any]) -> str | None:
+def runtime_legend(runtime: Mapping[str, Any]) -> list[str]:
+    """What the terminal table's short labels stand for, only those it shows."""
+    candidates = _candidates(runtime)
+    runtimes = dict.fromkeys(str(c.get("runtime")) for c in candidates)
+    forms = dict.fromkeys(str(c.get("quantization")) for c in candidates if c.get("quantization"))
+    named = [f"{SHORT_RUNTIMES[r]} = {RUNTIMES[r]}" for r in runtimes if r in SHORT_RUNTIMES]
+    by_label: dict[str, list[str]] = {}
+    for form in forms:
+        if form in SHORT_FORMS and SHORT_FORMS[form] != form:
+            by_label.setdefault(SHORT_FORMS[form], []).append(form)
+    lines = []
+    if named:
+        lines.append("Runtimes: " + ", ".join(named) + ".")
+    if by_label:
+        lines.append(
+            "Forms: " + "; ".join(f"{label} = {' or '.join(long)}" for label, long in by_label.items()) + "."
+        )
+    for candidate in candidates:
+        if candidate.get("error"):
+            name = str(candidate.get("runtime"))
+            lines.append(f"{RUNTIMES.get(name, name)} failed: {str(candidate['error'])[:200]}")
+    return lines
+
+
+def _failed(candidate: Mapping[str, Any], short: bool = False) -> str | None:
+    """A candidate that did not run: its error (in the terminal only "failed"; the legend says why)."""
     error = candidate.get("error")
-    return f"failed: {str(error)[:80]}" if error else None
+    if not error:
+        return None
+    return "failed" if short else f"failed: {str(error)[:80]}"
 
 
 def stage_changes(stage: Mapping[str, Any]) -> str:
@@ -190,7 +251,7 @@ def stage_changes(stage: Mapping[str, Any]) -> str:
 
 
 def stage_budget(stage: Mapping[str, Any]) -> str:
-    """How the stage fared against the accuracy budget."""
+    """How the stage fared against the accuracy budget, and against the latency check."""
     budget = stage.get("budget") or {}
     if not budget:
         return "-"
@@ -200,7 +261,23 @@ def stage_budget(stage: Mapping[str, Any]) -> str:
     drop = last.get("drop")
     tried = f" after {len(attempts)} attempts" if len(attempts) > 1 else ""
     lost = f"; {_points(drop)} on validation" if isinstance(drop, int | float) else ""
-    return f"{outcome}{tried}{lost}"
+    latency = budget.get("latencyCheck")
+    speed = f"; {latency_words(latency)}" if isinstance(latency, Mapping) and latency_words(latency) else ""
+    return f"{outcome}{tried}{lost}{speed}"
+
+
+def latency_words(check: Mapping[str, Any]) -> str:
+    """A stage's latency check in words: "speed 1.3x at batch 1, 2.1x at batch 32 (ONNX Runtime)"
+    (after over before), "slower: ..." when it was skipped for it."""
+    batches = [
+        (key, value) for key, value in check.items() if key.startswith("batch") and isinstance(value, Mapping)
+    ]
+    ratios = [f"{number(value.get('speedup'))}x at batch {key[len('batch') :]}" for key, value in batches]
+    runtimes = dict.fromkeys(str(value.get("runtimeAfter")) for _, value in batches)
+    if not ratios:
+        return ""
+    where = ", ".join(RUNTIMES.get(r, r) for r in runtimes)
+    return f"{'slower' if check.get('slower') else 'speed'} {', '.join(ratios)} ({where})"
 
 
 def _points(drop: float) -> str:
@@ -213,11 +290,19 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
     """The report's opening: what ran, what ships, how it compares, and the budget."""
     sentences: list[str] = []
     ran = [STAGES.get(str(s.get("name")), str(s.get("name"))) for s in results.get("stages") or []]
-    skipped = [str(s.get("name")) for s in results.get("stages") or [] if s.get("skipped")]
+    skipped = [s for s in results.get("stages") or [] if s.get("skipped")]
+    slower = [
+        str(s.get("name"))
+        for s in skipped
+        if ((s.get("budget") or {}).get("latencyCheck") or {}).get("slower")
+    ]
+    over = [str(s.get("name")) for s in skipped if str(s.get("name")) not in slower]
     if ran:
         sentences.append(f"The pipeline ran {_series(ran)}.")
-    if skipped:
-        sentences.append(f"Skipped by the accuracy budget: {_series(skipped)}.")
+    if over:
+        sentences.append(f"Skipped by the accuracy budget: {_series(over)}.")
+    if slower:
+        sentences.append(f"Skipped because they made the shipped runtime slower: {_series(slower)}.")
     runtime = results.get("runtime") or {}
     chosen = runtime.get("chosen") or (results.get("artifacts") or {}).get("runtime")
     if chosen:
@@ -227,6 +312,9 @@ def summary_sentences(results: Mapping[str, Any]) -> list[str]:
     comparison = _comparison(results.get("baseline") or {}, results.get("optimized") or {})
     if comparison:
         sentences.append(comparison)
+    fair = fair_baseline_sentence(results.get("optimized") or {})
+    if fair:
+        sentences.append(fair)
     chance = chance_sentence((results.get("optimized") or {}).get("testComparison") or {})
     if chance:
         sentences.append(chance)
@@ -263,6 +351,37 @@ def _comparison(baseline: Mapping[str, Any], optimized: Mapping[str, Any]) -> st
         batch1_latency=pair("latencyMs", "batch1P50"),
         accuracy=pair("metrics", "accuracy"),
     )
+
+
+def fair_baseline_sentence(optimized: Mapping[str, Any]) -> str | None:
+    """ "x faster than the baseline in PyTorch, y faster than the baseline exported to ONNX Runtime":
+    a user who only exports to ONNX Runtime gets part of the speed-up without any stage, so both
+    are said (results.json's `optimized.speedup`)."""
+    speedup = optimized.get("speedup") or {}
+    pytorch, onnx = speedup.get("vsPyTorch") or {}, speedup.get("vsOnnxRuntime") or {}
+    sizes = [key for key in pytorch if key in onnx]
+    if not sizes:
+        return None
+
+    def ratios(key: str) -> str:
+        return (
+            f"{_times(pytorch[key])} than the baseline in PyTorch and {_times(onnx[key])} than the"
+            " baseline exported to ONNX Runtime"
+        )
+
+    first, *others = sizes
+    sentence = f"At {_batch(first)} the optimized model is {ratios(first)}"
+    more = "; ".join(f"at {_batch(key)} {_times(pytorch[key])} and {_times(onnx[key])}" for key in others)
+    return f"{sentence}{f' ({more})' if more else ''}."
+
+
+def _batch(key: str) -> str:
+    return f"batch {key[len('batch') :]}"
+
+
+def _times(ratio: Any) -> str:
+    value = float(ratio)
+    return f"{value:.3g}x faster" if value >= 1 else f"{1 / value:.3g}x slower"
 
 
 def diagnosis_sentence(diagnosis: Mapping[str, Any]) -> str | None:

@@ -47,7 +47,9 @@ def pruned_variants(example: Tensor) -> dict[str, tuple[nn.Module, list[int]]]:
     for sparsity in SPARSITIES:
         for multiple in MULTIPLES:
             model = digits_cnn()
-            summary = prune_(model, PruningConfig(sparsity=sparsity, channel_multiple=multiple), example)
+            # uniform: the table is about the channel counts a sparsity gives every layer
+            config = PruningConfig(sparsity=sparsity, channel_multiple=multiple, allocation="uniform")
+            summary = prune_(model, config, example)
             kept = [after for _, after in summary.layer_channels.values()]
             variants[f"{sparsity:.0%} multiple {multiple}"] = (model.eval(), kept)
     return variants

@@ -7,14 +7,15 @@ from torch import nn
 
 from optikube_operator.api.compression import Pruning
 from optikube_trainer.compression import PruningConfig, make_pruning_permanent_, prune_, weight_sparsity
-from optikube_trainer.compression.pruning import kept_channels
+from optikube_trainer.compression.pruning_allocation import kept_channels
 from optikube_trainer.models.builtin import TextTransformer
 
 
 def test_structured_pruning_removes_neurons_and_macs(blobs: tuple[torch.Tensor, torch.Tensor]) -> None:
     inputs, labels = blobs
     model = train(mlp(), inputs, labels, epochs=5)
-    summary = prune_(model, PruningConfig(method="structured", sparsity=0.5), inputs[:1])
+    config = PruningConfig(method="structured", sparsity=0.5, allocation="uniform")
+    summary = prune_(model, config, inputs[:1])
     assert model[0].out_features == 32 and model[2].out_features == 32
     assert model[4].out_features == 4  # the output layer keeps the task's width
     assert summary.parameters_after <= 0.6 * summary.parameters_before
@@ -25,7 +26,8 @@ def test_structured_pruning_removes_neurons_and_macs(blobs: tuple[torch.Tensor, 
 def test_structured_pruning_of_a_cnn_shrinks_conv_channels() -> None:
     model = cnn()
     example = torch.randn(2, 1, 4, 4)
-    summary = prune_(model, PruningConfig(method="structured", sparsity=0.5, channel_multiple=8), example)
+    config = PruningConfig(method="structured", sparsity=0.5, channel_multiple=8, allocation="uniform")
+    summary = prune_(model, config, example)
     assert model[0].out_channels == 8 and model[1].num_features == 8 and model[3].in_channels == 8
     assert summary.macs_after < 0.6 * summary.macs_before
     assert model(example).shape == (2, 4)
@@ -65,7 +67,8 @@ def test_structured_pruning_keeps_channel_counts_that_are_multiples_of_channel_m
 ) -> None:
     model = _digits_cnn()
     example = torch.randn(2, 1, 8, 8)
-    summary = prune_(model, PruningConfig(sparsity=sparsity, channel_multiple=multiple), example)
+    config = PruningConfig(sparsity=sparsity, channel_multiple=multiple, allocation="uniform")
+    summary = prune_(model, config, example)
     assert summary.layer_channels == channels
     assert summary.changes()["layerChannels"] == channels
     assert summary.changes()["channelMultiple"] == multiple
@@ -81,7 +84,7 @@ def test_structured_pruning_of_a_transformer_shrinks_the_feed_forward_layers_and
     torch.manual_seed(0)
     model = TextTransformer(vocab_size=50, max_length=8, num_classes=4, width=64, depth=2, heads=4)
     tokens = torch.randint(1, 50, (2, 8))
-    summary = prune_(model, PruningConfig(sparsity=0.3), tokens)
+    summary = prune_(model, PruningConfig(sparsity=0.3, allocation="uniform"), tokens)
     attention = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
     assert [(m.embed_dim, m.num_heads, m.head_dim) for m in attention] == [(64, 4, 16), (64, 4, 16)]
     assert summary.layer_channels == {

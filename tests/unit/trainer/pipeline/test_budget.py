@@ -9,13 +9,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+from torch import nn
 from trainer_specs import digits_mlp_spec
 
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.validation import parse_spec
 from optikube_trainer.dist import local_context
+from optikube_trainer.pipeline import budget as budget_module
 from optikube_trainer.pipeline import run_pipeline
-from optikube_trainer.pipeline.budget import gentler, resolution_notes, retries
+from optikube_trainer.pipeline.budget import (
+    SPARSITY_SEARCH_STEPS,
+    SparsitySearch,
+    gentler,
+    resolution_notes,
+    retries,
+    run_within_budget,
+)
+from optikube_trainer.pipeline.stages import StageOutcome
 from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import AccuracyBudget, read_recipe
 
@@ -55,7 +66,17 @@ def test_a_destructive_stage_is_retried_then_skipped_and_recorded(tmp_path: Path
     assert statuses[:2] == ["started", "retried"] and statuses[-1] in ("skipped", "completed")
     pruning = next(s for s in results["stages"] if s["name"] == "pruning")
     attempts = pruning["budget"]["attempts"]
-    assert [a["sparsity"] for a in attempts] == [0.98, 0.49]
+    # no fine-tuning to lengthen: the sparsity is bisected, each step halving the interval between
+    # the largest sparsity within the budget so far (0: unpruned) and the smallest over it
+    sparsities = [a["sparsity"] for a in attempts]
+    assert sparsities[:2] == [0.98, 0.49] and len(sparsities) == 1 + SPARSITY_SEARCH_STEPS
+    within, over = 0.0, 0.98
+    for attempt in attempts[1:]:
+        assert attempt["sparsity"] == pytest.approx((within + over) / 2)
+        if attempt["drop"] <= 1.0:
+            within = attempt["sparsity"]
+        else:
+            over = attempt["sparsity"]
     assert attempts[0]["drop"] > 1.0  # the first setting really broke the model
     if statuses[-1] == "skipped":
         assert (
@@ -66,6 +87,7 @@ def test_a_destructive_stage_is_retried_then_skipped_and_recorded(tmp_path: Path
         assert results["optimized"]["parameters"] == results["baseline"]["parameters"]  # model unchanged
     else:
         assert pruning["budget"]["outcome"] == "retried"
+        assert pruning["changes"]["targetSparsity"] == within  # the largest sparsity that passed
     # whatever happened, the shipped model is within the budget on the validation split
     assert results["budget"]["withinBudget"] and results["budget"]["drop"] <= 1.0
     assert results["budget"]["validationSamples"] == results["data"]["samples"]["val"]
@@ -114,15 +136,60 @@ def test_fine_tuning_decays_a_constant_learning_rate() -> None:
     assert stepped.for_fine_tuning() is stepped  # a schedule the spec sets is kept
 
 
-def test_pruning_that_fine_tunes_retries_with_more_fine_tuning_then_a_lower_sparsity() -> None:
+def test_pruning_that_fine_tunes_retries_with_more_fine_tuning_then_searches_a_lower_sparsity() -> None:
     spec = _spec({"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 3}})
     recipe = read_recipe(parse_spec(spec), world_size=1)
-    longer, lower = retries("pruning", recipe)
+    (longer,) = retries("pruning", recipe)
     assert (longer.pruning.sparsity, longer.pruning.fine_tune_epochs) == (0.5, 6)  # type: ignore[union-attr]
-    assert (lower.pruning.sparsity, lower.pruning.fine_tune_epochs) == (0.25, 3)  # type: ignore[union-attr]
+    search = SparsitySearch(recipe, over=0.5)
+    lower = search.next()
+    assert lower is not None and (lower.pruning.sparsity, lower.pruning.fine_tune_epochs) == (0.25, 3)  # type: ignore[union-attr]
     without = _spec({"pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 0}})
-    (only,) = retries("pruning", read_recipe(parse_spec(without), world_size=1))
-    assert only.pruning.sparsity == 0.25  # type: ignore[union-attr]
+    assert retries("pruning", read_recipe(parse_spec(without), world_size=1)) == []
+
+
+class _Pruned(nn.Module):
+    """Stands for a model pruned at `sparsity`; the fake validation below scores it."""
+
+    def __init__(self, sparsity: float) -> None:
+        super().__init__()
+        self.sparsity = sparsity
+
+
+def test_the_sparsity_search_ships_the_largest_sparsity_within_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a model that holds the budget up to 55 % sparsity: halving 80 % would ship 40 %, the
+    # bisection goes on to 60 % (over) and 50 % (within), and ships 50 %
+    monkeypatch.setattr(
+        budget_module, "validation_value", lambda model, *_: 0.9 if model.sparsity <= 0.55 else 0.5
+    )
+    spec = _spec({"pruning": {"method": "structured", "sparsity": 0.8, "fineTuneEpochs": 0}})
+    recipe = read_recipe(parse_spec(spec), world_size=1)
+    ctx = local_context(seed=3, output_dir=tmp_path)
+
+    def run(_model: nn.Module, attempt: Any) -> StageOutcome:
+        return StageOutcome(_Pruned(attempt.pruning.sparsity), {})
+
+    retried: list[dict[str, Any]] = []
+    guarded = run_within_budget(
+        "pruning",
+        _Pruned(0.0),
+        recipe,
+        None,
+        ctx,
+        AccuracyBudget("accuracy", 1.0, 0.9),
+        run,
+        retried.append,  # type: ignore[arg-type]
+    )
+    assert [a["sparsity"] for a in guarded.record["attempts"]] == [0.8, 0.4, 0.6, 0.5]
+    assert guarded.record["outcome"] == "retried" and guarded.model.sparsity == 0.5
+    assert guarded.recipe.pruning is not None and guarded.recipe.pruning.sparsity == 0.5
+    assert [r["reason"] for r in retried] == [
+        "over the accuracy budget",
+        "within the budget: the search tries a larger sparsity",
+        "over the accuracy budget",
+    ]
 
 
 def test_the_budget_says_what_its_validation_split_cannot_show() -> None:

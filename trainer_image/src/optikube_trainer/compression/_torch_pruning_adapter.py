@@ -1,8 +1,8 @@
 """The only module that touches torch-pruning.
 
 torch-pruning is maintained by one person, so everything we need from it (dependency-graph
-channel removal and the MAC counter) goes through these two functions; swapping the library means
-rewriting this file only.
+channel removal, its pruning groups and the MAC counter) goes through these functions; swapping
+the library means rewriting this file only.
 """
 
 from __future__ import annotations
@@ -63,6 +63,32 @@ def coupled_with_attention(
         if any(id(dependency.target.module) in attention for dependency, _ in group):
             coupled.append(layer)
     return coupled
+
+
+def pruning_groups(
+    model: nn.Module, example_inputs: Tensor, ignored_layers: Sequence[nn.Module]
+) -> list[list[nn.Module]]:
+    """The layers whose output channels are removed together, one list per group of
+    torch-pruning's dependency graph (a ResNet stage's convolutions that add into the same residual
+    stream are one group; a plain layer is a group of its own). The groups that `remove_channels`
+    with the same `ignored_layers` would prune."""
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    groups: list[list[nn.Module]] = []
+    roots = (nn.Conv1d, nn.Conv2d, nn.Linear)
+    for group in graph.get_all_groups(ignored_layers=list(ignored_layers), root_module_types=roots):
+        layers: list[nn.Module] = []
+        for dependency, _ in group:
+            layer = dependency.target.module
+            if (
+                isinstance(layer, roots)
+                and graph.is_out_channel_pruning_fn(dependency.handler)
+                and layer not in layers
+                and layer not in ignored_layers
+            ):
+                layers.append(layer)
+        if layers:
+            groups.append(layers)
+    return groups
 
 
 def ratio_keeping(kept: int, width: int) -> float:

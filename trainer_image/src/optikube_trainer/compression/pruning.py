@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -12,12 +10,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from optikube_operator.api.compression import FineTuneLoss, Pruning
+from optikube_operator.api.compression import FineTuneLoss, Pruning, PruningAllocation
 from optikube_trainer.compression._torch_pruning_adapter import (
     count_macs_and_params,
     coupled_with_attention,
-    ratio_keeping,
     remove_channels,
+)
+from optikube_trainer.compression.pruning_allocation import (
+    Allocation,
+    layer_ratios,
+    layer_width,
+    sensitivity_allocation,
+    uniform_allocation,
 )
 from optikube_trainer.spec_fields import SpecConfig, spec_default
 
@@ -34,6 +38,7 @@ class PruningConfig(SpecConfig, block=Pruning, path="compression.pruning"):
     fine_tune_epochs: int = spec_default(Pruning, "fine_tune_epochs")
     fine_tune_loss: FineTuneLoss = spec_default(Pruning, "fine_tune_loss")
     channel_multiple: int = spec_default(Pruning, "channel_multiple")  # kept channels round up to it
+    allocation: PruningAllocation = spec_default(Pruning, "allocation")  # how layers share the sparsity
     scope: Literal["global", "layer"] = "layer"
 
     def __post_init__(self) -> None:
@@ -59,6 +64,7 @@ class PruningSummary:
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     channel_multiple: int = 1
     layer_channels: dict[str, tuple[int, int]] = field(default_factory=dict)  # structured: before, after
+    allocation: Allocation | None = None  # structured, per layer: how the sparsity was spread
 
     def changes(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,6 +82,7 @@ class PruningSummary:
                 if self.layer_channels
                 else {}
             ),
+            **(self.allocation.changes() if self.allocation is not None else {}),
         }
 
 
@@ -125,11 +132,16 @@ def output_layers(model: nn.Module, example_inputs: Tensor) -> list[nn.Module]:
     return [last] if last is not None else []
 
 
-def prune_(model: nn.Module, config: PruningConfig, example_inputs: Tensor) -> PruningSummary:
+def prune_(
+    model: nn.Module, config: PruningConfig, example_inputs: Tensor, calibration: Tensor | None = None
+) -> PruningSummary:
     """Prune `model` in place by magnitude. Unstructured pruning leaves masks attached so that
-    fine-tuning keeps pruned weights at zero; call `make_pruning_permanent_` afterwards."""
+    fine-tuning keeps pruned weights at zero; call `make_pruning_permanent_` afterwards.
+    `calibration` (training inputs) is what the sensitivity allocation measures each layer's
+    effect on; without it, it uses `example_inputs`."""
     macs_before, params_before = count_macs_and_params(model, example_inputs)
     channels: dict[str, tuple[int, int]] = {}
+    allocation: Allocation | None = None
     if config.method == "structured":
         ignored = output_layers(model, example_inputs)
         if config.scope == "layer":
@@ -138,17 +150,22 @@ def prune_(model: nn.Module, config: PruningConfig, example_inputs: Tensor) -> P
             # points on the small text transformer over ten seeds, where this loses 0.3.
             ignored += coupled_with_attention(model, example_inputs, list(_pruned(model, ignored).values()))
         pruned = _pruned(model, ignored)  # the same modules before and after: pruning is in place
-        widths_before = {name: _width(layer) for name, layer in pruned.items()}
+        widths_before = {name: layer_width(layer) for name, layer in pruned.items()}
+        ratios = None
+        if config.scope == "layer":
+            allocation = _allocate(model, pruned, ignored, config, example_inputs, calibration)
+            shares = {pruned[name]: share for name, share in allocation.sparsity.items()}
+            ratios = layer_ratios(shares, config.channel_multiple)
         remove_channels(
             model,
             example_inputs,
             ratio=config.sparsity,
             ignored_layers=ignored,
             global_pruning=config.scope == "global",
-            layer_ratios=_layer_ratios(pruned.values(), config) if config.scope == "layer" else None,
+            layer_ratios=ratios,
         )
         macs_after, params_after = count_macs_and_params(model, example_inputs)
-        channels = {name: (widths_before[name], _width(layer)) for name, layer in pruned.items()}
+        channels = {name: (widths_before[name], layer_width(layer)) for name, layer in pruned.items()}
     else:
         # Zeroed weights are still stored and multiplied: counts do not change.
         _mask_smallest_weights(model, config.sparsity, global_scope=config.scope == "global")
@@ -165,39 +182,35 @@ def prune_(model: nn.Module, config: PruningConfig, example_inputs: Tensor) -> P
         layer_sparsity=per_layer,
         channel_multiple=config.channel_multiple if config.method == "structured" else 1,
         layer_channels=channels,
+        allocation=allocation,
     )
 
 
-def _width(layer: nn.Module) -> int:
-    """Output channels of a conv, output neurons of a linear layer."""
-    if isinstance(layer, nn.Conv1d | nn.Conv2d):
-        return layer.out_channels
-    assert isinstance(layer, nn.Linear)
-    return layer.out_features
-
-
-def kept_channels(width: int, sparsity: float, multiple: int) -> int:
-    """What structured pruning keeps of a layer `width` wide: the share `1 - sparsity`, rounded up
-    to a multiple of `multiple` and never wider than the layer. CPU and GPU kernels work on blocks
-    of 8 or 16 channels: in ONNX Runtime (bench/channel_widths.py, one thread, batch 32) the digits
-    CNN pruned to 24/48/96 of its 32/64/128 channels ran at 0.85x the unpruned model's speed, and
-    to 22/44/89 at 0.47x; rounded up to 32/48/96, both ran at 1.17x."""
-    exact = int(width * (1.0 - sparsity))
-    return min(width, max(multiple, math.ceil(exact / multiple) * multiple))
+def _allocate(
+    model: nn.Module,
+    layers: dict[str, nn.Module],
+    ignored: list[nn.Module],
+    config: PruningConfig,
+    example_inputs: Tensor,
+    calibration: Tensor | None,
+) -> Allocation:
+    """Each layer's sparsity (`allocation`): the same for all, or by the layers' sensitivity."""
+    if config.allocation == "uniform" or not layers:
+        return uniform_allocation(layers, config.sparsity)
+    return sensitivity_allocation(
+        model,
+        layers,
+        ignored,
+        config.sparsity,
+        config.channel_multiple,
+        example_inputs,
+        calibration if calibration is not None else example_inputs,
+    )
 
 
 def _pruned(model: nn.Module, ignored: list[nn.Module]) -> dict[str, nn.Module]:
     """The prunable layers that structured pruning shrinks, by name."""
     return {name: layer for name, layer in _prunable_layers(model) if layer not in ignored}
-
-
-def _layer_ratios(layers: Iterable[nn.Module], config: PruningConfig) -> dict[nn.Module, float]:
-    """Each layer's own ratio, the one that keeps `kept_channels`."""
-    widths = {layer: _width(layer) for layer in layers}
-    return {
-        layer: ratio_keeping(kept_channels(width, config.sparsity, config.channel_multiple), width)
-        for layer, width in widths.items()
-    }
 
 
 def _mask_smallest_weights(model: nn.Module, sparsity: float, *, global_scope: bool) -> None:

@@ -25,6 +25,7 @@ from optikube_trainer.compression import (
     teacher_loss_fn,
 )
 from optikube_trainer.compression.pruning import output_layers
+from optikube_trainer.compression.pruning_allocation import SENSITIVITY_SAMPLES
 from optikube_trainer.data import DataBundle
 from optikube_trainer.dist import RunContext
 from optikube_trainer.evaluation import count_macs, stored_parameters
@@ -119,7 +120,12 @@ def prune(model: nn.Module, recipe: Recipe, bundle: DataBundle, ctx: RunContext)
     assert config is not None
     model.to(ctx.device)
     teacher = _teacher(model, config.fine_tune_loss, config.fine_tune_epochs)
-    summary = prune_(model, config, sample_inputs(bundle, 2).to(ctx.device))
+    # the sensitivity allocation measures each layer on training inputs, which must be the same on
+    # every rank (augmentation draws from torch's generator: seeded here, the run's own untouched)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        calibration = sample_inputs(bundle, SENSITIVITY_SAMPLES, split="train").to(ctx.device)
+    summary = prune_(model, config, sample_inputs(bundle, 2).to(ctx.device), calibration=calibration)
     curves = _fine_tune(model, recipe, bundle, ctx, config.fine_tune_epochs, teacher=teacher)
     make_pruning_permanent_(model)
     return StageOutcome(model, {**summary.changes(), **_fine_tuning(config)}, curves)

@@ -108,8 +108,9 @@ def test_onnx_runtime_falls_back_to_gentler_forms_until_one_is_within_the_budget
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ONNX Runtime's INT8 is calibrated anew and can lose what the PyTorch stage did not: the
-    candidate then goes to int8 weights, then to the float model, instead of dropping out (which
-    once shipped a runtime ten times slower). Here every ONNX int8 form is made to lose 5 points."""
+    candidate then goes to int8 weights instead of dropping out (which once shipped a runtime ten
+    times slower), and the compressed float model, a candidate of its own, is within the budget.
+    Here every ONNX int8 form is made to lose 5 points."""
     from optikube_trainer.pipeline import evaluation
 
     real_score = evaluation.score
@@ -122,18 +123,25 @@ def test_onnx_runtime_falls_back_to_gentler_forms_until_one_is_within_the_budget
     monkeypatch.setattr(evaluation, "score", int8_loses_in_onnx)
     config = _config(tmp_path).model_dump(by_alias=True, exclude_none=True)
     config["spec"]["quantization"] = {"method": "dynamic"}
-    config["spec"]["compression"]["maxAccuracyDrop"] = 1.0
+    # on iris dynamic INT8 is slower than float in ONNX Runtime (0.79x): the latency check would skip it
+    config["spec"]["compression"].update(maxAccuracyDrop=1.0, skipSlowerStages=False)
     ctx = local_context(seed=1, output_dir=tmp_path)
     ctx.progress = ProgressSender(rank=0, trial=None, stream=io.StringIO(), output_dir=tmp_path)
     results = run_pipeline(parse_run_config(config), ctx)
     assert results is not None
-    onnx = next(c for c in results["runtime"]["candidates"] if c["runtime"] == "onnx")
-    assert onnx["quantization"] == "none (float)" and onnx["withinBudget"]
-    fallbacks = [note for note in results["runtime"]["notes"] if note.startswith("ONNX Runtime:")]
-    assert len(fallbacks) == 2
-    assert "int8 dynamic" in fallbacks[0] and "lost 5.0 validation points (budget 1.0)" in fallbacks[0]
-    assert fallbacks[1].endswith("tried none (float) instead")
+    onnx = [c for c in results["runtime"]["candidates"] if c["runtime"] == "onnx"]
+    assert [(c["quantization"], c["withinBudget"]) for c in onnx] == [
+        ("int8 weights, folded to float at load", False),
+        ("none (float)", True),
+    ]
+    (fallback,) = [note for note in results["runtime"]["notes"] if note.startswith("ONNX Runtime:")]
+    assert "int8 dynamic" in fallback and "lost 5.0 validation points (budget 1.0)" in fallback
+    assert fallback.endswith("tried int8 weights, folded to float at load instead")
     assert results["runtime"]["chosen"] == "onnx" and results["artifacts"]["modelFormat"] == "onnx"
+    assert results["optimized"]["quantization"] == "none (float)"
+    assert any(
+        note.startswith("the compressed float model ships in onnx") for note in results["runtime"]["notes"]
+    )
 
 
 @pytest.mark.slow  # inductor compiles every model at three batch sizes (~30 s)

@@ -166,8 +166,8 @@ def test_compare_latency_varies_the_neighbour_and_repeats_each_call() -> None:
     assert all(len(before) > 1 for before in predecessors.values())
 
 
-def _result(runtime: str, b1: float, b32: float, within: bool) -> RuntimeResult:
-    candidate = Candidate(runtime, nn.Identity(), nn.Identity(), "x")
+def _result(runtime: str, b1: float, b32: float, within: bool, method: str | None = None) -> RuntimeResult:
+    candidate = Candidate(runtime, nn.Identity(), nn.Identity(), "x", method)
     return RuntimeResult(
         candidate, latency={"batch1P50": b1, "batch32P50": b32}, within_budget=within, validation=0.9
     )
@@ -200,6 +200,24 @@ def test_auto_ships_the_fastest_runtime_at_the_serving_batch_size_when_one_is_se
     onnx.baseline_latency = {"batch1P50": 2.0, "batch32P50": 12.0, "batch256P50": 90.0}
     assert onnx.speedups() == {1: 2.0, 32: 2.0, 256: 2.0}
     assert batch_sizes(None) == (1, 32) and batch_sizes(256) == (1, 32, 256) and batch_sizes(32) == (1, 32)
+
+
+def test_each_runtime_offers_its_int8_and_its_float_form_and_the_faster_one_ships() -> None:
+    # a tiny model: ONNX Runtime's Q/DQ nodes cost more than int8 saves at batch 1, while at batch
+    # 256 int8 is ahead; eager's int8 (no int8 kernels) is slower than its float model everywhere
+    eager_int8, eager_float = _result("eager", 2.0, 20.0, True, "dynamic"), _result("eager", 0.5, 8.0, True)
+    onnx_int8, onnx_float = _result("onnx", 0.04, 0.9, True, "dynamic"), _result("onnx", 0.03, 1.2, True)
+    for result, latency in ((eager_int8, 150.0), (eager_float, 60.0), (onnx_int8, 20.0), (onnx_float, 31.0)):
+        result.latency["batch256P50"] = latency
+    results = [eager_int8, eager_float, onnx_int8, onnx_float]
+    assert choose(results, "auto", serving_batch=1)[0] is onnx_float
+    assert choose(results, "auto", serving_batch=256)[0] is onnx_int8
+    chosen, reason = choose(results, "eager")
+    assert (
+        chosen is eager_float and reason == "eager as requested, its fastest form within the accuracy budget"
+    )
+    onnx_float.within_budget = False  # over the budget: never shipped, however fast
+    assert choose(results, "auto", serving_batch=1)[0] is onnx_int8
 
 
 def test_onnx_gentler_forms_end_at_the_float_model() -> None:

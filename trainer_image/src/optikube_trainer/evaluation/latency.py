@@ -33,27 +33,29 @@ def batch_of(sample_inputs: Tensor, size: int) -> Tensor:
     return sample_inputs.repeat(repeats, *([1] * (sample_inputs.dim() - 1)))[:size]
 
 
-def compare_latency(
+def latency_samples(
     models: Mapping[str, Callable[[Tensor], object]],
     sample_inputs: Tensor,
     *,
     batch_sizes: tuple[int, ...] = (1, 32),
     runs: int = 50,
     warmup: int = 10,
-) -> dict[str, dict[str, float]]:
-    """Latency of several models measured together: each round times one call of every model, so
-    that a busy neighbour slows all of them alike and their ratios hold on a noisy machine.
+) -> dict[str, dict[int, list[float]]]:
+    """Milliseconds of every timed call of several models measured together, per batch size: the
+    i-th sample of every model comes from the same round, so two models can be compared round by
+    round (`compare_latency` gives their medians).
 
-    The order is shuffled every round (seeded) and each timed call follows an untimed call of the
-    same model: in a fixed or rotating order a model always runs right after the same neighbour
-    and pays for what that one leaves behind (OpenMP or ONNX Runtime threads still spinning, cold
-    caches), which measured two identical ONNX Runtime sessions 2-3x apart. A deployment calls one
-    model over and over; this is what each timed call sees. Returns `{name: {batch1P50,
-    batch1P90, ...}}` in milliseconds."""
+    Each round times one call of every model, so that a busy neighbour slows all of them alike and
+    their ratios hold on a noisy machine. The order is shuffled every round (seeded) and each timed
+    call follows an untimed call of the same model: in a fixed or rotating order a model always
+    runs right after the same neighbour and pays for what that one leaves behind (OpenMP or ONNX
+    Runtime threads still spinning, cold caches), which measured two identical ONNX Runtime
+    sessions 2-3x apart. A deployment calls one model over and over; this is what each timed call
+    sees."""
     if runs < 1:
         raise ValueError(f"latency runs: expected >= 1, got {runs}")
     names = list(models)
-    result: dict[str, dict[str, float]] = {name: {} for name in names}
+    result: dict[str, dict[int, list[float]]] = {name: {} for name in names}
     for module in models.values():
         if isinstance(module, nn.Module):
             module.eval()
@@ -72,9 +74,31 @@ def compare_latency(
                     models[name](batch)
                     samples[name].append((time.perf_counter() - start) * 1000.0)
             for name in names:
-                result[name][f"batch{size}P50"] = round(statistics.median(samples[name]), 4)
-                result[name][f"batch{size}P90"] = round(percentile(samples[name], 0.9), 4)
+                result[name][size] = samples[name]
     return result
+
+
+def summarize_samples(samples: Mapping[int, list[float]]) -> dict[str, float]:
+    """`{batch1P50, batch1P90, ...}` in milliseconds of one model's `latency_samples`."""
+    result: dict[str, float] = {}
+    for size, timed in samples.items():
+        result[f"batch{size}P50"] = round(statistics.median(timed), 4)
+        result[f"batch{size}P90"] = round(percentile(timed, 0.9), 4)
+    return result
+
+
+def compare_latency(
+    models: Mapping[str, Callable[[Tensor], object]],
+    sample_inputs: Tensor,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 32),
+    runs: int = 50,
+    warmup: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Latency of several models measured together in interleaved rounds (`latency_samples`).
+    Returns `{name: {batch1P50, batch1P90, ...}}` in milliseconds."""
+    samples = latency_samples(models, sample_inputs, batch_sizes=batch_sizes, runs=runs, warmup=warmup)
+    return {name: summarize_samples(timed) for name, timed in samples.items()}
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -16,12 +17,18 @@ from optikube_trainer.dist import RunContext, barrier, broadcast_object, seed_ev
 from optikube_trainer.evaluation import count_macs
 from optikube_trainer.evaluation.counting import ensure_cpu
 from optikube_trainer.models import build_model
-from optikube_trainer.pipeline.budget import run_within_budget, validation_value
+from optikube_trainer.pipeline.budget import Guarded, run_within_budget, validation_value
 from optikube_trainer.pipeline.checkpoint import load_state, save_stage
 from optikube_trainer.pipeline.evaluation import finish
+from optikube_trainer.pipeline.latency_check import (
+    StageModels,
+    check_runtimes,
+    check_sizes,
+    check_stage_latency,
+)
 from optikube_trainer.pipeline.measuring import measure
 from optikube_trainer.pipeline.run import PipelineRun
-from optikube_trainer.pipeline.stages import STAGES, StageOutcome, sample_inputs
+from optikube_trainer.pipeline.stages import STAGES, StageOutcome, calibration_batches, sample_inputs
 from optikube_trainer.recipe import Recipe, read_recipe
 from optikube_trainer.training.loop import fit
 
@@ -96,6 +103,8 @@ def _compress(run: PipelineRun, name: str, model: nn.Module) -> nn.Module:
         progress.stage(name, "retried", summary=summary)
 
     guarded = run_within_budget(name, model, recipe, bundle, ctx, budget, attempt_stage, on_retry)
+    if guarded.outcome is not None and recipe.skip_slower_stages:
+        guarded = _check_latency(run, name, model, guarded)
     duration = round(time.monotonic() - started, 3)
     changes: dict[str, Any] = {"budget": guarded.record}
     if guarded.outcome is None:
@@ -115,6 +124,35 @@ def _compress(run: PipelineRun, name: str, model: nn.Module) -> nn.Module:
         changes["validationAccuracyAfter"] = round(validation_value(outcome.model, bundle, "accuracy"), 6)
     _record(run, name, outcome.model, changes, duration)
     return outcome.model
+
+
+def _check_latency(run: PipelineRun, name: str, before: nn.Module, guarded: Guarded) -> Guarded:
+    """The stage's latency check (rank 0 times, every rank gets the verdict): a stage that made the
+    shipped runtime slower is skipped like one over the budget, its numbers in the budget record."""
+    recipe, ctx = run.recipe, run.ctx
+    check: dict[str, Any] = {}
+    if ctx.is_main:
+        quantization = guarded.recipe.quantization if name == "quantization" else None
+        calibration = (
+            calibration_batches(run.bundle, recipe.training.batch_size, quantization.calibration_batches)
+            if quantization is not None
+            else None
+        )
+        method = quantization.method if quantization is not None else None
+        models = StageModels(before, guarded.model, method, calibration)
+        check = check_stage_latency(
+            models,
+            run.example,
+            runtimes=check_runtimes(recipe.export.runtime),
+            sizes=check_sizes(recipe.export.batch_size),
+            directory=ctx.output_dir / "pipeline" / "latency-check" / name,
+        ).to_contract()
+    check = broadcast_object(check)  # type: ignore[assignment]
+    record = {**guarded.record, "latencyCheck": check}
+    if not check.get("slower"):
+        return replace(guarded, record=record)
+    record.update(outcome="skipped", reason=check["reason"])
+    return Guarded(before, None, recipe, record)
 
 
 def run_pipeline(config: RunConfig, ctx: RunContext) -> dict[str, Any] | None:

@@ -6,6 +6,10 @@
 - `onnx`: the float model from before the quantization stage, exported with `torch.onnx` and,
   where the spec quantizes, made INT8 by onnxruntime.quantization with the stage's method
   (`runtimes.onnx_quantize`); the baseline is the trained float model exported the same way.
+
+Where a quantization stage ran, each runtime is also offered the compressed float model (no Q/DQ):
+on a small model the int8 form can be the slower one (ONNX Runtime's quantize and dequantize
+nodes, eager PyTorch's missing int8 kernels), and `auto` ships whichever is faster.
 """
 
 from __future__ import annotations
@@ -54,20 +58,27 @@ class Candidate:
     session_config: dict[str, str] = field(default_factory=dict)
     exporter: str | None = None
     error: str | None = None
+    source: nn.Module | None = None  # the PyTorch model this candidate runs or was exported from
 
 
 def eager_candidate(model: nn.Module, baseline: nn.Module, method: str | None) -> Candidate:
-    return Candidate("eager", model, baseline, TORCH_QUANTIZATION.get(method or "", "none (float)"), method)
+    quantization = TORCH_QUANTIZATION.get(method or "", "none (float)")
+    return Candidate("eager", model, baseline, quantization, method, source=model)
 
 
-def compiled_candidate(model: nn.Module, baseline: nn.Module, method: str | None) -> Candidate:
+def compiled_candidate(
+    model: nn.Module, baseline: nn.Module, method: str | None, compiled_baseline: nn.Module | None = None
+) -> Candidate:
+    """`compiled_baseline`: the baseline already compiled for another candidate (compiling it again
+    would cost as much as the first time)."""
     try:
         return Candidate(
             "compiled",
             compile_for_cpu(model),
-            compile_for_cpu(baseline),
+            compiled_baseline if compiled_baseline is not None else compile_for_cpu(baseline),
             TORCH_QUANTIZATION.get(method or "", "none (float)"),
             method,
+            source=model,
         )
     except Exception as error:
         return Candidate("compiled", None, None, "", method, error=f"{type(error).__name__}: {error}")
@@ -110,6 +121,13 @@ def decoded(model: nn.Module) -> nn.Module:
     return copied
 
 
+def export_baseline(baseline: nn.Module, example: Tensor, directory: Path) -> OnnxModule:
+    """The trained baseline exported to ONNX Runtime as it is: what a user who only exports gets."""
+    directory.mkdir(parents=True, exist_ok=True)
+    export_onnx(baseline, example, directory / "baseline.onnx")
+    return OnnxModule(directory / "baseline.onnx")
+
+
 def onnx_candidate(
     float_model: nn.Module,
     baseline: nn.Module,
@@ -117,12 +135,15 @@ def onnx_candidate(
     example: Tensor,
     directory: Path,
     calibration: Callable[[], Iterable[Tensor]] | None,
+    *,
+    source: nn.Module | None = None,
 ) -> Candidate:
     """`float_model` is the compressed model before quantization (the pipeline's model when the spec
-    does not quantize); `method` the quantization method to apply, or None."""
+    does not quantize); `method` the quantization method to apply, or None; `source` the PyTorch
+    model the candidate stands for in results.json (its parameters), `float_model` by default."""
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        export_onnx(baseline, example, directory / "baseline.onnx")
+        baseline_session = export_baseline(baseline, example, directory)
         exporter = export_onnx(decoded(float_model), example, directory / "float.onnx")
         target = directory / "float.onnx"
         if method is not None:
@@ -134,12 +155,13 @@ def onnx_candidate(
         return Candidate(
             "onnx",
             OnnxModule(target, config=config),
-            OnnxModule(directory / "baseline.onnx"),
+            baseline_session,
             ONNX_QUANTIZATION[method or ""],
             method,
             onnx_file=target,
             session_config=config,
             exporter=exporter,
+            source=source if source is not None else float_model,
         )
     except Exception as error:
         log.warning("no ONNX Runtime candidate: %s", error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ class RuntimeResult:
     drop_points: float | None = None
     within_budget: bool = False
     error: str | None = None
+    shipped: bool = False  # the one `choose` picked
 
     @property
     def runtime(self) -> str:
@@ -90,6 +91,8 @@ class RuntimeResult:
         )
         if self.candidate.exporter:
             entry["exporter"] = self.candidate.exporter
+        if self.shipped:
+            entry["shipped"] = True
         return entry
 
 
@@ -143,20 +146,32 @@ def score(
 
 
 def time_all(
-    results: list[RuntimeResult], example: Tensor, *, runs: int = 50, sizes: tuple[int, ...] = (1, CALL_SIZE)
-) -> None:
-    """The latency of every usable optimized model and baseline, all timed together at `sizes`."""
+    results: list[RuntimeResult],
+    example: Tensor,
+    *,
+    runs: int = 50,
+    sizes: tuple[int, ...] = (1, CALL_SIZE),
+    references: Mapping[str, nn.Module] | None = None,
+) -> dict[str, dict[str, float]]:
+    """The latency of every usable optimized model and baseline, all timed together at `sizes`. A
+    baseline that several candidates share (one runtime's int8 and float forms) is timed once;
+    `references` are timed in the same rounds, and their latency returned by name."""
     timed: dict[str, nn.Module] = {}
-    for result in results:
+    baseline_keys: dict[int, str] = {}
+    for index, result in enumerate(results):
         if result.usable:
             assert result.candidate.model is not None and result.candidate.baseline is not None
-            timed[f"{result.runtime}/optimized"] = result.candidate.model
-            timed[f"{result.runtime}/baseline"] = result.candidate.baseline
+            timed[f"{index}/optimized"] = result.candidate.model
+            key = baseline_keys.setdefault(id(result.candidate.baseline), f"{index}/baseline")
+            timed[key] = result.candidate.baseline
+    for name, module in (references or {}).items():
+        timed[f"reference/{name}"] = module
     latency = compare_latency(timed, example, runs=runs, batch_sizes=sizes) if timed else {}
-    for result in results:
+    for index, result in enumerate(results):
         if result.usable:
-            result.latency = latency[f"{result.runtime}/optimized"]
-            result.baseline_latency = latency[f"{result.runtime}/baseline"]
+            result.latency = latency[f"{index}/optimized"]
+            result.baseline_latency = latency[baseline_keys[id(result.candidate.baseline)]]
+    return {name: latency[f"reference/{name}"] for name in references or {}}
 
 
 def _batches(source: Any) -> Iterator[tuple[Tensor, Tensor]]:
@@ -167,26 +182,32 @@ def _batches(source: Any) -> Iterator[tuple[Tensor, Tensor]]:
 def choose(
     results: list[RuntimeResult], requested: str, serving_batch: int | None = None
 ) -> tuple[RuntimeResult, str]:
-    """The result to ship and why. An explicit runtime is honoured when it runs; `auto` takes the
-    fastest one within the budget (at `serving_batch` where one is set); eager (which passed the
-    stage checks) is the fallback."""
+    """The result to ship and why. An explicit runtime is honoured when it runs (its fastest form
+    within the budget, where it has an int8 and a float one); `auto` takes the fastest result
+    within the budget (at `serving_batch` where one is set); eager (which passed the stage checks)
+    is the fallback."""
     usable = [r for r in results if r.usable]
     eager = next(r for r in usable if r.runtime == "eager")
+    at = f" at batch {serving_batch}" if serving_batch is not None else ""
     if requested != "auto":
-        chosen = next((r for r in usable if r.runtime == requested), None)
-        if chosen is None:
+        same = [r for r in usable if r.runtime == requested]
+        if not same:
             failed = next((r for r in results if r.runtime == requested), None)
             why = failed.error if failed is not None and failed.error else "not available"
             return eager, f"{requested} was requested but cannot run this model ({why}); shipped eager"
-        if not chosen.within_budget:
-            return chosen, f"{requested} as requested, although it exceeds the accuracy budget here"
-        return chosen, f"{requested} as requested"
+        within = [r for r in same if r.within_budget]
+        if not within:
+            return same[0], f"{requested} as requested, although it exceeds the accuracy budget here"
+        if len(same) == 1:
+            return within[0], f"{requested} as requested"
+        fastest = min(within, key=lambda result: result.speed(serving_batch))
+        return fastest, f"{requested} as requested, its fastest form within the accuracy budget{at}"
     within = [r for r in usable if r.within_budget]
     if not within:
         return eager, "no runtime stayed within the accuracy budget; shipped eager"
     fastest = min(within, key=lambda result: result.speed(serving_batch))
     if serving_batch is not None:
-        return fastest, f"the fastest runtime within the accuracy budget at batch {serving_batch}"
+        return fastest, f"the fastest runtime within the accuracy budget{at}"
     return fastest, "the fastest runtime within the accuracy budget (geometric mean of batch 1 and 32)"
 
 
@@ -195,7 +216,10 @@ def slower_than_baseline(result: RuntimeResult) -> str | None:
     compression stages did not pay off there, which the user should read, not find out later."""
     if not result.usable or not result.latency or not result.baseline_latency:
         return None
-    slower = [f"batch {size} ({ratio:.2f}x)" for size, ratio in result.speedups().items() if ratio < 1.0]
+    # below 1 at two decimals: a ratio that prints as 1.00x is no slowdown worth a sentence
+    slower = [
+        f"batch {size} ({ratio:.2f}x)" for size, ratio in result.speedups().items() if round(ratio, 2) < 1.0
+    ]
     if not slower:
         return None
     return (

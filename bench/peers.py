@@ -51,6 +51,8 @@ from optikube_trainer.runtimes.onnx_model import OnnxModule, export_onnx
 from optikube_trainer.runtimes.onnx_quantize import quantize_onnx
 from optikube_trainer.runtimes.selection import FixedBatches
 
+# the baseline exported to ONNX Runtime as it is: what a user who only exports gets
+REFERENCE_ORT_FP32 = "ORT fp32 (no quantization)"
 Maker = Callable[
     [int], nn.Module
 ]  # threads -> a runnable model (ORT sessions and compiled graphs per setting)
@@ -136,7 +138,7 @@ def _anchors(baseline: nn.Module, bundle: DataBundle, example: Tensor, work: Pat
 
         return build
 
-    add("ORT fp32 (no quantization)", ort("fp32.onnx", None), kind="reference")
+    add(REFERENCE_ORT_FP32, ort("fp32.onnx", None), kind="reference")
     if any(type(m) is nn.Linear for m in baseline.modules()):
         add("torchao int8 dynamic + compile", torchao_dynamic)
     if has_conv:
@@ -157,6 +159,7 @@ def run_peers(
 ) -> dict[str, Any]:
     """The pipeline on `spec` (one thread), then every entry timed together at each thread count."""
     out = Path(tempfile.mkdtemp(prefix=f"optikube-bench-{name}-"))
+    load_at_start = os.getloadavg()  # the machine is shared: the report says how busy it was
     torch.set_num_threads(threads[0])
     started = time.monotonic()
     config = parse_run_config(
@@ -226,6 +229,10 @@ def run_peers(
         console.log(f"{name}: timed at {count} thread(s)")
     torch.set_num_threads(threads[0])
     report = _report(name, spec, results, entries, threads, pipeline_seconds)
+    report["loadAverage"] = {
+        "start": [round(v, 2) for v in load_at_start],
+        "end": [round(v, 2) for v in os.getloadavg()],
+    }
     shutil.rmtree(out, ignore_errors=True)
     return report
 
@@ -278,6 +285,7 @@ def _report(
                 }
     return {
         "workload": name,
+        **headline(rows, versus, str(threads[0])),
         "spec": spec,
         "pipelineSeconds": seconds,
         "threads": threads,
@@ -285,19 +293,70 @@ def _report(
         "rows": rows,
         "optikubeVsBestAnchor": versus,
         "budget": results["budget"],
-        "stages": [
-            {
-                "name": s["name"],
-                "outcome": s.get("budget", {}).get("outcome", "n/a"),
-                "attempts": s.get("budget", {}).get("attempts"),
-            }
-            for s in results["stages"]
-        ],
+        "stages": [_stage(s) for s in results["stages"]],
         "pipelineRuntimes": results["runtime"],
         "baselineTest": results["baseline"]["metrics"],
         "pairedTestVsBaseline": paired.get(base.name),
         "pairedWithOptikube": paired,
     }
+
+
+# what a stage's `changes` say about where its speed comes from (pruning's channels and allocation)
+STAGE_DETAILS = (
+    "layerChannels",
+    "allocation",
+    "layerTargetSparsity",
+    "sensitivity",
+    "macsBefore",
+    "macsAfter",
+)
+
+
+def _stage(stage: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline stage as the benchmark keeps it: the budget's verdict and attempts, the latency
+    check's timings, and the changes that explain the speed."""
+    budget = stage.get("budget", {})
+    changes = stage.get("changes", {})
+    entry: dict[str, Any] = {
+        "name": stage["name"],
+        "outcome": budget.get("outcome", "n/a"),
+        "attempts": budget.get("attempts"),
+    }
+    if "reason" in budget:
+        entry["reason"] = budget["reason"]
+    if "latencyCheck" in budget:
+        entry["latencyCheck"] = budget["latencyCheck"]
+    details = {key: changes[key] for key in STAGE_DETAILS if key in changes}
+    if details:
+        entry["changes"] = details
+    return entry
+
+
+def headline(rows: list[dict[str, Any]], versus: dict[str, Any], threads: str) -> dict[str, Any]:
+    """The numbers a workload is judged by, at `threads` (one): optikube's shipped model against
+    the fastest manual anchor of the run (its speed-up over the eager baseline divided by the
+    anchor's), against the baseline exported to ONNX Runtime as it is (ORT fp32, "export only"),
+    against the eager baseline, and the test accuracy it lost against the baseline, in points."""
+    ours = next(r for r in rows if r["kind"] == "optikube")
+    base = next(r for r in rows if r["kind"] == "baseline")
+    ort = next((r for r in rows if r["model"] == REFERENCE_ORT_FP32 and threads in r["latencyMs"]), None)
+    numbers: dict[str, Any] = {}
+    for batch in (1, 32):
+        entry = versus.get(f"{threads}thread-batch{batch}")
+        numbers[f"speedupVsBestAnchorBatch{batch}"] = entry["ratio"] if entry else None
+    for batch in (1, 32):
+        mine = (ours["latencyMs"].get(threads) or {}).get(f"batch{batch}P50")
+        theirs = ((ort or {}).get("latencyMs", {}).get(threads) or {}).get(f"batch{batch}P50")
+        numbers[f"speedupVsOrtFp32Batch{batch}"] = round(theirs / mine, 2) if mine and theirs else None
+    for batch in (1, 32):
+        numbers[f"speedupVsEagerBatch{batch}"] = ours["speedup"].get(threads, {}).get(f"batch{batch}")
+    base_accuracy, our_accuracy = base["metrics"].get("accuracy"), ours["metrics"].get("accuracy")
+    numbers["testAccuracyDropPoints"] = (
+        round(100.0 * (base_accuracy - our_accuracy), 2) + 0.0
+        if base_accuracy is not None and our_accuracy is not None
+        else None
+    )
+    return numbers
 
 
 def _paired_with_optikube(entries: list[Entry]) -> dict[str, dict[str, Any]]:

@@ -80,14 +80,48 @@ def _paired(paired: dict[str, Any] | None) -> str:
     return f"; {paired['onlyOptikubeRight']} vs {paired['onlyOtherRight']} samples, p {paired['pValue']:.2f}"
 
 
+def stage_outcome(stage: dict[str, Any]) -> str:
+    """The budget's verdict, "skipped (slower)" where the latency check skipped the stage."""
+    slower = (stage.get("latencyCheck") or {}).get("slower")
+    return (
+        f"{stage['outcome']} (slower)" if slower and stage["outcome"] == "skipped" else str(stage["outcome"])
+    )
+
+
+def _shipped(report: dict[str, Any]) -> str:
+    """The shipped runtime, and its form where the document names it (int8 or the float model)."""
+    runtime = report["pipelineRuntimes"]
+    shipped = next((c for c in runtime.get("candidates", []) if c.get("shipped")), None)
+    return runtime["chosen"] if shipped is None else f"{runtime['chosen']}, {shipped['quantization']}"
+
+
+def _versus_ort_fp32(report: dict[str, Any], threads: str) -> dict[int, float]:
+    """optikube's model against the baseline exported to ONNX Runtime as it is, per batch size:
+    the run's headline numbers, or from its rows in documents written before them."""
+    if "speedupVsOrtFp32Batch1" in report:
+        return {
+            b: report[f"speedupVsOrtFp32Batch{b}"] for b in (1, 32) if report[f"speedupVsOrtFp32Batch{b}"]
+        }
+    ours = _rows(report, "optikube")[0]["latencyMs"].get(threads) or {}
+    ort = next((r for r in report["rows"] if r["model"].startswith("ORT fp32")), None)
+    theirs = (ort or {}).get("latencyMs", {}).get(threads) or {}
+    return {
+        b: round(theirs[f"batch{b}P50"] / ours[f"batch{b}P50"], 2)
+        for b in (1, 32)
+        if theirs.get(f"batch{b}P50") and ours.get(f"batch{b}P50")
+    }
+
+
 def summary(reports: list[dict[str, Any]]) -> str:
-    """One line per workload: optikube's shipped model against the fp32 eager baseline and the
+    """One line per workload: optikube's shipped model against the fp32 baseline in PyTorch
+    (eager) and exported to ONNX Runtime as it is ("export only", ORT fp32), and against the
     fastest manual anchor of the same run (one thread). Accuracy differences come with McNemar's
     exact test on the test split where the run recorded per-sample results (`pairedTest`)."""
     lines = [
-        "| workload | optikube ships | speed-up b1 | speed-up b32 | smaller | accuracy (test) "
+        "| workload | optikube ships | vs PyTorch baseline b1 | vs PyTorch baseline b32 "
+        "| vs baseline in ORT b1 | vs baseline in ORT b32 | smaller | accuracy (test) "
         "| vs best anchor b1 | vs best anchor b32 | budget (validation drop / max) | stages |",
-        "| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- | --- |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |",
     ]
     for report in reports:
         base = _rows(report, "baseline")[0]
@@ -117,14 +151,16 @@ def summary(reports: list[dict[str, Any]]) -> str:
             "maxAccuracyDrop", budget.get("maxDrop")
         )  # maxDrop: documents written before the rename
         stages = ", ".join(
-            f"{s['name']}: {s['outcome']}"
+            f"{s['name']}: {stage_outcome(s)}"
             + (f" ({len(s['attempts'])} tries)" if len(s["attempts"]) > 1 else "")
             for s in report["stages"]
             if s.get("attempts")
         )
+        ort = _versus_ort_fp32(report, one)
         lines.append(
-            f"| {report['workload']} | {report['pipelineRuntimes']['chosen']} "
-            f"| {_x(speed.get('batch1'))} | {_x(speed.get('batch32'))} | {_x(ours.get('sizeRatio'))} "
+            f"| {report['workload']} | {_shipped(report)} "
+            f"| {_x(speed.get('batch1'))} | {_x(speed.get('batch32'))} "
+            f"| {_x(ort.get(1))} | {_x(ort.get(32))} | {_x(ours.get('sizeRatio'))} "
             f"| {delta} | {anchor('batch1')} | {anchor('batch32')} "
             f"| {'-' if drop is None else f'{drop:.2f}'} / {allowed} pt | {stages or '-'} |"
         )

@@ -34,6 +34,7 @@ from rich.table import Table
 
 from console_tables import named_rows  # bench/, beside this script
 from optikube_trainer.evaluation.paired import mcnemar_exact_p
+from runtimes_tables import stage_outcome
 
 RESULTS = Path(__file__).parent / "results"
 FIRST_SEED = 7  # the seed of the runtimes suite's tables, so that seed 7 here is that run again
@@ -50,7 +51,7 @@ def seed_record(seed: int, report: dict[str, Any]) -> dict[str, Any]:
         "accuracy": {name: row["metrics"].get("accuracy") for name, row in rows.items()},
         "kinds": {name: row["kind"] for name, row in rows.items()},
         "paired": report["pairedWithOptikube"],
-        "stages": {s["name"]: s["outcome"] for s in report["stages"] if s.get("attempts")},
+        "stages": {s["name"]: stage_outcome(s) for s in report["stages"] if s.get("attempts")},
         "versusFastestAnchor": {
             setting: {"anchor": entry["bestAnchor"], "ratio": entry["ratio"]}
             for setting, entry in report["optikubeVsBestAnchor"].items()

@@ -376,6 +376,16 @@ def main(argv: list[str] | None = None) -> None:
     console.print(f"wrote {args.output}")
 
 
+# what each workload of the runtimes suite is judged by (bench/peers.py `headline`)
+HEADLINE_KEYS = (
+    "speedupVsBestAnchorBatch1",
+    "speedupVsBestAnchorBatch32",
+    "speedupVsOrtFp32Batch1",
+    "speedupVsOrtFp32Batch32",
+    "testAccuracyDropPoints",
+)
+
+
 def run_runtimes_suite(names: list[str], console: Console, *, runs: int, output: Path) -> None:
     """Each workload's pipeline and its peers; one JSON per workload (a long run keeps what it did)."""
     from peers import peers_table, run_peers
@@ -391,7 +401,8 @@ def run_runtimes_suite(names: list[str], console: Console, *, runs: int, output:
         target = output if output.name != "trainer.json" else RESULTS / f"runtimes-{name}.json"
         target.write_text(json.dumps(report, indent=2))
         console.print(peers_table(report))
-        console.print(f"{name}: optikube vs best anchor {json.dumps(report['optikubeVsBestAnchor'])}")
+        judged = {key: report[key] for key in HEADLINE_KEYS}
+        console.print(f"{name}: {json.dumps(judged)} (load average {report['loadAverage']})")
         console.print(f"wrote {target} ({report['wallSeconds']} s)")
 
 

@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # wheel or images, and its dependencies are only the developer's.
 TESTCLUSTER := hack/testcluster
 
-.PHONY: demo test test-fast test-reliability test-long lint fmt controlplane prometheus chromium report-preview cluster-up cluster-down cluster-demo docs clean
+.PHONY: demo test test-fast test-gpu test-reliability test-long lint fmt controlplane prometheus chromium report-preview cluster-up cluster-down cluster-demo docs clean
 
 $(STAMP): pyproject.toml $(TESTCLUSTER)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,18 @@ test: $(STAMP) controlplane prometheus chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -m "not reliability and not long" --durations=30
+	$(VENV)/bin/pytest -m "not reliability and not long and not gpu" --durations=30
 
 test-fast: $(STAMP) chromium prometheus
-	$(VENV)/bin/pytest -m "not cluster and not slow and not reliability and not long"
+	$(VENV)/bin/pytest -m "not cluster and not slow and not reliability and not long and not gpu"
+
+# The GPU tier (tests/gpu): the trainer under torchrun with NCCL and bf16 on this machine's GPUs, and
+# bench/gpu_runtimes.py measured for real. Never part of `make test`; without a CUDA device it says
+# why it was skipped and succeeds.
+test-gpu: $(STAMP)
+	@if ! reason=$$($(PY) tests/gpu/gpu_environment.py); then echo "make test-gpu: $$reason"; exit 0; fi; \
+	echo "make test-gpu: $$reason"; \
+	$(VENV)/bin/pytest -m gpu tests/gpu
 
 # The long fault, load and fuzz scenarios of docs/reliability.md (make test runs their core samples).
 test-reliability: $(STAMP) controlplane prometheus

@@ -14,20 +14,10 @@ from client_scenario import runner_command, scenario_manifest
 from kube_harness import PlayingTrainers, RunningOperator, Trainers, manifest, trial_objects, wait_for
 from kubernetes import client as k8s
 
-from optikube import (
-    Client,
-    ClientError,
-    ErrorReason,
-    JobHandle,
-    JobUpdate,
-    PhaseChanged,
-    StageChanged,
-    TrialFinished,
-    TrialPruned,
-    TrialReported,
-    TrialStarted,
-)
+import optikube
+from optikube import Client, ClientError, ErrorReason, JobHandle
 from optikube_operator.client.local import LocalJobs
+from optikube_operator.client.updates import UPDATE_KINDS
 from optikube_testcluster import ControlPlane
 from optikube_testcluster.kubeconfig import render_token_kubeconfig, write_kubeconfig
 
@@ -49,7 +39,7 @@ def counted_requests(cluster: Client, monkeypatch: pytest.MonkeyPatch) -> list[t
     return sent
 
 
-def _watched(handle: JobHandle, timeout: float) -> list[tuple[float, JobUpdate]]:
+def _watched(handle: JobHandle, timeout: float) -> list[tuple[float, optikube.JobUpdate]]:
     return [(time.monotonic(), update) for update in handle.watch(timeout=timeout)]
 
 
@@ -65,13 +55,13 @@ def test_submit_watch_results_and_delete_through_the_apiservers_watch(
     assert handle.phase == "Succeeded", handle.snapshot.status.message
     updates = [update for _, update in arrivals]
     kinds = {type(update) for update in updates}
-    assert {PhaseChanged, TrialStarted, TrialReported, TrialFinished, TrialPruned, StageChanged} <= kinds
-    assert [u.phase for u in updates if isinstance(u, PhaseChanged)][-1] == "Succeeded"
+    assert set(UPDATE_KINDS) <= kinds
+    assert [u.phase for u in updates if isinstance(u, optikube.PhaseChanged)][-1] == "Succeeded"
     # updates came while the trials ran, not all at the end: trial 0 reported its first epoch
     # before it finished, in the first half of the job, and the updates came in many batches
     started, ended = arrivals[0][0], arrivals[-1][0]
-    report = next(t for t, u in arrivals if isinstance(u, TrialReported) and u.trial.number == 0)
-    finish = next(t for t, u in arrivals if isinstance(u, TrialFinished) and u.trial.number == 0)
+    report = next(t for t, u in arrivals if isinstance(u, optikube.TrialReported) and u.trial.number == 0)
+    finish = next(t for t, u in arrivals if isinstance(u, optikube.TrialFinished) and u.trial.number == 0)
     assert report < finish and report - started < (ended - started) / 2
     assert len({round(t, 2) for t, _ in arrivals}) >= 10
     # the apiserver's watch, not polling: two lists, two watches, one last look at the trials

@@ -14,20 +14,11 @@ from typing import Any
 import pytest
 from local_jobs import log_uniform, median_search, mlp_job
 
-from optikube import (
-    Client,
-    ClientError,
-    ErrorReason,
-    JobHandle,
-    PhaseChanged,
-    StageChanged,
-    TrialFinished,
-    TrialPruned,
-    TrialReported,
-    TrialStarted,
-)
+import optikube
+from optikube import Client, ClientError, ErrorReason, JobHandle
 from optikube_operator.client.local import LocalJobs
 from optikube_operator.client.local_status import RUNNER_FILE
+from optikube_operator.client.updates import UPDATE_KINDS
 
 RUNNER = [sys.executable, str(Path(__file__).with_name("client_fake_runner.py"))]
 
@@ -63,10 +54,10 @@ def test_a_local_job_is_submitted_watched_and_answers_with_typed_records(
     updates = list(handle.watch(timeout=120))
     assert handle.phase == "Succeeded", handle.snapshot.status.message
     kinds = {type(update) for update in updates}
-    assert {PhaseChanged, TrialStarted, TrialReported, TrialFinished, TrialPruned, StageChanged} <= kinds
-    phases = [u.phase for u in updates if isinstance(u, PhaseChanged)]
+    assert set(UPDATE_KINDS) <= kinds
+    phases = [u.phase for u in updates if isinstance(u, optikube.PhaseChanged)]
     assert phases[0] == "Pending" and phases[-1] == "Succeeded" and "Tuning" in phases
-    started = [u.trial.number for u in updates if isinstance(u, TrialStarted)]
+    started = [u.trial.number for u in updates if isinstance(u, optikube.TrialStarted)]
     assert sorted(started) == [0, 1, 2, 3]
     assert all(isinstance(str(update), str) and "\x1b" not in str(update) for update in updates)
 
@@ -136,7 +127,7 @@ def test_suspend_stops_the_runner_and_resume_continues_without_running_a_trial_t
     monkeypatch.setenv("FAKE_TRAINER_EPOCH_SECONDS", "0.5")
     handle = client.submit(_job("paused", trials=4, epochs=2))
     for update in handle.watch(timeout=60):
-        if isinstance(update, TrialFinished | TrialPruned):
+        if isinstance(update, optikube.TrialFinished | optikube.TrialPruned):
             break
     handle.suspend()
     assert handle.phase == "Suspended"

@@ -102,6 +102,17 @@ class TrialFinished(TrialUpdate):
         )
 
 
+# Every kind of update watch() yields, for filtering on them (`isinstance(update, UPDATE_KINDS)`).
+UPDATE_KINDS: tuple[type[JobUpdate], ...] = (
+    PhaseChanged,
+    StageChanged,
+    TrialStarted,
+    TrialReported,
+    TrialPruned,
+    TrialFinished,
+)
+
+
 def _trial_updates(job: str, before: TrialRecord | None, after: TrialRecord) -> list[JobUpdate]:
     updates: list[JobUpdate] = []
     if after.started and (before is None or not before.started):

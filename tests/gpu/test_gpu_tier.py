@@ -5,13 +5,14 @@ where torch sees no CUDA device (conftest.py)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from torchrun_launch import torchrun
 
 pytestmark = pytest.mark.gpu
 
@@ -25,25 +26,11 @@ def _gpus() -> int:
     return torch.cuda.device_count()
 
 
-def _torchrun(*args: str, cwd: Path, processes: int, timeout: float = 1200) -> str:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("OPTIKUBE_PROGRESS_URL", None)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={processes}",
-        *args,
-    ]
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
-    return result.stdout
-
-
 def test_nccl_carries_a_bf16_ddp_step_of_the_trainers_model(tmp_path: Path) -> None:
     output = tmp_path / "seen.json"
-    _torchrun(str(HERE / "nccl_bf16_worker.py"), str(output), cwd=tmp_path, processes=_gpus())
+    torchrun(
+        str(HERE / "nccl_bf16_worker.py"), str(output), cwd=tmp_path, processes=_gpus(), one_thread=False
+    )
     seen = json.loads(output.read_text())
     assert seen["backend"] == "nccl" and seen["worldSize"] == _gpus()
     assert seen["logitsDtype"] == "torch.bfloat16" and seen["gradientsEqualAcrossRanks"]
@@ -72,7 +59,7 @@ def test_a_trial_trains_under_torchrun_on_every_gpu_in_bf16(tmp_path: Path) -> N
     }
     (tmp_path / "run.json").write_text(json.dumps(config))
     args = ("-m", "optikube_trainer", "trial", "--config", str(tmp_path / "run.json"))
-    final = _final(_torchrun(*args, cwd=tmp_path, processes=_gpus()))
+    final = _final(torchrun(*args, cwd=tmp_path, processes=_gpus(), one_thread=False).stdout)
     assert final["values"]["accuracy"] > 0.9
 
 

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 from optikube_operator.reports.pipeline_html import render_report
+from optikube_operator.reports.pipeline_sentences import data_sentences, summary_sentences
 from optikube_operator.reports.pipeline_text import (
-    data_sentences,
     runtime_table,
     stage_budget,
     stage_changes,
-    summary_sentences,
 )
 
 # a real quickstart pipeline's results.json

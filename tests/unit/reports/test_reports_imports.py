@@ -15,7 +15,7 @@ def test_importing_every_report_module_loads_neither_torch_nor_optuna() -> None:
         f"optikube_operator.reports.{info.name}"
         for info in pkgutil.iter_modules(optikube_operator.reports.__path__)
     ]
-    assert {"job_text", "pipeline_text", "job_html", "pipeline_html"} <= {
+    assert {"job_text", "pipeline_text", "pipeline_sentences", "job_html", "pipeline_html"} <= {
         m.rsplit(".", 1)[1] for m in modules
     }
     script = (

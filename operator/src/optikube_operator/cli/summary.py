@@ -12,12 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from optikube_operator.reports.job_text import params_phrase, values_phrase
+from optikube_operator.reports.pipeline_sentences import summary_sentences
 from optikube_operator.reports.pipeline_text import (
     COMPARISON_HEADER,
     comparison_rows,
     runtime_legend,
     runtime_table,
-    summary_sentences,
 )
 
 

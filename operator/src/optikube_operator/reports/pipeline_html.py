@@ -15,19 +15,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from optikube_operator.reports.pipeline_sentences import data_sentences, diagnosis_sentence, summary_sentences
 from optikube_operator.reports.pipeline_text import (
     COMPARISON_HEADER,
     MEASURES,
     STAGES,
     comparison_rows,
-    data_sentences,
-    diagnosis_sentence,
     dig,
     number,
     runtime_table,
     stage_budget,
     stage_changes,
-    summary_sentences,
 )
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from torch import nn
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.kube.status import bounded_results
-from optikube_operator.reports.pipeline_text import stage_budget, summary_sentences
+from optikube_operator.reports.pipeline_sentences import summary_sentences
+from optikube_operator.reports.pipeline_text import stage_budget
 from optikube_trainer.dist import local_context
 from optikube_trainer.pipeline import run_pipeline
 from optikube_trainer.pipeline.latency_check import StageModels, check_stage_latency

@@ -81,7 +81,19 @@ def test_results_json_follows_contract_4(run: tuple[Path, list[Any], list[Any]])
     assert optimized["parameters"] < base["parameters"] / 4
     assert optimized["macs"] < base["macs"] / 4
     assert optimized["sizeBytes"] < base["sizeBytes"] / 2
-    assert optimized["weightBytes"] * 10 < base["weightBytes"]
+    # weightBytes counts the shipped form: a byte per weight (and the scales) in int8, four in float.
+    # Dynamic INT8 can make a model this small slower in ONNX Runtime: then the latency check skips
+    # the stage or the float form is the faster candidate, and results.json says which
+    quantization = next(s for s in results["stages"] if s["name"] == "quantization")
+    if optimized["quantization"] == "none (float)":
+        skipped_as_slower = quantization.get("skipped") and quantization["budget"]["latencyCheck"]["slower"]
+        float_note = any("compressed float model ships" in n for n in results["runtime"]["notes"])
+        assert skipped_as_slower or float_note
+        assert 3 * optimized["parameters"] < optimized["weightBytes"] <= 4 * optimized["parameters"]
+        assert optimized["weightBytes"] * 4 < base["weightBytes"]
+    else:
+        assert optimized["weightBytes"] < 1.5 * optimized["parameters"]
+        assert optimized["weightBytes"] * 10 < base["weightBytes"]
     # every runtime was measured beside the baseline, and the shipped one is within the budget
     candidates = {c["runtime"]: c for c in results["runtime"]["candidates"]}
     assert set(candidates) == {"eager", "compiled", "onnx"}

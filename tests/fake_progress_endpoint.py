@@ -1,5 +1,6 @@
 """A progress endpoint like the operator's, on 127.0.0.1, for the trainer's tests in and out of
-torchrun: it records every event with its headers and answers with a prune decision."""
+torchrun: it records every event with its headers and answers with a prune decision and, when
+asked to, the durable step an operator that writes behind its replies would name."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from typing import Any
 @dataclass
 class ProgressEndpoint:
     """What the endpoint received; it answers `status`, and prune from the `prune_after`-th
-    intermediate event on. Both may be changed while it serves."""
+    intermediate event on; with `durable_lag`, `durableStep` that many steps behind the step
+    it answers. Each may be changed while it serves."""
 
     url: str = ""
     prune_after: int | None = None
     status: int = 200
+    durable_lag: int | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
 
@@ -45,7 +48,11 @@ def progress_endpoint(prune_after: int | None = None) -> Iterator[ProgressEndpoi
                 seen = len(state.of_type("intermediate"))
             limit = state.prune_after
             prune = event.get("type") == "intermediate" and limit is not None and seen >= limit
-            body = json.dumps({"prune": prune}).encode()
+            reply: dict[str, Any] = {"prune": prune}
+            lag = state.durable_lag
+            if event.get("type") == "intermediate" and lag is not None and event["step"] - lag >= 0:
+                reply["durableStep"] = event["step"] - lag
+            body = json.dumps(reply).encode()
             self.send_response(state.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -117,3 +117,33 @@ def test_the_pipeline_records_stages_and_succeeds_only_when_its_run_exits_cleanl
     assert done.state is PipelineState.SUCCEEDED and done.results == RESULTS
     failed = record_pipeline_exit(ObservedPipeline(state=PipelineState.RUNNING), 3, NOW)
     assert failed.state is PipelineState.FAILED and "code 3" in failed.message
+
+
+def _progress(raw: dict[str, object]) -> AnyProgress:
+    return parse_progress(raw)
+
+
+def test_unconfirmed_steps_after_the_record_come_first_and_the_rest_change_nothing() -> None:
+    """An operator that answered steps 2 and 3 and was killed before writing them has a record up to
+    step 1; the trainer's next message carries them (`unconfirmed`): recorded once, in order."""
+    trial = record_trial_progress(
+        running(),
+        _progress({"type": "intermediate", "trial": 0, "epoch": 1, "step": 1, "values": {"accuracy": 0.2}}),
+        "accuracy",
+        NOW,
+    )
+    unconfirmed = [
+        {"epoch": step, "step": step, "values": {"accuracy": step / 10}} for step in (1, 3, 2, 4)
+    ]  # step 1 is recorded already, 4 is not before the message's own step
+    message = {"type": "intermediate", "trial": 0, "epoch": 4, "step": 4, "values": {"accuracy": 0.45}}
+    after = record_trial_progress(trial, _progress({**message, "unconfirmed": unconfirmed}), "accuracy", NOW)
+    assert after.intermediate == {1: 0.2, 2: 0.2, 3: 0.3, 4: 0.45}
+    assert after.latest_step == 4 and after.latest_values == {"accuracy": 0.45}
+    final = {"type": "final", "trial": 0, "values": {"accuracy": 0.5}}
+    ended = record_trial_progress(
+        after,
+        _progress({**final, "unconfirmed": [{"epoch": 5, "step": 5, "values": {"accuracy": 0.48}}]}),
+        "accuracy",
+        NOW,
+    )
+    assert ended.state is TrialState.SUCCEEDED and ended.intermediate[5] == 0.48 and ended.latest_step == 5

@@ -104,3 +104,48 @@ def test_without_url_events_are_json_lines(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["type"] for line in lines] == ["stage", "failed"]
     assert lines[1]["message"] == "boom" and lines[1]["trial"] is None
+
+
+def test_steps_are_sent_again_until_a_reply_says_they_are_durable(
+    endpoint: ProgressEndpoint, tmp_path: Path
+) -> None:
+    """An operator that writes progress behind its replies names the durable step; every later step
+    rides along with the next messages (the final one too), so an operator restarted before its
+    write loses none (docs/reliability.md)."""
+    endpoint.durable_lag = 1
+    progress = ProgressSender(rank=0, trial=4, url=endpoint.url, output_dir=tmp_path)
+    for epoch in range(3):
+        progress.intermediate(epoch, {"accuracy": epoch / 10})
+    progress.final({"accuracy": 0.3}, {})
+    carried = [[entry["step"] for entry in event.get("unconfirmed", [])] for event in endpoint.events]
+    assert carried == [[], [0], [1], [2]]
+    assert endpoint.events[1]["unconfirmed"][0] == {
+        "stage": "train",
+        "epoch": 0,
+        "step": 0,
+        "values": {"accuracy": 0.0},
+    }
+
+
+def test_unanswered_steps_are_kept_and_refused_ones_dropped(
+    endpoint: ProgressEndpoint, tmp_path: Path
+) -> None:
+    progress = ProgressSender(rank=0, trial=4, url=endpoint.url, output_dir=tmp_path, retries=1)
+    endpoint.status = 503  # the operator cannot record it now: sent again with the next step
+    progress.intermediate(0, {"accuracy": 0.1})
+    endpoint.status = 400  # refused: carried on, it would have every later message refused too
+    progress.intermediate(1, {"accuracy": 0.2})
+    endpoint.status = 200
+    progress.intermediate(2, {"accuracy": 0.3})
+    assert [e["step"] for e in endpoint.events[2]["unconfirmed"]] == [0]
+    assert [entry["step"] for entry in progress.unconfirmed] == [0, 2]  # no reply named a durable step
+
+
+def test_the_steps_kept_unconfirmed_are_bounded(endpoint: ProgressEndpoint, tmp_path: Path) -> None:
+    from optikube_operator.api.progress import MAX_UNCONFIRMED
+
+    progress = ProgressSender(rank=0, trial=4, url=endpoint.url, output_dir=tmp_path)
+    for epoch in range(MAX_UNCONFIRMED + 5):
+        progress.intermediate(epoch, {"accuracy": 0.5})
+    assert len(progress.unconfirmed) == MAX_UNCONFIRMED
+    assert progress.unconfirmed[0]["step"] == 5

@@ -5,6 +5,12 @@ failed.
 The endpoint parses every request body with `parse_progress`; anything else (an unknown type or
 field, a wrong type, a non-finite number, an oversized value) is refused naming the field, and
 nothing is recorded.
+
+The operator may answer intermediate progress before it is durable (it writes each trial's status
+behind its replies, several steps at a time); its reply says which step is durable
+(`durableStep`), and the trainer sends every later step again, as `unconfirmed`, with each
+message until a reply covers it. So an operator killed between a reply and its write loses
+nothing: its successor records those steps from the next message.
 """
 
 from __future__ import annotations
@@ -34,17 +40,38 @@ ProgressValues = Annotated[
     dict[Annotated[str, Field(max_length=64)], MetricValue], Field(max_length=MAX_METRICS)
 ]
 TrialNumber = Annotated[int | None, Field(ge=0, le=1_000_000)]
+# a trainer keeps at most this many steps waiting for a reply that says they are durable
+MAX_UNCONFIRMED = 64
 
 
-class IntermediateProgress(ApiModel):
-    """The values at the end of an epoch; the reply says whether to prune."""
+class StepValues(ApiModel):
+    """One step's values: what an intermediate progress reports, and what it carries again of the
+    earlier ones no reply has yet said are durable."""
 
-    type: Literal["intermediate"]
-    trial: TrialNumber
     stage: str = Field("train", max_length=64)
     epoch: int = Field(ge=0, le=MAX_STEP)
     step: int = Field(ge=0, le=MAX_STEP)
     values: ProgressValues = Field(default_factory=dict)
+
+
+class UnconfirmedStep(StepValues):
+    """An earlier intermediate progress of the same run that no reply has yet said is durable."""
+
+
+class ResendingProgress(ApiModel):
+    """A trial's progress that carries, as `unconfirmed`, its earlier steps no reply has yet said
+    are durable (every type but `stage`, which only the pipeline sends)."""
+
+    trial: TrialNumber
+    unconfirmed: Annotated[list[UnconfirmedStep], Field(max_length=MAX_UNCONFIRMED)] = Field(
+        default_factory=list
+    )
+
+
+class IntermediateProgress(ResendingProgress, StepValues):
+    """The values at the end of an epoch; the reply says whether to prune, and which step is durable."""
+
+    type: Literal["intermediate"]
 
 
 class StageProgress(ApiModel):
@@ -58,29 +85,26 @@ class StageProgress(ApiModel):
     summary: dict[str, FreeValue] = Field(default_factory=dict, max_length=64)
 
 
-class FinalProgress(ApiModel):
+class FinalProgress(ResendingProgress):
     """The run finished: its objective values and its results document (Contract 4)."""
 
     type: Literal["final"]
-    trial: TrialNumber
     values: ProgressValues
     results: dict[str, FreeValue] = Field(default_factory=dict, max_length=64)
 
 
-class PrunedProgress(ApiModel):
+class PrunedProgress(ResendingProgress):
     """The run stopped because the endpoint said prune."""
 
     type: Literal["pruned"]
-    trial: TrialNumber
     epoch: int = Field(ge=0, le=MAX_STEP)
     values: ProgressValues = Field(default_factory=dict)
 
 
-class FailedProgress(ApiModel):
+class FailedProgress(ResendingProgress):
     """The run failed; the message says why."""
 
     type: Literal["failed"]
-    trial: TrialNumber
     message: str = Field(max_length=4096)
 
 

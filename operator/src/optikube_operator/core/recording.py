@@ -19,6 +19,7 @@ from optikube_operator.api.progress import (
     FinalProgress,
     IntermediateProgress,
     PrunedProgress,
+    ResendingProgress,
     StageProgress,
 )
 from optikube_operator.api.trial import MAX_INTERMEDIATE_VALUES
@@ -73,6 +74,23 @@ def _with_step(series: Mapping[int, float], step: int, value: float) -> dict[int
     return updated
 
 
+def _record_step(
+    trial: ObservedTrial, step: int, raw_values: Mapping[str, Any], primary: str, now: datetime
+) -> ObservedTrial:
+    values = _numbers(raw_values)
+    series = trial.intermediate
+    if primary in values:
+        series = _with_step(series, step, values[primary])
+    return replace(
+        trial,
+        state=TrialState.RUNNING,
+        intermediate=series,
+        latest_values=values,
+        latest_step=step,
+        start_time=trial.start_time or now,
+    )
+
+
 def stale_progress(trial: ObservedTrial, progress: AnyProgress) -> bool:
     """Intermediate progress for a step already reported (replayed, or out of order): recording it
     would rewrite a value the pruner has already judged."""
@@ -86,22 +104,21 @@ def stale_progress(trial: ObservedTrial, progress: AnyProgress) -> bool:
 def record_trial_progress(
     trial: ObservedTrial, progress: AnyProgress, primary: str, now: datetime
 ) -> ObservedTrial:
-    """``trial`` after ``progress``; ``primary`` is the metric whose series the pruner reads."""
+    """``trial`` after ``progress``; ``primary`` is the metric whose series the pruner reads.
+
+    The steps the message carries as `unconfirmed` come first: those after the record's latest
+    step are ones an operator acknowledged and lost before writing them (a restart), the others
+    are recorded already."""
     if not trial.state.active or stale_progress(trial, progress):
         return trial  # late progress of a stopped trial, replayed steps: they change nothing
+    own_step = progress.step if isinstance(progress, IntermediateProgress) else None
+    resent = progress.unconfirmed if isinstance(progress, ResendingProgress) else []
+    for earlier in sorted(resent, key=lambda entry: entry.step):
+        newer = trial.latest_step is None or earlier.step > trial.latest_step
+        if newer and (own_step is None or earlier.step < own_step):
+            trial = _record_step(trial, earlier.step, earlier.values, primary, now)
     if isinstance(progress, IntermediateProgress):
-        values = _numbers(progress.values)
-        series = trial.intermediate
-        if primary in values:
-            series = _with_step(series, progress.step, values[primary])
-        return replace(
-            trial,
-            state=TrialState.RUNNING,
-            intermediate=series,
-            latest_values=values,
-            latest_step=progress.step,
-            start_time=trial.start_time or now,
-        )
+        return _record_step(trial, progress.step, progress.values, primary, now)
     if isinstance(progress, FinalProgress):
         return replace(trial, state=TrialState.SUCCEEDED, values=_numbers(progress.values), end_time=now)
     if isinstance(progress, PrunedProgress):

@@ -371,6 +371,9 @@ class LocalBackend:
                 trial.results = dict(progress.results)
             if isinstance(progress, IntermediateProgress):
                 reply = {"prune": should_prune(self.settings, self.state.observed(), key.trial)}
+                # the state file is written before the reply: every step recorded is durable
+                if trial.record.latest_step is not None:
+                    reply["durableStep"] = trial.record.latest_step
         self._save()
         self.wake.set()
         return reply

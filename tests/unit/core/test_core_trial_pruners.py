@@ -21,6 +21,7 @@ TRIAL_PRUNERS = [
     {"type": "successiveHalving", "minResource": 1, "reductionFactor": 2},
     {"type": "hyperband", "minResource": 1, "reductionFactor": 3},
     {"type": "median", "startupTrials": 2, "warmupSteps": 1},
+    {"type": "percentile", "percentile": 40.0, "startupTrials": 3, "warmupSteps": 2},
 ]
 
 
@@ -65,6 +66,26 @@ def test_rebuilt_studies_prune_exactly_like_a_live_one(pruner: dict[str, object]
         )
     assert decisions["rebuilt"] == decisions["live"]
     assert any(decisions["live"]), "the scenario must prune something to compare"
+
+
+def test_a_median_pruner_before_its_startup_trials_answers_without_building_a_study(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every intermediate progress asks the pruner, and rebuilding the study was most of a reply's
+    cost; before `startupTrials` trials succeeded (or before `warmupSteps`) Optuna cannot prune."""
+    import optikube_operator.core.study as study
+
+    settings = spec(pruner={"type": "median", "startupTrials": 2, "warmupSteps": 1})
+
+    def no_study(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the study was built")
+
+    monkeypatch.setattr(study, "build_study", no_study)
+    running = ObservedTrial(number=1, params={}, state=TrialState.RUNNING, intermediate={0: 0.1, 1: 0.1})
+    done = ObservedTrial(number=0, params={}, state=TrialState.SUCCEEDED, intermediate={0: 0.9}, values={})
+    assert should_prune_trial(settings, (done, running), 1) is False  # one succeeded, two needed
+    early = ObservedTrial(number=3, params={}, state=TrialState.RUNNING, intermediate={0: 0.1})
+    assert should_prune_trial(settings, (done, done, early), 3) is False  # within the warm-up
 
 
 def test_optunas_private_halving_attributes_are_still_there() -> None:

@@ -249,9 +249,23 @@ def should_prune_trial(settings: JobSettings, trials: Sequence[ObservedTrial], n
     target = next((trial for trial in trials if trial.number == number), None)
     if target is None or not target.state.active or not target.intermediate:
         return False
+    if not _may_prune(settings, trials, target):
+        return False
     study = build_study(settings, trials, for_trial_pruner=True, judged=number)
     frozen = study.get_trials(deepcopy=False)[number]
     return bool(study.pruner.prune(study, frozen))
+
+
+def _may_prune(settings: JobSettings, trials: Sequence[ObservedTrial], target: ObservedTrial) -> bool:
+    """False when the median or percentile pruner is sure to answer no, without building the study
+    (every intermediate progress asks, and the study is most of a reply's cost): Optuna's prunes
+    nothing before `startupTrials` trials completed (at least one) nor before `warmupSteps`. Counting
+    succeeded trials over-counts the completed ones, so a True here still asks Optuna."""
+    pruner = settings.pruner
+    if pruner.type not in ("median", "percentile"):
+        return True
+    succeeded = sum(1 for trial in trials if trial.state is TrialState.SUCCEEDED)
+    return succeeded >= max(1, pruner.startup_trials) and max(target.intermediate) >= pruner.warmup_steps
 
 
 def preflight(settings: JobSettings) -> None:

@@ -70,7 +70,11 @@ def test_forged_foreign_expired_deleted_and_missing_tokens_are_refused(trainers:
 
     code, reply = post(trainers.progress_url, event, good)
     assert (code, reply) == (200, {"prune": False})
-    recorded = trial_status(trainers, "quickstart-t0")
+    # answered from memory, written behind the reply (a trial's first step at once)
+    recorded = wait_for(
+        "the step in the trial's status",
+        lambda: (status := trial_status(trainers, "quickstart-t0")).get("latestStep") == 0 and status,
+    )
     assert recorded["latestValues"] == {"accuracy": 0.5} and recorded["intermediateValues"] == [
         {"step": 0, "value": 0.5}
     ]

@@ -1,4 +1,5 @@
-"""The per-job timers that replaced polling: when a job is woken, and that a timer fires once."""
+"""The per-job timers that replaced polling: when a job is woken (and that an idle or finished job
+has no timer at all), that a timer fires once, and the one sweep that stands in for lost events."""
 
 from __future__ import annotations
 
@@ -10,20 +11,28 @@ from optikube_operator.core import ObservedTrial, TrialState
 from optikube_operator.kube import names
 from optikube_operator.kube.reconcile import Reconciler
 from optikube_operator.kube.records import JobKey, JobRecords, RecordStore
-from optikube_operator.kube.wakeups import SAFETY_RESYNC, Wakeups, next_wakeup
+from optikube_operator.kube.wakeups import SafetySweep, Wakeups, next_wakeup
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SETTLE = timedelta(seconds=30)
 GRACE = timedelta(seconds=30)
 
 
-def wakeup(records: JobRecords, now: datetime, finished: bool = False) -> datetime:
-    return next_wakeup(records, now, settle=SETTLE, exit_grace=GRACE, finished=finished)
+def wakeup(
+    records: JobRecords, now: datetime, finished: bool = False, expires: datetime | None = None
+) -> datetime | None:
+    return next_wakeup(records, now, settle=SETTLE, exit_grace=GRACE, finished=finished, expires=expires)
 
 
-def test_an_idle_job_is_woken_only_by_the_safety_pass() -> None:
+def test_an_idle_job_and_a_finished_one_have_no_timer_but_a_ttl() -> None:
+    """No periodic pass of any job: with 750 jobs idle a pass each minute was most of the
+    operator's idle CPU (docs/benchmarks.md, "Operator at scale")."""
     records = JobRecords("ns", "job", "uid")
-    assert wakeup(records, T0) == T0 + SAFETY_RESYNC
+    assert wakeup(records, T0) is None
+    records.launched_at[names.trial_run(0)] = T0
+    records.trials[0] = ObservedTrial(0, {}, TrialState.SUCCEEDED, end_time=T0)
+    assert wakeup(records, T0 + SETTLE, finished=True) is None  # whatever its records say
+    assert wakeup(records, T0, finished=True, expires=T0 + timedelta(days=1)) == T0 + timedelta(days=1)
 
 
 def test_a_fresh_launch_and_a_run_past_its_end_are_rechecked_when_due() -> None:
@@ -31,7 +40,7 @@ def test_a_fresh_launch_and_a_run_past_its_end_are_rechecked_when_due() -> None:
     records.launched_at[names.trial_run(0)] = T0
     assert wakeup(records, T0 + timedelta(seconds=10)) == T0 + SETTLE
     # once settled it no longer counts
-    assert wakeup(records, T0 + SETTLE) == T0 + SETTLE + SAFETY_RESYNC
+    assert wakeup(records, T0 + SETTLE) is None
     records.trials[1] = ObservedTrial(1, {}, TrialState.SUCCEEDED, end_time=T0 + timedelta(seconds=5))
     assert wakeup(records, T0 + SETTLE) == T0 + timedelta(seconds=5) + GRACE
 
@@ -51,6 +60,22 @@ def test_wakeups_fire_once_and_rearming_or_cancelling_replaces_the_timer() -> No
         return woken
 
     assert asyncio.run(scenario()) == [("ns", "c"), ("ns", "a")]
+
+
+def test_the_sweep_asks_for_each_job_once_per_period_one_at_a_time() -> None:
+    async def scenario() -> list[tuple[JobKey, float]]:
+        asked: list[tuple[JobKey, float]] = []
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sweep = SafetySweep(lambda: [("ns", "a"), ("ns", "b")], lambda key: asked.append((key, loop.time())))
+        sweep.start(timedelta(seconds=0.2))
+        await asyncio.sleep(0.35)
+        await sweep.stop()
+        return [(key, at - started) for key, at in asked]
+
+    asked = asyncio.run(scenario())
+    assert [key for key, _ in asked] == [("ns", "a"), ("ns", "b"), ("ns", "a")]
+    assert 0.08 < asked[0][1] < asked[1][1] - 0.08  # spread over the period, not a burst
 
 
 def test_a_job_event_asks_for_a_pass_only_when_the_job_itself_asks_for_one() -> None:

@@ -91,7 +91,7 @@ class KubernetesBackend:
             body=[{"op": "add", "path": "/status", "value": status}],
             content_type="application/json-patch+json",
         )
-        records.trials[trial.number] = trial
+        records.trial_written(trial)
 
     async def write_job_status(self, job: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         meta = job["metadata"]
@@ -120,7 +120,7 @@ class KubernetesBackend:
             if created and trial_status(record) == OptimizationTrialStatus():
                 # A new OptimizationTrial without a status already reads as this record (Pending, no
                 # attempt yet): the write would only cost the apiserver a request per trial.
-                records.trials[number] = record
+                records.trial_written(record)
                 return record
         else:
             record = replace(existing, state=TrialState.PENDING, message="", start_time=None, end_time=None)

@@ -39,16 +39,18 @@ from optikube_operator.kube.bodies import as_dict
 from optikube_operator.kube.launcher import LAUNCH_SETTLE, RUN_EXIT_GRACE, JobPass, RunLauncher
 from optikube_operator.kube.names import PIPELINE, PREFLIGHT, trial_run
 from optikube_operator.kube.observe import observe_pipeline, observe_preflight, observe_trial
+from optikube_operator.kube.progress_writes import ProgressWrites
 from optikube_operator.kube.prometheus import OperatorMetrics
 from optikube_operator.kube.publisher import StatusPublisher
 from optikube_operator.kube.records import JobKey, JobRecords, RecordStore
 from optikube_operator.kube.resources import PREFLIGHT_DEADLINE_SECONDS
 from optikube_operator.kube.runs import RunCache
 from optikube_operator.kube.status import ConditionUpdate, Outcome, outcome_of
-from optikube_operator.kube.wakeups import RETRY_AFTER_ERROR, Wakeups, next_wakeup
+from optikube_operator.kube.wakeups import RETRY_AFTER_ERROR, SafetySweep, Wakeups, next_wakeup
 
 log = logging.getLogger(__name__)
 CONCURRENT_RECONCILES = 16
+FINISHED_PHASES = ("Succeeded", "Failed")
 
 
 def now_utc() -> datetime:
@@ -85,8 +87,10 @@ class Reconciler:
         self._slots = asyncio.Semaphore(CONCURRENT_RECONCILES)
         self._again: set[JobKey] = set()
         self.wakeups = Wakeups(self.request)
+        self.sweep = SafetySweep(self.unfinished, self.request)
         self.launcher = RunLauncher(backend, runs, announcer)
         self.publisher = StatusPublisher(backend, metrics, announcer)
+        self.progress_writes = ProgressWrites(backend)
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -112,12 +116,26 @@ class Reconciler:
         if any(before.get(field) != meta.get(field) for field in ("uid", "generation", "deletionTimestamp")):
             self.request(key)
 
+    def phase(self, key: JobKey) -> str | None:
+        """A known job's phase as last written: this operator's write, else the body's."""
+        body = self.bodies.get(key)
+        if body is None:
+            return None
+        records = self.store.find(*key)
+        if records is not None and records.written_json is not None:
+            return records.written_phase
+        return (body.get("status") or {}).get("phase")
+
+    def unfinished(self) -> list[JobKey]:
+        return [key for key in self.bodies if self.phase(key) not in FINISHED_PHASES]
+
     def forget(self, namespace: str, name: str) -> None:
         self.bodies.pop((namespace, name), None)
         self.wakeups.cancel((namespace, name))
         self.store.forget(namespace, name)
         self.runs.forget_job(namespace, name)
         self.metrics.forget_job(namespace, name)
+        self.progress_writes.forget_job((namespace, name))
 
     def request(self, key: JobKey) -> None:
         """Reconcile ``key`` soon; bursts of events (many pods changing) coalesce into one pass."""
@@ -153,14 +171,22 @@ class Reconciler:
             self.metrics.reconciles.inc()
             now = now_utc()
             try:
+                # progress answered but not yet written goes first: a pass acts on durable records
+                await self.progress_writes.flush(records)
                 result = await self._reconcile(body, records, now)
             except Exception:
                 self.wakeups.arm(key, now + RETRY_AFTER_ERROR, now)
                 raise
             if key in self.bodies:
-                finished = outcome_of(previous_status(self.bodies[key], records)) is not None
+                body = self.bodies[key]
+                finished = outcome_of(previous_status(body, records))
                 due = next_wakeup(
-                    records, now, settle=LAUNCH_SETTLE, exit_grace=RUN_EXIT_GRACE, finished=finished
+                    records,
+                    now,
+                    settle=LAUNCH_SETTLE,
+                    exit_grace=RUN_EXIT_GRACE,
+                    finished=finished is not None,
+                    expires=None if finished is None else _expiry(body, finished),
                 )
                 self.wakeups.arm(key, due, now)
             return result
@@ -171,9 +197,10 @@ class Reconciler:
         if body is None:
             return None
         records = self.store.of(namespace, name, body["metadata"]["uid"])
-        async with records.lock:
-            if not records.loaded:
-                await self.backend.load(records, previous_status(body))
+        if not records.loaded:
+            async with records.lock:
+                if not records.loaded:
+                    await self.backend.load(records, previous_status(body))
         return records
 
     # --- one pass -------------------------------------------------------------------------------
@@ -325,11 +352,16 @@ class Reconciler:
         self, body: Mapping[str, Any], previous: OptimizationJobStatus | None, outcome: Outcome, now: datetime
     ) -> None:
         """A finished job only waits for its cleanup.ttlSecondsAfterFinished."""
-        spec = body.get("spec") or {}
-        ttl = (spec.get("cleanup") or {}).get("ttlSecondsAfterFinished")
-        if ttl is not None and now >= outcome.time + timedelta(seconds=int(ttl)):
+        expires = _expiry(body, outcome)
+        if expires is not None and now >= expires:
             meta = body["metadata"]
             await self.backend.delete_job(meta["namespace"], meta["name"])
+
+
+def _expiry(body: Mapping[str, Any], outcome: Outcome) -> datetime | None:
+    """When a finished job is deleted: cleanup.ttlSecondsAfterFinished after it finished."""
+    ttl = ((body.get("spec") or {}).get("cleanup") or {}).get("ttlSecondsAfterFinished")
+    return None if ttl is None else outcome.time + timedelta(seconds=int(ttl))
 
 
 def _pass_conditions(refused_field: str | None, suspend: bool) -> list[ConditionUpdate]:

@@ -56,6 +56,10 @@ class JobRecords:
     settings: JobSettings | None = None
     # the validated spec of the latest generation (reconcile.AcceptedSpec)
     accepted: Any = None
+    # trials whose record in memory is ahead of their OptimizationTrial status (progress answered
+    # before its write, `progress_writes`), and each trial's latest step in its status
+    unwritten: set[int] = field(default_factory=set)
+    durable_steps: dict[int, int] = field(default_factory=dict)
 
     @property
     def key(self) -> JobKey:
@@ -72,6 +76,15 @@ class JobRecords:
         self.written_json = _compact(status)
         self.written_phase = status.get("phase")
 
+    def trial_written(self, trial: ObservedTrial) -> None:
+        """``trial`` is what its OptimizationTrial status now holds."""
+        self.trials[trial.number] = trial
+        self.unwritten.discard(trial.number)
+        if trial.latest_step is not None:
+            self.durable_steps[trial.number] = trial.latest_step
+        else:
+            self.durable_steps.pop(trial.number, None)
+
     def observed(self) -> ObservedState:
         return ObservedState(
             trials=tuple(self.trials[number] for number in sorted(self.trials)),
@@ -83,6 +96,8 @@ class JobRecords:
     def load(self, trial_objects: list[dict[str, Any]], status: OptimizationJobStatus | None) -> None:
         """Take the recorded state from the cluster: the job's OptimizationTrials and its status."""
         self.trials = {}
+        self.unwritten = set()
+        self.durable_steps = {}
         for obj in trial_objects:
             spec = obj.get("spec") or {}
             if spec.get("stage", "trial") != "trial" or "number" not in spec:
@@ -94,7 +109,7 @@ class JobRecords:
                 else None
             )
             record = observed_trial(int(spec["number"]), spec.get("params") or {}, parsed)
-            self.trials[record.number] = record
+            self.trial_written(record)
         self.pipeline = observed_pipeline(status.pipeline if status is not None else None)
         self.preflight = observed_preflight(status.preflight if status is not None else None)
         if status is not None and status.start_time is not None:

@@ -138,11 +138,14 @@ class OperatorRuntime:
         metrics_host, metrics_port = split_bind(self.config.metrics_bind)
         self._servers.append(await self.metrics.serve(metrics_host, metrics_port))
         log.info("progress endpoint %s, metrics on %s", self.progress_url, self.config.metrics_bind)
+        self.reconciler.sweep.start()
 
     async def stop(self) -> None:
         self.reconciler.wakeups.cancel_all()
+        await self.reconciler.sweep.stop()
+        await self.endpoint.stop()  # no more progress: what it answered is written next
+        await self.reconciler.progress_writes.stop()
         await self.recorder.flush()
-        await self.endpoint.stop()
         for server in self._servers:
             await server.cleanup()
         self._servers = []
@@ -168,16 +171,10 @@ class OperatorRuntime:
     def publish_phases(self, key: tuple[str, str]) -> None:
         """The jobs-by-phase gauge after a change of one job: its phase is looked up, the others'
         are remembered (every job's event would otherwise cost a pass over every job)."""
-        body = self.reconciler.bodies.get(key)
-        if body is None:
+        if key not in self.reconciler.bodies:
             self._phases.pop(key, None)
         else:
-            records = self.store.find(*key)
-            if records is not None and records.written_json is not None:
-                phase = records.written_phase
-            else:
-                phase = (body.get("status") or {}).get("phase")
-            self._phases[key] = phase or "Pending"
+            self._phases[key] = self.reconciler.phase(key) or "Pending"
         self.metrics.publish_phases(Counter(self._phases.values()))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,9 @@ def _copied(value: Any) -> Any:
     """A copy of parsed JSON: every watch event of every job is copied, and copy.deepcopy's
     generality (memo, reductions) made it one of the operator's largest costs with hundreds of jobs."""
     if isinstance(value, Mapping):
-        return {key: _copied(item) for key, item in value.items()}
+        # the keys are interned: JSON decoding makes each document's own copy of every key, and
+        # hundreds of kept jobs share the same few hundred
+        return {sys.intern(key): _copied(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_copied(item) for item in value]
     return value

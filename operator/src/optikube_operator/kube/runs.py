@@ -7,6 +7,7 @@ lags after a restart only delays an observation, it cannot lose or duplicate a r
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,9 +44,16 @@ def controlled_by_run(meta: Mapping[str, Any], job: str, run: RunRef) -> bool:
     )
 
 
+def _interned(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 63 else value
+
+
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     slim = {key: meta[key] for key in _META if key in meta}
+    for labels in ("labels", "annotations"):
+        if labels in slim:  # the same few keys and values on every run's objects: shared, not copied
+            slim[labels] = {sys.intern(key): _interned(value) for key, value in slim[labels].items()}
     controller = controller_of(meta)
     if controller is not None:
         slim["ownerReferences"] = [

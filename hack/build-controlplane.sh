@@ -15,6 +15,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=lib/k8s-module.sh
+source "$here/lib/k8s-module.sh"
 
 # Bump when the way a binary is built changes (flags, ldflags): the stamp then no longer
 # matches and every binary is re-verified, rebuilding those whose --version is wrong.
@@ -97,51 +99,6 @@ needs() { # name: true when it is missing or reports the wrong version
   return 0
 }
 
-build_kubernetes() {
-  local minor="${KUBERNETES_VERSION#v1.}"
-  minor="${minor%%.*}"
-  local staging_version="v0.${KUBERNETES_VERSION#v1.}"
-  local mod="$work/kubernetes"
-  mkdir -p "$mod"
-  (
-    cd "$mod"
-    go mod init optikube.io/controlplane >/dev/null 2>&1
-    go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" >"$work/k8s.json"
-    local gomod
-    gomod="$(sed -n 's/.*"GoMod": "\(.*\)",/\1/p' "$work/k8s.json")"
-    # k8s.io/kubernetes replaces its staging modules with local paths, which a module that
-    # requires it cannot see; point each one at its published v0.X.Y tag instead.
-    {
-      echo "require k8s.io/kubernetes ${KUBERNETES_VERSION}"
-      echo "replace ("
-      grep -E '^\s+k8s.io/[a-z0-9-]+ => ./staging/' "$gomod" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}' |
-        grep -v -E 'sample-(apiserver|cli-plugin|controller)'
-      echo ")"
-    } >>go.mod
-    cat >tools.go <<GO
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-    go mod tidy -e >/dev/null 2>&1 || true
-    # Without these, --version prints v0.0.0-master and clients' version checks misbehave.
-    local pkg=k8s.io/component-base/version
-    local ldflags="-s -w -X ${pkg}.gitVersion=${KUBERNETES_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
-    ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=${KUBERNETES_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
-    for cmd in "$@"; do
-      log "building $cmd ${KUBERNETES_VERSION}"
-      go build -tags tools -trimpath -ldflags "$ldflags" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
-    done
-  )
-}
-
 build_etcd() {
   local mod="$work/etcd"
   mkdir -p "$mod"
@@ -183,7 +140,7 @@ k8s_cmds=()
 for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   if needs "$cmd"; then k8s_cmds+=("$cmd"); fi
 done
-if ((${#k8s_cmds[@]})); then build_kubernetes "${k8s_cmds[@]}"; fi
+if ((${#k8s_cmds[@]})); then build_kubernetes_commands "$work" "$out" "${k8s_cmds[@]}"; fi
 
 for name in "${BINARIES[@]}"; do
   verified "$out" "$name" || die "$out/$name reports '$(version_of "$out" "$name" || true)', expected '$(expected_version "$name")'"

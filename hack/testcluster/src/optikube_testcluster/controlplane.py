@@ -2,7 +2,8 @@
 
 etcd, kube-apiserver (TLS, RBAC, service-account tokens), kube-controller-manager, kube-scheduler
 and kwok, which plays the kubelet of a few fake nodes (2 CPU, 2 GPU by default); on request also
-the process-node agent, whose nodes run pods as real local processes.
+the process-node agent, whose nodes run pods as real local processes, and real nodes: a real
+kubelet, containerd and CoreDNS running the pods' images in containers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ from optikube_testcluster.probes import (
 from optikube_testcluster.processnode.command import agent_argv
 from optikube_testcluster.processnode.paths import claim_path, container_log_path
 from optikube_testcluster.processnode.spec import ProcessNodeSpec, with_subnets
+from optikube_testcluster.realnode.artifacts import NodeArtifacts
+from optikube_testcluster.realnode.egress import egress_selector_config
+from optikube_testcluster.realnode.node import RealNodes, prepare
+from optikube_testcluster.realnode.paths import NodePaths
+from optikube_testcluster.realnode.spec import RealNodeSpec, with_real_subnets
 
 NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
@@ -65,6 +71,7 @@ class Component:
 
 _LAST_TO_STOP = ("kube-apiserver", "etcd")
 PROCESS_NODE_AGENT = "process-node"
+REAL_NODE_AGENT = "real-node-agent"
 
 
 def stop_tiers(components: Sequence[Component]) -> list[list[Component]]:
@@ -92,13 +99,18 @@ class ControlPlane(ClusterClient):
         startup_timeout: float = 120.0,
         detached: bool = False,
         process_nodes: Sequence[ProcessNodeSpec] = (),
+        real_nodes: Sequence[RealNodeSpec] = (),
     ) -> None:
-        """process_nodes: nodes whose pods run as local processes (the agent runs as root)."""
+        """process_nodes: nodes whose pods run as local processes (the agent runs as root);
+        real_nodes: nodes of a real kubelet and containerd (root; see realnode/)."""
         self._bin_dir = bin_dir
         self._own_root = root is None
         self._root = root
         self.nodes: list[FakeNode] = list(default_nodes() if nodes is None else nodes)
         self.process_nodes: list[ProcessNodeSpec] = with_subnets(list(process_nodes))
+        self.real_node_specs: list[RealNodeSpec] = with_real_subnets(list(real_nodes))
+        self.real_nodes: RealNodes | None = None
+        self._node_artifacts: NodeArtifacts | None = None
         self.startup_timeout = startup_timeout
         self.detached = detached
         self.components: list[Component] = []
@@ -143,6 +155,10 @@ class ControlPlane(ClusterClient):
         """The log file (stdout and stderr) of a container that ran on a process node."""
         return container_log_path(self.process_node_dir, namespace, pod, container)
 
+    def real_node_paths(self, node: str) -> NodePaths:
+        """Where a real node keeps its files (its logs, its kubelet's and containerd's state)."""
+        return NodePaths.of(self.layout.root, node)
+
     def claim_dir(self, namespace: str, claim: str) -> Path:
         """The host directory behind a PersistentVolumeClaim of class optikube-local."""
         return claim_path(self.process_node_dir, namespace, claim)
@@ -162,6 +178,8 @@ class ControlPlane(ClusterClient):
             return self
         # Resolve (and, on a first run, build) the binaries before creating anything.
         self._bin_dir = self.bin_dir
+        if self.real_node_specs:  # and the real nodes' binaries and images, into the image store
+            self._node_artifacts = prepare(self.real_node_specs)
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
                 self._start_once()
@@ -195,7 +213,8 @@ class ControlPlane(ClusterClient):
                 deadline,
                 check_alive=self._check_alive,
             )
-            self._launch("kube-apiserver", flags.apiserver_flags(layout, ports))
+            real = bool(self.real_node_specs)
+            self._launch("kube-apiserver", flags.apiserver_flags(layout, ports, real_nodes=real))
             admin_tls = client_tls(layout.ca_cert, layout.client_cert(ADMIN), layout.client_key(ADMIN))
             wait_until(
                 "kube-apiserver /readyz",
@@ -208,6 +227,8 @@ class ControlPlane(ClusterClient):
             self._launch("kwok", flags.kwok_flags(layout, ports))
             if self.process_nodes:
                 self._launch_process_nodes(layout)
+            if self.real_node_specs:
+                self._start_real_nodes(layout, deadline)
             self._wait_ready(ports, deadline)
         except BaseException as error:
             logs = "\n".join(
@@ -223,6 +244,11 @@ class ControlPlane(ClusterClient):
     def stop(self) -> None:
         """Stops every process (SIGTERM, then SIGKILL) and removes the temp dir it created."""
         processes.unregister_cleanup(id(self))
+        # The real nodes' processes are found through their cgroups, not their pids: shims and
+        # containers are nobody's children.
+        if self.real_nodes is not None:
+            self.real_nodes.stop()
+            self.real_nodes = None
         # Clients first, then the apiserver, then etcd: an apiserver whose etcd is gone hangs on
         # SIGTERM, while in this order the whole plane stops in about a second.
         for tier in stop_tiers(self.components):
@@ -255,6 +281,8 @@ class ControlPlane(ClusterClient):
             )
             write_kubeconfig(layout.kubeconfig(identity), document)
         layout.kwok_config.write_text(render_kwok_config())
+        if self.real_node_specs:  # read by the apiserver at its start
+            layout.egress_config.write_text(egress_selector_config(layout.egress_socket))
 
     def _launch(self, name: str, args: list[str]) -> None:
         binary = self.bin_dir / name
@@ -298,7 +326,26 @@ class ControlPlane(ClusterClient):
         process = processes.spawn(argv, log, detached=self.detached)
         self.components.append(Component(PROCESS_NODE_AGENT, Path(sys.executable), process.pid, process))
 
+    def _start_real_nodes(self, layout: Layout, deadline: float) -> None:
+        assert self._node_artifacts is not None
+        nodes = self.real_nodes = RealNodes(
+            self.real_node_specs, layout, self.server, self._node_artifacts, detached=self.detached
+        )
+        nodes.start_namespaces()
+        process = processes.spawn(nodes.agent_argv(), layout.log(REAL_NODE_AGENT), detached=self.detached)
+        self.components.append(Component(REAL_NODE_AGENT, Path(sys.executable), process.pid, process))
+        kubectl = [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}"]
+        try:
+            nodes.start_daemons(kubectl, deadline)
+        except (RuntimeError, TimeoutError) as error:
+            raise ControlPlaneError(str(error)) from error
+
     def _check_alive(self) -> None:
+        if self.real_nodes is not None:
+            try:
+                self.real_nodes.check_alive()
+            except RuntimeError as error:
+                raise ControlPlaneError(str(error)) from error
         for component in self.components:
             if component.process is not None and component.process.poll() is not None:
                 raise ControlPlaneError(f"{component.name} exited with code {component.process.returncode}")
@@ -336,9 +383,19 @@ class ControlPlane(ClusterClient):
                 interval=0.25,
                 check_alive=self._check_alive,
             )
+        if self.real_nodes is not None:
+            nodes = self.real_nodes
+            wait_until(
+                "CoreDNS on the real nodes",
+                nodes.ready,
+                deadline,
+                interval=0.2,
+                check_alive=self._check_alive,
+            )
 
     def _nodes_ready(self, core: Any) -> bool:
         wanted = {node.name for node in self.nodes} | {node.name for node in self.process_nodes}
+        wanted |= {node.name for node in self.real_node_specs}
         ready = set()
         for node in core.list_node().items:
             conditions = {c.type: c.status for c in node.status.conditions or []}

@@ -40,6 +40,8 @@ SYSTEM = "optikube-system"
 RELEASE = "optikube"
 TOKEN_SECONDS = 24 * 3600
 TERMINAL = ("Succeeded", "Failed")
+# the operator this demo runs as a process of the cluster (`make cluster-down` stops it)
+OPERATOR_PROCESS = "optikube-operator"
 
 Say = Callable[[str], None]
 
@@ -139,7 +141,7 @@ def start_operator(state: daemon.ClusterState, kubectl: Kubectl, say: Say) -> tu
         f"--progress-url=http://optikube.{SYSTEM}.svc:8443/v1/progress",
         f"--trainer-defaults={defaults}",
     )
-    pid = daemon.attach(Path(daemon.state_dir()), "optikube-operator", argv, log)
+    pid = daemon.attach(Path(daemon.state_dir()), OPERATOR_PROCESS, argv, log)
     say(f"# operator pid {pid}, acting as system:serviceaccount:{SYSTEM}:{account}")
     say(f"# operator metrics http://127.0.0.1:{metrics}/metrics, log {log}")
     return pid, log
@@ -174,32 +176,10 @@ def follow(kubectl: Kubectl, name: str, namespace: str, say: Say, timeout: float
     raise TimeoutError(f"{name} did not finish within {timeout:.0f}s")
 
 
-def run(example: Path, say: Say = print) -> int:
-    directory = daemon.state_dir()
-    began = time.monotonic()
-    state = daemon.up(directory)
-    bin_dir = find_assets()
-    kubectl = Kubectl(bin_dir, state.kubeconfig)
-    say(f"# cluster at {state.server}")
-    kubectl("apply", "-f", str(ROOT / "crds"))
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/optimizationjobs.optikube.io",
-        "crd/optimizationtrials.optikube.io",
-    )
-    kubectl("create", "namespace", SYSTEM, check=False)
-    kubectl("apply", "-f", "-", input=chart_rbac(bin_dir))
-    if not any(record.name == "optikube-operator" for record in daemon.load_state(directory).processes):  # type: ignore[union-attr]
-        start_operator(state, kubectl, say)
-    manifest = yaml.safe_load_all(example.read_text())
-    job = next(doc for doc in manifest if isinstance(doc, dict) and doc.get("kind") == "OptimizationJob")
-    name = job["metadata"]["name"]
-    namespace = job["metadata"].get("namespace", "default")
-    kubectl("delete", "optjob", name, "-n", namespace, "--ignore-not-found", "--wait=true")
-    kubectl("apply", "-f", str(example))
-    say(f"# applied {example.name}: following optjob/{name} (kubectl get optjob {name} -w)")
-    status = follow(kubectl, name, namespace, say)
+def say_outcome(
+    kubectl: Kubectl, state: daemon.ClusterState, name: str, namespace: str, status: dict[str, Any], say: Say
+) -> None:
+    """The job's `kubectl get optjob` row, its results, and where its files are on this machine."""
     say(kubectl("get", "optjob", name, "-n", namespace).rstrip())
     results = status.get("results") or {}
     if results:
@@ -222,6 +202,35 @@ def run(example: Path, say: Say = print) -> int:
         say(f"# results: {host / 'results.json'}")
         say(f"# report:  {host / 'report.html'}")
         say(f"# model:   {host / 'model'}")
+
+
+def run(example: Path, say: Say = print) -> int:
+    directory = daemon.state_dir()
+    began = time.monotonic()
+    state = daemon.up(directory)
+    bin_dir = find_assets()
+    kubectl = Kubectl(bin_dir, state.kubeconfig)
+    say(f"# cluster at {state.server}")
+    kubectl("apply", "-f", str(ROOT / "crds"))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/optimizationjobs.optikube.io",
+        "crd/optimizationtrials.optikube.io",
+    )
+    kubectl("create", "namespace", SYSTEM, check=False)
+    kubectl("apply", "-f", "-", input=chart_rbac(bin_dir))
+    if not any(record.name == OPERATOR_PROCESS for record in daemon.load_state(directory).processes):  # type: ignore[union-attr]
+        start_operator(state, kubectl, say)
+    manifest = yaml.safe_load_all(example.read_text())
+    job = next(doc for doc in manifest if isinstance(doc, dict) and doc.get("kind") == "OptimizationJob")
+    name = job["metadata"]["name"]
+    namespace = job["metadata"].get("namespace", "default")
+    kubectl("delete", "optjob", name, "-n", namespace, "--ignore-not-found", "--wait=true")
+    kubectl("apply", "-f", str(example))
+    say(f"# applied {example.name}: following optjob/{name} (kubectl get optjob {name} -w)")
+    status = follow(kubectl, name, namespace, say)
+    say_outcome(kubectl, state, name, namespace, status, say)
     say(f"# {status.get('phase')} after {time.monotonic() - began:.0f}s; stop it all with: make cluster-down")
     say(daemon.export_line(state.kubeconfig))
     return 0 if status.get("phase") == "Succeeded" else 1

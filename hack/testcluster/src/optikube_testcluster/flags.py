@@ -6,7 +6,7 @@ component falls back to a default that listens on all interfaces.
 
 from __future__ import annotations
 
-from optikube_testcluster.layout import CONTROLLER_MANAGER, KWOK, SCHEDULER, Layout
+from optikube_testcluster.layout import APISERVER_KUBELET_CLIENT, CONTROLLER_MANAGER, KWOK, SCHEDULER, Layout
 from optikube_testcluster.ports import LOOPBACK, Ports
 
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
@@ -44,7 +44,28 @@ def etcd_flags(layout: Layout, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver_flags(layout: Layout, ports: Ports) -> list[str]:
+def apiserver_flags(layout: Layout, ports: Ports, *, real_nodes: bool = False) -> list[str]:
+    """real_nodes: the apiserver also talks to real kubelets (see real_node_apiserver_flags)."""
+    return [
+        *_apiserver_base_flags(layout, ports),
+        *(real_node_apiserver_flags(layout) if real_nodes else []),
+    ]
+
+
+def real_node_apiserver_flags(layout: Layout) -> list[str]:
+    """What a real kubelet needs of the apiserver: its InternalIP dialled, never its name looked up
+    (in the host's resolver); a client certificate the kubelet accepts; and the "cluster" egress
+    (kubelets, pods) through the real nodes' agent, since nodes' addresses live in their own
+    network namespaces (realnode/egress.py)."""
+    return [
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={layout.client_cert(APISERVER_KUBELET_CLIENT)}",
+        f"--kubelet-client-key={layout.client_key(APISERVER_KUBELET_CLIENT)}",
+        f"--egress-selector-config-file={layout.egress_config}",
+    ]
+
+
+def _apiserver_base_flags(layout: Layout, ports: Ports) -> list[str]:
     return [
         f"--bind-address={LOOPBACK}",
         f"--advertise-address={LOOPBACK}",

@@ -17,7 +17,22 @@ KWOK = ClientIdentity("kwok", "kwok-controller", ("system:masters",))
 # The process-node agent plays the kubelet of several nodes (and a provisioner), so the Node
 # authorizer, which ties a kubelet to one node, does not fit it.
 PROCESS_NODE = ClientIdentity("process-node", "optikube-process-node", ("system:masters",))
-CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK, PROCESS_NODE)
+# The real nodes' agent is their kube-proxy: bootstrap RBAC's system:node-proxier is its role.
+REAL_NODE_AGENT = ClientIdentity("real-node-agent", "system:kube-proxy")
+# What the apiserver shows a real kubelet (logs, exec, port-forward); the kubelet's webhook
+# authorization asks the apiserver whether this user may, and system:masters may.
+APISERVER_KUBELET_CLIENT = ClientIdentity(
+    "apiserver-kubelet-client", "optikube-apiserver-kubelet-client", ("system:masters",)
+)
+CLIENT_IDENTITIES = (
+    ADMIN,
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    KWOK,
+    PROCESS_NODE,
+    REAL_NODE_AGENT,
+    APISERVER_KUBELET_CLIENT,
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,20 @@ class Layout:
     def process_nodes(self) -> Path:
         """The process-node agent's state: container logs, claim directories, running pods."""
         return self.root / "process-nodes"
+
+    @property
+    def real_nodes(self) -> Path:
+        """The real nodes' files, a directory each (realnode.paths.NodePaths)."""
+        return self.root / "real-nodes"
+
+    @property
+    def egress_socket(self) -> Path:
+        """The apiserver's "cluster" egress, served by the real nodes' agent (HTTP CONNECT)."""
+        return self.root / "egress-cluster.sock"
+
+    @property
+    def egress_config(self) -> Path:
+        return self.root / "egress-selector.yaml"
 
     def cert_dir(self, component: str) -> Path:
         """Where a component keeps the self-signed certificate of its health/metrics port."""

@@ -141,6 +141,23 @@ def make_client_cert(ca: KeyPair, identity: ClientIdentity) -> KeyPair:
     return _issue(ca, _name(identity.user, identity.groups), ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
+def make_kubelet_serving_cert(ca: KeyPair, node: str, ip_address: str) -> KeyPair:
+    """A real kubelet's serving certificate (its port 10250), for the node's name and InternalIP,
+    which is what the apiserver dials (--kubelet-preferred-address-types=InternalIP)."""
+    subject = _name(f"system:node:{node}", ("system:nodes",))
+    return _issue(ca, subject, ExtendedKeyUsageOID.SERVER_AUTH, (node,), (ip_address,))
+
+
+def kubelet_identity(node: str) -> ClientIdentity:
+    """A kubelet's client identity, as the Node authorizer wants it: it may then read only what
+    its own pods need (their secrets, configmaps, service-account tokens)."""
+    return ClientIdentity(f"kubelet-{node}", f"system:node:{node}", ("system:nodes",))
+
+
+def load_keypair(directory: Path, stem: str) -> KeyPair:
+    return KeyPair((directory / f"{stem}.crt").read_bytes(), (directory / f"{stem}.key").read_bytes())
+
+
 def make_signing_key() -> tuple[bytes, bytes]:
     """The service-account token signing key: (private PEM, public PEM)."""
     key = _new_key()

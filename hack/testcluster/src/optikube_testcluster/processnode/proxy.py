@@ -41,7 +41,7 @@ def _unconnected() -> socket.socket:
     return sock
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(65536):
             writer.write(data)
@@ -50,6 +50,20 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
     except (ConnectionError, OSError):
         pass
+
+
+async def dial(backend: Backend, node_ns: NetnsWorker) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to backend, on the running loop: a host backend from this thread's socket (the
+    host's namespace), a pod backend from a socket node_ns's thread created in the node's."""
+    if backend.host:
+        return await asyncio.open_connection(backend.ip, backend.port)
+    sock = await asyncio.wrap_future(node_ns.submit(_unconnected))
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (backend.ip, backend.port))
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
 
 
 class ServiceProxy:
@@ -98,7 +112,7 @@ class ServiceProxy:
                 backends = backends[start:] + backends[:start]
             for backend in backends:
                 try:
-                    upstream = await asyncio.wait_for(self._connect(backend), CONNECT_TIMEOUT)
+                    upstream = await asyncio.wait_for(dial(backend, self.node_ns), CONNECT_TIMEOUT)
                 except (OSError, TimeoutError) as error:
                     log.info(
                         "%s: backend %s:%s refused: %s",
@@ -109,7 +123,7 @@ class ServiceProxy:
                     )
                     continue
                 up_reader, up_writer = upstream
-                await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+                await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
                 up_writer.close()
                 break
             writer.close()
@@ -117,18 +131,6 @@ class ServiceProxy:
                 await writer.wait_closed()
 
         return handle
-
-    async def _connect(self, backend: Backend) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if backend.host:
-            # This thread is in the host's namespace, so this socket is too.
-            return await asyncio.open_connection(backend.ip, backend.port)
-        sock = await asyncio.wrap_future(self.node_ns.submit(_unconnected))
-        try:
-            await self.loop.sock_connect(sock, (backend.ip, backend.port))
-        except BaseException:
-            sock.close()
-            raise
-        return await asyncio.open_connection(sock=sock)
 
     def stop(self) -> None:
         async def close_all() -> None:

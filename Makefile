@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # wheel or images, and its dependencies are only the developer's.
 TESTCLUSTER := hack/testcluster
 
-.PHONY: demo test test-fast test-gpu test-reliability test-long lint fmt controlplane prometheus chromium report-preview cluster-up cluster-down cluster-demo docs clean
+.PHONY: demo test test-fast test-gpu test-reliability test-long lint fmt controlplane node images-local prometheus chromium report-preview cluster-up cluster-down cluster-demo node-demo docs clean
 
 $(STAMP): pyproject.toml $(TESTCLUSTER)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/optikube run examples/quickstart.yaml --output runs/quickstart
 
-# Everything: lint, types, unit, trainer (real torchrun), contract and cluster tiers.
-test: $(STAMP) controlplane prometheus chromium
+# Everything: lint, types, unit, trainer (real torchrun), contract and cluster tiers (the real node's
+# tests need its binaries and the chart's images: `node` and `images-local` build them, cached).
+test: $(STAMP) controlplane node images-local prometheus chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -48,7 +49,7 @@ test-reliability: $(STAMP) controlplane prometheus
 	$(VENV)/bin/pytest -m reliability
 
 # Second samples of what make test shows (the other RBAC mode rule by rule, ...).
-test-long: $(STAMP) controlplane prometheus
+test-long: $(STAMP) controlplane node images-local prometheus
 	$(VENV)/bin/pytest -m long
 
 lint: $(STAMP)
@@ -62,6 +63,19 @@ controlplane:
 cluster-up: $(STAMP) controlplane
 	@$(PY) -m optikube_testcluster up
 
+# The real node's binaries (docs/development.md, "The real node"): Debian's containerd, runc and CNI
+# plugins installed with apt-get when missing (as root, like `make prometheus`), then the kubelet,
+# CoreDNS and the pause image built from source into ~/.cache/optikube/node (nothing once cached).
+node:
+	@bash hack/install-node-packages.sh >/dev/null
+	@bash hack/build-node.sh >/dev/null
+
+# The chart's two images without Docker or a registry (as root: mmdebstrap, uv, umoci), as OCI
+# archives in ~/.cache/optikube/images/out; base and dependency layers are cached, a code change
+# rebuilds the project layer only. `make images` builds the same Dockerfiles with Docker.
+images-local: $(STAMP)
+	@bash hack/build-images.sh all >/dev/null
+
 cluster-down: $(STAMP)
 	@$(PY) -m optikube_testcluster down
 
@@ -69,6 +83,13 @@ cluster-down: $(STAMP)
 # the cluster stays up (its last line is `export KUBECONFIG=...`) until `make cluster-down`.
 cluster-demo: $(STAMP) controlplane
 	@$(PY) -m optikube_testcluster demo examples/quickstart.yaml
+
+# The quickstart as a user deploys it: the cluster with the real node real-0, the chart's images
+# imported into its containerd, `helm install` of the chart (its defaults, restricted Pod Security),
+# `helm test`, the quickstart applied and followed to Succeeded in real containers; the last line
+# is `export KUBECONFIG=...`, the cluster stays up until `make cluster-down`.
+node-demo: $(STAMP) controlplane node images-local
+	@$(PY) -m optikube_testcluster node-demo examples/quickstart.yaml
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

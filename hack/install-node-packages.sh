@@ -5,8 +5,9 @@
 #                                  the kubelet talks to), with containerd-shim-runc-v2 and ctr
 #   runc                           the OCI runtime containerd's shim runs (1.1 on bookworm)
 #   containernetworking-plugins    the CNI plugins (bridge, host-local, loopback) in /usr/lib/cni
-#   umoci                          packs the sandbox (pause) image and the test image as OCI layouts
-#   mmdebstrap                     builds the test image's minimal Debian root filesystem
+#   umoci                          packs the sandbox (pause) image and the chart's images as OCI layouts
+#   mmdebstrap                     builds the chart's images' Debian root filesystem (hack/build-images.sh)
+#   gcc, libc6-dev                 compile the sandbox (pause) binary statically
 #
 # Run as root (apt-get), like `make prometheus`. A policy-rc.d that exits 101 keeps Debian's
 # maintainer scripts from starting containerd as a system service: the test cluster starts its
@@ -25,6 +26,7 @@ declare -A PROVIDES=(
   [runc]=runc
   [umoci]=umoci
   [mmdebstrap]=mmdebstrap
+  [gcc]=gcc
 )
 CNI_DIR=/usr/lib/cni
 CNI_PLUGINS=(bridge host-local loopback)
@@ -33,6 +35,8 @@ missing=()
 for command in "${!PROVIDES[@]}"; do
   command -v "$command" >/dev/null || missing+=("${PROVIDES[$command]}")
 done
+# the static libc pause links against
+[[ -e "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/libc.a" ]] || missing+=(libc6-dev)
 for plugin in "${CNI_PLUGINS[@]}"; do
   [[ -x "$CNI_DIR/$plugin" ]] || missing+=(containernetworking-plugins)
 done

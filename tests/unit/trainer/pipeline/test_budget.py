@@ -3,21 +3,17 @@ gentler setting, then skipped, and results.json and the stage events say so."""
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from torch import nn
-from trainer_specs import digits_mlp_spec
+from trainer_specs import digits_mlp_spec, run_in_process
 
-from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.validation import parse_spec
 from optikube_trainer.dist import local_context
 from optikube_trainer.pipeline import budget as budget_module
-from optikube_trainer.pipeline import run_pipeline
 from optikube_trainer.pipeline.budget import (
     SPARSITY_SEARCH_STEPS,
     SparsitySearch,
@@ -27,7 +23,6 @@ from optikube_trainer.pipeline.budget import (
     run_within_budget,
 )
 from optikube_trainer.pipeline.stages import StageOutcome
-from optikube_trainer.progress import ProgressSender
 from optikube_trainer.recipe import AccuracyBudget, read_recipe
 
 
@@ -42,15 +37,10 @@ def _spec(compression: dict[str, Any], quantization: dict[str, Any] | None = Non
 
 
 def _run(out: Path, spec: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    config = parse_run_config(
-        {"stage": "pipeline", "job": {"name": "budget"}, "outputDir": str(out), "spec": spec}
-    )
-    ctx = local_context(seed=3, output_dir=out)
-    stream = io.StringIO()
-    ctx.progress = ProgressSender(rank=0, trial=None, stream=stream, output_dir=out)
-    results = run_pipeline(config, ctx)
+    events: list[dict[str, Any]] = []
+    results = run_in_process(out, spec, job="budget", events=events)
     assert results is not None
-    return results, [json.loads(line) for line in stream.getvalue().splitlines()]
+    return results, events
 
 
 def test_a_destructive_stage_is_retried_then_skipped_and_recorded(tmp_path: Path) -> None:

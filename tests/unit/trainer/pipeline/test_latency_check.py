@@ -3,24 +3,19 @@ runtime slower is skipped and recorded like an over-budget one, with the timings
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from _tiny import mlp
 from torch import nn
+from trainer_specs import iris_mlp_spec, run_in_process
 
-from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.status import OptimizationJobStatus
 from optikube_operator.kube.status import bounded_results
 from optikube_operator.reports.pipeline_sentences import summary_sentences
 from optikube_operator.reports.pipeline_text import stage_budget
-from optikube_trainer.dist import local_context
-from optikube_trainer.pipeline import run_pipeline
 from optikube_trainer.pipeline.latency_check import StageModels, check_stage_latency
-from optikube_trainer.progress import ProgressSender
 
 
 def _deeper(model: nn.Sequential, extra: int) -> nn.Sequential:
@@ -79,30 +74,19 @@ def test_a_runtime_that_cannot_run_the_models_is_left_out_and_named(tmp_path: Pa
 def _iris(out: Path, skip_slower_stages: bool) -> dict[str, Any]:
     """Iris with dynamic INT8, shipped in eager PyTorch: torchao's int8 tensors run slower there than
     float on a model this small (no int8 kernels in eager mode)."""
-    spec = {
-        "seed": 1,
-        "data": {"source": {"builtin": "iris"}},
-        "model": {"builtin": {"name": "mlp"}, "params": {"width": 32, "depth": 2}},
-        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-        "training": {"epochs": 3, "batchSize": 16, "learningRate": 0.01},
-        "compression": {
+    spec = iris_mlp_spec(
+        compression={
             "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 1},
             "maxAccuracyDrop": 100.0,  # this test is about speed
             "skipSlowerStages": skip_slower_stages,
         },
-        "quantization": {"method": "dynamic"},
-        "export": {"runtime": "eager"},
-    }
-    config = parse_run_config(
-        {"stage": "pipeline", "job": {"name": "iris"}, "outputDir": str(out), "spec": spec}
+        quantization={"method": "dynamic"},
+        export={"runtime": "eager"},
     )
-    ctx = local_context(seed=1, output_dir=out)
-    stream = io.StringIO()
-    ctx.progress = ProgressSender(rank=0, trial=None, stream=stream, output_dir=out)
-    results = run_pipeline(config, ctx)
+    events: list[dict[str, Any]] = []
+    results = run_in_process(out, spec, job="iris", events=events)
     assert results is not None
-    results["events"] = [json.loads(line) for line in stream.getvalue().splitlines()]
-    return results
+    return {**results, "events": events}
 
 
 def test_int8_that_slows_eager_pytorch_is_skipped_and_recorded(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trainer_specs import iris_mlp_spec, pipeline_config, run_in_process
 
 from optikube_operator.api.runconfig import parse_run_config
 from optikube_operator.api.status import OptimizationJobStatus
@@ -18,40 +19,24 @@ from optikube_trainer.export import example_input, load_exported
 from optikube_trainer.pipeline import run_pipeline, stages
 from optikube_trainer.progress import ProgressSender
 
+SPEC = iris_mlp_spec(
+    compression={
+        "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 1},
+        "weightSharing": {"clusters": 8},
+        "maxAccuracyDrop": 100.0,  # this test is about resuming
+    },
+    quantization={"method": "weightOnly"},
+    export={"runtime": "onnx"},
+)
+
 
 def _config(out: Path) -> Any:
-    return parse_run_config(
-        {
-            "stage": "pipeline",
-            "job": {"name": "iris"},
-            "outputDir": str(out),
-            "spec": {
-                "seed": 1,
-                "data": {"source": {"builtin": "iris"}},
-                "model": {"builtin": {"name": "mlp"}, "params": {"width": 32, "depth": 2}},
-                "objectives": [{"metric": "accuracy", "direction": "maximize"}],
-                "training": {"epochs": 3, "batchSize": 16, "learningRate": 0.01},
-                "compression": {
-                    "pruning": {"method": "structured", "sparsity": 0.5, "fineTuneEpochs": 1},
-                    "weightSharing": {"clusters": 8},
-                    # this test is about resuming; iris validates on 30 samples (3.3 points each)
-                    "maxAccuracyDrop": 100.0,
-                },
-                "quantization": {"method": "weightOnly"},
-                "export": {"runtime": "onnx"},
-            },
-        }
-    )
+    return pipeline_config(out, SPEC, job="iris")
 
 
 def _run(out: Path) -> list[dict[str, Any]]:
-    ctx = local_context(seed=1, output_dir=out)
-    stream = io.StringIO()
-    ctx.progress = ProgressSender(rank=0, trial=None, stream=stream, output_dir=out)
-    try:
-        run_pipeline(_config(out), ctx)
-    finally:
-        events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    events: list[dict[str, Any]] = []
+    run_in_process(out, SPEC, job="iris", events=events)
     return events
 
 

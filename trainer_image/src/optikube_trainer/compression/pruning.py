@@ -18,10 +18,9 @@ from optikube_trainer.compression._torch_pruning_adapter import (
 )
 from optikube_trainer.compression.pruning_allocation import (
     Allocation,
+    allocate,
     layer_ratios,
     layer_width,
-    sensitivity_allocation,
-    uniform_allocation,
 )
 from optikube_trainer.spec_fields import SpecConfig, spec_default
 
@@ -153,7 +152,7 @@ def prune_(
         widths_before = {name: layer_width(layer) for name, layer in pruned.items()}
         ratios = None
         if config.scope == "layer":
-            allocation = _allocate(model, pruned, ignored, config, example_inputs, calibration)
+            allocation = allocate(model, pruned, ignored, config, example_inputs, calibration)
             shares = {pruned[name]: share for name, share in allocation.sparsity.items()}
             ratios = layer_ratios(shares, config.channel_multiple)
         remove_channels(
@@ -183,28 +182,6 @@ def prune_(
         channel_multiple=config.channel_multiple if config.method == "structured" else 1,
         layer_channels=channels,
         allocation=allocation,
-    )
-
-
-def _allocate(
-    model: nn.Module,
-    layers: dict[str, nn.Module],
-    ignored: list[nn.Module],
-    config: PruningConfig,
-    example_inputs: Tensor,
-    calibration: Tensor | None,
-) -> Allocation:
-    """Each layer's sparsity (`allocation`): the same for all, or by the layers' sensitivity."""
-    if config.allocation == "uniform" or not layers:
-        return uniform_allocation(layers, config.sparsity)
-    return sensitivity_allocation(
-        model,
-        layers,
-        ignored,
-        config.sparsity,
-        config.channel_multiple,
-        example_inputs,
-        calibration if calibration is not None else example_inputs,
     )
 
 

@@ -18,7 +18,7 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +29,9 @@ from optikube_trainer.compression._torch_pruning_adapter import (
     ratio_keeping,
     remove_channels,
 )
+
+if TYPE_CHECKING:  # pruning.py imports this module
+    from optikube_trainer.compression.pruning import PruningConfig
 
 # The sparsities each group is tried at besides the asked one: coarse enough that a ResNet-18 (12
 # groups) is measured in about a minute on one core, fine enough to move a layer by a quarter.
@@ -158,18 +161,22 @@ def _choose(options: Mapping[str, list[GroupOption]], lam: float) -> dict[str, G
     }
 
 
-def sensitivity_allocation(
+def allocate(
     model: nn.Module,
     layers: Mapping[str, nn.Module],
     ignored: Sequence[nn.Module],
-    sparsity: float,
-    multiple: int,
+    config: PruningConfig,
     example_inputs: Tensor,
-    calibration: Tensor,
+    calibration: Tensor | None,
 ) -> Allocation:
-    """The sensitivity allocation of the module docstring; `layers` are the prunable layers by name."""
+    """Each layer's sparsity by `config.allocation`: the same for all (`uniform`), or the
+    sensitivity allocation of the module docstring, measured on `calibration` (`example_inputs`
+    without it); `layers` are the prunable layers by name."""
+    sparsity, multiple = config.sparsity, config.channel_multiple
+    if config.allocation == "uniform" or not layers:
+        return uniform_allocation(layers, sparsity)
     names = {module: name for name, module in model.named_modules()}
-    inputs = calibration[:SENSITIVITY_SAMPLES]
+    inputs = (calibration if calibration is not None else example_inputs)[:SENSITIVITY_SAMPLES]
     reference = _probabilities(model, inputs)
     macs_full, _ = count_macs_and_params(model, example_inputs[:1])
     groups = {

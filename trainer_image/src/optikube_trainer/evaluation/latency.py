@@ -6,6 +6,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
+from typing import TypedDict, Unpack
 
 import torch
 from torch import Tensor, nn
@@ -87,17 +88,20 @@ def summarize_samples(samples: Mapping[int, list[float]]) -> dict[str, float]:
     return result
 
 
+class Rounds(TypedDict, total=False):
+    """`latency_samples`'s options, for the functions that pass them on."""
+
+    batch_sizes: tuple[int, ...]
+    runs: int
+    warmup: int
+
+
 def compare_latency(
-    models: Mapping[str, Callable[[Tensor], object]],
-    sample_inputs: Tensor,
-    *,
-    batch_sizes: tuple[int, ...] = (1, 32),
-    runs: int = 50,
-    warmup: int = 10,
+    models: Mapping[str, Callable[[Tensor], object]], sample_inputs: Tensor, **rounds: Unpack[Rounds]
 ) -> dict[str, dict[str, float]]:
-    """Latency of several models measured together in interleaved rounds (`latency_samples`).
-    Returns `{name: {batch1P50, batch1P90, ...}}` in milliseconds."""
-    samples = latency_samples(models, sample_inputs, batch_sizes=batch_sizes, runs=runs, warmup=warmup)
+    """Latency of several models measured together in interleaved rounds (`latency_samples`, with
+    its options). Returns `{name: {batch1P50, batch1P90, ...}}` in milliseconds."""
+    samples = latency_samples(models, sample_inputs, **rounds)
     return {name: summarize_samples(timed) for name, timed in samples.items()}
 
 

@@ -5,6 +5,7 @@ export the chosen artifact, write results and report."""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import replace
 from typing import Any
@@ -140,13 +141,15 @@ def _check_latency(run: PipelineRun, name: str, before: nn.Module, guarded: Guar
         )
         method = quantization.method if quantization is not None else None
         models = StageModels(before, guarded.model, method, calibration)
+        directory = ctx.output_dir / "pipeline" / "latency-check" / name
         check = check_stage_latency(
             models,
             run.example,
             runtimes=check_runtimes(recipe.export.runtime),
             sizes=check_sizes(recipe.export.batch_size),
-            directory=ctx.output_dir / "pipeline" / "latency-check" / name,
+            directory=directory,
         ).to_contract()
+        shutil.rmtree(directory, ignore_errors=True)  # the ONNX files timed (a ResNet-18 is 45 MB)
     check = broadcast_object(check)  # type: ignore[assignment]
     record = {**guarded.record, "latencyCheck": check}
     if not check.get("slower"):

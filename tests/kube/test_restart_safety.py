@@ -131,7 +131,7 @@ class RecordingSender(ProgressSender):
         return status, reply
 
 
-def _send_steps(sender: RecordingSender, trial: int, done: threading.Event) -> None:
+def _send_steps(trial: int, sender: RecordingSender, done: threading.Event) -> None:
     for step in range(STEPS):
         sender.intermediate(step, {"accuracy": _value(trial, step)})
         time.sleep(0.02)
@@ -171,9 +171,10 @@ def test_killing_the_operator_before_it_wrote_the_progress_it_answered_loses_and
             trial = int(pod.metadata.labels[names.TRIAL_LABEL])
             token = tmp_path / f"token-{trial}"
             token.write_text(trainers.token(pod, seconds=3600))
+            # retries: a send waits out an operator's restart (503, refused connections)
             sender = RecordingSender(
                 rank=0, trial=trial, url=url, token_file=str(token), output_dir=tmp_path / str(trial),
-                termination_log=tmp_path / "no-termination-log", timeout_s=5.0,
+                termination_log=tmp_path / "no-termination-log", timeout_s=5.0, retries=6,
             )  # fmt: skip
             senders.append((trial, sender, threading.Event()))
         threads = [threading.Thread(target=_send_steps, args=entry, daemon=True) for entry in senders]

@@ -4,6 +4,9 @@ has no timer at all), that a timer fires once, and the one sweep that stands in 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -60,6 +63,36 @@ def test_wakeups_fire_once_and_rearming_or_cancelling_replaces_the_timer() -> No
         return woken
 
     assert asyncio.run(scenario()) == [("ns", "c"), ("ns", "a")]
+
+
+CAUSE: contextvars.ContextVar[object] = contextvars.ContextVar("cause")
+
+
+def test_a_timer_armed_from_a_handlers_context_keeps_nothing_of_it() -> None:
+    """kopf runs a handler with the watch event's body in a context variable; a timer armed in that
+    context (a pass a pod's event began) kept the body alive until its deadline, hours later."""
+
+    class Body:
+        pass
+
+    async def scenario() -> bool:
+        wakeups = Wakeups(lambda key: None)
+        body = Body()
+        kept = weakref.ref(body)
+
+        async def handler(cause: object) -> None:
+            CAUSE.set(cause)
+            wakeups.arm(("ns", "a"), T0 + timedelta(hours=2), T0)
+
+        await asyncio.get_running_loop().create_task(handler(body))
+        await asyncio.sleep(0)  # the loop lets go of the finished handler task
+        del body
+        gc.collect()
+        alive = kept() is not None
+        wakeups.cancel_all()
+        return alive
+
+    assert asyncio.run(scenario()) is False
 
 
 def test_the_sweep_asks_for_each_job_once_per_period_one_at_a_time() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from optikube_operator.kube import detached
 from optikube_operator.kube.client import ApiError, KubeClient, resource_path
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class K8sEventWriter:
                 self._backlog,
             )
             return
-        task = asyncio.get_running_loop().create_task(self._send(event))
+        task = detached.task(self._send(event))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

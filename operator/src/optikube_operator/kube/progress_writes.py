@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from optikube_operator.kube import detached
 from optikube_operator.kube.backend import KubernetesBackend
 from optikube_operator.kube.client import ApiError
 from optikube_operator.kube.records import JobKey, JobRecords
@@ -79,7 +80,7 @@ class ProgressWrites:
             self._due[key] = due
             self._wake.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = detached.task(self._run())
 
     async def flush(self, records: JobRecords) -> None:
         """Write the job's waiting trials now (the caller holds the job's lock)."""
@@ -126,7 +127,7 @@ class ProgressWrites:
                 records = self._jobs.get(key)
                 if records is None:
                     continue  # nothing of that job waits any more
-                task = asyncio.get_running_loop().create_task(self._write_job(records, numbers))
+                task = detached.task(self._write_job(records, numbers))
                 self._writing.add(task)
                 task.add_done_callback(self._writing.discard)
             self._wake.clear()

@@ -32,6 +32,7 @@ from optikube_operator.core import (
     StopTrial,
     decide,
 )
+from optikube_operator.kube import detached
 from optikube_operator.kube.acceptance import InvalidSpec, accepted_spec, dry_run_refusal
 from optikube_operator.kube.announce import Announcer
 from optikube_operator.kube.backend import KubernetesBackend
@@ -142,7 +143,7 @@ class Reconciler:
         if key in self._queued:
             self._again.add(key)
             return
-        self._queued[key] = asyncio.get_running_loop().create_task(self._drain(key))
+        self._queued[key] = detached.task(self._drain(key))
 
     async def _drain(self, key: JobKey) -> None:
         try:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from optikube_operator.core.wakeup import next_deadline
+from optikube_operator.kube import detached
 from optikube_operator.kube.records import JobKey, JobRecords
 
 RETRY_AFTER_ERROR = timedelta(seconds=5)
@@ -67,7 +68,7 @@ class Wakeups:
         if at is None:
             return
         delay = max((at - now).total_seconds(), 0.0)
-        self._handles[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+        self._handles[key] = detached.timer(delay, self._fire, key)
 
     def cancel(self, key: JobKey) -> None:
         handle = self._handles.pop(key, None)
@@ -98,7 +99,7 @@ class SafetySweep:
 
     def start(self, period: timedelta = SWEEP_PERIOD) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(period.total_seconds()))
+            self._task = detached.task(self._run(period.total_seconds()))
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -47,9 +47,17 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """utime + stime; with ``children``, also that of its children it waited for."""
+    fields = [int(value) for value in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:15]]
+    return sum(fields if children else fields[:2]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent on anything but idling since boot (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def apiserver_requests(plane: ControlPlane) -> float:
@@ -109,10 +117,11 @@ def latency_summary(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def cpu_by_process(plane: ControlPlane, operator: int) -> dict[str, float]:
+def cpu_by_process(plane: ControlPlane, operator: int, *, children: bool = False) -> dict[str, float]:
     """CPU seconds so far of each control-plane process, the operator and this benchmark (which
-    plays the kubelet of the preflight pods and watches the Jobs): who shares the cores."""
+    plays the kubelet of the preflight pods and watches the Jobs): who shares the cores. With
+    ``children``, the benchmark's includes its children's (kubectl, the progress load)."""
     seconds = {component.name: cpu_seconds(component.pid) for component in plane.components}
     seconds["operator"] = cpu_seconds(operator)
-    seconds["benchmark"] = cpu_seconds(os.getpid())
+    seconds["benchmark"] = cpu_seconds(os.getpid(), children=children)
     return seconds

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.cluster
 FUZZER = Path(__file__).with_name("hostile_fuzz.py")
 SLOW_CLIENTS = 8
 PROBE_SAMPLES = 200
+LATENCY_SLACK = 0.05  # seconds a valid message may take longer under fuzz (see the assertion)
 
 
 # --- the probe: valid reports, timed, all along ----------------------------------------------------
@@ -214,7 +215,10 @@ def _fuzz(trainers: Trainers, examples: int, workdir: Path) -> None:
     assert all(answer.startswith(b"HTTP/1.1 408") for answer in slow_answers), slow_answers
     assert len(slow_answers) == SLOW_CLIENTS
     assert trial_status(trainers, f"quickstart-t{FUZZED}") == before  # nothing was recorded
-    assert p99_during <= 2 * p99_baseline, (p99_baseline, p99_during)
+    # twice the baseline, or 50 ms more: valid progress no longer waits for a status write (its p99
+    # went from about 113 ms to 7 ms), and against that a fuzz case of 1 MiB, read and refused in
+    # the same event loop, delays the message behind it by tens of milliseconds
+    assert p99_during <= max(2 * p99_baseline, p99_baseline + LATENCY_SLACK), (p99_baseline, p99_during)
 
 
 def test_a_hostile_fuzz_is_refused_records_nothing_and_leaves_reports_fast(

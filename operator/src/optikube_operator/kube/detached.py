@@ -4,7 +4,7 @@ kopf calls a handler with its cause in context variables: the watch event's whol
 (managedFields included), its patch, its logger and its memo. A task or timer started from a
 handler, or from a task started from one, keeps a copy of the context it was started in for as
 long as it lives: a job's timer armed by a pass that a pod's event began held that pod's whole
-body until its deadline, hours later (about 70 KiB of decoded JSON per job with 250 jobs live,
+body until its deadline, hours later (about 64 KiB of decoded JSON per job with 251 jobs live,
 `bench/memory_probe`). Nothing the operator starts reads kopf's context variables."""
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from optikube_testcluster.realnode.paths import NodePaths
 CTR_NAMESPACE = "k8s.io"  # the namespace the CRI plugin reads images from
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 IMPORT_TIMEOUT = 1800.0
+KEEP_PREFIX = "localhost/optikube/image-store-keep:"  # the old image's second name while a new one unpacks
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,20 @@ class ImageStore:
             unwanted = sorted(set(held) - set(wanted))
             self.manifest.unlink(missing_ok=True)  # a store interrupted mid-update is redone
             with self._containerd(log) as ctr:
+                present = set(_run([*ctr, "images", "ls", "-q"], 60).split())
+                # A new build under the same name: until its unpack is done, only the old image's
+                # snapshots hold the shared base and dependency layers, and the garbage collector
+                # that the name's update triggers would remove them mid-unpack ("parent snapshot
+                # ... does not exist"). A second name keeps the old image alive meanwhile.
+                kept = [
+                    f"{KEEP_PREFIX}{image.digest.split(':')[1]}" for image in missing if image.ref in present
+                ]
+                for image, keep in zip([i for i in missing if i.ref in present], kept, strict=True):
+                    _run([*ctr, "images", "tag", "--force", image.ref, keep], 60)
                 for image in missing:
                     _run([*ctr, "images", "import", str(image.path)], IMPORT_TIMEOUT)
-                if unwanted:
-                    _run([*ctr, "images", "rm", "--sync", *unwanted], 600)
+                if unwanted or kept:
+                    _run([*ctr, "images", "rm", "--sync", *unwanted, *kept], 600)
                 listed = _run([*ctr, "images", "ls", "-q"], 60).split()
             if sorted(listed) != sorted(wanted):
                 raise RuntimeError(f"the image store holds {listed}, not {sorted(wanted)}")

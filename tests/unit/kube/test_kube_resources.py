@@ -8,21 +8,8 @@ from typing import Any
 import yaml
 
 from optikube_operator.api import load_job
-from optikube_operator.kube import names
+from optikube_operator.kube import names, resources
 from optikube_operator.kube.config import OperatorConfig, TrainerDefaults
-from optikube_operator.kube.resources import (
-    LAUNCH_SCRIPT,
-    PREFLIGHT_DEADLINE_SECONDS,
-    PREFLIGHT_SCRIPT,
-    artifacts_location,
-    build_config_map,
-    build_run_job,
-    build_service,
-    build_trial,
-    has_peers,
-    output_dir,
-    owner_reference,
-)
 
 ROOT = Path(__file__).resolve().parents[3]
 OWNER = {
@@ -48,7 +35,9 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 def test_multi_node_gpu_job_is_an_indexed_job_of_gpu_pods_with_a_torchrun_rendezvous() -> None:
     spec = _spec("multi-node-gpu", queueName="research", backoffLimit=2)
-    job = build_run_job("mn", "team", names.trial_run(3), spec, CONFIG, OWNER, trial_timeout_seconds=7200)
+    job = resources.build_run_job(
+        "mn", "team", names.trial_run(3), spec, CONFIG, OWNER, trial_timeout_seconds=7200
+    )
     assert job["metadata"]["name"] == "mn-t3"
     assert job["metadata"]["labels"] == {
         names.MANAGED_BY: "optikube",
@@ -57,14 +46,14 @@ def test_multi_node_gpu_job_is_an_indexed_job_of_gpu_pods_with_a_torchrun_rendez
         names.TRIAL_LABEL: "3",
         names.QUEUE_LABEL: "research",
     }
-    assert job["metadata"]["ownerReferences"] == [owner_reference(OWNER)]
+    assert job["metadata"]["ownerReferences"] == [resources.owner_reference(OWNER)]
     spec_ = job["spec"]
     assert (spec_["completionMode"], spec_["completions"], spec_["parallelism"]) == ("Indexed", 2, 2)
     assert spec_["backoffLimit"] == 2 and spec_["activeDeadlineSeconds"] == 7200 and spec_["suspend"] is True
     pod = spec_["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "ghcr.io/example/optikube-trainer:0.1.0"  # the spec's own image wins
-    assert container["command"] == ["/bin/sh", "-c", LAUNCH_SCRIPT]
+    assert container["command"] == ["/bin/sh", "-c", resources.LAUNCH_SCRIPT]
     env = _env(container)
     assert env["OPTIKUBE_NNODES"] == "2" and env["OPTIKUBE_NPROC_PER_NODE"] == "4"
     assert env["OPTIKUBE_RDZV_HOST"] == "mn-t3-0.mn-t3" and env["OPTIKUBE_RUN"] == "mn-t3"
@@ -80,9 +69,9 @@ def test_multi_node_gpu_job_is_an_indexed_job_of_gpu_pods_with_a_torchrun_rendez
 
 
 def test_trainer_pods_satisfy_the_restricted_profile_and_get_the_report_token() -> None:
-    pod = build_run_job("q", "team", names.trial_run(0), _spec("quickstart"), CONFIG, OWNER)["spec"][
-        "template"
-    ]["spec"]
+    pod = resources.build_run_job("q", "team", names.trial_run(0), _spec("quickstart"), CONFIG, OWNER)[
+        "spec"
+    ]["template"]["spec"]
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
         "runAsUser": 1000,
@@ -117,28 +106,30 @@ def test_artifacts_on_a_claim_are_mounted_with_their_sub_path_and_located_for_us
     manifest = next(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
     manifest["spec"]["artifacts"] = {"pvc": {"claimName": "models", "subPath": "runs"}}
     spec = load_job(manifest).spec
-    pod = build_run_job("q", "team", names.PIPELINE, spec, CONFIG, OWNER)["spec"]["template"]["spec"]
+    pod = resources.build_run_job("q", "team", names.PIPELINE, spec, CONFIG, OWNER)["spec"]["template"][
+        "spec"
+    ]
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     assert volumes["artifacts"] == {"name": "artifacts", "persistentVolumeClaim": {"claimName": "models"}}
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "artifacts")
     assert mount == {"name": "artifacts", "mountPath": "/artifacts", "subPath": "runs"}
-    assert artifacts_location(spec, "q") == "pvc://models/runs/q"
-    assert artifacts_location(_spec("quickstart"), "q") == "pvc://quickstart-artifacts/q"
-    assert artifacts_location(_spec("multi-objective"), "m") is None
+    assert resources.artifacts_location(spec, "q") == "pvc://models/runs/q"
+    assert resources.artifacts_location(_spec("quickstart"), "q") == "pvc://quickstart-artifacts/q"
+    assert resources.artifacts_location(_spec("multi-objective"), "m") is None
 
 
 def test_trial_service_and_config_map_are_named_and_owned_deterministically() -> None:
-    trial = build_trial(OWNER, 7, {"training.learningRate": 0.01})
+    trial = resources.build_trial(OWNER, 7, {"training.learningRate": 0.01})
     assert trial["metadata"]["name"] == "mn-t7" and trial["spec"] == {
         "jobRef": {"name": "mn", "uid": "uid-1"},
         "number": 7,
         "params": {"training.learningRate": 0.01},
         "stage": "trial",
     }
-    service = build_service("mn", "team", names.trial_run(7), OWNER)
+    service = resources.build_service("mn", "team", names.trial_run(7), OWNER)
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
     assert service["spec"]["selector"] == names.run_labels("mn", names.trial_run(7))
-    pipeline = build_config_map("mn", "team", names.PIPELINE, {"stage": "pipeline"}, OWNER)
+    pipeline = resources.build_config_map("mn", "team", names.PIPELINE, {"stage": "pipeline"}, OWNER)
     assert pipeline["metadata"]["name"] == "mn-pipeline-config"
     assert pipeline["metadata"]["labels"][names.RUN_LABEL] == "pipeline"
 
@@ -153,10 +144,12 @@ def test_a_single_worker_run_hosts_its_rendezvous_on_localhost_without_a_service
     """No peers to find: no headless Service (and its Endpoints, EndpointSlice) per trial."""
     spec = _spec("quickstart")
     assert spec.resources.workers == 1
-    assert not has_peers(spec, names.trial_run(0)) and not has_peers(spec, names.PIPELINE)
-    assert has_peers(_spec("multi-node-gpu"), names.trial_run(0))
-    assert not has_peers(_spec("multi-node-gpu"), names.PREFLIGHT)
-    job = build_run_job("q", "team", names.trial_run(0), spec, CONFIG, OWNER, trial_timeout_seconds=None)
+    assert not resources.has_peers(spec, names.trial_run(0)) and not resources.has_peers(spec, names.PIPELINE)
+    assert resources.has_peers(_spec("multi-node-gpu"), names.trial_run(0))
+    assert not resources.has_peers(_spec("multi-node-gpu"), names.PREFLIGHT)
+    job = resources.build_run_job(
+        "q", "team", names.trial_run(0), spec, CONFIG, OWNER, trial_timeout_seconds=None
+    )
     pod = job["spec"]["template"]["spec"]
     env = _env(pod["containers"][0])
     assert (
@@ -167,8 +160,12 @@ def test_a_single_worker_run_hosts_its_rendezvous_on_localhost_without_a_service
 
 def test_the_preflight_is_one_cpu_pod_without_retries_or_rendezvous_otherwise_a_trials_pod() -> None:
     spec = _spec("multi-node-gpu", queueName="research", backoffLimit=2)
-    trial = build_run_job("mn", "team", names.trial_run(0), spec, CONFIG, OWNER, trial_timeout_seconds=7200)
-    job = build_run_job("mn", "team", names.PREFLIGHT, spec, CONFIG, OWNER, trial_timeout_seconds=7200)
+    trial = resources.build_run_job(
+        "mn", "team", names.trial_run(0), spec, CONFIG, OWNER, trial_timeout_seconds=7200
+    )
+    job = resources.build_run_job(
+        "mn", "team", names.PREFLIGHT, spec, CONFIG, OWNER, trial_timeout_seconds=7200
+    )
     assert job["metadata"]["name"] == "mn-preflight"
     assert job["metadata"]["labels"] == {
         names.MANAGED_BY: "optikube",
@@ -178,12 +175,12 @@ def test_the_preflight_is_one_cpu_pod_without_retries_or_rendezvous_otherwise_a_
     }
     spec_ = job["spec"]
     assert (spec_["completions"], spec_["parallelism"], spec_["backoffLimit"]) == (1, 1, 0)
-    assert spec_["activeDeadlineSeconds"] == PREFLIGHT_DEADLINE_SECONDS and spec_["suspend"] is True
+    assert spec_["activeDeadlineSeconds"] == resources.PREFLIGHT_DEADLINE_SECONDS and spec_["suspend"] is True
     pod, trial_pod = spec_["template"]["spec"], trial["spec"]["template"]["spec"]
     assert "subdomain" not in pod and trial_pod["subdomain"] == "mn-t0"
     container, trial_container = pod["containers"][0], trial_pod["containers"][0]
-    assert container["command"] == ["/bin/sh", "-c", PREFLIGHT_SCRIPT] and "ports" not in container
-    assert "torchrun" not in PREFLIGHT_SCRIPT and "$OPTIKUBE_STAGE" in PREFLIGHT_SCRIPT
+    assert container["command"] == ["/bin/sh", "-c", resources.PREFLIGHT_SCRIPT] and "ports" not in container
+    assert "torchrun" not in resources.PREFLIGHT_SCRIPT and "$OPTIKUBE_STAGE" in resources.PREFLIGHT_SCRIPT
     assert _env(container)["OPTIKUBE_STAGE"] == "preflight"
     assert _env(container)["OPTIKUBE_RUN"] == "mn-preflight"
     # the preflight runs on the CPU: no GPU of the trials' is held, the rest is theirs
@@ -201,10 +198,10 @@ def test_the_preflight_is_one_cpu_pod_without_retries_or_rendezvous_otherwise_a_
     assert volumes["artifacts"] == {v["name"]: v for v in trial_pod["volumes"]}["artifacts"]
     assert container["volumeMounts"] == trial_container["volumeMounts"]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
-    config_map = build_config_map("mn", "team", names.PREFLIGHT, {"stage": "preflight"}, OWNER)
+    config_map = resources.build_config_map("mn", "team", names.PREFLIGHT, {"stage": "preflight"}, OWNER)
     assert config_map["metadata"]["name"] == "mn-preflight-config"
-    assert output_dir(spec, "mn", names.PREFLIGHT) == "/artifacts/mn/preflight"
-    assert output_dir(spec, "mn", names.trial_run(4)) == "/artifacts/mn/trials/4"
+    assert resources.output_dir(spec, "mn", names.PREFLIGHT) == "/artifacts/mn/preflight"
+    assert resources.output_dir(spec, "mn", names.trial_run(4)) == "/artifacts/mn/trials/4"
 
 
 def test_run_identities_round_trip_through_their_labels() -> None:

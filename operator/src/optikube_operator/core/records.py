@@ -10,20 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import optikube_operator.core.observed as observed
 from optikube_operator.api.status import PipelineStatus, PreflightStatus, StageRecord
 from optikube_operator.api.trial import IntermediateValue, OptimizationTrialStatus
-from optikube_operator.core.observed import (
-    ObservedPipeline,
-    ObservedPreflight,
-    ObservedStage,
-    ObservedTrial,
-    PipelineState,
-    PreflightState,
-    TrialState,
-)
 
 
-def trial_status(trial: ObservedTrial) -> OptimizationTrialStatus:
+def trial_status(trial: observed.ObservedTrial) -> OptimizationTrialStatus:
     return OptimizationTrialStatus(
         phase=trial.state.value,
         attempts=trial.attempts,
@@ -42,12 +34,12 @@ def trial_status(trial: ObservedTrial) -> OptimizationTrialStatus:
 
 def observed_trial(
     number: int, params: Mapping[str, Any], status: OptimizationTrialStatus | None
-) -> ObservedTrial:
+) -> observed.ObservedTrial:
     status = status or OptimizationTrialStatus()
-    return ObservedTrial(
+    return observed.ObservedTrial(
         number=number,
         params=dict(params),
-        state=TrialState(status.phase),
+        state=observed.TrialState(status.phase),
         intermediate={point.step: point.value for point in status.intermediate_values},
         latest_values=dict(status.latest_values),
         latest_step=status.latest_step,
@@ -60,7 +52,7 @@ def observed_trial(
     )
 
 
-def pipeline_status(pipeline: ObservedPipeline) -> PipelineStatus:
+def pipeline_status(pipeline: observed.ObservedPipeline) -> PipelineStatus:
     return PipelineStatus(
         phase=pipeline.state.value,
         trial_number=pipeline.trial_number,
@@ -80,16 +72,16 @@ def pipeline_status(pipeline: ObservedPipeline) -> PipelineStatus:
 
 def observed_pipeline(
     status: PipelineStatus | None, results: Mapping[str, Any] | None = None
-) -> ObservedPipeline:
+) -> observed.ObservedPipeline:
     """The pipeline from its status; ``results`` is its results document where the backend keeps it."""
     if status is None:
-        return ObservedPipeline()
-    return ObservedPipeline(
-        state=PipelineState(status.phase),
+        return observed.ObservedPipeline()
+    return observed.ObservedPipeline(
+        state=observed.PipelineState(status.phase),
         params=dict(status.params),
         trial_number=status.trial_number,
         search_ended=status.search_ended or "",
-        stages=tuple(ObservedStage(s.name, s.status, s.duration_seconds) for s in status.stages),
+        stages=tuple(observed.ObservedStage(s.name, s.status, s.duration_seconds) for s in status.stages),
         start_time=status.start_time,
         end_time=status.completion_time,
         message=status.message or "",
@@ -99,8 +91,8 @@ def observed_pipeline(
     )
 
 
-def preflight_status(preflight: ObservedPreflight) -> PreflightStatus | None:
-    if preflight.state is PreflightState.NOT_STARTED:
+def preflight_status(preflight: observed.ObservedPreflight) -> PreflightStatus | None:
+    if preflight.state is observed.PreflightState.NOT_STARTED:
         return None
     return PreflightStatus(
         phase=preflight.state.value,  # type: ignore[arg-type]
@@ -110,11 +102,11 @@ def preflight_status(preflight: ObservedPreflight) -> PreflightStatus | None:
     )
 
 
-def observed_preflight(status: PreflightStatus | None) -> ObservedPreflight:
+def observed_preflight(status: PreflightStatus | None) -> observed.ObservedPreflight:
     if status is None:
-        return ObservedPreflight()
-    return ObservedPreflight(
-        state=PreflightState(status.phase),
+        return observed.ObservedPreflight()
+    return observed.ObservedPreflight(
+        state=observed.PreflightState(status.phase),
         message=status.message or "",
         start_time=status.start_time,
         end_time=status.completion_time,

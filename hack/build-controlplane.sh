@@ -13,10 +13,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
-source "$here/versions.env"
-# shellcheck source=lib/k8s-module.sh
-source "$here/lib/k8s-module.sh"
+# shellcheck source=lib/go-builds.sh
+source "$here/lib/go-builds.sh"
 
 # Bump when the way a binary is built changes (flags, ldflags): the stamp then no longer
 # matches and every binary is re-verified, rebuilding those whose --version is wrong.
@@ -46,15 +44,6 @@ expected_version() { # name
   esac
 }
 
-# True when dir/name runs and reports exactly the pinned version.
-verified() { # dir name
-  [[ -x "$1/$2" ]] || return 1
-  local got want
-  got="$(version_of "$1" "$2" || true)"
-  want="$(expected_version "$2")"
-  [[ "$got" == "$want" || "$got" == "$want "* ]]
-}
-
 if [[ -n "${OPTIKUBE_ASSETS:-}" ]]; then
   dir="$(cd "$OPTIKUBE_ASSETS" 2>/dev/null && pwd)" || die "OPTIKUBE_ASSETS=$OPTIKUBE_ASSETS is not a directory"
   for name in "${BINARIES[@]}"; do
@@ -68,23 +57,7 @@ fi
 
 cache_root="${OPTIKUBE_ASSETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/optikube/controlplane}"
 key="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
-out="$cache_root/$key"
-stamp="$out/.complete"
-if [[ "$(cat "$stamp" 2>/dev/null)" == "recipe=$RECIPE" ]]; then
-  echo "$out"
-  exit 0
-fi
-mkdir -p "$out"
-
-# Two builds of the same key (make and a test run, say) must not interleave.
-if command -v flock >/dev/null; then
-  exec 9>"$cache_root/.$key.lock"
-  flock 9
-  if [[ "$(cat "$stamp" 2>/dev/null)" == "recipe=$RECIPE" ]]; then
-    echo "$out"
-    exit 0
-  fi
-fi
+claim_build_cache "$cache_root" "$key"
 
 command -v go >/dev/null || die "Go is required to build the control plane (or set OPTIKUBE_ASSETS)"
 work="$(mktemp -d)"
@@ -142,10 +115,4 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 done
 if ((${#k8s_cmds[@]})); then build_kubernetes_commands "$work" "$out" "${k8s_cmds[@]}"; fi
 
-for name in "${BINARIES[@]}"; do
-  verified "$out" "$name" || die "$out/$name reports '$(version_of "$out" "$name" || true)', expected '$(expected_version "$name")'"
-  printf '%s: %s\n' "$name" "$(version_of "$out" "$name")"
-done >"$out/versions.txt"
-echo "recipe=$RECIPE" >"$stamp"
-log "control plane binaries ready in $out"
-echo "$out"
+finish_build_cache "control plane binaries" "${BINARIES[@]}"

@@ -59,22 +59,9 @@ NICE=(nice -n 10)
 log() { printf '[build-images %4ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-usage() { sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-
-targets=()
-out="${OPTIKUBE_IMAGES_OUT:-}"
-while (($#)); do
-  case "$1" in
-    operator | trainer) targets+=("$1") ;;
-    all) targets+=(operator trainer) ;;
-    --out) out="${2:?--out needs a directory}"; shift ;;
-    --out=*) out="${1#--out=}" ;;
-    -h | --help) usage ;;
-    *) log "unknown argument: $1"; usage ;;
-  esac
-  shift
-done
-((${#targets[@]})) || targets=(operator trainer)
+# shellcheck source=lib/image-args.sh
+source "$here/lib/image-args.sh"
+parse_image_targets "$@"
 
 [[ "$(id -u)" == 0 ]] || die "run as root: the build mounts overlays and chroots into them (no daemon is used)"
 bash "$here/install-image-tools.sh"

@@ -21,10 +21,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
-source "$here/versions.env"
-# shellcheck source=lib/k8s-module.sh
-source "$here/lib/k8s-module.sh"
+# shellcheck source=lib/go-builds.sh
+source "$here/lib/go-builds.sh"
 
 RECIPE=2
 # A name of our own, never a registry's: the image is imported, never pulled.
@@ -63,32 +61,9 @@ expected_version() { # name
   esac
 }
 
-verified() { # dir name
-  [[ -e "$1/$2" ]] || return 1
-  local got want
-  got="$(version_of "$1" "$2" || true)"
-  want="$(expected_version "$2")"
-  [[ "$got" == "$want" || "$got" == "$want "* ]]
-}
-
 cache_root="${OPTIKUBE_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/optikube/node}"
 key="k8s-${KUBERNETES_VERSION}_coredns-${COREDNS_VERSION}"
-out="$cache_root/$key"
-stamp="$out/.complete"
-if [[ "$(cat "$stamp" 2>/dev/null)" == "recipe=$RECIPE" ]]; then
-  echo "$out"
-  exit 0
-fi
-mkdir -p "$out"
-
-if command -v flock >/dev/null; then
-  exec 9>"$cache_root/.$key.lock"
-  flock 9
-  if [[ "$(cat "$stamp" 2>/dev/null)" == "recipe=$RECIPE" ]]; then
-    echo "$out"
-    exit 0
-  fi
-fi
+claim_build_cache "$cache_root" "$key"
 
 command -v go >/dev/null || die "Go is required to build the node's binaries"
 command -v gcc >/dev/null || die "gcc (and libc6-dev, for -static) is required to build pause"
@@ -176,10 +151,4 @@ fi
 if needs pause.oci.tar; then build_pause_image; fi
 if needs kubelet; then build_kubernetes_commands "$work" "$out" kubelet; fi
 
-for name in "${ARTIFACTS[@]}"; do
-  verified "$out" "$name" || die "$out/$name reports '$(version_of "$out" "$name" || true)', expected '$(expected_version "$name")'"
-  printf '%s: %s\n' "$name" "$(version_of "$out" "$name")"
-done >"$out/versions.txt"
-echo "recipe=$RECIPE" >"$stamp"
-log "node artifacts ready in $out"
-echo "$out"
+finish_build_cache "node artifacts" "${ARTIFACTS[@]}"

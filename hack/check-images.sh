@@ -24,19 +24,9 @@ root="$(cd "$here/.." && pwd)"
 log() { printf '[check-images] %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
-targets=()
-out="${OPTIKUBE_IMAGES_OUT:-}"
-while (($#)); do
-  case "$1" in
-    operator | trainer) targets+=("$1") ;;
-    all) targets+=(operator trainer) ;;
-    --out) out="${2:?--out needs a directory}"; shift ;;
-    --out=*) out="${1#--out=}" ;;
-    *) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
-  esac
-  shift
-done
-((${#targets[@]})) || targets=(operator trainer)
+# shellcheck source=lib/image-args.sh
+source "$here/lib/image-args.sh"
+parse_image_targets "$@"
 [[ "$(id -u)" == 0 ]] || die "run as root (umoci unpack keeps the image's owners; runc)"
 bash "$here/install-image-tools.sh"
 cache="${OPTIKUBE_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/optikube/images}"

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from contextlib import ExitStack
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from chart_discovery import DiscoveryWriter
 from chart_prometheus import (
     PrometheusAPI,
@@ -46,6 +44,7 @@ from kubernetes import client
 from optikube_operator.kube import names
 from optikube_operator.observability import panels, preview
 from optikube_testcluster import PROCESS_NODE_SELECTOR, PROCESS_NODE_TOLERATION, ControlPlane
+from optikube_testcluster.helm import run_helm
 from optikube_testcluster.ports import free_ports
 
 # about 10 minutes on 2 cores; the quickstart's evaluation (every runtime timed) is the long part,
@@ -73,18 +72,7 @@ def _values() -> dict[str, Any]:
 
 
 def _helm(plane: ControlPlane, *args: str, values: dict[str, Any] | None = None, timeout: float = 600) -> str:
-    argv = [str(helm()), f"--kubeconfig={plane.kubeconfig}", *args]
-    if values is not None:
-        argv.append("--values=-")
-    result = subprocess.run(
-        argv,
-        input=yaml.safe_dump(values) if values else None,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return run_helm(helm(), plane.kubeconfig, *args, values=values, timeout=timeout)
 
 
 def _adopt_crds(plane: ControlPlane, namespace: str) -> None:

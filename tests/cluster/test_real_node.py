@@ -16,7 +16,6 @@ runs it too.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import yaml
 
 from optikube_operator.client import Client
 from optikube_testcluster import ControlPlane, KubectlError, ProcessNodeSpec
+from optikube_testcluster.helm import run_helm
 from optikube_testcluster.nodedemo import RESTRICTED, real_node_values
 from optikube_testcluster.realnode.artifacts import chart_image_archives
 from optikube_testcluster.realnode.spec import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNodeSpec
@@ -57,18 +57,9 @@ class RealCluster:
         return json.loads(self.kubectl(*args, "-o", "json"))
 
     def helm(self, *args: str, values: dict[str, Any] | None = None, timeout: float = 600) -> str:
-        argv = [str(self.plane.bin_dir / "helm"), f"--kubeconfig={self.plane.kubeconfig}", *args]
-        if values is not None:
-            argv.append("--values=-")
-        result = subprocess.run(
-            argv,
-            input=yaml.safe_dump(values) if values else None,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        return run_helm(
+            self.plane.bin_dir / "helm", self.plane.kubeconfig, *args, values=values, timeout=timeout
         )
-        assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
 
     def restricted_namespace(self, prefix: str) -> str:
         namespace = self.plane.create_namespace(f"{prefix}-{uuid.uuid4().hex[:6]}")

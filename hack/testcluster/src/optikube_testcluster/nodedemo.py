@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import yaml
 from optikube_testcluster import daemon
 from optikube_testcluster.assets import find_assets
 from optikube_testcluster.demo import OPERATOR_PROCESS, ROOT, Kubectl, Say, follow, say_outcome
+from optikube_testcluster.helm import run_helm
 from optikube_testcluster.realnode.artifacts import chart_image_archives
 from optikube_testcluster.realnode.spec import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNodeSpec
 
@@ -41,18 +41,6 @@ def real_node_values() -> dict[str, Any]:
 
 def daemon_real_node() -> RealNodeSpec:
     return RealNodeSpec(daemon.DAEMON_REAL_NODE, images=chart_image_archives())
-
-
-def helm(bin_dir: Path, kubeconfig: str, *args: str, values: dict[str, Any] | None = None) -> str:
-    argv = [str(bin_dir / "helm"), f"--kubeconfig={kubeconfig}", *args]
-    if values is not None:
-        argv.append("--values=-")
-    result = subprocess.run(
-        argv, input=yaml.safe_dump(values) if values else None, capture_output=True, text=True, timeout=900
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 def restricted_namespace(kubectl: Kubectl, namespace: str) -> None:
@@ -75,13 +63,13 @@ def adopt_crds(kubectl: Kubectl, namespace: str) -> None:
 def install_chart(kubectl: Kubectl, bin_dir: Path, kubeconfig: str, namespace: str, say: Say) -> None:
     restricted_namespace(kubectl, namespace)
     adopt_crds(kubectl, namespace)
-    deployed = helm(bin_dir, kubeconfig, "list", f"--namespace={namespace}", "-q")
+    deployed = run_helm(bin_dir / "helm", kubeconfig, "list", f"--namespace={namespace}", "-q")
     if RELEASE in deployed.split():
         say(f"# the chart is installed already (helm release {RELEASE} in {namespace})")
         return
     began = time.monotonic()
     install = ("install", RELEASE, str(CHART), f"--namespace={namespace}", "--wait", "--timeout=5m")
-    helm(bin_dir, kubeconfig, *install, values=real_node_values())
+    run_helm(bin_dir / "helm", kubeconfig, *install, values=real_node_values())
     say(f"# helm install {RELEASE} into {namespace} ({RESTRICTED}): ready in {time.monotonic() - began:.0f}s")
 
 
@@ -108,8 +96,8 @@ def run(example: Path, say: Say = print) -> int:
     say(kubectl("get", "node", daemon.DAEMON_REAL_NODE, "-o", "wide").rstrip())
     install_chart(kubectl, bin_dir, state.kubeconfig, SYSTEM, say)
     say(
-        helm(
-            bin_dir, state.kubeconfig, "test", RELEASE, f"--namespace={SYSTEM}", "--timeout=3m"
+        run_helm(
+            bin_dir / "helm", state.kubeconfig, "test", RELEASE, f"--namespace={SYSTEM}", "--timeout=3m"
         ).splitlines()[-1]
     )
     job = next(d for d in yaml.safe_load_all(example.read_text()) if d and d.get("kind") == "OptimizationJob")

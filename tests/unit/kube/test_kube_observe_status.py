@@ -8,15 +8,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
-from optikube_operator.core import (
-    ObservedPipeline,
-    ObservedPreflight,
-    ObservedState,
-    ObservedTrial,
-    PipelineState,
-    PreflightState,
-    TrialState,
-)
+from optikube_operator import core
 from optikube_operator.kube import names
 from optikube_operator.kube.auth import caller_of, token_expiry
 from optikube_operator.kube.launcher import RunLauncher
@@ -69,8 +61,8 @@ def _observe(job: dict[str, Any], *pods: dict[str, Any]) -> Any:
 
 def test_a_running_pod_makes_a_pending_trial_running_from_its_start() -> None:
     observation = _observe(_job([]), _pod("q-t1-0", "0", {"running": {"startedAt": T}}))
-    trial = observe_trial(ObservedTrial(1, {}, TrialState.PENDING), observation, "accuracy", NOW)
-    assert trial.state is TrialState.RUNNING and trial.start_time == NOW
+    trial = observe_trial(core.ObservedTrial(1, {}, core.TrialState.PENDING), observation, "accuracy", NOW)
+    assert trial.state is core.TrialState.RUNNING and trial.start_time == NOW
 
 
 def test_the_termination_message_carries_a_lost_final_push() -> None:
@@ -78,9 +70,9 @@ def test_the_termination_message_carries_a_lost_final_push() -> None:
     done = {"terminated": {"exitCode": 0, "message": json.dumps(final), "startedAt": T}}
     observation = _observe(_job([{"type": "Complete", "status": "True"}]), _pod("q-t1-0", "0", done))
     trial = observe_trial(
-        ObservedTrial(1, {}, TrialState.RUNNING, start_time=NOW), observation, "accuracy", NOW
+        core.ObservedTrial(1, {}, core.TrialState.RUNNING, start_time=NOW), observation, "accuracy", NOW
     )
-    assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
+    assert trial.state is core.TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
 
 
 def test_a_complete_job_waits_for_its_rank0_pod_to_be_seen_terminated() -> None:
@@ -88,13 +80,13 @@ def test_a_complete_job_waits_for_its_rank0_pod_to_be_seen_terminated() -> None:
     complete = _job([{"type": "Complete", "status": "True"}])
     early = _observe(complete, _pod("q-t1-0", "0", {"running": {"startedAt": T}}))
     assert not early.finished
-    trial = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING), early, "accuracy", NOW)
-    assert trial.state is TrialState.RUNNING
+    trial = observe_trial(core.ObservedTrial(1, {}, core.TrialState.RUNNING), early, "accuracy", NOW)
+    assert trial.state is core.TrialState.RUNNING
     final = {"type": "final", "trial": 1, "values": {"accuracy": 0.9}}
     done = {"terminated": {"exitCode": 0, "message": json.dumps(final), "startedAt": T}}
     late = _observe(complete, _pod("q-t1-0", "0", done))
-    trial = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING), late, "accuracy", NOW)
-    assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
+    trial = observe_trial(core.ObservedTrial(1, {}, core.TrialState.RUNNING), late, "accuracy", NOW)
+    assert trial.state is core.TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
 
 
 def test_a_run_has_succeeded_once_every_index_exited_0_before_the_job_says_complete() -> None:
@@ -148,8 +140,8 @@ def test_a_finished_job_whose_pods_are_not_seen_yet_is_read_again_before_it_conc
     assert backend.listed == 1 and observation.termination_message == json.dumps(final)
     again = asyncio.run(launcher.observe(job, names.trial_run(1), active=True))
     assert again.rank0_ended and backend.listed == 1  # its end is seen: read once, not every pass
-    trial = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING), observation, "accuracy", NOW)
-    assert trial.state is TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
+    trial = observe_trial(core.ObservedTrial(1, {}, core.TrialState.RUNNING), observation, "accuracy", NOW)
+    assert trial.state is core.TrialState.SUCCEEDED and trial.values == {"accuracy": 0.9}
 
 
 def test_a_failed_job_fails_the_trial_with_the_exit_code_and_reason() -> None:
@@ -157,23 +149,26 @@ def test_a_failed_job_fails_the_trial_with_the_exit_code_and_reason() -> None:
     failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
     observation = _observe(_job(failed), _pod("q-t1-0", "0", killed))
     trial = observe_trial(
-        ObservedTrial(1, {}, TrialState.RUNNING, start_time=NOW), observation, "accuracy", NOW
+        core.ObservedTrial(1, {}, core.TrialState.RUNNING, start_time=NOW), observation, "accuracy", NOW
     )
     assert (
-        trial.state is TrialState.FAILED and trial.message == "the trainer exited with code 137 (OOMKilled)"
+        trial.state is core.TrialState.FAILED
+        and trial.message == "the trainer exited with code 137 (OOMKilled)"
     )
     deadline = _observe(_job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]))
-    timed = observe_trial(ObservedTrial(1, {}, TrialState.RUNNING, start_time=NOW), deadline, "accuracy", NOW)
-    assert timed.state is TrialState.TIMED_OUT
+    timed = observe_trial(
+        core.ObservedTrial(1, {}, core.TrialState.RUNNING, start_time=NOW), deadline, "accuracy", NOW
+    )
+    assert timed.state is core.TrialState.TIMED_OUT
 
 
 def test_a_finished_record_never_changes_and_the_pipeline_succeeds_on_completion() -> None:
     observation = _observe(_job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]))
-    done = ObservedTrial(1, {}, TrialState.SUCCEEDED, values={"accuracy": 0.9})
+    done = core.ObservedTrial(1, {}, core.TrialState.SUCCEEDED, values={"accuracy": 0.9})
     assert observe_trial(done, observation, "accuracy", NOW) == done
     complete = _observe(_job([{"type": "Complete", "status": "True"}]))
-    pipeline = observe_pipeline(ObservedPipeline(state=PipelineState.RUNNING), complete, NOW)
-    assert pipeline.state is PipelineState.SUCCEEDED
+    pipeline = observe_pipeline(core.ObservedPipeline(state=core.PipelineState.RUNNING), complete, NOW)
+    assert pipeline.state is core.PipelineState.SUCCEEDED
 
 
 def test_conditions_keep_their_transition_time_while_their_status_stays() -> None:
@@ -186,9 +181,12 @@ def test_conditions_keep_their_transition_time_while_their_status_stays() -> Non
 
 
 def test_phase_follows_the_pipeline_stage() -> None:
-    observed = ObservedState(pipeline=ObservedPipeline(state=PipelineState.RUNNING))
-    assert phase_of(None, ObservedState(), None) == "Pending"
-    assert phase_of(None, ObservedState(trials=(ObservedTrial(0, {}, TrialState.RUNNING),)), None) == "Tuning"
+    observed = core.ObservedState(pipeline=core.ObservedPipeline(state=core.PipelineState.RUNNING))
+    assert phase_of(None, core.ObservedState(), None) == "Pending"
+    assert (
+        phase_of(None, core.ObservedState(trials=(core.ObservedTrial(0, {}, core.TrialState.RUNNING),)), None)
+        == "Tuning"
+    )
     assert phase_of(None, observed, None) == "Training"
 
 
@@ -321,7 +319,7 @@ def _observe_preflight(job: dict[str, Any], *pods: dict[str, Any]) -> Any:
     return observe_run(cache.get(("ns", "q", names.PREFLIGHT)))
 
 
-RUNNING_PREFLIGHT = ObservedPreflight(PreflightState.RUNNING, start_time=NOW)
+RUNNING_PREFLIGHT = core.ObservedPreflight(core.PreflightState.RUNNING, start_time=NOW)
 LATER = NOW + timedelta(seconds=5)
 
 
@@ -333,14 +331,14 @@ def test_a_preflight_that_exits_0_passed_and_one_that_exits_2_failed_with_its_re
         600,
         LATER,
     )
-    assert (passed.state, passed.message, passed.end_time) == (PreflightState.PASSED, "", LATER)
+    assert (passed.state, passed.message, passed.end_time) == (core.PreflightState.PASSED, "", LATER)
     refusal = "spec.data.source.file.targetColumn: no column 'labl' in /data/train.csv (columns: a, b, label)"
     failed = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
     pod = _preflight_pod({"exitCode": 2, "reason": "Error", "message": refusal})
     refused = observe_preflight(
         RUNNING_PREFLIGHT, _observe_preflight(_preflight_job(failed), pod), 600, LATER
     )
-    assert (refused.state, refused.message) == (PreflightState.FAILED, refusal)
+    assert (refused.state, refused.message) == (core.PreflightState.FAILED, refusal)
     assert observe_preflight(refused, _observe_preflight(_preflight_job(failed), pod), 600, LATER) == refused
 
 
@@ -354,7 +352,7 @@ def test_a_crashed_or_late_preflight_fails_with_its_logs_last_line_or_its_deadli
     assert crashed.message == "the preflight exited with code 1: MemoryError"
     late = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
     timed_out = observe_preflight(RUNNING_PREFLIGHT, _observe_preflight(_preflight_job(late)), 600, LATER)
-    assert timed_out.state is PreflightState.FAILED and "within 600s" in timed_out.message
+    assert timed_out.state is core.PreflightState.FAILED and "within 600s" in timed_out.message
 
 
 def test_a_preflight_still_running_or_not_yet_seen_is_unchanged() -> None:

@@ -66,8 +66,6 @@ parse_image_targets "$@"
 [[ "$(id -u)" == 0 ]] || die "run as root: the build mounts overlays and chroots into them (no daemon is used)"
 bash "$here/install-image-tools.sh"
 
-cache="${OPTIKUBE_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/optikube/images}"
-out="${out:-$cache/out}"
 mkdir -p "$cache/tmp" "$out"
 cache="$(cd "$cache" && pwd)"
 out="$(cd "$out" && pwd)"

@@ -3,8 +3,9 @@
 #
 #   parse_image_targets "$@"    [operator|trainer|all]... [--out DIR]
 #
-# Sets `targets` (both images when none is named) and `out` (OPTIKUBE_IMAGES_OUT by default, empty
-# for the cache's own); -h, --help or anything else print the script's usage and exit 2.
+# Sets `targets` (both images when none is named), `cache` (the images' cache) and `out` (where the
+# archives are: --out, OPTIKUBE_IMAGES_OUT, or the cache's own); -h, --help or anything else print
+# the script's usage and exit 2.
 parse_image_targets() {
   targets=()
   out="${OPTIKUBE_IMAGES_OUT:-}"
@@ -20,6 +21,8 @@ parse_image_targets() {
     shift
   done
   ((${#targets[@]})) || targets=(operator trainer)
+  cache="${OPTIKUBE_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/optikube/images}"
+  out="${out:-$cache/out}"
 }
 
 # The script's usage: its header comment up to its second empty comment line (what it does, then

@@ -1,10 +1,12 @@
 """Intermediate progress written behind its replies (`kube.progress_writes`): a trial's steps
-coalesce into one status write per interval, a pass or a stop writes what waits, a failed write is
-tried again and leaves the steps waiting (the trainer sends them again meanwhile)."""
+coalesce into one status write per interval, all trials together keep to a write budget, a pass or a
+stop writes what waits, a failed write is tried again and leaves the steps waiting (the trainer
+sends them again meanwhile)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import Any, cast
 
@@ -24,9 +26,11 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self.written: list[tuple[int, int | None]] = []  # (trial, its latest step) per write
+        self.started: list[float] = []  # when each write began (time.monotonic)
         self.failing = False
 
     async def write_trial(self, records: JobRecords, trial: ObservedTrial) -> None:
+        self.started.append(time.monotonic())
         await asyncio.sleep(0.01)
         if self.failing:
             raise ApiError(503, "ServiceUnavailable", "the apiserver is starting")
@@ -34,9 +38,10 @@ class FakeBackend:
         records.trial_written(trial)
 
 
-def _records() -> JobRecords:
+def _records(trials: int = 1) -> JobRecords:
     records = JobRecords("ns", "job", "uid", loaded=True)
-    records.trials[0] = ObservedTrial(0, {}, TrialState.RUNNING)
+    for number in range(trials):
+        records.trials[number] = ObservedTrial(number, {}, TrialState.RUNNING)
     return records
 
 
@@ -116,3 +121,48 @@ def test_a_failed_write_is_tried_again_and_the_steps_wait(monkeypatch: pytest.Mo
         return backend.written
 
     assert asyncio.run(scenario()) == [(0, 0)]
+
+
+def test_all_trials_together_keep_to_the_write_budget() -> None:
+    budget, trials = 20.0, 50
+
+    async def scenario() -> tuple[list[float], float]:
+        backend, records = FakeBackend(), _records(trials)
+        writes = _writes(backend, writes_per_second=budget)
+        began = time.monotonic()
+        for number in range(trials):  # every trial due at once: more than a second's budget
+            _step(writes, records, 0, number)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not records.unwritten:
+                break
+        assert not records.unwritten, "every trial is written in the end"
+        return backend.started, began
+
+    started, began = asyncio.run(scenario())
+    assert len(started) == trials
+    # a token bucket: a second's worth at once, then the budget's rate (a slow loop only writes later)
+    for count, at in enumerate(sorted(started), start=1):
+        assert count <= budget + budget * (at - began) + 1, (count, at - began)
+    assert max(started) - began >= (trials - budget) / budget - 0.1
+
+
+def test_a_trial_with_many_waiting_steps_is_written_ahead_of_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(progress_writes, "URGENT_UNWRITTEN", 4)
+
+    async def scenario() -> tuple[list[tuple[int, int | None]], list[int]]:
+        backend, records = FakeBackend(), _records(3)
+        writes = _writes(backend, writes_per_second=1.0, max_unwritten=100)
+        _step(writes, records, 0, number=1)  # the second's budget goes to trial 1
+        _step(writes, records, 0, number=2)  # trial 2 waits for the budget
+        await asyncio.sleep(0.05)
+        for step in range(4):  # trial 0: written at once, then steps up to the urgent count
+            _step(writes, records, step)
+            await asyncio.sleep(0.05)
+        return backend.written, sorted(records.unwritten)
+
+    written, unwritten = asyncio.run(scenario())
+    assert written == [(1, 0), (0, 3)]
+    assert unwritten == [2]

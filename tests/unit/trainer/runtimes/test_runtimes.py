@@ -14,7 +14,7 @@ from _tiny import accuracy, cnn, mlp, train
 from torch import nn
 
 from optikube_trainer.compression import WeightSharingConfig, share_weights_
-from optikube_trainer.evaluation.latency import compare_latency
+from optikube_trainer.evaluation.latency import compare_latency, served_call
 from optikube_trainer.export import export_onnx_model, load_exported
 from optikube_trainer.runtimes.candidates import Candidate, decoded
 from optikube_trainer.runtimes.onnx_model import OnnxModule, export_onnx
@@ -164,6 +164,21 @@ def test_compare_latency_varies_the_neighbour_and_repeats_each_call() -> None:
         for k in range(1, len(names)):
             predecessors[order[k]].add(order[k - 1])
     assert all(len(before) > 1 for before in predecessors.values())
+
+
+def test_an_onnx_runtime_session_is_timed_through_its_own_call(tmp_path: Path) -> None:
+    # a server calls the session with numpy arrays: the wrapper's tensor conversions are not timed
+    model = mlp(width=8).eval()
+    export_onnx(model, torch.randn(4, 16), tmp_path / "m.onnx")
+    runtime = OnnxModule(tmp_path / "m.onnx")
+    inputs = torch.randn(3, 16)
+    (logits,) = served_call(runtime, inputs)()  # type: ignore[misc]
+    assert torch.allclose(torch.from_numpy(logits), model(inputs), atol=1e-5)
+    forwarded: list[int] = []
+    runtime.register_forward_hook(lambda *_: forwarded.append(1))
+    timings = compare_latency({"onnx": runtime}, inputs, batch_sizes=(1,), runs=5, warmup=1)
+    assert timings["onnx"]["batch1P50"] > 0 and not forwarded  # timed without the module's forward
+    assert served_call(model, inputs)().shape == (3, 4)  # a PyTorch model is timed as it is called
 
 
 def _result(runtime: str, b1: float, b32: float, within: bool, method: str | None = None) -> RuntimeResult:

@@ -1,4 +1,3 @@
-# ruff: noqa: PTH
 """The Linux calls the process node's in-namespace runtime makes (unshare, setns, mount,
 pivot_root, prctl) through libc. Standard library only, like nsinit.py, which imports it as a
 sibling module when run as a script.

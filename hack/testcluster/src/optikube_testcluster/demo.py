@@ -189,8 +189,10 @@ def say_outcome(
         say(f"# test accuracy {accuracy[0]} -> {accuracy[1]}")
         ratio, speedup = results.get("sizeRatio"), results.get("speedup")
         say(f"# size {size[0]} -> {size[1]} bytes (ratio {ratio}), speedup {speedup}")
-        tried = ", ".join(
-            f"{r.get('runtime')} {(r.get('optimized') or {}).get('batch1P50', r.get('error', '-'))}"
+        # Each runtime is tried with a quantized and a float form: the form tells them apart.
+        tried = "; ".join(
+            f"{r.get('runtime')} {r.get('quantization', '-')}: "
+            f"{(r.get('optimized') or {}).get('batch1P50', r.get('error', '-'))}"
             for r in results.get("runtimes") or []
         )
         if results.get("runtime"):

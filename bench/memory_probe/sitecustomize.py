@@ -13,15 +13,32 @@ import gc
 import io
 import os
 import signal
+import site
 import sys
+import sysconfig
 import time
 import tracemalloc
 import types
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 PATH = os.environ.get("OPTIKUBE_MEMORY_PROBE")
 TOP = 40
+# Sources are written relative to where they were installed, so that the file says which module
+# holds the memory and nothing about the machine it was measured on.
+SOURCE_ROOTS = [
+    *(("site-packages", root) for root in site.getsitepackages()),
+    ("stdlib", sysconfig.get_paths()["stdlib"]),
+    (".", str(Path.cwd())),
+]
+
+
+def _source(filename: str) -> str:
+    for label, root in SOURCE_ROOTS:
+        if filename.startswith(root + os.sep):
+            return f"{label}/{filename[len(root) + 1 :]}"
+    return filename
 
 
 def _rss_kib() -> int:
@@ -116,11 +133,12 @@ def _report(signum: int, frame: Any) -> None:
         out.write("\n".join(_operator_structures()) + "\n")
         out.write("--- by file\n")
         for stat in snapshot.statistics("filename")[:TOP]:
-            out.write(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} {stat.traceback[0].filename}\n")
+            out.write(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} {_source(stat.traceback[0].filename)}\n")
         out.write("--- by line\n")
         for stat in snapshot.statistics("lineno")[:TOP]:
             frame0 = stat.traceback[0]
-            out.write(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} {frame0.filename}:{frame0.lineno}\n")
+            where = f"{_source(frame0.filename)}:{frame0.lineno}"
+            out.write(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} {where}\n")
         out.write("--- gc-tracked objects by type\n")
         out.write(", ".join(f"{name} {count}" for name, count in types.most_common(TOP)) + "\n")
         out.write("--- allocator\n" + _arenas() + "\n")

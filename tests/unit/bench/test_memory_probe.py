@@ -4,25 +4,18 @@ never by a path of the machine it was measured on."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import sysconfig
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from _bench import BENCH
+from _bench import bench_module
 
 
 @pytest.fixture(scope="module")
 def probe() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_memory_probe", BENCH / "memory_probe" / "sitecustomize.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # without OPTIKUBE_MEMORY_PROBE it traces nothing
-    return module
+    return bench_module("memory_probe/sitecustomize")  # without OPTIKUBE_MEMORY_PROBE it traces nothing
 
 
 def test_stdlib_and_installed_packages_are_named_relative_to_their_roots(probe: ModuleType) -> None:

@@ -29,6 +29,7 @@ from kube_harness import (
 )
 
 from optikube_operator.kube import names
+from optikube_operator.kube.progress_writes import MAX_UNWRITTEN
 from optikube_testcluster import ControlPlane
 from optikube_testcluster.ports import free_ports
 from optikube_trainer.progress import ProgressSender
@@ -138,6 +139,24 @@ def _send_steps(trial: int, sender: RecordingSender, done: threading.Event) -> N
     done.set()
 
 
+def _answer_more(senders: list[tuple[int, RecordingSender, threading.Event]], steps: int) -> None:
+    """Waits until some trial has ``steps`` more answered steps (or all trials sent every step)."""
+    assert steps < MAX_UNWRITTEN
+    before = [len(sender.answered) for _, sender, _ in senders]
+    wait_for(
+        f"the operator to answer {steps} more steps",
+        lambda: (
+            all(done.is_set() for _, _, done in senders)
+            or any(
+                len(sender.answered) - count >= steps
+                for (_, sender, _), count in zip(senders, before, strict=True)
+            )
+        ),
+        timeout=120,
+        interval=0.005,
+    )
+
+
 def _durable_steps(plane: ControlPlane, namespace: str) -> dict[int, int | None]:
     return {
         int(t["spec"]["number"]): (t.get("status") or {}).get("latestStep")
@@ -149,9 +168,10 @@ def test_killing_the_operator_before_it_wrote_the_progress_it_answered_loses_and
     crds: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     """Two trials send 150 steps each, 20 ms apart, with the trainer's ProgressSender, while the
-    operator is killed 6 times; it answers steps before writing them (16 steps in a write),
-    so each kill finds answered steps unwritten. Every step ends up recorded exactly once, with its
-    value: the trainer sent the unconfirmed ones again with its next messages."""
+    operator is killed 6 times, each time after it answered a few steps more of a trial; it answers
+    steps before writing them (16 steps in a write), so each kill finds answered steps unwritten.
+    Every step ends up recorded exactly once, with its value: the trainer sent the unconfirmed
+    ones again with its next messages."""
     report, metrics = free_ports(2)
     log = tmp_path / "operator.log"
     url = f"http://127.0.0.1:{report}/v1/progress"
@@ -183,7 +203,11 @@ def test_killing_the_operator_before_it_wrote_the_progress_it_answered_loses_and
         rng = random.Random(20261207)
         unwritten_at_a_kill = 0
         for _ in range(6):
-            time.sleep(rng.uniform(0.8, 1.6))
+            # each kill lands after this operator answered 2 to 12 more steps of a trial: after a
+            # (re)start its first step is written at once and the next ones wait for
+            # MAX_UNWRITTEN, so the kill always finds answered steps unwritten. A timed kill
+            # could land before a slow restart answered anything, and the test proved nothing.
+            _answer_more(senders, rng.randint(2, 12))
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
             durable = _durable_steps(crds, namespace)

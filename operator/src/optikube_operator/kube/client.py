@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
+import os
 import ssl
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,30 +68,59 @@ def resource_path(
     return "/".join(parts)
 
 
-def _file(data: str | bytes, suffix: str) -> str:
-    """A private temporary file holding PEM data (ssl wants paths for client certificates)."""
+def _pem(data: str | bytes) -> bytes:
+    """PEM bytes from kubeconfig data: base64 of PEM, or PEM itself."""
     raw = base64.b64decode(data) if isinstance(data, str) and "-----" not in data else data
-    handle = tempfile.NamedTemporaryFile(prefix="optikube-", suffix=suffix, delete=False)  # noqa: SIM115
-    handle.write(raw if isinstance(raw, bytes) else raw.encode())
-    handle.close()
-    Path(handle.name).chmod(0o600)
-    return handle.name
+    return raw if isinstance(raw, bytes) else raw.encode()
+
+
+def _load_cert_chain(context: ssl.SSLContext, info: kopf.ConnectionInfo) -> None:
+    """The client certificate and key, from their paths or from inline data (ssl reads only
+    paths: inline data is given one that no other process can read and that is not left behind)."""
+    if not (info.certificate_path or info.certificate_data):
+        return
+    with contextlib.ExitStack() as stack:
+        certificate = _path(info.certificate_path) or stack.enter_context(
+            _pem_file("client.crt", info.certificate_data or b"")
+        )
+        key = _path(info.private_key_path)
+        if key is None and info.private_key_data:
+            key = stack.enter_context(_pem_file("client.key", info.private_key_data))
+        context.load_cert_chain(certificate, key)
+
+
+def _path(path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None) -> str | None:
+    return os.fsdecode(path) if path else None
+
+
+@contextlib.contextmanager
+def _pem_file(name: str, data: str | bytes) -> Iterator[str]:
+    """A path that reads as the PEM data: on Linux an anonymous file in memory, gone with the
+    process even on SIGKILL; elsewhere a private temporary directory, removed once read."""
+    pem = _pem(data)
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        descriptor = memfd_create(name, os.MFD_CLOEXEC)
+        try:
+            with os.fdopen(os.dup(descriptor), "wb") as handle:
+                handle.write(pem)
+            yield f"/proc/self/fd/{descriptor}"
+        finally:
+            os.close(descriptor)
+        return
+    with tempfile.TemporaryDirectory(prefix="optikube-") as private:  # created 0700
+        path = Path(private, name)
+        path.write_bytes(pem)
+        yield str(path)
 
 
 def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
     if info.insecure:
         return False
-    context = ssl.create_default_context(cafile=str(info.ca_path) if info.ca_path else None)
+    context = ssl.create_default_context(cafile=_path(info.ca_path))
     if info.ca_data:
-        data = info.ca_data
-        text = base64.b64decode(data).decode() if isinstance(data, str) and "-----" not in data else data
-        context.load_verify_locations(cadata=text.decode() if isinstance(text, bytes) else text)
-    certificate = info.certificate_path or (
-        _file(info.certificate_data, ".crt") if info.certificate_data else None
-    )
-    key = info.private_key_path or (_file(info.private_key_data, ".key") if info.private_key_data else None)
-    if certificate:
-        context.load_cert_chain(str(certificate), str(key) if key else None)
+        context.load_verify_locations(cadata=_pem(info.ca_data).decode())
+    _load_cert_chain(context, info)
     return context
 
 

@@ -88,7 +88,7 @@ def _ort(path: Path, provider: str, options: dict[str, str]) -> Callable[[Tensor
     return call
 
 
-def train_baseline(workload: str, device: torch.device, epochs: int) -> tuple[nn.Module, Any]:
+def train_baseline(workload: str, device: torch.device, epochs: int, scratch: Path) -> tuple[nn.Module, Any]:
     """A workload of the runtimes suite (its data, model and training), trained with optikube's
     loop on `device` in bf16, without its compression."""
     from trainer import runtime_spec, write_digits32
@@ -100,9 +100,7 @@ def train_baseline(workload: str, device: torch.device, epochs: int) -> tuple[nn
         spec_dict.pop(block, None)
     spec_dict["training"] = {**spec_dict["training"], "epochs": epochs, "mixedPrecision": "bf16"}
     spec = parse_spec(spec_dict)
-    ctx = local_context(
-        seed=spec.seed, output_dir=tempfile.mkdtemp(prefix="optikube-gpu-"), device=device.type
-    )
+    ctx = local_context(seed=spec.seed, output_dir=scratch, device=device.type)
     bundle = load_data(spec.data, spec.seed, ctx)
     seed_everything(spec.seed)
     model = build_model(spec.model, bundle).to(device)
@@ -140,12 +138,16 @@ def runtimes(model: nn.Module, example: Tensor, device: torch.device, work: Path
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="optikube-gpu-runtimes-") as scratch:
+        return _measure(args, Path(scratch))
+
+
+def _measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     device = torch.device(args.device)
     started = time.monotonic()
-    model, bundle = train_baseline(args.workload, device, args.epochs)
+    model, bundle = train_baseline(args.workload, device, args.epochs, work)
     test = bundle.loader("test", 256, shuffle=False, distributed=False)
     example = next(iter(bundle.loader("val", 32, shuffle=False, distributed=False)))[0].to(device)
-    work = Path(tempfile.mkdtemp(prefix="optikube-gpu-runtimes-"))
     entries = runtimes(model, example, device, work)
     rows: list[dict[str, Any]] = []
     runnable: dict[str, nn.Module] = {}

@@ -44,6 +44,7 @@ from kubernetes import client
 from optikube_operator.kube import names
 from optikube_operator.observability import panels, preview
 from optikube_testcluster import PROCESS_NODE_SELECTOR, PROCESS_NODE_TOLERATION, ControlPlane
+from optikube_testcluster.controlplane import PROCESS_NODE_AGENT
 from optikube_testcluster.helm import run_helm
 from optikube_testcluster.ports import free_ports
 
@@ -94,6 +95,32 @@ def _phase(plane: ControlPlane, namespace: str) -> dict[str, Any]:
     raw = plane.kubectl("get", "optjob", "quickstart", "-n", namespace, "-o", "json", check=False).stdout
     status: dict[str, Any] = (json.loads(raw) if raw else {}).get("status") or {}
     return status
+
+
+def _why_unreachable(plane: ControlPlane, namespace: str, pod_name: str) -> str:
+    """What a reader of a failed forward wants next: the pod's readiness and restarts, the
+    forward's endpoints, and what the process node and the operator logged about them."""
+    pod = plane.kubectl("get", "pod", pod_name, "-n", namespace, "-o", "json", check=False).stdout
+    status = (json.loads(pod) if pod else {}).get("status") or {}
+    slices = plane.kubectl(
+        "get", "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=operator-metrics",
+        "-o", "jsonpath={.items[*].endpoints}", check=False,
+    ).stdout  # fmt: skip
+    agent = plane.layout.log(PROCESS_NODE_AGENT).read_text(errors="replace").splitlines()
+    about = [line for line in agent if pod_name in line or "operator-metrics" in line][-20:]
+    operator_log = plane.container_log(namespace, pod_name, "operator")
+    tail = operator_log.read_text(errors="replace").splitlines()[-20:] if operator_log.exists() else []
+    return "\n".join(
+        [
+            f"pod conditions: {status.get('conditions')}",
+            f"containers: {status.get('containerStatuses')}",
+            f"operator-metrics endpoints: {slices}",
+            "process node, about the pod and the forward:",
+            *about,
+            "operator log:",
+            *tail,
+        ]
+    )
 
 
 def _finite(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -183,12 +210,15 @@ def test_helm_install_runs_the_quickstart_and_the_dashboard_shows_it(
         # promtool check metrics on both expositions
         # through the process node's forward, whose connection may drop once (CI saw one
         # RemoteDisconnected here); an operator restart would be no such hiccup, so it is checked
-        operator_text = wait_for(
-            "the operator's /metrics through its forward",
-            lambda: _read(f"http://127.0.0.1:{operator_port}/metrics"),
-            30,
-            interval=1.0,
-        )
+        try:
+            operator_text = wait_for(
+                "the operator's /metrics through its forward",
+                lambda: _read(f"http://127.0.0.1:{operator_port}/metrics"),
+                30,
+                interval=1.0,
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{_why_unreachable(plane, system, pod.metadata.name)}") from None
         with plane.api_client() as api:
             restarted = client.CoreV1Api(api).read_namespaced_pod(pod.metadata.name, system)
         assert [c.restart_count for c in restarted.status.container_statuses] == [0]

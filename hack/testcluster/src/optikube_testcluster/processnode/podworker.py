@@ -324,9 +324,14 @@ class PodWorker:
         probes.tick(now, self.sandbox.netns, self.pod_ip or "", run.exec_target())
         failing = probes.failing()
         if failing is not None:
+            if run.kill_deadline is None:
+                log.warning("pod %s/%s: %s failed its probe, stopping it", self.namespace, self.name, name)
             grace = failing.probe.get("terminationGracePeriodSeconds")
             run.stop(float(grace if grace is not None else self._grace()), now)
-        state.ready = probes.ready()
+        ready = probes.ready()
+        if ready != state.ready:  # a Service's endpoints follow this; say when it flips
+            log.info("pod %s/%s: %s ready %s", self.namespace, self.name, name, ready)
+        state.ready = ready
 
     # ---- stopping ----------------------------------------------------------------------------------
 

@@ -110,6 +110,8 @@ class ServiceProxy:
             if backends:
                 start = next(self._turns[address]) % len(backends)
                 backends = backends[start:] + backends[:start]
+            if not backends:
+                log.info("%s: no ready endpoint, connection closed", rule.service if rule else address)
             for backend in backends:
                 try:
                     upstream = await asyncio.wait_for(dial(backend, self.node_ns), CONNECT_TIMEOUT)

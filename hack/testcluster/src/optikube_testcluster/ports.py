@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 
 
-def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """Returns `count` distinct ports that were free on `host` a moment ago.
+LOWEST = 10_000  # clear of the well-known and registered ports most hosts run servers on
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
-    All sockets stay open until every port is picked, so the kernel never hands out the same
-    port twice; the small race between closing them and the servers binding is accepted, as
-    controller-runtime's envtest does.
+
+def ephemeral_start(path: Path = EPHEMERAL_RANGE) -> int:
+    """The first port the kernel hands out to outgoing connections (32768 unless configured)."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Returns `count` distinct ports that were free on `host` a moment ago, below the kernel's
+    ephemeral range.
+
+    A server often binds its port seconds or minutes after it was picked (a host listener made
+    once a Service exists); a port of the ephemeral range may by then be the local end of any
+    outgoing connection (a watch lives for minutes), and the bind fails. Below the range only
+    another listener can take it. All sockets stay open until every port is picked, so no port is
+    given twice; the small race with other listeners is accepted, as controller-runtime's envtest
+    does.
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
+    generator = random.SystemRandom()
+    top = ephemeral_start()
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(count * 50):
+            if len(sockets) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((host, generator.randrange(LOWEST, top) if top > LOWEST else 0))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+        while len(sockets) < count:  # a crowded range: whatever the kernel gives
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((host, 0))
             sockets.append(sock)

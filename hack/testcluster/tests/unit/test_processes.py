@@ -13,7 +13,7 @@ import pytest
 from optikube_testcluster import daemon, processes
 from optikube_testcluster.assets import ASSETS_ENV, BINARIES, AssetsError, find_assets, find_project_root
 from optikube_testcluster.controlplane import Component, stop_tiers
-from optikube_testcluster.ports import Ports, free_ports
+from optikube_testcluster.ports import Ports, ephemeral_start, free_ports
 from optikube_testcluster.sockets import decode_address, listening_sockets, parse_listeners
 
 
@@ -24,6 +24,19 @@ def test_free_ports_are_distinct_and_bindable_on_loopback() -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
     assert len(set(Ports.allocate().all())) == 6
+
+
+def test_free_ports_are_below_the_range_outgoing_connections_take_theirs_from() -> None:
+    start = ephemeral_start()
+    assert start > 10_000
+    assert all(10_000 <= port < start for port in free_ports(20))
+
+
+def test_the_ephemeral_range_is_read_from_the_kernel_and_defaults_when_unreadable(tmp_path: Path) -> None:
+    configured = tmp_path / "ip_local_port_range"
+    configured.write_text("40000\t60999\n")
+    assert ephemeral_start(configured) == 40000
+    assert ephemeral_start(tmp_path / "missing") == 32768
 
 
 def test_decode_proc_net_addresses() -> None:

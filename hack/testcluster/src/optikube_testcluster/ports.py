@@ -39,16 +39,11 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     top = ephemeral_start()
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count * 50):
+        for _ in range(count * 50 if top > LOWEST else 0):
             if len(sockets) == count:
                 break
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.bind((host, generator.randrange(LOWEST, top) if top > LOWEST else 0))
-            except OSError:
-                sock.close()
-                continue
-            sockets.append(sock)
+            if (sock := _bound(host, generator.randrange(LOWEST, top))) is not None:
+                sockets.append(sock)
         while len(sockets) < count:  # a crowded range: whatever the kernel gives
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((host, 0))
@@ -57,6 +52,17 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _bound(host: str, port: int) -> socket.socket | None:
+    """A socket bound to host:port, or None where the port is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 from optikube_testcluster import daemon, processes
 from optikube_testcluster.assets import ASSETS_ENV, BINARIES, AssetsError, find_assets, find_project_root
 from optikube_testcluster.controlplane import Component, stop_tiers
-from optikube_testcluster.ports import Ports, ephemeral_start, free_ports
+from optikube_testcluster.ports import LOWEST, Ports, ephemeral_start, free_ports
 from optikube_testcluster.sockets import decode_address, listening_sockets, parse_listeners
 
 
@@ -28,8 +28,8 @@ def test_free_ports_are_distinct_and_bindable_on_loopback() -> None:
 
 def test_free_ports_are_below_the_range_outgoing_connections_take_theirs_from() -> None:
     start = ephemeral_start()
-    assert start > 10_000
-    assert all(10_000 <= port < start for port in free_ports(20))
+    assert start > LOWEST
+    assert all(LOWEST <= port < start for port in free_ports(20))
 
 
 def test_the_ephemeral_range_is_read_from_the_kernel_and_defaults_when_unreadable(tmp_path: Path) -> None:
